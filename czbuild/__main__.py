@@ -1,0 +1,5 @@
+import sys
+
+from czbuild.cli import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""The ``czbuild`` command line: a thin adapter over the library.
+
+Each command group lives in its own module and is registered in :data:`_COMMAND_MODULES`.
+Errors derived from :class:`czbuild.errors.CzbuildError` print one line and exit with the
+error's exit code; ``--debug`` (or ``CZBUILD_DEBUG=1``) shows the traceback instead.
+This module must not import TensorFlow: ``czbuild --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+import click
+
+from czbuild.errors import CzbuildError
+
+# module name -> command attribute names it defines
+_COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "czbuild.cli.artifact_cmds": ("inspect_cmd", "unpack_cmd"),
+    "czbuild.cli.convert_cmd": ("convert_cmd",),
+    "czbuild.cli.recipe_cmds": ("list_cmd", "show_cmd", "schema_cmd"),
+    "czbuild.cli.build_cmds": ("build_cmd", "status_cmd", "clean_cmd"),
+}
+
+
+def _quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ and Python log noise before it is (lazily) imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def debug_enabled(ctx: click.Context | None = None) -> bool:
+    if os.environ.get("CZBUILD_DEBUG", "") not in ("", "0"):
+        return True
+    ctx = ctx or click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.obj and ctx.obj.get("debug"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+class _Group(click.Group):
+    """Turns CzbuildError into a one-line message and a non-zero exit code."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except CzbuildError as exc:
+            if debug_enabled(ctx):
+                raise
+            click.echo(f"czbuild: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("czbuild: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
+@click.version_option(package_name="czbuild")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
+    """czbuild: build ZEISS ZEN Intellesis model files (.czann / .czmodel) from Keras models."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    _quiet_tensorflow()
+    level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("czbuild").setLevel(level)
+
+
+def _register() -> None:
+    for module_name, attrs in _COMMAND_MODULES.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # a command group still under construction
+            if exc.name != module_name:
+                raise
+            continue
+        for attr in attrs:
+            cli.add_command(getattr(module, attr))
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="czbuild", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
