@@ -1,0 +1,136 @@
+"""Content hashes of build inputs and outputs, with a stat-based shortcut.
+
+A no-op build must not re-read a 30 MB model or a SavedModel tree on every run, yet
+``touch`` without a content change must not trigger a rebuild. :class:`HashCache` keeps, per
+absolute file path, the stat signature ``(size, mtime_ns, inode, ctime_ns)`` seen when the
+file was last hashed together with its sha256. A file whose signature is unchanged is not
+re-read; any change (including ``touch``) re-reads it, and equal content gives the same hash.
+
+Entries for files modified within :data:`RACY_WINDOW_NS` of hashing are not trusted (a
+second write in the same timestamp tick would otherwise go unnoticed on coarse file systems).
+
+A directory (a SavedModel) is hashed as a tree: sorted POSIX relative paths, each with the
+sha256 of its content; only regular files count, names and content, not modes or times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+from czbuild.build.jsonio import read_json, write_json
+
+RACY_WINDOW_NS = 2_000_000_000
+_CHUNK = 1 << 20
+_FORMAT = 1
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of a file's content (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _signature(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
+class HashCache:
+    """sha256 of files and directory trees, remembered by stat signature.
+
+    Thread-safe. Persisted as JSON at ``path`` by :meth:`save` (atomically); a missing or
+    unreadable cache file just means everything is hashed again.
+
+    Args:
+        path: Where the cache lives (``<out>/.czbuild/hashcache.json``), or None for an
+            in-memory cache.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._entries: dict[str, list] = {}
+        self.reads = 0  # files actually read (for tests and benchmarks)
+        if path is not None:
+            data = read_json(path)
+            if isinstance(data, dict) and data.get("format") == _FORMAT:
+                entries = data.get("entries")
+                if isinstance(entries, dict):
+                    self._entries = entries
+
+    def file_sha256(self, path: Path) -> str:
+        """sha256 of one file, re-reading it only if its stat signature changed.
+
+        Raises:
+            FileNotFoundError: The file does not exist.
+            IsADirectoryError: ``path`` is a directory.
+        """
+        key = os.path.abspath(path)
+        st = os.stat(key)
+        if not os.path.isfile(key):
+            raise IsADirectoryError(key)
+        sig = _signature(st)
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None and entry[0] == sig and entry[2]:
+            return entry[1]
+        digest = sha256_file(Path(key))
+        trusted = time.time_ns() - st.st_mtime_ns > RACY_WINDOW_NS
+        with self._lock:
+            self.reads += 1
+            self._entries[key] = [sig, digest, trusted]
+            self._dirty = True
+        return digest
+
+    def tree_sha256(self, root: Path) -> str:
+        """sha256 of a directory tree: sorted relative paths and the sha256 of each file."""
+        digest = hashlib.sha256()
+        for rel, full in sorted(_walk_files(Path(root))):
+            digest.update(rel.encode("utf-8") + b"\0" + self.file_sha256(full).encode() + b"\n")
+        return digest.hexdigest()
+
+    def path_sha256(self, path: Path) -> str:
+        """sha256 of a file, or the tree hash of a directory.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+        """
+        if os.path.isdir(path):
+            return self.tree_sha256(Path(path))
+        return self.file_sha256(Path(path))
+
+    def forget(self, path: Path) -> None:
+        """Drop the entry of one file (used after the build replaces an artifact)."""
+        with self._lock:
+            if self._entries.pop(os.path.abspath(path), None) is not None:
+                self._dirty = True
+
+    def save(self) -> None:
+        """Write the cache atomically if anything changed; entries of vanished files are pruned."""
+        if self.path is None:
+            return
+        with self._lock:
+            if not self._dirty:
+                return
+            entries = {k: v for k, v in self._entries.items() if os.path.exists(k)}
+            self._dirty = False
+        write_json(self.path, {"format": _FORMAT, "entries": entries}, durable=False)
+
+
+def _walk_files(root: Path) -> list[tuple[str, Path]]:
+    """All regular files under ``root`` as (POSIX relative path, absolute path)."""
+    out: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in filenames:
+            full = Path(dirpath, name)
+            if full.is_file():
+                out.append((full.relative_to(root).as_posix(), full))
+    return out

@@ -1,0 +1,101 @@
+"""One build at a time per output directory: an OS file lock on ``<out>/.czbuild/lock``.
+
+The lock is an advisory ``flock`` (via :mod:`filelock`): the kernel releases it when the
+holding process dies, so a killed build never leaves a stale lock behind. A second build
+waits up to ``timeout`` seconds and then refuses with a message naming the holder.
+Read-only commands (``status``, ``doit list``) never take the lock: every state file is
+replaced atomically, so they always read complete files.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from czbuild.build.stamps import state_dir
+from czbuild.errors import BuildError
+
+DEFAULT_TIMEOUT = 60.0
+_held: dict[str, "BuildLock"] = {}
+_registry_lock = threading.Lock()
+
+
+class BuildLock:
+    """The exclusive lock of one output directory.
+
+    Args:
+        out_dir: The build output directory.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+        self.path = state_dir(self.out_dir) / "lock"
+        self._owner_path = state_dir(self.out_dir) / "lock.owner"
+        self._lock = FileLock(str(self.path), thread_local=False)
+
+    @property
+    def is_locked(self) -> bool:
+        return self._lock.is_locked
+
+    def acquire(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Take the lock, waiting at most ``timeout`` seconds (0: do not wait).
+
+        Raises:
+            BuildError: Another process holds the lock after the timeout.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire(timeout=max(timeout, 0.0), poll_interval=0.1)
+        except Timeout:
+            owner = self._owner_text()
+            raise BuildError(
+                f"{self.out_dir}: another czbuild build holds the lock {self.path}"
+                f"{f' ({owner})' if owner else ''}; waited {timeout:g} s. Wait for it to "
+                "finish, or pass --wait SECONDS to wait longer."
+            ) from None
+        try:
+            self._owner_path.write_text(
+                f"pid {os.getpid()}: {' '.join(sys.argv)[:200]}\n", encoding="utf-8"
+            )
+        except OSError:  # informational only
+            pass
+
+    def release(self) -> None:
+        """Release the lock (all nested acquisitions)."""
+        if self._lock.is_locked:
+            self._lock.release(force=True)
+
+    def _owner_text(self) -> str:
+        try:
+            return self._owner_path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return ""
+
+
+def hold(out_dir: Path, timeout: float = DEFAULT_TIMEOUT) -> BuildLock:
+    """Take the lock of ``out_dir`` for the rest of this process (idempotent, thread-safe).
+
+    Build actions call this before writing anything, so a plain ``doit`` run is serialised
+    against ``czbuild build`` exactly like two ``czbuild build`` runs are.
+    """
+    key = os.path.abspath(out_dir)
+    with _registry_lock:
+        lock = _held.get(key)
+        if lock is None:
+            lock = BuildLock(Path(key))
+        if not lock.is_locked:
+            lock.acquire(timeout)
+        _held[key] = lock
+        return lock
+
+
+def release(out_dir: Path) -> None:
+    """Release a lock taken with :func:`hold` (no-op if not held)."""
+    with _registry_lock:
+        lock = _held.pop(os.path.abspath(out_dir), None)
+        if lock is not None:
+            lock.release()

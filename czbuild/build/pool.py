@@ -1,0 +1,227 @@
+"""Run conversion jobs: in worker subprocesses (the default) or in this process.
+
+Why subprocesses: the build process itself never imports TensorFlow, so a no-op build stays
+fast, TensorFlow's state is never forked, and a crashing or out-of-memory conversion kills a
+worker, not the build. Each worker is a fresh ``python -m czbuild.build.worker`` (no fork).
+
+Scheduling: :meth:`WorkerPool.run` is called from doit's task threads (``-j N`` runs doit
+with N threads). Jobs carry a *group* (the model they convert); a group sticks to the worker
+that first served it, so all variants of a sweep share one model load and one conversion
+there, and at most ``size`` workers run at once. Workers never write the same file: each job
+has its own output path, and stamps are written by the parent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any, Protocol
+
+from czbuild.build.protocol import Job, JobResult, receive, send
+from czbuild.build.worker import DEFAULT_BACKEND, load_backend, run_job
+
+
+class Executor(Protocol):
+    """Something that turns a :class:`Job` into a :class:`JobResult`."""
+
+    def run(self, job: Job, group: Hashable) -> JobResult: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessExecutor:
+    """Run jobs in this process (imports TensorFlow here). For tests and ``--in-process``.
+
+    Args:
+        backend: ``module:function`` of the conversion backend, or the function itself.
+    """
+
+    def __init__(self, backend: Any = DEFAULT_BACKEND) -> None:
+        self._backend = load_backend(backend) if isinstance(backend, str) else backend
+        self._cache: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        self.jobs_run = 0
+
+    def run(self, job: Job, group: Hashable) -> JobResult:
+        with self._lock:  # one conversion at a time: TensorFlow/tf2onnx are not thread-safe
+            self.jobs_run += 1
+            return run_job(self._backend, job, self._cache)
+
+    def close(self) -> None:
+        self._cache.clear()
+
+
+class _Worker:
+    def __init__(self, index: int, backend: str, log_path: Path | None) -> None:
+        self.index = index
+        self.busy = False
+        self.jobs_run = 0
+        self.log_path = log_path
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            stderr: Any = open(log_path, "ab")
+        else:
+            stderr = subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "czbuild.build.worker", "--backend", backend,
+                 "--parent", str(os.getpid())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"},
+            )
+        finally:
+            if log_path is not None:
+                stderr.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def run(self, job: Job) -> JobResult:
+        self.jobs_run += 1
+        try:
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            send(self.proc.stdin, job)
+            result = receive(self.proc.stdout)
+        except (EOFError, BrokenPipeError, OSError):
+            code = self.proc.wait()
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            hint = " (out of memory?)" if code == -9 else ""
+            log = f"; see {self.log_path}" if self.log_path else ""
+            return JobResult(ok=False, error=f"conversion worker {how}{hint}{log}",
+                             error_type="WorkerDied")
+        if not isinstance(result, JobResult):
+            return JobResult(ok=False, error="conversion worker sent an invalid reply",
+                             error_type="WorkerProtocolError")
+        return result
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+    def terminate(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.close(timeout=5.0)
+
+
+class WorkerPool:
+    """At most ``size`` worker subprocesses, with model-group affinity (module docstring).
+
+    Args:
+        size: Maximum number of workers (the ``-j`` value).
+        backend: ``module:function`` run by the workers for each job.
+        log_dir: Workers' stderr goes to ``log_dir/worker-<i>.log`` (None: discarded).
+    """
+
+    def __init__(self, size: int = 1, backend: str = DEFAULT_BACKEND,
+                 log_dir: Path | None = None) -> None:
+        if size < 1:
+            raise ValueError("worker pool size must be >= 1")
+        self.size = size
+        self.backend = backend
+        self.log_dir = log_dir
+        self._workers: list[_Worker] = []
+        self._affinity: dict[Hashable, _Worker] = {}
+        self._cond = threading.Condition()
+        self._spawned = 0
+        self._closed = False
+
+    @property
+    def workers_started(self) -> int:
+        """How many worker processes this pool has started (for tests and benchmarks)."""
+        return self._spawned
+
+    def run(self, job: Job, group: Hashable) -> JobResult:
+        """Run ``job`` on the worker of ``group`` (blocking; thread-safe)."""
+        worker = self._checkout(group)
+        try:
+            return worker.run(job)
+        finally:
+            with self._cond:
+                worker.busy = False
+                if not worker.alive:
+                    self._forget(worker)
+                self._cond.notify_all()
+
+    def _checkout(self, group: Hashable) -> _Worker:
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise RuntimeError("worker pool is closed")
+                pinned = self._affinity.get(group)
+                if pinned is not None and pinned.alive:
+                    if not pinned.busy:
+                        pinned.busy = True
+                        return pinned
+                else:
+                    worker = self._idle_worker() or self._spawn()
+                    if worker is not None:
+                        self._affinity[group] = worker
+                        worker.busy = True
+                        return worker
+                self._cond.wait()
+
+    def _idle_worker(self) -> _Worker | None:
+        idle = [w for w in self._workers if not w.busy and w.alive]
+        if not idle:
+            return None
+        # Prefer a worker that no group is pinned to any more.
+        pinned = set(map(id, self._affinity.values()))
+        idle.sort(key=lambda w: (id(w) in pinned, w.index))
+        return idle[0]
+
+    def _spawn(self) -> _Worker | None:
+        live = [w for w in self._workers if w.alive]
+        if len(live) >= self.size:
+            return None
+        log = self.log_dir / f"worker-{self._spawned}.log" if self.log_dir else None
+        worker = _Worker(self._spawned, self.backend, log)
+        self._spawned += 1
+        self._workers.append(worker)
+        return worker
+
+    def _forget(self, worker: _Worker) -> None:
+        self._workers = [w for w in self._workers if w is not worker]
+        for key in [k for k, w in self._affinity.items() if w is worker]:
+            del self._affinity[key]
+
+    def close(self) -> None:
+        """Stop all workers (they finish their current job first)."""
+        with self._cond:
+            self._closed = True
+            workers, self._workers = self._workers, []
+            self._affinity.clear()
+            self._cond.notify_all()
+        for worker in workers:
+            worker.close()
+
+    def terminate(self) -> None:
+        """Kill all workers now (Ctrl-C)."""
+        with self._cond:
+            self._closed = True
+            workers, self._workers = self._workers, []
+            self._cond.notify_all()
+        for worker in workers:
+            worker.terminate()

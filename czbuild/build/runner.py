@@ -1,0 +1,166 @@
+"""Library entry points of the build layer: :func:`build`, :func:`status`, :func:`clean`.
+
+:func:`build` runs the same doit task graph as ``dodo.py``, embedded through
+``DoitMain(ModuleTaskLoader(...))``: sequentially for ``jobs == 1``, with doit's thread
+runner (``-n jobs -P thread``) otherwise; conversions happen in worker subprocesses, so the
+threads only wait on pipes and the build process never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from czbuild.build import locking
+from czbuild.build.fingerprint import VariantLike
+from czbuild.build.manifest import write_manifest
+from czbuild.build.pool import Executor
+from czbuild.build.reporter import BuildReporter, Summary
+from czbuild.build.session import BuildOptions, BuildSession
+from czbuild.build.stamps import iter_stamps, remove_stamp
+from czbuild.build.status import VariantStatus
+from czbuild.build.tasks import doit_config, task_creators
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """Result of :func:`build`.
+
+    Attributes:
+        summary: Built / up-to-date / failed variant names, with failure messages.
+        exit_code: doit's exit code (0 success, 1 a task failed, 2/3 doit errors).
+        out_dir: Absolute output directory.
+    """
+
+    summary: Summary
+    exit_code: int
+    out_dir: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.summary.failed
+
+
+def build(
+    variants: Sequence[VariantLike],
+    options: BuildOptions | None = None,
+    *,
+    out: TextIO | None = None,
+    verbose: bool = False,
+    keep_going: bool = True,
+    executor: Executor | None = None,
+) -> BuildReport:
+    """Build every out-of-date variant.
+
+    Args:
+        variants: From :func:`czbuild.recipe.load_variants`.
+        options: Output directory, jobs, force, lock timeout, backend.
+        out: Where progress lines go (stdout by default).
+        verbose: Also list up-to-date variants.
+        keep_going: Build the other variants after a failure (``--continue``).
+        executor: Run conversions here instead of a worker pool (tests).
+
+    Returns:
+        The report; ``report.ok`` is False if any variant failed.
+
+    Raises:
+        BuildError: Another build holds the output directory's lock.
+    """
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.doit_cmd import DoitMain
+
+    options = options or BuildOptions()
+    out_dir = Path(os.path.abspath(options.out_dir))
+    options.out_dir = out_dir
+    stream = out or sys.stdout
+    locking.hold(out_dir, options.lock_timeout)
+    session = BuildSession(variants, options, executor)
+    summary = Summary()
+    summary.planned = len(variants)
+    reporter = BuildReporter(stream, verbose=verbose, summary=summary)
+    task_build, task_manifest = task_creators(lambda: session)
+    namespace = {
+        "DOIT_CONFIG": doit_config(out_dir, reporter=reporter, continue_=keep_going),
+        "task_build": task_build,
+        "task_manifest": task_manifest,
+    }
+    argv = ["run"]
+    if options.jobs > 1:
+        argv += ["-n", str(options.jobs), "-P", "thread"]
+    interrupted = False
+    try:
+        code = DoitMain(ModuleTaskLoader(namespace), config_filenames=()).run(argv)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        session.close(interrupted=interrupted)
+        if not interrupted:
+            write_manifest(out_dir, session.cache)
+        locking.release(out_dir)
+    return BuildReport(summary=summary, exit_code=int(code or 0), out_dir=out_dir)
+
+
+def status(variants: Sequence[VariantLike], out_dir: Path) -> list[VariantStatus]:
+    """Up-to-date state of each variant with the reasons; never builds, never locks."""
+    session = BuildSession(variants, BuildOptions(out_dir=Path(out_dir)))
+    try:
+        return [session.status(v) for v in variants]
+    finally:
+        session.close()
+
+
+def clean(
+    variants: Sequence[VariantLike] | None,
+    out_dir: Path,
+    *,
+    orphans: bool = False,
+    lock_timeout: float = locking.DEFAULT_TIMEOUT,
+) -> list[str]:
+    """Remove artifacts and stamps.
+
+    Args:
+        variants: Variants to remove; None removes every artifact that has a stamp.
+        out_dir: The output directory.
+        orphans: Instead, remove only stamped artifacts of variants *not* in ``variants``
+            (recipes or sweep points that no longer exist).
+        lock_timeout: Seconds to wait for a running build.
+
+    Returns:
+        The artifact paths (relative to ``out_dir``) removed.
+    """
+    out_dir = Path(os.path.abspath(out_dir))
+    locking.hold(out_dir, lock_timeout)
+    try:
+        session = BuildSession(list(variants or []), BuildOptions(out_dir=out_dir))
+        removed: list[str] = []
+        if variants is not None and not orphans:
+            for variant in variants:
+                if (session.artifact_path(variant).exists()
+                        or remove_stamp(out_dir, str(variant.output))):
+                    removed.append(str(variant.output))
+                session.clean_variant(variant)
+            return removed
+        keep = {str(v.output) for v in variants or []} if orphans else set()
+        for stamp in iter_stamps(out_dir):
+            if stamp["output"] in keep:
+                continue
+            artifact = out_dir / stamp["output"]
+            _unlink(artifact)
+            remove_stamp(out_dir, stamp["output"])
+            removed.append(stamp["output"])
+        write_manifest(out_dir)
+        return removed
+    finally:
+        locking.release(out_dir)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

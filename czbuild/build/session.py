@@ -1,0 +1,252 @@
+"""One build run over a list of variants: up-to-date checks, the build action, cleaning.
+
+A :class:`BuildSession` is what the doit tasks call into. It owns the hash cache, the
+executor (worker pool), and the rules for recording results:
+
+1. take the output directory's lock (once per process);
+2. re-check the stamp (another build may have produced the artifact while we waited);
+3. delete the old stamp, run the conversion (the converter writes the artifact atomically);
+4. hash the new artifact, write its stamp atomically, regenerate the manifest.
+
+A kill between 3 and 4 leaves a complete artifact without a stamp, which the next run
+rebuilds; nothing else can be half-done.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import threading
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from czbuild.build import locking
+from czbuild.build.fingerprint import Fingerprint, VariantLike, compute_fingerprint
+from czbuild.build.hashing import HashCache
+from czbuild.build.manifest import write_manifest
+from czbuild.build.pool import Executor, InProcessExecutor, WorkerPool
+from czbuild.build.protocol import Job
+from czbuild.build.stamps import (
+    ArtifactRecord,
+    make_stamp,
+    read_stamp,
+    remove_stamp,
+    state_dir,
+    write_stamp,
+)
+from czbuild.build.status import VariantStatus, compare
+from czbuild.build.worker import DEFAULT_BACKEND
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildOptions:
+    """How to build.
+
+    Attributes:
+        out_dir: Output directory (artifacts, manifest, ``.czbuild/`` state).
+        jobs: Maximum number of conversion workers running at once.
+        force: Rebuild even up-to-date artifacts.
+        lock_timeout: Seconds to wait for another build on the same ``out_dir``.
+        backend: ``module:function`` the workers run per job (tests inject a fake here).
+        in_process: Convert in this process instead of worker subprocesses.
+        debug: Put worker tracebacks into failure messages.
+    """
+
+    out_dir: Path = Path("build")
+    jobs: int = 1
+    force: bool = False
+    lock_timeout: float = locking.DEFAULT_TIMEOUT
+    backend: str = DEFAULT_BACKEND
+    in_process: bool = False
+    debug: bool = False
+
+
+@dataclass
+class Outcome:
+    """What happened to one variant in this session."""
+
+    status: str  # "built" | "up-to-date" | "failed"
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class BuildSession:
+    """State shared by the tasks of one run (see the module docstring)."""
+
+    variants: Sequence[VariantLike]
+    options: BuildOptions = field(default_factory=BuildOptions)
+    executor: Executor | None = None
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(os.path.abspath(self.options.out_dir))
+        self.cache = HashCache(state_dir(self.out_dir) / "hashcache.json")
+        self.outcomes: dict[str, Outcome] = {}
+        self._lock = threading.Lock()
+        self._executor_lock = threading.Lock()
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"duplicate variant names: {', '.join(dupes)}")
+
+    # --- paths and checks -------------------------------------------------------------
+
+    def artifact_path(self, variant: VariantLike) -> Path:
+        """Absolute path of the variant's artifact."""
+        return self.out_dir / Path(str(variant.output))
+
+    def fingerprint(self, variant: VariantLike) -> Fingerprint:
+        return compute_fingerprint(variant, self.cache)
+
+    def status(self, variant: VariantLike) -> VariantStatus:
+        """Whether ``variant`` is up to date, with the reasons if not."""
+        fp = self.fingerprint(variant)
+        stamp = read_stamp(self.out_dir, fp.output)
+        reasons = compare(fp, stamp, self.artifact_path(variant), self.cache)
+        return VariantStatus(variant=variant.name, output=fp.output, reasons=reasons)
+
+    def is_up_to_date(self, variant: VariantLike) -> bool:
+        """The doit ``uptodate`` check: stamps only, never doit's own state."""
+        if self.options.force and variant.name not in self.outcomes:
+            return False
+        try:
+            return self.status(variant).up_to_date
+        except OSError as exc:  # unreadable input: let the action report it
+            log.debug("status of %s failed: %s", variant.name, exc)
+            return False
+
+    # --- the build action ---------------------------------------------------------------
+
+    def build_variant(self, variant: VariantLike) -> dict[str, Any] | Any:
+        """doit action: build one variant. Returns doit values, or a ``TaskFailed``."""
+        from doit.exceptions import TaskFailed
+
+        start = time.perf_counter()
+        try:
+            outcome = self._build(variant)
+        except Exception as exc:  # noqa: BLE001 - every failure fails this task only
+            from czbuild.errors import CzbuildError
+
+            message = str(exc) if isinstance(exc, CzbuildError) else f"{type(exc).__name__}: {exc}"
+            outcome = Outcome("failed", error=message)
+        outcome.seconds = time.perf_counter() - start
+        with self._lock:
+            self.outcomes[variant.name] = outcome
+        if outcome.status == "failed":
+            return TaskFailed(outcome.error)
+        return {"czbuild": outcome.status, "seconds": round(outcome.seconds, 3)}
+
+    def _build(self, variant: VariantLike) -> Outcome:
+        locking.hold(self.out_dir, self.options.lock_timeout)
+        fp = self.fingerprint(variant)
+        artifact = self.artifact_path(variant)
+        if not self.options.force:
+            stamp = read_stamp(self.out_dir, fp.output)
+            if not compare(fp, stamp, artifact, self.cache):
+                return Outcome("up-to-date")
+        if fp.missing_inputs:
+            missing = "; ".join(f"{i.role} missing: {i.path}" for i in fp.missing_inputs)
+            return Outcome("failed", error=f"{fp.recipe_file}: {missing}")
+        remove_stamp(self.out_dir, fp.output)
+        _remove_stale_temporaries(artifact)
+        job = Job(variant=variant, out_path=str(artifact), source_key=_source_key(fp))
+        result = self._get_executor().run(job, group=_source_key(fp))
+        if not result.ok:
+            error = result.error
+            if self.options.debug and result.traceback:
+                error += "\n" + result.traceback
+            return Outcome("failed", error=error)
+        self.cache.forget(artifact)
+        try:
+            sha = self.cache.file_sha256(artifact)
+        except FileNotFoundError:
+            return Outcome("failed", error=f"the converter reported success but wrote no {artifact}")
+        if sha != result.sha256:
+            return Outcome("failed", error=f"{artifact} changed while being recorded; build again")
+        record = ArtifactRecord(
+            path=fp.output, sha256=sha, size=artifact.stat().st_size, members=result.members
+        )
+        write_stamp(self.out_dir, make_stamp(fp, record))
+        write_manifest(self.out_dir, self.cache)
+        self.cache.save()
+        return Outcome("built")
+
+    def _get_executor(self) -> Executor:
+        with self._executor_lock:
+            if self.executor is None:
+                if self.options.in_process:
+                    self.executor = InProcessExecutor(self.options.backend)
+                else:
+                    self.executor = WorkerPool(
+                        size=max(1, self.options.jobs),
+                        backend=self.options.backend,
+                        log_dir=state_dir(self.out_dir) / "logs",
+                    )
+            return self.executor
+
+    # --- manifest, cleaning, shutdown ------------------------------------------------------
+
+    def refresh_manifest(self) -> None:
+        """doit action of the ``manifest`` task."""
+        locking.hold(self.out_dir, self.options.lock_timeout)
+        write_manifest(self.out_dir, self.cache)
+
+    def clean_variant(self, variant: VariantLike) -> None:
+        """Remove the artifact and stamp of ``variant`` (``doit clean`` / ``czbuild clean``)."""
+        locking.hold(self.out_dir, self.options.lock_timeout)
+        artifact = self.artifact_path(variant)
+        remove_stamp(self.out_dir, str(variant.output))
+        for path in [artifact, *_stale_temporaries(artifact)]:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        _remove_empty_parents(artifact.parent, self.out_dir)
+        write_manifest(self.out_dir)
+
+    def close(self, *, interrupted: bool = False) -> None:
+        """Stop workers and persist the hash cache."""
+        executor, self.executor = self.executor, None
+        if executor is not None:
+            if interrupted and isinstance(executor, WorkerPool):
+                executor.terminate()
+            else:
+                executor.close()
+        try:
+            self.cache.save()
+        except OSError as exc:  # read-only output dir (status): the cache is only a speed-up
+            log.debug("cannot save the hash cache: %s", exc)
+
+
+def _source_key(fp: Fingerprint) -> Hashable:
+    """The model a variant converts: every non-licence input with its content hash."""
+    return tuple((i.role, i.path, i.sha256) for i in fp.inputs if i.role != "licence")
+
+
+def _stale_temporaries(artifact: Path) -> list[Path]:
+    pattern = os.path.join(glob.escape(str(artifact.parent)), f".{glob.escape(artifact.name)}.*.tmp")
+    return [Path(p) for p in glob.glob(pattern)]
+
+
+def _remove_stale_temporaries(artifact: Path) -> None:
+    """Temporaries a killed converter left next to the artifact (we hold the lock)."""
+    for path in _stale_temporaries(artifact):
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+def _remove_empty_parents(directory: Path, stop: Path) -> None:
+    while directory != stop and stop in directory.parents:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent

@@ -1,0 +1,109 @@
+"""Per-artifact build stamps: czbuild's durable record of what each artifact was built from.
+
+One small JSON file per artifact, ``<out>/.czbuild/stamps/<output>.json``, written atomically
+right after the artifact itself has been renamed into place. Because every stamp is its own
+file, a build killed at any point loses at most the record of the artifact being written at
+that moment (which is then simply rebuilt); doit's own state, written only when a run ends,
+is not needed for correctness. The manifest (and the release lock file) are derived from
+the stamps.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from czbuild.build.fingerprint import Fingerprint
+from czbuild.build.jsonio import read_json, write_json
+
+STAMP_FORMAT = 1
+STATE_DIR = ".czbuild"
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """The artifact a stamp vouches for.
+
+    Attributes:
+        path: POSIX path relative to the output directory.
+        sha256: sha256 of the whole file.
+        size: Size in bytes.
+        members: ZIP member name -> sha256 of its content.
+    """
+
+    path: str
+    sha256: str
+    size: int
+    members: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "size": self.size,
+            "members": dict(sorted(self.members.items())),
+        }
+
+
+def state_dir(out_dir: Path) -> Path:
+    """``<out>/.czbuild``: stamps, hash cache, lock, logs."""
+    return Path(out_dir) / STATE_DIR
+
+
+def stamp_path(out_dir: Path, output: PurePosixPath | str) -> Path:
+    """Where the stamp of the artifact at ``output`` (relative to ``out_dir``) lives."""
+    rel = PurePosixPath(output)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ValueError(f"artifact path must be relative and inside the output dir: {rel}")
+    return state_dir(out_dir) / "stamps" / (rel.as_posix() + ".json")
+
+
+def make_stamp(fingerprint: Fingerprint, artifact: ArtifactRecord) -> dict[str, Any]:
+    """The stamp document for an artifact built from ``fingerprint``."""
+    return {"format": STAMP_FORMAT, **fingerprint.to_json(), "artifact": artifact.to_json()}
+
+
+def write_stamp(out_dir: Path, stamp: dict[str, Any]) -> Path:
+    """Write ``stamp`` atomically and durably; returns its path."""
+    path = stamp_path(out_dir, stamp["output"])
+    write_json(path, stamp)
+    return path
+
+
+def read_stamp(out_dir: Path, output: PurePosixPath | str) -> dict[str, Any] | None:
+    """The stamp of ``output``, or None if missing, unreadable or of another format."""
+    data = read_json(stamp_path(out_dir, output))
+    if not isinstance(data, dict) or data.get("format") != STAMP_FORMAT:
+        return None
+    if not isinstance(data.get("artifact"), dict) or "output" not in data:
+        return None
+    return data
+
+
+def remove_stamp(out_dir: Path, output: PurePosixPath | str) -> bool:
+    """Delete the stamp of ``output``; returns whether one existed."""
+    try:
+        os.unlink(stamp_path(out_dir, output))
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def iter_stamps(out_dir: Path) -> list[dict[str, Any]]:
+    """Every readable stamp under ``out_dir``, sorted by artifact path."""
+    root = state_dir(out_dir) / "stamps"
+    stamps: list[dict[str, Any]] = []
+    if not root.is_dir():
+        return stamps
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            rel = Path(dirpath, name).relative_to(root).as_posix()[: -len(".json")]
+            stamp = read_stamp(out_dir, rel)
+            if stamp is not None and stamp["output"] == rel:
+                stamps.append(stamp)
+    stamps.sort(key=lambda s: s["output"])
+    return stamps

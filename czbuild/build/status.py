@@ -1,0 +1,178 @@
+"""Why an artifact is (not) up to date: compare a variant's fingerprint with its stamp.
+
+The result names every reason in words a user can act on: the dotted spec keys whose values
+changed (with old and new value), which input changed, which version changed, and whether
+the output is missing or was modified after the build.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from czbuild.build.fingerprint import Fingerprint
+from czbuild.build.hashing import HashCache
+
+_MAX_SPEC_REASONS = 8
+_MAX_VALUE_CHARS = 48
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason an artifact is out of date.
+
+    Attributes:
+        kind: Machine-readable category: ``never-built``, ``spec``, ``input``,
+            ``input-missing``, ``czbuild-version``, ``toolchain``, ``output-missing``,
+            ``output-modified``.
+        message: One human-readable line.
+    """
+
+    kind: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "message": self.message}
+
+
+@dataclass(frozen=True)
+class VariantStatus:
+    """Whether one variant's artifact is up to date, and if not, why."""
+
+    variant: str
+    output: str
+    reasons: tuple[Reason, ...]
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.reasons
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "output": self.output,
+            "up_to_date": self.up_to_date,
+            "reasons": [r.to_json() for r in self.reasons],
+        }
+
+
+def compare(
+    fingerprint: Fingerprint,
+    stamp: Mapping[str, Any] | None,
+    artifact_path: Path,
+    cache: HashCache,
+) -> tuple[Reason, ...]:
+    """All reasons why the artifact of ``fingerprint`` must be rebuilt (empty: up to date).
+
+    Args:
+        fingerprint: The variant's current fingerprint.
+        stamp: Its stamp from the last successful build, or None.
+        artifact_path: Absolute path of the artifact.
+        cache: Hash cache used to check the artifact's content cheaply.
+    """
+    reasons: list[Reason] = [
+        Reason("input-missing", f"{i.role} missing: {i.path}") for i in fingerprint.missing_inputs
+    ]
+    if stamp is None:
+        reasons.append(Reason("never-built", "no build record (never built, or interrupted)"))
+        if not artifact_path.exists():
+            reasons.append(Reason("output-missing", f"output missing: {fingerprint.output}"))
+        return tuple(reasons)
+
+    if stamp.get("spec_digest") != fingerprint.spec_digest:
+        reasons.extend(_spec_reasons(stamp.get("spec") or {}, fingerprint.spec))
+    reasons.extend(_input_reasons(stamp.get("inputs") or [], fingerprint))
+    reasons.extend(_version_reasons(stamp.get("toolchain") or {}, fingerprint.toolchain))
+    if stamp.get("output") != fingerprint.output:
+        reasons.append(Reason("output-missing", f"output path changed to {fingerprint.output}"))
+    reasons.extend(_output_reasons(stamp, artifact_path, fingerprint.output, cache))
+    return tuple(reasons)
+
+
+def spec_diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """Dotted keys whose values differ between two JSON values, with (old, new).
+
+    Mappings recurse by key; lists of equal length recurse by index (``key[1]``); anything
+    else is compared as a whole. A missing side is reported as ``<unset>``.
+    """
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        diffs: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(old) | set(new), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            diffs.extend(spec_diff(old.get(key, _UNSET), new.get(key, _UNSET), path))
+        return diffs
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        diffs = []
+        for index, (a, b) in enumerate(zip(old, new)):
+            diffs.extend(spec_diff(a, b, f"{prefix}[{index}]"))
+        return diffs
+    if old == new and type(old) is type(new):
+        return []
+    return [(prefix or "<spec>", old, new)]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET = _Unset()
+
+
+def _short(value: Any) -> str:
+    text = "<unset>" if value is _UNSET else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 3] + "..."
+
+
+def _spec_reasons(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Reason]:
+    diffs = spec_diff(old, new)
+    if not diffs:
+        return [Reason("spec", "resolved spec changed (digest differs)")]
+    reasons = [
+        Reason("spec", f"spec value {key} changed: {_short(a)} -> {_short(b)}")
+        for key, a, b in diffs[:_MAX_SPEC_REASONS]
+    ]
+    if len(diffs) > _MAX_SPEC_REASONS:
+        reasons.append(Reason("spec", f"... and {len(diffs) - _MAX_SPEC_REASONS} more spec values"))
+    return reasons
+
+
+def _input_reasons(old_inputs: list[Mapping[str, Any]], fp: Fingerprint) -> list[Reason]:
+    old = {(i.get("role"), i.get("path")): i.get("sha256") for i in old_inputs}
+    new = {(i.role, i.path): i.sha256 for i in fp.inputs}
+    reasons = []
+    for key in sorted(set(old) | set(new), key=lambda k: (str(k[1]), str(k[0]))):
+        role, path = key
+        if key not in old:
+            reasons.append(Reason("input", f"{role} added: {path}"))
+        elif key not in new:
+            reasons.append(Reason("input", f"{role} no longer used: {path}"))
+        elif new[key] is not None and old[key] != new[key]:
+            reasons.append(Reason("input", f"{role} changed: {path}"))
+    return reasons
+
+
+def _version_reasons(old: Mapping[str, str], new: Mapping[str, str]) -> list[Reason]:
+    reasons = []
+    for name in sorted(set(old) | set(new)):
+        before, after = old.get(name, "<none>"), new.get(name, "<none>")
+        if before != after:
+            kind = "czbuild-version" if name == "czbuild" else "toolchain"
+            reasons.append(Reason(kind, f"{name} version changed: {before} -> {after}"))
+    return reasons
+
+
+def _output_reasons(
+    stamp: Mapping[str, Any], artifact_path: Path, output: str, cache: HashCache
+) -> list[Reason]:
+    try:
+        actual = cache.file_sha256(artifact_path)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return [Reason("output-missing", f"output missing: {output}")]
+    recorded = (stamp.get("artifact") or {}).get("sha256")
+    if actual != recorded:
+        return [Reason("output-modified", f"output modified since it was built: {output}")]
+    return []

@@ -1,0 +1,47 @@
+"""Versions of the software that determines an artifact's bytes.
+
+Read from package metadata (``importlib.metadata``), never by importing the packages: asking
+TensorFlow its version must not cost the two seconds it takes to import it.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import metadata
+
+# Distribution names whose version is recorded in stamps, the manifest and the lock file.
+# "tensorflow" resolves to whichever of tensorflow / tensorflow-cpu is installed.
+TOOLCHAIN_PACKAGES: tuple[str, ...] = ("tensorflow", "keras", "tf2onnx", "onnx")
+_ALTERNATIVES: dict[str, tuple[str, ...]] = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel"),
+}
+NOT_INSTALLED = "not-installed"
+
+
+def _dist_version(name: str) -> str:
+    for candidate in _ALTERNATIVES.get(name, (name,)):
+        try:
+            return metadata.version(candidate)
+        except metadata.PackageNotFoundError:
+            continue
+    return NOT_INSTALLED
+
+
+@functools.lru_cache(maxsize=1)
+def czbuild_version() -> str:
+    """The installed czbuild version (``0+unknown`` when running from an uninstalled tree)."""
+    version = _dist_version("czbuild")
+    return "0+unknown" if version == NOT_INSTALLED else version
+
+
+@functools.lru_cache(maxsize=1)
+def _toolchain() -> tuple[tuple[str, str], ...]:
+    return tuple((name, _dist_version(name)) for name in TOOLCHAIN_PACKAGES)
+
+
+def toolchain_versions() -> dict[str, str]:
+    """``{"czbuild": ..., "tensorflow": ..., "keras": ..., "tf2onnx": ..., "onnx": ...}``.
+
+    The values are cached for the life of the process.
+    """
+    return {"czbuild": czbuild_version(), **dict(_toolchain())}

@@ -1,0 +1,109 @@
+"""A conversion worker: ``python -m czbuild.build.worker --backend MODULE:FUNCTION``.
+
+Started by :class:`czbuild.build.pool.WorkerPool`. It reads :class:`~czbuild.build.protocol.Job`
+frames from stdin, runs the backend for each (which imports TensorFlow on first use and keeps
+the loaded model between jobs of the same model), and writes
+:class:`~czbuild.build.protocol.JobResult` frames to the original stdout. Anything else the
+libraries print goes to stderr, which the pool sends to a log file.
+
+The worker ignores SIGINT (the parent decides what Ctrl-C does and terminates workers) and
+exits on its own when the parent goes away: on EOF on stdin, and within half a second if
+the parent process dies (checked by a watchdog thread), so a killed build leaves no orphan
+converting in the background.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+DEFAULT_BACKEND = "czbuild.build.backend:convert_job"
+
+
+def load_backend(spec: str) -> Callable[..., dict[str, Any]]:
+    """Import ``module:function``."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"backend must look like 'module:function', got {spec!r}")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def run_job(backend: Callable[..., dict[str, Any]], job: Any, cache: dict[Any, Any]) -> Any:
+    """Run one job and turn any exception into a failed result (shared with the in-process path)."""
+    from czbuild.build.protocol import JobResult
+    from czbuild.errors import CzbuildError
+
+    start = time.perf_counter()
+    try:
+        out = backend(job, cache)
+        return JobResult(
+            ok=True,
+            sha256=out["sha256"],
+            members=dict(out.get("members") or {}),
+            seconds=time.perf_counter() - start,
+        )
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the task
+        message = str(exc) if isinstance(exc, CzbuildError) else f"{type(exc).__name__}: {exc}"
+        return JobResult(
+            ok=False,
+            error=message or type(exc).__name__,
+            error_type=type(exc).__name__,
+            traceback=traceback.format_exc(),
+            seconds=time.perf_counter() - start,
+        )
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve jobs until stdin closes or a ``None`` job arrives."""
+    parser = argparse.ArgumentParser(prog="python -m czbuild.build.worker")
+    parser.add_argument("--backend", default=DEFAULT_BACKEND)
+    parser.add_argument("--parent", type=int, default=os.getppid())
+    args = parser.parse_args(argv)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for key, value in (
+        ("TF_CPP_MIN_LOG_LEVEL", "3"),
+        ("TF_ENABLE_ONEDNN_OPTS", "0"),
+        ("KERAS_BACKEND", "tensorflow"),
+    ):
+        os.environ.setdefault(key, value)
+    threading.Thread(target=_watch_parent, args=(args.parent,), daemon=True).start()
+
+    from czbuild.build.protocol import receive, send
+
+    # Keep the protocol on a private copy of stdout; route fd 1 to stderr (the log).
+    proto_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    proto_in = sys.stdin.buffer
+
+    backend = load_backend(args.backend)
+    cache: dict[Any, Any] = {}
+    while True:
+        try:
+            job = receive(proto_in)
+        except EOFError:
+            break
+        if job is None:
+            break
+        send(proto_out, run_job(backend, job, cache))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

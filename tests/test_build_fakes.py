@@ -1,0 +1,130 @@
+"""Test doubles for the build layer (no TensorFlow): fake variants and a fake converter.
+
+Not a test module itself (it defines no tests); it lives under a ``test_build_*`` name so the
+build tests own it. Worker subprocesses import it by module name, so tests that use
+subprocess workers put this folder on ``PYTHONPATH`` (see :func:`worker_env`).
+
+The fake converter writes a small deterministic zip (``model.json`` = the spec, ``model.model``
+= the model file's bytes) atomically, like the real convert layer, and appends one line per
+model load to ``<project>/loads.log`` so tests can count loads. A spec may carry
+``fake: {sleep: seconds, fail: message}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+TESTS_DIR = Path(__file__).resolve().parent
+BACKEND = "test_build_fakes:fake_convert"
+
+
+@dataclass(frozen=True)
+class FakeVariant:
+    recipe: str
+    name: str
+    recipe_file: Path
+    project_dir: Path
+    spec: dict
+    digest: str
+    inputs: tuple[Path, ...]
+    output: PurePosixPath
+
+
+def digest_of(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def make_variant(project: Path, recipe: str, *, tile: int | None = None, model: str = "models/m.bin",
+                 licence: str | None = "LICENSE", extra: dict | None = None) -> FakeVariant:
+    """A variant of ``recipe`` converting ``model`` (paths relative to ``project``)."""
+    spec: dict[str, Any] = {"name": recipe, "model": {"path": model}, "format": "czann",
+                            "tile": tile or 256, "metadata": {"classes": ["bg", "fg"]}}
+    if licence:
+        spec["metadata"]["license"] = licence
+    if extra:
+        spec.update(extra)
+    name = f"{recipe}@tile={tile}" if tile else recipe
+    vdir = f"tile={tile}" if tile else "default"
+    inputs = [project / model] + ([project / licence] if licence else [])
+    return FakeVariant(
+        recipe=recipe, name=name, recipe_file=project / "recipes" / f"{recipe}.yaml",
+        project_dir=project, spec=spec, digest=digest_of(spec), inputs=tuple(inputs),
+        output=PurePosixPath(recipe, vdir, f"{recipe}.czann"),
+    )
+
+
+def make_project(root: Path, recipes: dict[str, list[int]], *, models: dict[str, str] | None = None
+                 ) -> list[FakeVariant]:
+    """Create model/licence files and return the variants: ``{recipe: [tiles]}``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "recipes").mkdir(exist_ok=True)
+    (root / "LICENSE").write_text("MIT\n")
+    variants = []
+    for recipe, tiles in recipes.items():
+        model = (models or {}).get(recipe, f"models/{recipe}.bin")
+        path = root / model
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_bytes(b"weights of " + recipe.encode())
+        (root / "recipes" / f"{recipe}.yaml").write_text(f"name: {recipe}\n")
+        for tile in tiles:
+            variants.append(make_variant(root, recipe, tile=tile, model=model))
+    return variants
+
+
+def worker_env() -> dict[str, str]:
+    """Environment for worker subprocesses that must import this module."""
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS_DIR), path) if p)}
+
+
+def fake_convert(job: Any, cache: dict) -> dict:
+    """The fake backend: see the module docstring."""
+    variant = job.variant
+    spec = variant.spec
+    fake = spec.get("fake") or {}
+    if fake.get("sleep"):
+        time.sleep(float(fake["sleep"]))
+    if fake.get("fail"):
+        from czbuild.errors import ModelError
+
+        raise ModelError(f"{variant.recipe_file}: {fake['fail']}")
+    model_path = Path(variant.project_dir) / spec["model"]["path"]
+    key = job.source_key
+    if key not in cache:
+        cache.clear()
+        cache[key] = model_path.read_bytes()
+        with open(Path(variant.project_dir) / "loads.log", "a") as log:
+            log.write(f"{os.getpid()} {spec['model']['path']}\n")
+    members = [("model.json", json.dumps(spec, sort_keys=True).encode()), ("model.model", cache[key])]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            zf.writestr(info, data)
+    data = buf.getvalue()
+    out = Path(job.out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data[: len(data) // 2])
+        handle.flush()
+        if fake.get("sleep_mid_write"):
+            time.sleep(float(fake["sleep_mid_write"]))
+        handle.write(data[len(data) // 2:])
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, out)
+    return {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "members": {n: hashlib.sha256(d).hexdigest() for n, d in members},
+    }
