@@ -1,0 +1,316 @@
+"""The recipe document: what a user may write, as strict pydantic models, and its JSON Schema.
+
+These models check structure and types of one *composed* recipe (after Hydra merged the
+config groups and overrides): unknown keys, wrong types, unknown enum values, simple ranges.
+Rules that relate several fields (format vs. version vs. target, overlap vs. tile, ...) live
+in :mod:`czbuild.recipe.resolve`, which turns a :class:`Recipe` into a resolved
+:class:`czbuild.recipe.spec.RecipeSpec`.
+
+:func:`recipe_json_schema` is what ``czbuild schema`` prints and what
+``czbuild/schemas/recipe.schema.json`` holds (a test keeps the two in sync).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
+
+from czbuild import ops as _ops
+from czbuild.formats import vocab
+
+__all__ = [
+    "FORMATS",
+    "Metadata",
+    "ModelSource",
+    "Recipe",
+    "SCHEMA_ID",
+    "Target",
+    "recipe_json_schema",
+    "render_json_schema",
+]
+
+FORMATS = ("czann", "czmodel")
+SCHEMA_ID = "https://czbuild.invalid/schemas/recipe.schema.json"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+ZEN_VERSION_PATTERN = r"^[0-9]+\.[0-9]+$"
+
+ModelType = Literal[vocab.MODEL_TYPES]  # type: ignore[valid-type]
+PixelType = Literal[vocab.PIXEL_TYPES]  # type: ignore[valid-type]
+ColorHandling = Literal[vocab.COLOR_HANDLINGS]  # type: ignore[valid-type]
+FormatVersion = Literal[vocab.ALL_VERSIONS]  # type: ignore[valid-type]
+Product = Literal[vocab.ZEN_PRODUCTS]  # type: ignore[valid-type]
+
+
+def _number(value: Any) -> Any:
+    """Accept int/float (not bool, not strings) and require a finite value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _one_or_many(value: Any) -> Any:
+    """``Gray16`` -> ``["Gray16"]``: a single pixel type is shorthand for a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+def _zen_version(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError(
+            f"write the ZEN version as a quoted string such as '3.13' (YAML reads {value!r} as a "
+            "number, and 3.10 would become 3.1)"
+        )
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_number), WithJsonSchema({"type": "number"})]
+TileSize = Annotated[StrictInt, Field(ge=1)]
+PixelTypes = Annotated[
+    tuple[PixelType, ...],
+    BeforeValidator(_one_or_many),
+    Field(min_length=1),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "enum": list(vocab.PIXEL_TYPES)},
+                {
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(vocab.PIXEL_TYPES)},
+                    "minItems": 1,
+                },
+            ]
+        }
+    ),
+]
+
+
+def _op_schemas() -> list[dict[str, Any]]:
+    """JSON Schema alternatives for one pre/postprocessing step, generated from czbuild.ops."""
+    numbers = {
+        "anyOf": [
+            {"type": "number"},
+            {"type": "array", "items": {"type": "number"}, "minItems": 1},
+        ]
+    }
+    order = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+    alternatives: list[dict[str, Any]] = []
+    bare = [name for name, d in _ops.OPS.items() if not any(a.required for a in d.args)]
+    if bare:
+        alternatives.append(
+            {"type": "string", "enum": bare, "description": "Shorthand for {op: <name>}."}
+        )
+    for name, definition in _ops.OPS.items():
+        props: dict[str, Any] = {"op": {"const": name}}
+        for arg in definition.args:
+            props[arg.name] = dict(numbers if arg.kind == "floats" else order,
+                                   description=arg.doc)
+        alternatives.append(
+            {
+                "type": "object",
+                "title": definition.signature(),
+                "description": definition.doc,
+                "properties": props,
+                "required": ["op"] + [a.name for a in definition.args if a.required],
+                "additionalProperties": False,
+            }
+        )
+    return alternatives
+
+
+OpList = Annotated[
+    tuple[Any, ...],
+    WithJsonSchema({"type": "array", "items": {"anyOf": _op_schemas()}}),
+]
+SweepValues = Annotated[
+    tuple[Any, ...],
+    Field(min_length=1),
+    WithJsonSchema({"type": "array", "minItems": 1, "description": "One variant per value."}),
+]
+DefaultsList = Annotated[
+    tuple[Any, ...],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "description": "Hydra defaults list: '_self_', '/target: zen-blue-3.5', "
+            "'/preprocessing: standardize', '/metadata: lab-defaults', '/format: czann'.",
+            "items": {
+                "anyOf": [
+                    {"type": "string"},
+                    {
+                        "type": "object",
+                        "minProperties": 1,
+                        "maxProperties": 1,
+                        "additionalProperties": {
+                            "anyOf": [
+                                {"type": "string"},
+                                {"type": "array", "items": {"type": "string"}},
+                                {"type": "null"},
+                            ]
+                        },
+                    },
+                ]
+            },
+        }
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSource(_Strict):
+    """Where the Keras model comes from: exactly one of ``path`` and ``factory``."""
+
+    path: StrictStr | None = Field(
+        None,
+        description="A .keras or .h5 file or a SavedModel directory, relative to the recipe file.",
+    )
+    factory: StrictStr | None = Field(
+        None,
+        description="A Python factory 'path/to/file.py:function' (relative to the recipe file); "
+        "the function takes no arguments and returns a keras.Model.",
+        examples=["../models/nuclei.py:build"],
+    )
+    sha256: StrictStr | None = Field(
+        None,
+        pattern=SHA256_PATTERN,
+        description="Optional pin: sha256 of the model file, of the factory's .py file, or the "
+        "tree digest of a SavedModel directory. A mismatch is an error.",
+    )
+    custom_objects: tuple[StrictStr, ...] = Field(
+        (),
+        description="Python files defining custom layers/objects the model needs, relative to "
+        "the recipe file.",
+    )
+
+
+class Target(_Strict):
+    """The ZEN release the artifact must open in (configs/target/*.yaml provide these)."""
+
+    product: Product = Field(description="ZEN product: blue or core.")
+    version: Annotated[StrictStr, BeforeValidator(_zen_version)] = Field(
+        pattern=ZEN_VERSION_PATTERN, description="ZEN version as a quoted string, e.g. '3.13'."
+    )
+
+
+class Metadata(_Strict):
+    """Metadata written into the artifact. Which keys apply depends on ``format``."""
+
+    type: ModelType | None = Field(
+        None,
+        description="CZANN model type. Required for czann; legacy czmodel is always "
+        "semantic segmentation.",
+    )
+    classes: tuple[StrictStr, ...] | None = Field(
+        None, description="Class names, one per output channel (>= 2 for segmentation)."
+    )
+    model_name: StrictStr | None = Field(
+        None, description="Display name in ZEN (default: the recipe name)."
+    )
+    min_overlap: tuple[StrictInt, ...] | None = Field(
+        None, description="czann: minimum tile overlap [h, w] in pixels, even, < tile."
+    )
+    scaling: tuple[Number, ...] | None = Field(
+        None,
+        description="czann >= 1.1.0: pixel size in metres, x, y(, z); 2 values for 1.1.0.",
+    )
+    id: StrictStr | None = Field(
+        None,
+        description="Pin the model id (a UUID); default: derived from the content.",
+    )
+    license: StrictStr | None = Field(
+        None, description="Licence text file to embed, relative to the recipe file."
+    )
+    pixel_type: PixelTypes | None = Field(
+        None, description="czmodel: pixel type of the input (one, or one per channel entry)."
+    )
+    color_handling: ColorHandling | None = Field(
+        None, description="czmodel: ConvertToMonochrome or SplitRgb."
+    )
+    border_size: Annotated[StrictInt, Field(ge=0)] | None = Field(
+        None, description="czmodel: per-side border in pixels (default 0); 2*border < tile."
+    )
+
+
+class Recipe(_Strict):
+    """One recipe as composed by Hydra (the ``defaults`` list is consumed by Hydra)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="czbuild recipe",
+        json_schema_extra={
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": SCHEMA_ID,
+        },
+    )
+
+    defaults: DefaultsList | None = Field(
+        None, description="Hydra defaults list (config groups from configs/)."
+    )
+    name: StrictStr | None = Field(
+        None,
+        pattern=NAME_PATTERN,
+        description="Recipe name; must equal the file name without .yaml (the default).",
+    )
+    model: ModelSource = Field(description="The trained Keras model.")
+    format: Literal[FORMATS] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="czann (default) or czmodel (legacy). Inferred from format_version if set.",
+    )
+    format_version: FormatVersion | None = Field(
+        None,
+        description="Format version; default: the newest the target reads, else 2.1.0 / 3.1.0.",
+    )
+    opset: StrictInt | None = Field(
+        None, description="ONNX opset; default per format version, at most its maximum."
+    )
+    target: Target | None = Field(
+        None, description="ZEN release to target; selects format_version and opset."
+    )
+    tile: TileSize | None = Field(None, description="Square tile size in pixels.")
+    spatial_dims: tuple[TileSize, TileSize] | None = Field(
+        None, description="Tile size [h, w] in pixels (instead of tile)."
+    )
+    preprocessing: OpList = Field(
+        (), description="Ops applied before the model, in order (closed registry)."
+    )
+    postprocessing: OpList = Field(
+        (), description="Ops applied after the model, in order (closed registry)."
+    )
+    metadata: Metadata = Field(description="Metadata written into the artifact.")
+    allow_experimental_types: StrictBool = Field(
+        False,
+        description="Allow model types whose output encoding is unpublished "
+        "(instance segmentation, classification, detection).",
+    )
+    sweep: dict[StrictStr, SweepValues] = Field(
+        default_factory=dict,
+        description="Dotted key -> list of values; one variant per combination.",
+        examples=[{"tile": [256, 512, 1024]}],
+    )
+
+
+def recipe_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a recipe file, for editor completion."""
+    return Recipe.model_json_schema(mode="validation")
+
+
+def render_json_schema() -> str:
+    """The schema as committed in ``czbuild/schemas/recipe.schema.json``."""
+    return json.dumps(recipe_json_schema(), indent=2, ensure_ascii=False) + "\n"

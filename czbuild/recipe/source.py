@@ -1,0 +1,253 @@
+"""The recipe file as written: raw YAML checks and the dotted-key -> line map.
+
+Before Hydra sees a recipe, :func:`read_source` parses it with PyYAML's composer (which keeps
+``start_mark`` positions) to turn malformed YAML, an empty file, a list instead of a mapping,
+duplicate keys and a reserved ``hydra:`` section into one-line :class:`RecipeError` s, and to
+answer :meth:`RecipeSource.line_of` for every later error that names a key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from czbuild.errors import RecipeError
+from czbuild.recipe.keys import Key, format_key, parse_key
+
+__all__ = ["DefaultsEntry", "RecipeSource", "read_source"]
+
+
+@dataclass(frozen=True)
+class DefaultsEntry:
+    """One entry of a recipe's Hydra ``defaults:`` list.
+
+    Attributes:
+        index: Position in the list (for error keys ``defaults[i]``).
+        group: Config group (``"target"``) or None for a plain config include.
+        options: Selected option names (several for a list selection), empty for ``null``.
+        optional: Whether the entry was marked ``optional``.
+        override: Whether the entry was marked ``override``.
+    """
+
+    index: int
+    group: str | None
+    options: tuple[str, ...]
+    optional: bool = False
+    override: bool = False
+
+
+@dataclass(frozen=True)
+class RecipeSource:
+    """A recipe file parsed for positions.
+
+    Attributes:
+        path: Absolute path of the recipe file.
+        display: How messages name the file (relative to the project when inside it).
+        root: The PyYAML node tree (a MappingNode).
+        defaults: The parsed ``defaults:`` entries (``_self_`` omitted).
+    """
+
+    path: Path
+    display: str
+    root: yaml.MappingNode
+    defaults: tuple[DefaultsEntry, ...] = field(default=())
+
+    @property
+    def stem(self) -> str:
+        """File name without ``.yaml``: the recipe's config name."""
+        return self.path.stem
+
+    def groups_in_defaults(self) -> frozenset[str]:
+        """Config groups the recipe's defaults list selects (for override rewriting)."""
+        return frozenset(e.group for e in self.defaults if e.group)
+
+    def node_at(self, key: Key) -> yaml.Node | None:
+        """The YAML node at ``key`` (the key node for mapping entries), or None."""
+        node: yaml.Node = self.root
+        found: yaml.Node | None = None
+        for part in key:
+            found = None
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                for k_node, v_node in node.value:
+                    if isinstance(k_node, yaml.ScalarNode) and k_node.value == part:
+                        found, node = k_node, v_node
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if 0 <= part < len(node.value):
+                    node = node.value[part]
+                    found = node
+            if found is None:
+                return None
+        return found
+
+    def line_of(self, key: Key, *, nearest: bool = False) -> int | None:
+        """1-based line where ``key`` is written in the recipe, or None.
+
+        Args:
+            key: The key path.
+            nearest: If the key is absent, return the line of its deepest written ancestor
+                (useful for "missing key" errors); never the document root.
+        """
+        for end in range(len(key), 0, -1):
+            node = self.node_at(key[:end])
+            if node is not None:
+                return node.start_mark.line + 1
+            if not nearest:
+                return None
+        return None
+
+    def error(
+        self,
+        message: str,
+        key: Key | str | None = None,
+        *,
+        nearest: bool = False,
+        line: int | None = None,
+    ) -> RecipeError:
+        """A :class:`RecipeError` naming this file, ``key`` and its line.
+
+        Args:
+            message: What is wrong and what to do.
+            key: The dotted key (path or text); None for the whole file.
+            nearest: Fall back to the line of the nearest written ancestor.
+            line: An explicit line, overriding the lookup.
+        """
+        if isinstance(key, str):
+            path = parse_key(key)
+            text: str | None = key
+        else:
+            path = tuple(key or ())
+            text = format_key(path) or None
+        if line is None and path:
+            line = self.line_of(path, nearest=nearest)
+        return RecipeError(message, file=self.display, key=text, line=line)
+
+
+def _display(path: Path, project_dir: Path | None) -> str:
+    if project_dir is not None:
+        try:
+            return path.relative_to(project_dir).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+def _check_duplicates(node: yaml.Node, src_err: Any, path: Key = ()) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for k_node, v_node in node.value:
+            name = k_node.value if isinstance(k_node, yaml.ScalarNode) else None
+            if name is not None:
+                if name in seen:
+                    raise src_err(
+                        f"duplicate key {name!r} (first written on line {seen[name]}); "
+                        "keep one of them",
+                        path + (name,),
+                        k_node.start_mark.line + 1,
+                    )
+                seen[name] = k_node.start_mark.line + 1
+                _check_duplicates(v_node, src_err, path + (name,))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicates(item, src_err, path + (i,))
+
+
+def _parse_defaults(node: yaml.Node | None, make_error: Any) -> tuple[DefaultsEntry, ...]:
+    if node is None:
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        raise make_error(
+            "must be a list such as [/target: zen-blue-3.5, _self_]", ("defaults",), None
+        )
+    entries: list[DefaultsEntry] = []
+    for i, item in enumerate(node.value):
+        if isinstance(item, yaml.ScalarNode):
+            name = item.value.strip()
+            if name and name != "_self_":
+                entries.append(DefaultsEntry(i, None, (name.lstrip("/"),)))
+            continue
+        if not (isinstance(item, yaml.MappingNode) and len(item.value) == 1):
+            raise make_error(
+                "each defaults entry is '_self_', a config name or '/group: option'",
+                ("defaults", i),
+                item.start_mark.line + 1,
+            )
+        k_node, v_node = item.value[0]
+        words = str(k_node.value).split()
+        optional = "optional" in words[:-1]
+        override = "override" in words[:-1]
+        group = words[-1].lstrip("/").split("@", 1)[0] if words else ""
+        if isinstance(v_node, yaml.ScalarNode):
+            value = yaml.safe_load(yaml.serialize(v_node)) if v_node.value else None
+            options = () if value is None else (str(value),)
+        elif isinstance(v_node, yaml.SequenceNode):
+            options = tuple(str(x.value) for x in v_node.value if isinstance(x, yaml.ScalarNode))
+        else:
+            raise make_error(
+                "a defaults entry selects an option name, e.g. '/target: zen-blue-3.5'",
+                ("defaults", i),
+                item.start_mark.line + 1,
+            )
+        entries.append(DefaultsEntry(i, group, options, optional, override))
+    return tuple(entries)
+
+
+def read_source(path: Path, *, project_dir: Path | None = None) -> RecipeSource:
+    """Read and structurally check a recipe file.
+
+    Args:
+        path: The recipe file.
+        project_dir: Project folder; messages name the file relative to it.
+
+    Returns:
+        The parsed :class:`RecipeSource`.
+
+    Raises:
+        RecipeError: The file is missing, unreadable, not valid YAML, empty, not a mapping,
+            has duplicate keys, a malformed ``defaults`` list or a ``hydra`` section.
+    """
+    path = Path(path).absolute()
+    display = _display(path, project_dir)
+
+    def err(message: str, key: Key | None = None, line: int | None = None) -> RecipeError:
+        return RecipeError(message, file=display, key=format_key(key or ()) or None, line=line)
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise err("recipe file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise err(f"cannot read the recipe: {exc}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        line = mark.line + 1 if mark is not None else None
+        raise err(f"malformed YAML: {problem}; fix the syntax (indentation, quotes, colons)",
+                  None, line) from None
+    if root is None:
+        raise err("the recipe is empty; start from an example in recipes/ or docs/recipes.md")
+    if not isinstance(root, yaml.MappingNode):
+        kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
+        raise err(
+            f"the recipe is {kind}, not a mapping; write 'key: value' lines "
+            "(name:, model:, metadata:, ...) at the top level",
+            None,
+            root.start_mark.line + 1,
+        )
+    _check_duplicates(root, err)
+    source = RecipeSource(path=path, display=display, root=root)
+    if source.node_at(("hydra",)) is not None:
+        raise source.error(
+            "a recipe must not configure Hydra; czbuild sets the search path itself", ("hydra",)
+        )
+    defaults_node = None
+    for k_node, v_node in root.value:
+        if isinstance(k_node, yaml.ScalarNode) and k_node.value == "defaults":
+            defaults_node = v_node
+    entries = _parse_defaults(defaults_node, err)
+    return RecipeSource(path=path, display=display, root=root, defaults=entries)
