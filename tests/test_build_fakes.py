@@ -128,3 +128,36 @@ def fake_convert(job: Any, cache: dict) -> dict:
         "sha256": hashlib.sha256(data).hexdigest(),
         "members": {n: hashlib.sha256(d).hexdigest() for n, d in members},
     }
+
+
+def with_fake(variants: list[FakeVariant], **fake: Any) -> list[FakeVariant]:
+    """The same variants with ``fake`` behaviour (sleep, fail) added to their specs."""
+    import dataclasses
+
+    out = []
+    for variant in variants:
+        spec = {**variant.spec, "fake": dict(fake)}
+        out.append(dataclasses.replace(variant, spec=spec, digest=digest_of(spec)))
+    return out
+
+
+DRIVER = """
+import sys
+from pathlib import Path
+from test_build_fakes import BACKEND, make_project, with_fake
+from czbuild.build import BuildOptions, build
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+sleep, jobs, wait = float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+variants = make_project(root, {"a": [256, 512, 768, 1024], "b": [256, 512]})
+variants = with_fake(variants, sleep=sleep / 2, sleep_mid_write=sleep / 2)
+report = build(variants, BuildOptions(out_dir=out, backend=BACKEND, jobs=jobs, lock_timeout=wait))
+sys.exit(0 if report.ok else 1)
+"""
+
+
+def driver_command(root: Path, out: Path, *, sleep: float, jobs: int = 1,
+                   wait: float = 60.0) -> list[str]:
+    """argv of a process that builds the 6 fake variants of :data:`DRIVER` with worker processes."""
+    import sys
+
+    return [sys.executable, "-c", DRIVER, str(root), str(out), str(sleep), str(jobs), str(wait)]

@@ -85,7 +85,13 @@ class Fingerprint:
 
 
 def spec_dict(spec: Any) -> dict[str, Any]:
-    """The resolved spec as plain JSON data (pydantic model or mapping)."""
+    """The resolved spec as plain JSON data (pydantic model or mapping).
+
+    Uses ``RecipeSpec.to_plain()`` (None values omitted: the form the spec digest covers)
+    when the spec has it.
+    """
+    if hasattr(spec, "to_plain"):
+        return spec.to_plain()
     if hasattr(spec, "model_dump"):
         return spec.model_dump(mode="json")
     if isinstance(spec, Mapping):

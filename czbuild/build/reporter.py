@@ -122,7 +122,10 @@ class BuildReporter:
         self._write(f"built    {name}  ({seconds:.2f} s)")
 
     def add_failure(self, task: Any, fail: Any) -> None:
-        name = self._variant(task) or task.name
+        variant = self._variant(task)
+        if variant is None and type(fail).__name__ == "UnmetDependency":
+            return  # the "build" group task: its failed sub-tasks are already reported
+        name = variant or task.name
         seconds = time.perf_counter() - self._starts.get(task.name, time.perf_counter())
         message = getattr(fail, "message", None) or str(fail)
         self.summary.failed[name] = message

@@ -153,6 +153,9 @@ class BuildSession:
         if fp.missing_inputs:
             missing = "; ".join(f"{i.role} missing: {i.path}" for i in fp.missing_inputs)
             return Outcome("failed", error=f"{fp.recipe_file}: {missing}")
+        pin_error = _pin_mismatch(variant, fp)
+        if pin_error:
+            return Outcome("failed", error=pin_error)
         remove_stamp(self.out_dir, fp.output)
         _remove_stale_temporaries(artifact)
         job = Job(variant=variant, out_path=str(artifact), source_key=_source_key(fp))
@@ -222,6 +225,25 @@ class BuildSession:
             self.cache.save()
         except OSError as exc:  # read-only output dir (status): the cache is only a speed-up
             log.debug("cannot save the hash cache: %s", exc)
+
+
+def _pin_mismatch(variant: VariantLike, fp: Fingerprint) -> str | None:
+    """Error text when the recipe pins ``model.sha256`` and the model's content differs.
+
+    The model's hash (file sha256, or the tree digest of a SavedModel directory) is the one
+    the fingerprint already computed, so checking the pin costs nothing extra.
+    """
+    model = getattr(variant.spec, "model", None)
+    pin = getattr(model, "sha256", None)
+    path = getattr(model, "path", None)
+    if not pin or not path:
+        return None
+    for record in fp.inputs:
+        if record.role == "model" and record.path == path and record.sha256:
+            if record.sha256.lower() != pin.lower():
+                return (f"{fp.recipe_file}: model.sha256: the recipe pins {pin} but {path} has "
+                        f"sha256 {record.sha256}; update the pin or restore the model")
+    return None
 
 
 def _source_key(fp: Fingerprint) -> Hashable:

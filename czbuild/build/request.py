@@ -1,0 +1,96 @@
+"""From a resolved variant to a :class:`czbuild.convert.ConversionRequest`.
+
+This is the one place that knows both the recipe spec (:class:`czbuild.recipe.spec.RecipeSpec`)
+and the library's conversion request. It runs in the conversion worker: loading custom-object
+files executes Python that imports Keras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from czbuild.errors import RecipeError
+
+
+def model_source(spec: Any, project_dir: Path) -> str:
+    """The ``source`` argument for the converter: a path, or ``"file.py:function"``."""
+    path = Path(project_dir) / spec.model.path
+    if spec.model.kind == "factory":
+        return f"{path}:{spec.model.function}"
+    return str(path)
+
+
+def custom_object_files(spec: Any, project_dir: Path) -> list[Path]:
+    """Absolute paths of the recipe's ``model.custom_objects`` files."""
+    return [Path(project_dir) / p for p in spec.model.custom_objects]
+
+
+def build_metadata(spec: Any) -> Any:
+    """The format metadata object (:class:`CzannMetadata` or :class:`LegacyMetadata`)."""
+    from czbuild.formats.czann import CzannMetadata
+    from czbuild.formats.legacy import LegacyMetadata
+
+    md = spec.metadata
+    if spec.format == "czann":
+        return CzannMetadata(
+            type=md.type,
+            input_shape=None,
+            output_shape=None,
+            classes=tuple(md.classes) if md.classes is not None else None,
+            min_overlap=tuple(md.min_overlap) if md.min_overlap is not None else None,
+            model_name=md.model_name,
+            scaling=tuple(md.scaling) if md.scaling is not None else None,
+            id=md.id,
+            format_version=spec.format_version,
+        )
+    return LegacyMetadata(
+        name=md.model_name,
+        color_handling=md.color_handling,
+        pixel_types=tuple(md.pixel_type or ()),
+        classes=tuple(md.classes or ()),
+        border_size=int(md.border_size or 0),
+        id=md.id,
+        version=spec.format_version,
+    )
+
+
+def to_request(variant: Any, *, custom_objects: Mapping[str, Any] | None = None) -> Any:
+    """The conversion request of ``variant``.
+
+    Args:
+        variant: A :class:`czbuild.recipe.Variant`.
+        custom_objects: Already loaded custom objects (the worker caches them per model);
+            loaded from the recipe's files when None.
+
+    Raises:
+        RecipeError: The licence file cannot be read (names the recipe file and key).
+    """
+    from czbuild.convert import ConversionRequest
+
+    spec = variant.spec
+    project = Path(variant.project_dir)
+    licence: bytes | None = None
+    if spec.metadata.license:
+        try:
+            licence = (project / spec.metadata.license).read_bytes()
+        except OSError as exc:
+            raise RecipeError(
+                f"cannot read the licence file {spec.metadata.license}: {exc.strerror}",
+                file=str(variant.recipe_file), key="metadata.license",
+            ) from exc
+    if custom_objects is None and spec.model.custom_objects:
+        from czbuild.keras.sources import load_custom_objects
+
+        custom_objects = load_custom_objects(custom_object_files(spec, project))
+    return ConversionRequest(
+        source=model_source(spec, project),
+        metadata=build_metadata(spec),
+        preprocessing=tuple(dict(op) for op in spec.preprocessing),
+        postprocessing=tuple(dict(op) for op in spec.postprocessing),
+        spatial_dims=tuple(spec.spatial_dims) if spec.spatial_dims is not None else None,
+        opset=spec.opset,
+        license=licence,
+        custom_objects=custom_objects or None,
+    )

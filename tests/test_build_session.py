@@ -1,0 +1,219 @@
+"""Incremental builds with a fake converter: what rebuilds, what does not, and what is recorded."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+from test_build_fakes import BACKEND, digest_of, make_project, worker_env
+
+from czbuild.build import BuildOptions, build, clean, iter_stamps, status, toolchain
+from czbuild.build.manifest import manifest_path
+from czbuild.build.pool import InProcessExecutor
+
+
+def _build(variants, out: Path, *, executor=None, **opts):
+    stream = io.StringIO()
+    options = BuildOptions(out_dir=out, backend=BACKEND, in_process=executor is None, **opts)
+    report = build(variants, options, out=stream, executor=executor)
+    return report, stream.getvalue()
+
+
+def _loads(project: Path) -> list[str]:
+    log = project / "loads.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.fixture()
+def project(tmp_path: Path):
+    root = tmp_path / "proj"
+    variants = make_project(root, {"a": [256, 512, 768], "b": [256]})
+    return root, variants, tmp_path / "out"
+
+
+def test_first_build_writes_artifacts_stamps_and_manifest(project) -> None:
+    root, variants, out = project
+    report, text = _build(variants, out)
+    assert report.ok and sorted(report.summary.built) == sorted(v.name for v in variants)
+    manifest = json.loads(manifest_path(out).read_text())
+    assert [a["path"] for a in manifest["artifacts"]] == sorted(str(v.output) for v in variants)
+    for entry in manifest["artifacts"]:
+        data = (out / entry["path"]).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert set(entry["members"]) == {"model.json", "model.model"}
+        assert {i["role"] for i in entry["inputs"]} == {"model", "licence"}
+        assert entry["toolchain"]["czbuild"] == toolchain.czbuild_version()
+    assert len(iter_stamps(out)) == 4
+    assert "start    a@tile=256" in text and "built    a@tile=256" in text
+    assert "czbuild: 4 built, 0 up to date, 0 failed" in text
+
+
+def test_second_build_is_a_no_op(project) -> None:
+    root, variants, out = project
+    _build(variants, out)
+    loads = _loads(root)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.czann")}
+    report, text = _build(variants, out)
+    assert report.summary.built == [] and len(report.summary.up_to_date) == 4
+    assert _loads(root) == loads
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.czann")} == before
+    assert "start" not in text
+
+
+def test_touching_inputs_rebuilds_nothing(project) -> None:
+    root, variants, out = project
+    _build(variants, out)
+    for path in [root / "models/a.bin", root / "LICENSE", root / "recipes/a.yaml"]:
+        os.utime(path)
+    report, _ = _build(variants, out)
+    assert report.summary.built == []
+
+
+def test_changed_model_bytes_rebuild_only_its_variants(project) -> None:
+    root, variants, out = project
+    _build(variants, out)
+    (root / "models/a.bin").write_bytes(b"retrained weights")
+    stale = {s.variant: [r.message for r in s.reasons] for s in status(variants, out)
+             if not s.up_to_date}
+    assert stale == {f"a@tile={t}": ["model changed: models/a.bin"] for t in (256, 512, 768)}
+    report, _ = _build(variants, out)
+    assert sorted(report.summary.built) == sorted(stale)
+
+
+def test_spec_change_rebuilds_that_variant_with_reason(project) -> None:
+    root, variants, out = project
+    _build(variants, out)
+    spec = {**variants[0].spec, "metadata": {**variants[0].spec["metadata"], "classes": ["x", "y"]}}
+    changed = dataclasses.replace(variants[0], spec=spec, digest=digest_of(spec))
+    new_variants = [changed, *variants[1:]]
+    (st,) = [s for s in status(new_variants, out) if not s.up_to_date]
+    assert st.variant == changed.name
+    assert [r.kind for r in st.reasons] == ["spec", "spec"]
+    assert "metadata.classes[0] changed: \"bg\" -> \"x\"" in st.reasons[0].message
+    report, _ = _build(new_variants, out)
+    assert report.summary.built == [changed.name]
+
+
+def test_czbuild_version_change_rebuilds_everything(project, monkeypatch) -> None:
+    root, variants, out = project
+    _build(variants, out)
+    monkeypatch.setattr(toolchain, "czbuild_version", lambda: "99.0.0")
+    reasons = {r.message for s in status(variants, out) for r in s.reasons}
+    assert reasons == {f"czbuild version changed: {toolchain._dist_version('czbuild')} -> 99.0.0"} \
+        or all("czbuild version changed" in r for r in reasons)
+    report, _ = _build(variants, out)
+    assert len(report.summary.built) == 4
+
+
+@pytest.mark.parametrize("damage", ["delete", "modify"])
+def test_missing_or_modified_output_is_rebuilt(project, damage) -> None:
+    root, variants, out = project
+    _build(variants, out)
+    target = out / str(variants[1].output)
+    if damage == "delete":
+        target.unlink()
+    else:
+        target.write_bytes(b"edited by hand")
+    report, _ = _build(variants, out)
+    assert report.summary.built == [variants[1].name]
+    manifest = json.loads(manifest_path(out).read_text())
+    entry = [a for a in manifest["artifacts"] if a["path"] == str(variants[1].output)][0]
+    assert entry["sha256"] == hashlib.sha256(target.read_bytes()).hexdigest()
+
+
+def test_force_rebuilds_up_to_date_artifacts(project) -> None:
+    root, variants, out = project
+    _build(variants, out)
+    report, _ = _build(variants, out, force=True)
+    assert len(report.summary.built) == 4
+
+
+def _failing(variants, index: int, message: str = "tile 768 is not divisible by 16"):
+    spec = {**variants[index].spec, "fake": {"fail": message}}
+    bad = dataclasses.replace(variants[index], spec=spec, digest=digest_of(spec))
+    return [*variants[:index], bad, *variants[index + 1:]]
+
+
+def test_failing_variant_fails_alone_with_its_error(project) -> None:
+    root, variants, out = project
+    variants = _failing(variants, 2)
+    report, text = _build(variants, out)
+    assert not report.ok and report.exit_code != 0
+    assert list(report.summary.failed) == ["a@tile=768"]
+    assert "a.yaml: tile 768 is not divisible by 16" in report.summary.failed["a@tile=768"]
+    assert "FAILED   a@tile=768" in text and "tile 768 is not divisible" in text
+    assert len(report.summary.built) == 3
+    assert not (out / str(variants[2].output)).exists()
+    assert len(json.loads(manifest_path(out).read_text())["artifacts"]) == 3
+    # the next run retries only the failed one
+    report, _ = _build(variants, out)
+    assert list(report.summary.failed) == ["a@tile=768"] and report.summary.built == []
+
+
+def test_no_continue_stops_after_first_failure(project) -> None:
+    root, variants, out = project
+    variants = _failing(variants, 0)
+    stream = io.StringIO()
+    report = build(variants, BuildOptions(out_dir=out, backend=BACKEND, in_process=True),
+                   out=stream, keep_going=False)
+    assert list(report.summary.failed) == [variants[0].name]
+    assert report.summary.not_run == 3
+    assert "3 not run" in stream.getvalue()
+
+
+def test_variants_of_one_model_share_one_load(project) -> None:
+    root, variants, out = project
+    executor = InProcessExecutor(BACKEND)
+    _build(variants, out, executor=executor)
+    assert sorted(line.split()[1] for line in _loads(root)) == ["models/a.bin", "models/b.bin"]
+
+
+@pytest.mark.parametrize("jobs", [1, 2], ids=["j1", "j2"])
+def test_worker_processes_share_model_per_group(project, monkeypatch, jobs) -> None:
+    root, variants, out = project
+    monkeypatch.setattr(os, "environ", worker_env())
+    stream = io.StringIO()
+    report = build(variants, BuildOptions(out_dir=out, backend=BACKEND, jobs=jobs), out=stream)
+    assert report.ok, stream.getvalue()
+    loads = _loads(root)
+    assert sorted(line.split()[1] for line in loads) == ["models/a.bin", "models/b.bin"]
+    pids = {line.split()[0] for line in loads}
+    assert str(os.getpid()) not in pids  # conversions ran in workers
+    assert len(pids) == jobs
+
+
+def test_manifest_is_stable_across_build_orders(tmp_path: Path) -> None:
+    variants = make_project(tmp_path / "p", {"a": [256, 512], "b": [256]})
+    _build(variants, tmp_path / "o1")
+    _build(list(reversed(variants)), tmp_path / "o2")
+    assert manifest_path(tmp_path / "o1").read_bytes() == manifest_path(tmp_path / "o2").read_bytes()
+
+
+def test_clean_removes_artifacts_and_stamps(project) -> None:
+    root, variants, out = project
+    _build(variants, out)
+    removed = clean(variants[:1], out)
+    assert removed == [str(variants[0].output)]
+    assert not (out / str(variants[0].output)).exists()
+    assert len(iter_stamps(out)) == 3
+    report, _ = _build(variants, out)
+    assert report.summary.built == [variants[0].name]
+
+
+def test_clean_orphans_keeps_current_variants(project) -> None:
+    root, variants, out = project
+    _build(variants, out)
+    removed = clean(variants[1:], out, orphans=True)
+    assert removed == [str(variants[0].output)]
+    assert len(json.loads(manifest_path(out).read_text())["artifacts"]) == 3
+
+
+def test_duplicate_variant_names_are_rejected(project) -> None:
+    root, variants, out = project
+    with pytest.raises(ValueError, match="duplicate variant names"):
+        _build([variants[0], variants[0]], out)

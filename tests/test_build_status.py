@@ -1,0 +1,137 @@
+"""Tests for czbuild.build.status and fingerprint: why an artifact is (not) up to date."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from test_build_fakes import digest_of, make_project
+
+from czbuild.build import toolchain
+from czbuild.build.fingerprint import compute_fingerprint, input_roles
+from czbuild.build.hashing import HashCache
+from czbuild.build.stamps import ArtifactRecord, make_stamp
+from czbuild.build.status import compare, spec_diff
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        pytest.param({"tile": 512}, {"tile": 1024}, [("tile", 512, 1024)], id="scalar"),
+        pytest.param({"m": {"classes": ["a", "b"]}}, {"m": {"classes": ["a", "c"]}},
+                     [("m.classes[1]", "b", "c")], id="list-item"),
+        pytest.param({"m": {"classes": ["a"]}}, {"m": {"classes": ["a", "b"]}},
+                     [("m.classes", ["a"], ["a", "b"])], id="list-length"),
+        pytest.param({"a": 1}, {"a": 1, "b": 2}, [("b", "<unset>", 2)], id="added"),
+        pytest.param({"a": 1}, {"a": 1}, [], id="equal"),
+        pytest.param({"a": 1}, {"a": 1.0}, [("a", 1, 1.0)], id="int-vs-float"),
+    ],
+)
+def test_spec_diff_names_dotted_keys(old, new, expected) -> None:
+    got = [(k, str(a), b) for k, a, b in spec_diff(old, new)]
+    assert got == [(k, str(a), b) for k, a, b in expected]
+
+
+def test_input_roles_from_spec_keys(tmp_path: Path) -> None:
+    spec = {"model": {"path": "m/x.keras", "custom_objects": ["layers.py"]},
+            "metadata": {"license": "LICENSE"}, "name": "x"}
+    roles = input_roles(spec, tmp_path)
+    assert roles[str(tmp_path / "m/x.keras")] == "model"
+    assert roles[str(tmp_path / "layers.py")] == "custom objects"
+    assert roles[str(tmp_path / "LICENSE")] == "licence"
+
+
+def test_factory_string_maps_to_its_file(tmp_path: Path) -> None:
+    roles = input_roles({"model": {"factory": "f/unet.py:build"}}, tmp_path)
+    assert roles[str(tmp_path / "f/unet.py")] == "model"
+
+
+@pytest.fixture()
+def built(tmp_path: Path):
+    """A fake variant, its artifact file and a stamp as a successful build writes it."""
+    (variant,) = make_project(tmp_path / "p", {"a": [512]})
+    cache = HashCache()
+    out = tmp_path / "out"
+    artifact = out / str(variant.output)
+    artifact.parent.mkdir(parents=True)
+    artifact.write_bytes(b"artifact bytes")
+    fp = compute_fingerprint(variant, cache)
+    record = ArtifactRecord(path=fp.output, sha256=cache.file_sha256(artifact), size=14)
+    return variant, make_stamp(fp, record), artifact
+
+
+def _reasons(variant, stamp, artifact) -> list[tuple[str, str]]:
+    fp = compute_fingerprint(variant, HashCache())
+    return [(r.kind, r.message) for r in compare(fp, stamp, artifact, HashCache())]
+
+
+def test_fresh_build_is_up_to_date(built) -> None:
+    assert _reasons(*built) == []
+
+
+def _respec(variant, **changes):
+    spec = {**variant.spec, **changes}
+    return dataclasses.replace(variant, spec=spec, digest=digest_of(spec))
+
+
+@pytest.mark.parametrize(
+    "mutate, kind, text",
+    [
+        pytest.param(lambda v, a: (_respec(v, tile=1024), a), "spec",
+                     "spec value tile changed: 512 -> 1024", id="spec-value"),
+        pytest.param(lambda v, a: (_respec(v, metadata={**v.spec["metadata"],
+                                                         "classes": ["bg", "nuc"]}), a),
+                     "spec", "spec value metadata.classes[1] changed", id="spec-nested"),
+        pytest.param(lambda v, a: ((v.project_dir / "models/a.bin").write_bytes(b"new"), v, a)[1:],
+                     "input", "model changed: models/a.bin", id="model-bytes"),
+        pytest.param(lambda v, a: ((v.project_dir / "LICENSE").write_text("GPL"), v, a)[1:],
+                     "input", "licence changed: LICENSE", id="licence"),
+        pytest.param(lambda v, a: (a.unlink(), v, a)[1:], "output-missing", "output missing",
+                     id="output-missing"),
+        pytest.param(lambda v, a: (a.write_bytes(b"tampered"), v, a)[1:], "output-modified",
+                     "output modified", id="output-modified"),
+        pytest.param(lambda v, a: ((v.project_dir / "models/a.bin").unlink(), v, a)[1:],
+                     "input-missing", "model missing: models/a.bin", id="model-missing"),
+    ],
+)
+def test_reasons_name_what_changed(built, mutate, kind, text) -> None:
+    variant, stamp, artifact = built
+    variant, artifact = mutate(variant, artifact)
+    reasons = _reasons(variant, stamp, artifact)
+    assert any(k == kind and text in m for k, m in reasons), reasons
+
+
+def test_touch_without_change_is_up_to_date(built) -> None:
+    variant, stamp, artifact = built
+    import os
+
+    os.utime(variant.project_dir / "models/a.bin")
+    os.utime(artifact)
+    assert _reasons(variant, stamp, artifact) == []
+
+
+@pytest.mark.parametrize("package, kind", [("czbuild", "czbuild-version"),
+                                           ("tensorflow", "toolchain"), ("tf2onnx", "toolchain")])
+def test_version_change_is_a_reason(built, monkeypatch, package, kind) -> None:
+    variant, stamp, artifact = built
+    stamp = {**stamp, "toolchain": {**stamp["toolchain"], package: "0.0.1"}}
+    reasons = _reasons(variant, stamp, artifact)
+    assert (kind, f"{package} version changed: 0.0.1 -> "
+            f"{toolchain.toolchain_versions()[package]}") in reasons
+
+
+def test_no_stamp_means_never_built(built) -> None:
+    variant, _stamp, artifact = built
+    kinds = [k for k, _ in _reasons(variant, None, artifact)]
+    assert kinds == ["never-built"]
+
+
+def test_toolchain_versions_do_not_import_tensorflow() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from czbuild.build.toolchain import toolchain_versions; "
+            "v = toolchain_versions(); assert 'tensorflow' not in sys.modules; print(v)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "tf2onnx" in out.stdout
