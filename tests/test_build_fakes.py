@@ -92,6 +92,10 @@ def fake_convert(job: Any, cache: dict) -> dict:
     variant = job.variant
     spec = variant.spec
     fake = spec.get("fake") or {}
+    if fake.get("sleep") == "os-kill":  # simulate a worker killed by the OOM killer
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
     if fake.get("sleep"):
         time.sleep(float(fake["sleep"]))
     if fake.get("fail"):
