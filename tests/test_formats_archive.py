@@ -44,7 +44,8 @@ def czann_meta(**changes: object) -> CzannMetadata:
 
 def legacy_meta(**changes: object) -> LegacyMetadata:
     base = LegacyMetadata(name="Nuclei", color_handling="ConvertToMonochrome",
-                          pixel_types=("Gray16",), classes=("Background", "Nucleus"), border_size=16)
+                          pixel_types=("Gray16",), classes=("Background", "Nucleus"),
+                          border_size=16)
     return dataclasses.replace(base, **changes)
 
 
@@ -174,7 +175,8 @@ def test_write_czmodel_payload_must_fit_the_version(tmp_path: Path, version: str
 
 def test_write_czmodel_validates(tmp_path: Path) -> None:
     with pytest.raises(MetadataError, match="^PixelType:"):
-        write_czmodel(tmp_path / "m.czmodel", legacy_meta(pixel_types=("Gray64ComplexFloat",)), ONNX)
+        write_czmodel(tmp_path / "m.czmodel",
+                      legacy_meta(pixel_types=("Gray64ComplexFloat",)), ONNX)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -283,7 +285,7 @@ BROKEN = [
 
 @pytest.mark.parametrize(("mutate", "fragment"), [c[1:] for c in BROKEN],
                          ids=[c[0] for c in BROKEN])
-def test_reader_refuses_broken_files(tmp_path: Path, mutate, fragment: str) -> None:  # noqa: ANN001
+def test_reader_refuses_broken_files(tmp_path: Path, mutate, fragment: str) -> None:
     path = tmp_path / "broken.czann"
     path.write_bytes(mutate(_valid_bytes(tmp_path)))
     with pytest.raises(ArchiveError, match=fragment) as info:
@@ -299,8 +301,8 @@ CONTENT_ERRORS = [
     ("invalid-json", [("model.json", b"{nope"), ("model.model", ONNX)], "model.json: not valid"),
     ("duplicate-json-key", [("model.json", b'{"Type": "a", "Type": "b"}'), ("model.model", ONNX)],
      "twice"),
-    ("wrong-json-type", [("model.json", b'{"Id": "x", "Type": "Regression", "InputShape": "8", '
-                          b'"OutputShape": [8, 8, 1]}'), ("model.model", ONNX)],
+    ("wrong-json-type", [("model.json", (b'{"Id": "x", "Type": "Regression", "InputShape": "8", '
+                                          b'"OutputShape": [8, 8, 1]}')), ("model.model", ONNX)],
      "model.json: InputShape:"),
     ("missing-id", [("model.json", czann_meta(id=ZEN_ID).to_json_bytes().replace(
         f'"Id": "{ZEN_ID}", '.encode(), b"")), ("model.model", ONNX)], "Id: required"),

@@ -69,7 +69,8 @@ def test_canonical_bytes_do_not_depend_on_input_key_order() -> None:
 @pytest.mark.parametrize(
     ("version", "expected_keys"),
     [
-        ("1.0.0", ["Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName"]),
+        ("1.0.0", ["Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes",
+                   "ModelName"]),
         ("1.1.0", ["Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName",
                    "Scaling"]),
         ("2.0.0", ["Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName",
@@ -79,7 +80,8 @@ def test_canonical_bytes_do_not_depend_on_input_key_order() -> None:
     ],
     ids=["1.0.0", "1.1.0", "2.0.0", "2.1.0"],
 )
-def test_only_keys_of_the_version_in_canonical_order(version: str, expected_keys: list[str]) -> None:
+def test_only_keys_of_the_version_in_canonical_order(version: str,
+                                                     expected_keys: list[str]) -> None:
     scaling = None if version == "1.0.0" else (2.5e-07, 2.5e-07)
     meta = seg(format_version=version, scaling=scaling)
     doc = json.loads(meta.to_json_bytes())

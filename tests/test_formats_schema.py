@@ -17,10 +17,12 @@ ID = "3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10"
 
 
 def canonical(version: str, **changes: object) -> dict:
-    fields: dict = dict(type="SingleClassSemanticSegmentation", input_shape=(512, 512, 1),
-                        output_shape=(512, 512, 2), classes=("Background", "Nucleus"),
-                        min_overlap=(64, 64), model_name="Nuclei", id=ID, format_version=version,
-                        scaling=None if version == "1.0.0" else (2.5e-07, 2.5e-07))
+    fields: dict = {
+        "type": "SingleClassSemanticSegmentation", "input_shape": (512, 512, 1),
+        "output_shape": (512, 512, 2), "classes": ("Background", "Nucleus"),
+        "min_overlap": (64, 64), "model_name": "Nuclei", "id": ID, "format_version": version,
+        "scaling": None if version == "1.0.0" else (2.5e-07, 2.5e-07),
+    }
     fields.update(changes)
     return json.loads(CzannMetadata(**fields).to_json_bytes())
 
@@ -90,7 +92,9 @@ INVALID = [
 
 @pytest.mark.parametrize(("version", "mutate", "expected"), [c[1:] for c in INVALID],
                          ids=[c[0] for c in INVALID])
-def test_invalid_documents_fail_naming_the_key(version: str, mutate, expected: str) -> None:  # noqa: ANN001
+def test_invalid_documents_fail_naming_the_key(
+    version: str, mutate, expected: str
+) -> None:
     errors = validate_model_json(mutate(canonical(version)), version)
     assert errors, "expected at least one error"
     assert any(e.startswith(expected) for e in errors), errors

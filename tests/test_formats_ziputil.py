@@ -115,7 +115,8 @@ def test_same_members_same_bytes(clean_env: None) -> None:
 
 @pytest.mark.parametrize(
     ("tz", "umask"),
-    [("UTC", 0o022), ("America/New_York", 0o077), ("Asia/Kolkata", 0o002), ("Pacific/Kiritimati", 0)],
+    [("UTC", 0o022), ("America/New_York", 0o077), ("Asia/Kolkata", 0o002),
+     ("Pacific/Kiritimati", 0)],
     ids=["utc-022", "new-york-077", "kolkata-002", "kiritimati-000"],
 )
 def test_bytes_do_not_depend_on_time_zone_or_umask(monkeypatch: pytest.MonkeyPatch, tz: str,
@@ -270,7 +271,7 @@ def test_atomic_write_mode_follows_umask(tmp_path: Path, umask: int, mode: int) 
     assert (tmp_path / "f").stat().st_mode & 0o777 == mode
 
 
-def _failing_write(exc: BaseException):  # noqa: ANN202 - test helper
+def _failing_write(exc: BaseException):
     real_write = os.write
 
     def fake(fd: int, data: bytes) -> int:
@@ -282,7 +283,8 @@ def _failing_write(exc: BaseException):  # noqa: ANN202 - test helper
 
 @pytest.mark.parametrize(
     ("exc", "expected"),
-    [(OSError(28, "No space left on device"), ArchiveError), (KeyboardInterrupt(), KeyboardInterrupt)],
+    [(OSError(28, "No space left on device"), ArchiveError),
+     (KeyboardInterrupt(), KeyboardInterrupt)],
     ids=["disk-full", "ctrl-c"],
 )
 def test_failed_write_keeps_the_old_file_and_no_temp(

@@ -24,18 +24,21 @@ def _format_value(value: Any) -> str:
 
 def render_summary(info: dict[str, Any]) -> str:
     """A readable multi-line summary of :func:`czbuild.formats.inspect` output."""
-    version = info["version"] + (" (inferred: no FormatVersion)" if info["version_inferred"] else "")
+    inferred = " (inferred: no FormatVersion)" if info["version_inferred"] else ""
+    version = info["version"] + inferred
     lines = [
         f"{info['path']}",
         f"  family:   {info['family']} {version}",
         f"  id:       {info['id']}",
-        f"  payload:  {info['payload']}, {info['payload_size']} bytes, "
-        f"sha256 {info['payload_sha256'][:16]}…",
+        (f"  payload:  {info['payload']}, {info['payload_size']} bytes, "
+         f"sha256 {info['payload_sha256'][:16]}…"),
         f"  file:     {info['size']} bytes, sha256 {info['sha256']}",
         f"  licence:  {info['license'] or '-'}",
     ]
     if not info["extension_matches"]:
-        lines.append(f"  note:     the file extension does not match its content ({info['family']})")
+        lines.append(
+            f"  note:     the file extension does not match its content ({info['family']})"
+        )
     lines.append("  metadata:")
     width = max((len(k) for k in info["metadata"]), default=0)
     for key, value in info["metadata"].items():

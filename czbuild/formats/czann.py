@@ -1,4 +1,4 @@
-"""CZANN ``model.json`` metadata: model, validation and canonical JSON (czmodel-format.md 2.2, 2.3, 6).
+"""CZANN ``model.json`` metadata: model, validation, canonical JSON (czmodel-format.md 2.2-2.3, 6).
 
 :class:`CzannMetadata` holds the metadata of one ``.czann`` file for any CZANN version.
 :meth:`CzannMetadata.validate` applies the section 6 rules that need no model;
@@ -41,7 +41,7 @@ _SAME_SPATIAL_TYPES: Final = tuple(t for t in vocab.MODEL_TYPES if t.endswith("S
 )
 # Types whose last output dim counts classes (section 6 rule 6).
 _CLASS_TYPES: Final = tuple(
-    t for t in vocab.MODEL_TYPES if t.endswith("Segmentation") or t.endswith("Classification")
+    t for t in vocab.MODEL_TYPES if t.endswith(("Segmentation", "Classification"))
 )
 _FIRST_3D_VERSION: Final = "2.0.0"
 
@@ -340,7 +340,7 @@ class CzannMetadata:
         text = json.dumps(doc, ensure_ascii=True, separators=(", ", ": "), allow_nan=False)
         return text.encode("ascii")
 
-    def with_id(self, id: str) -> CzannMetadata:  # noqa: A002 - the field is called id
+    def with_id(self, id: str) -> CzannMetadata:
         """A copy with ``id`` set."""
         return replace(self, id=id)
 

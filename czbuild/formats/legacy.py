@@ -1,4 +1,4 @@
-"""Legacy CZMODEL XML metadata: model, validation, canonical XML, hardened reader (czmodel-format.md 3.2).
+"""Legacy CZMODEL XML metadata: model, validation, canonical XML, hardened reader (format 3.2).
 
 The canonical bytes are produced by hand (not by an XML library) so that they are exactly
 the section 3.2 form on every Python version: the declaration with single quotes, LF, the
@@ -226,7 +226,7 @@ class LegacyMetadata:
         root = f'<Model Version="{_escape_attr(str(self.version))}">{body}</Model>'
         return XML_DECLARATION + root.encode("utf-8")
 
-    def with_id(self, id: str) -> LegacyMetadata:  # noqa: A002 - the field is called id
+    def with_id(self, id: str) -> LegacyMetadata:
         """A copy with ``id`` set."""
         return replace(self, id=id)
 

@@ -25,7 +25,7 @@ def schema_name(version: str) -> str:
     return f"czann-{version}.schema.json"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _schema_text(version: str) -> str:
     return resources.files(SCHEMA_PACKAGE).joinpath(schema_name(version)).read_text("utf-8")
 

@@ -96,7 +96,9 @@ def zip_bytes(members: Sequence[tuple[str, bytes]]) -> bytes:
         for name, data in members:
             check_member_name(name)
             if name in seen:
-                raise ArchiveError(f"zip member {name!r} appears twice; member names must be unique")
+                raise ArchiveError(
+                    f"zip member {name!r} appears twice; member names must be unique"
+                )
             seen.add(name)
             info = zipfile.ZipInfo(name, date_time=date_time)
             info.compress_type = zipfile.ZIP_STORED
