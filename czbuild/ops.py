@@ -21,7 +21,15 @@ from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["ArgDef", "OPS", "OpDef", "apply_numpy", "out_channels", "validate_op"]
+__all__ = [
+    "ArgDef",
+    "OPS",
+    "OpDef",
+    "apply_numpy",
+    "op_out_channels",
+    "out_channels",
+    "validate_op",
+]
 
 # Argument kinds: "floats" = a finite number or a non-empty list of finite numbers;
 # "order" = a non-empty list of ints forming a permutation of 0..len-1.
@@ -342,12 +350,29 @@ def _step_channels(op: dict[str, Any], channels: int, where: str) -> int:
     return definition.out_channels if definition.out_channels is not None else channels
 
 
+def op_out_channels(op: Mapping[str, Any] | str, channels: int, *, where: str = "") -> int:
+    """Channel count after one op; like :func:`out_channels` for a single step.
+
+    Args:
+        op: One op dict (validated here).
+        channels: Channel count of its input.
+        where: Location prefix for error messages (used as is, no index appended).
+
+    Returns:
+        The channel count the op produces.
+
+    Raises:
+        ValueError: The op is invalid or cannot take ``channels`` channels.
+    """
+    return out_channels([op], channels, where=where, _index=False)
+
+
 def _where_at(where: str, index: int) -> str:
     return f"{where}[{index}]" if where else f"[{index}]"
 
 
 def out_channels(
-    ops: Sequence[Mapping[str, Any] | str], channels: int, *, where: str = ""
+    ops: Sequence[Mapping[str, Any] | str], channels: int, *, where: str = "", _index: bool = True
 ) -> int:
     """Channel count after applying ``ops`` in order to an input with ``channels`` channels.
 
@@ -370,7 +395,7 @@ def out_channels(
         raise ValueError(f"channels: must be a positive integer, got {channels!r}")
     c = int(channels)
     for i, op in enumerate(ops):
-        step_where = _where_at(where, i)
+        step_where = _where_at(where, i) if _index else where
         c = _step_channels(validate_op(op, where=step_where), c, step_where)
     return c
 

@@ -368,3 +368,9 @@ def test_every_op_has_numpy_reference() -> None:
         data = x if channels == 1 else np.repeat(x, channels, axis=-1)
         out = ops.apply_numpy([{"op": name, **examples.get(name, {})}], data)
         assert out.shape[-1] == ops.out_channels([{"op": name, **examples.get(name, {})}], channels)
+
+
+def test_op_out_channels_uses_where_as_is() -> None:
+    assert ops.op_out_channels({"op": "transpose_channels", "order": [1, 0]}, 3) == 2
+    with pytest.raises(ValueError, match=r"^layer_7\.op: 'rgba_to_bgra' needs 4"):
+        ops.op_out_channels("rgba_to_bgra", 3, where="layer_7")
