@@ -350,6 +350,14 @@ def test_inspect_czann_is_json_friendly(tmp_path: Path) -> None:
     assert len(info["sha256"]) == 64 and info["size"] == (tmp_path / "m.czann").stat().st_size
 
 
+def test_inspect_tolerates_zero_dates_of_foreign_zips(tmp_path: Path) -> None:
+    path = tmp_path / "zero.czann"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in good_czann_members():
+            zf.writestr(zipfile.ZipInfo(name, (1980, 0, 0, 0, 0, 0)), data)
+    assert inspect(path)["members"][0]["date_time"] == "1980-00-00 00:00:00"
+
+
 def test_inspect_czmodel_uses_xml_names(tmp_path: Path) -> None:
     written = write_czmodel(tmp_path / "m.czann", legacy_meta(), ONNX)
     info = inspect(tmp_path / "m.czann")

@@ -154,11 +154,20 @@ def test_id_is_written_lower_case() -> None:
     assert out == EXAMPLE_2_1_0
 
 
-def test_lists_are_stored_as_tuples() -> None:
-    meta = CzannMetadata(type="Regression", input_shape=[8, 8, 1], output_shape=[8, 8, 1],
+def test_sequences_are_stored_as_tuples() -> None:
+    meta = CzannMetadata(type="Regression", input_shape=[8, 8, 1], output_shape=range(8, 11),
                          scaling=[1e-6, 1e-6])
     assert meta.input_shape == (8, 8, 1) and meta.scaling == (1e-6, 1e-6)
+    assert meta.output_shape == (8, 9, 10)
     hash(meta)
+
+
+def test_numpy_values_are_written_as_plain_numbers() -> None:
+    np = pytest.importorskip("numpy")
+    meta = seg(input_shape=np.array([512, 512, 1]), output_shape=(np.int64(512), 512, 2),
+               scaling=np.array([2.5e-07, 2.5e-07]))
+    meta.validate()
+    assert meta.to_json_bytes() == EXAMPLE_2_1_0
 
 
 # --- validation -----------------------------------------------------------------------------

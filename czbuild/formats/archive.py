@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +225,7 @@ def _member_dict(artifact: Artifact, info: MemberInfo) -> dict[str, Any]:
         "size": info.size,
         "compressed_size": info.compress_size,
         "compression": COMPRESSION_NAMES.get(info.compress_type, str(info.compress_type)),
-        "date_time": datetime(*info.date_time).isoformat(sep=" "),
+        "date_time": "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}".format(*info.date_time),
         "mode": oct(info.external_attr >> 16),
         "create_system": info.create_system,
         "sha256": info.sha256,

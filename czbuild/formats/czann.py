@@ -52,6 +52,11 @@ def _did_you_mean(value: object, choices: tuple[str, ...]) -> str:
     return f"{hint}; known: {', '.join(choices)}"
 
 
+def _is_sequence(value: object) -> bool:
+    return (hasattr(value, "__len__") and hasattr(value, "__iter__")
+            and not isinstance(value, (str, bytes, Mapping)))
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -121,8 +126,8 @@ class CzannMetadata:
     def __post_init__(self) -> None:
         for name in ("input_shape", "output_shape", "classes", "min_overlap", "scaling"):
             value = getattr(self, name)
-            if isinstance(value, list):
-                object.__setattr__(self, name, tuple(value))
+            if _is_sequence(value) and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))  # lists, NumPy arrays, ...
 
     # --- validation ----------------------------------------------------------------------
 

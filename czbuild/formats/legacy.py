@@ -106,6 +106,7 @@ class LegacyMetadata:
             if isinstance(value, list):
                 object.__setattr__(self, field, tuple(value))
 
+
     # --- validation ----------------------------------------------------------------------
 
     def validate(self) -> None:
@@ -152,8 +153,11 @@ class LegacyMetadata:
 
     def _check_pixel_types(self, bad: Any) -> None:
         types = self.pixel_types
-        if not isinstance(types, tuple) or not types:
-            bad("PixelType", f"needs at least one pixel type, got {types!r}")
+        if why := _list_problem(types, "('Gray8',)"):
+            bad("PixelType", why)
+            return
+        if not types:
+            bad("PixelType", "needs at least one pixel type, one per input channel entry")
             return
         for value in types:
             if value not in vocab.PIXEL_TYPES:
@@ -170,7 +174,9 @@ class LegacyMetadata:
 
     def _check_classes(self, bad: Any) -> None:
         classes = self.classes
-        if not isinstance(classes, tuple) or not all(isinstance(c, str) for c in classes):
+        if why := _list_problem(classes, "('Background', 'Cells')"):
+            bad("Classes", why)
+        elif not all(isinstance(c, str) for c in classes):
             bad("Classes", f"must be a list of class names, got {classes!r}")
         elif not classes:
             bad("Classes", "needs at least one class name")
@@ -236,6 +242,14 @@ class LegacyMetadata:
     def from_xml_bytes(cls, data: bytes) -> LegacyMetadata:
         """Read legacy XML metadata with a hardened parser (see :func:`parse_xml`)."""
         return parse_xml(data)[0]
+
+
+def _list_problem(value: object, example: str) -> str | None:
+    if isinstance(value, str):
+        return f"must be a list, got the string {value!r}; write ({value!r},)"
+    if not isinstance(value, tuple):
+        return f"must be a list like {example}, got {value!r}"
+    return None
 
 
 def _did_you_mean(value: object, choices: tuple[str, ...]) -> str:
