@@ -23,9 +23,10 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
         cache: Worker-lifetime dict: model key -> (converter, custom objects).
     """
     from czbuild.build.request import custom_object_files, model_source, to_request
+    from czbuild.build.variant_cache import materialize
     from czbuild.convert import convert
 
-    variant = job.variant
+    variant = materialize(job.variant)
     spec = variant.spec
     project = Path(variant.project_dir)
     key = (job.source_key, model_source(spec, project), tuple(spec.model.custom_objects))

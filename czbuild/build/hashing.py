@@ -26,6 +26,8 @@ from czbuild.build.jsonio import read_json, write_json
 RACY_WINDOW_NS = 2_000_000_000
 _CHUNK = 1 << 20
 _FORMAT = 1
+_shared: dict[str, "HashCache"] = {}
+_shared_lock = threading.Lock()
 
 
 def sha256_file(path: Path) -> str:
@@ -64,6 +66,16 @@ class HashCache:
                 entries = data.get("entries")
                 if isinstance(entries, dict):
                     self._entries = entries
+
+    @classmethod
+    def shared(cls, path: Path) -> HashCache:
+        """The process-wide cache for ``path`` (one instance per file, so one load and save)."""
+        key = os.path.abspath(path)
+        with _shared_lock:
+            instance = _shared.get(key)
+            if instance is None:
+                instance = _shared[key] = cls(Path(key))
+            return instance
 
     def file_sha256(self, path: Path) -> str:
         """sha256 of one file, re-reading it only if its stat signature changed.

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ class BuildSession:
 
     def __post_init__(self) -> None:
         self.out_dir = Path(os.path.abspath(self.options.out_dir))
-        self.cache = HashCache(state_dir(self.out_dir) / "hashcache.json")
+        self.cache = HashCache.shared(state_dir(self.out_dir) / "hashcache.json")
         self.outcomes: dict[str, Outcome] = {}
         self._lock = threading.Lock()
         self._executor_lock = threading.Lock()
@@ -233,9 +233,12 @@ def _pin_mismatch(variant: VariantLike, fp: Fingerprint) -> str | None:
     The model's hash (file sha256, or the tree digest of a SavedModel directory) is the one
     the fingerprint already computed, so checking the pin costs nothing extra.
     """
-    model = getattr(variant.spec, "model", None)
-    pin = getattr(model, "sha256", None)
-    path = getattr(model, "path", None)
+    spec = variant.spec
+    model = spec.get("model") if isinstance(spec, Mapping) else getattr(spec, "model", None)
+    if isinstance(model, Mapping):
+        pin, path = model.get("sha256"), model.get("path")
+    else:
+        pin, path = getattr(model, "sha256", None), getattr(model, "path", None)
     if not pin or not path:
         return None
     for record in fp.inputs:

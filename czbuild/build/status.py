@@ -77,9 +77,11 @@ def compare(
         Reason("input-missing", f"{i.role} missing: {i.path}") for i in fingerprint.missing_inputs
     ]
     if stamp is None:
-        reasons.append(Reason("never-built", "no build record (never built, or interrupted)"))
-        if not artifact_path.exists():
-            reasons.append(Reason("output-missing", f"output missing: {fingerprint.output}"))
+        if artifact_path.exists():
+            reasons.append(Reason("never-built", "no build record for the existing output "
+                                                 "(an interrupted build, or not built by czbuild)"))
+        else:
+            reasons.append(Reason("never-built", "never built"))
         return tuple(reasons)
 
     if stamp.get("spec_digest") != fingerprint.spec_digest:

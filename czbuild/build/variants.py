@@ -2,7 +2,7 @@
 
 ``czbuild build nuclei tile=1024 +metadata.scaling=[1e-7,1e-7]`` mixes recipe names and Hydra
 overrides; :func:`split_arguments` tells them apart and :func:`load` asks the recipe layer
-(:func:`czbuild.recipe.load_variants`) for the variants, through :mod:`czbuild.build.compose_cache`
+(:func:`czbuild.recipe.load_variants`) for the variants, through :mod:`czbuild.build.variant_cache`
 so that an unchanged project is not composed by Hydra again on every no-op build.
 """
 
@@ -11,6 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+
+def find_project_dir(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: cwd) that contains ``recipes/``.
+
+    Same rule as :func:`czbuild.recipe.project.find_project_dir`, restated here because
+    importing the recipe package (Hydra, pydantic) costs 0.25 s that a no-op build cannot
+    afford; a test keeps the two in agreement.
+    """
+    here = Path(start if start is not None else Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        if (folder / "recipes").is_dir():
+            return folder
+    return here
 
 
 def is_override(arg: str) -> bool:
@@ -44,7 +58,7 @@ def load(
         RecipeError: From the recipe layer, naming the file and key.
     """
     if cache_dir is not None:
-        from czbuild.build.compose_cache import cached_load_variants
+        from czbuild.build.variant_cache import cached_load_variants
 
         return cached_load_variants(names, overrides, project_dir, cache_dir)
     from czbuild.recipe import load_variants

@@ -17,7 +17,7 @@ _DEFAULT_OUT = "build"
 
 
 def _project_dir(project: Path | None) -> Path:
-    from czbuild.recipe.project import find_project_dir
+    from czbuild.build.variants import find_project_dir
 
     return Path(project).absolute() if project else find_project_dir()
 
