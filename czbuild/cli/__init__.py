@@ -23,6 +23,7 @@ _COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "czbuild.cli.convert_cmd": ("convert_cmd",),
     "czbuild.cli.recipe_cmds": ("list_cmd", "show_cmd", "schema_cmd"),
     "czbuild.cli.build_cmds": ("build_cmd", "status_cmd", "clean_cmd"),
+    "czbuild.cli.verify_cmds": ("verify_cmd",),
 }
 
 

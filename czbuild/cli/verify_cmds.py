@@ -1,0 +1,106 @@
+"""``czbuild verify``: check a finished .czann / .czmodel, optionally against its recipe.
+
+A thin adapter: pick the recipe variant (if ``--recipe``), call
+:func:`czbuild.verify.verify_artifact`, render the report as text or JSON, optionally write
+the HTML report, exit 1 when a check failed. TensorFlow is only imported when the checks
+need it (a payload to run, a source model to load).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from czbuild.errors import RecipeError
+
+_MARK = {"passed": "ok  ", "failed": "FAIL", "warning": "warn", "skipped": "skip"}
+
+
+def render_text(report: Any) -> str:
+    """The report as aligned text lines: one header, one line per check."""
+    counts = ", ".join(f"{n} {s}" for s, n in report.summary().items() if n)
+    kind = f"{(report.family or '?').upper()} {report.version or '?'}"
+    verdict = "OK" if report.ok else "FAILED"
+    lines = [f"{report.path}: {kind}: {verdict} ({counts})"]
+    name_width = max((len(c.name) for c in report.checks), default=0)
+    figures = ["" if c.figure is None else str(c.figure) for c in report.checks]
+    fig_width = min(max((len(f) for f in figures), default=0), 28)
+    for check, figure in zip(report.checks, figures):
+        lines.append(f"  {_MARK[check.status]}  {check.name.ljust(name_width)}  "
+                     f"{figure.ljust(fig_width)}  {check.message}")
+    return "\n".join(lines)
+
+
+def select_variant(recipe: str, artifact: Path, project_dir: Path | None) -> Any:
+    """The recipe variant ``recipe`` names for ``artifact``.
+
+    ``recipe`` is a recipe name or file (``nuclei``, ``recipes/nuclei.yaml``) or a variant name
+    (``nuclei@tile=512``). A recipe with several variants is narrowed down by the artifact's
+    path (``build/<recipe>/<variant-dir>/<name>``).
+
+    Raises:
+        RecipeError: Unknown recipe or variant, or several variants fit.
+    """
+    from czbuild.recipe import find_project_dir, load_variants
+
+    project = Path(project_dir) if project_dir else find_project_dir()
+    base, _, _ = recipe.partition("@")
+    variants = load_variants([base], project_dir=project)
+    if "@" in recipe:
+        named = [v for v in variants if v.name == recipe]
+        if not named:
+            raise RecipeError(f"no variant {recipe!r}; variants: "
+                              + ", ".join(v.name for v in variants), file=base)
+        return named[0]
+    if len(variants) == 1:
+        return variants[0]
+    tail = artifact.absolute().as_posix()
+    fitting = [v for v in variants if tail.endswith("/" + v.output.as_posix())]
+    if len(fitting) == 1:
+        return fitting[0]
+    raise RecipeError(f"recipe {base!r} has {len(variants)} variants; name one with --recipe "
+                      + " or --recipe ".join(v.name for v in variants), file=base)
+
+
+@click.command("verify")
+@click.argument("artifact", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--recipe", "recipe", metavar="RECIPE_OR_VARIANT",
+              help="Check fidelity and tiling against this recipe (name, file or variant "
+                   "such as nuclei@tile=512).")
+@click.option("--project", "project_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Project folder holding recipes/ (default: found from the current folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Also write an HTML report with pictures into this folder.")
+@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=1e-5,
+              show_default=True, help="Max abs difference for probabilities, fidelity, seams.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the test inputs.")
+@click.option("--no-tiling", "no_tiling", is_flag=True, help="Skip the tiling simulation.")
+@click.option("--strict", is_flag=True,
+              help="Fail (not warn) on layout and reproducibility deviations.")
+@click.pass_context
+def verify_cmd(ctx: click.Context, artifact: Path, recipe: str | None,
+               project_dir: Path | None, as_json: bool, report_dir: Path | None,
+               tolerance: float, seed: int, no_tiling: bool, strict: bool) -> None:
+    """Verify a .czann / .czmodel ARTIFACT: container, payload, semantics, fidelity, tiling.
+
+    Exits with 1 when any check failed. Without --recipe, fidelity and the tiling
+    simulation are skipped (the receptive field is still measured on the packaged model).
+    """
+    from czbuild.verify import verify_artifact, write_html_report
+
+    variant = select_variant(recipe, artifact, project_dir) if recipe else None
+    report = verify_artifact(artifact, recipe_variant=variant, tolerance=tolerance, seed=seed,
+                             tiling=not no_tiling, strict=strict)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(render_text(report))
+    if report_dir is not None:
+        written = write_html_report(report, report_dir)
+        click.echo(f"report: {written[0]}", err=as_json)
+    if not report.ok:
+        ctx.exit(1)

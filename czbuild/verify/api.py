@@ -1,0 +1,328 @@
+"""Verify one artifact: run every check group in order and return the report.
+
+Groups build on each other — a container that cannot be read has no payload to check, a
+payload that does not load cannot be run — so a failure skips the later checks with the
+reason. No stage may crash verification: an unexpected exception inside a stage becomes a
+failed check that names it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from czbuild.errors import ArchiveError, CzbuildError
+from czbuild.verify import hygiene, images
+from czbuild.verify.archive import MAX_UNPACKED_BYTES, read_container
+from czbuild.verify.fidelity import check_fidelity
+from czbuild.verify.info import REGRESSION, SEGMENTATION, ModelInfo
+from czbuild.verify.members import check_members
+from czbuild.verify.metadata import check_metadata
+from czbuild.verify.report import FAILED, SKIPPED, VerifyReport
+from czbuild.verify.runner import OnnxRunner, Runner
+from czbuild.verify.semantics import check_semantics
+from czbuild.verify.source import SourceChain, from_variant, load_source
+from czbuild.verify.tiling import check_tiling, skip_all
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOLERANCE = 1e-5
+_ZIP_MAGIC = b"PK\x03\x04"
+_LATER = {
+    "container": ("container.members", "container.metadata", "container.layout",
+                  "container.hygiene"),
+    "payload": ("payload.model", "payload.io", "payload.opset"),
+    "run": ("semantics",),
+    "fidelity": ("fidelity",),
+    "tiling": ("tiling.seams", "tiling.receptive_field", "tiling.min_overlap"),
+}
+
+
+def verify_artifact(
+    path: str | os.PathLike[str],
+    *,
+    recipe_variant: Any = None,
+    source_model: Any = None,
+    preprocessing: Sequence[Any] | None = None,
+    postprocessing: Sequence[Any] | None = None,
+    custom_objects: Mapping[str, Any] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+    tiling: bool = True,
+    strict: bool = False,
+    max_bytes: int = MAX_UNPACKED_BYTES,
+) -> VerifyReport:
+    """Verify a ``.czann`` / ``.czmodel`` file (czbuild-built or not).
+
+    Args:
+        path: The artifact.
+        recipe_variant: A :class:`czbuild.recipe.Variant`; its model source and op chains give
+            the fidelity and tiling reference.
+        source_model: ``keras.Model``, model path or ``"file.py:function"`` to use as the
+            reference (with ``preprocessing`` / ``postprocessing``); with ``recipe_variant``
+            it replaces loading the recipe's model.
+        preprocessing: Op dicts the artifact is declared to apply before the model.
+        postprocessing: Op dicts applied after it.
+        custom_objects: For loading a source model with custom layers.
+        tolerance: Maximum absolute difference for probabilities, fidelity and seams.
+        seed: Seed of every random input.
+        tiling: Run the tiling checks (they simulate many tiles).
+        strict: Treat writer-rule deviations (``container.layout``, ``container.hygiene``,
+            ``payload.hygiene``) as failures, as for czbuild's own artifacts.
+        max_bytes: Refuse archives unpacking to more bytes.
+
+    Returns:
+        The report; ``report.ok`` is False if any check failed.
+
+    Raises:
+        ArchiveError: ``path`` does not exist or is not a file.
+        ModelError: ``recipe_variant``'s custom objects cannot be loaded (other source
+            problems are reported as a failed ``fidelity`` check).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ArchiveError(f"{path}: no such file")
+    if not path.is_file():
+        raise ArchiveError(f"{path}: not a file")
+    report = VerifyReport(path=path)
+    runner: Runner | None = None
+    try:
+        info, runner = _static_checks(path, report, strict=strict, max_bytes=max_bytes)
+        if info is None or runner is None:
+            return report
+        samples = _stage(report, "semantics", "run", lambda: check_semantics(
+            runner, info, report, tolerance=tolerance, seed=seed))
+        if samples is None:
+            _skip_from(report, "fidelity", "the packaged model does not run")
+            return report
+        _pictures(report, info, samples)
+        reference = _reference(report, recipe_variant, source_model, preprocessing,
+                               postprocessing, custom_objects)
+        if reference is not None:
+            _stage(report, "fidelity", "fidelity", lambda: check_fidelity(
+                runner, reference, info, report, tolerance=tolerance, seed=seed))
+        elif report.get("fidelity") is None:
+            report.add("fidelity", SKIPPED, None, "no recipe or source model given "
+                       "(use --recipe, or pass recipe_variant= / source_model=)")
+        if not tiling:
+            skip_all(report, "tiling checks disabled (--no-tiling)")
+        else:
+            fidelity = report.get("fidelity")
+            unfaithful = fidelity is not None and fidelity.status == FAILED
+            arrays = _stage(report, "tiling.seams", "tiling", lambda: check_tiling(
+                runner, reference, info, report, tolerance=tolerance, seed=seed,
+                reference_tiles=unfaithful))
+            _tiling_pictures(report, info, arrays or {}, tolerance)
+        return report
+    finally:
+        if runner is not None:
+            runner.close()
+
+
+def verify_built_artifact(
+    path: str | os.PathLike[str],
+    variant: Any,
+    *,
+    source_model: Any = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    tiling: bool = True,
+    seed: int = 0,
+) -> VerifyReport:
+    """The build layer's hook: verify an artifact czbuild just built from ``variant``.
+
+    Strict: layout and reproducibility deviations fail, and the entry times must match
+    ``SOURCE_DATE_EPOCH`` as the build saw it. Fidelity and tiling use the variant's model
+    and chains (``source_model`` may pass an already loaded ``keras.Model``).
+
+    Args:
+        path: The built artifact.
+        variant: The :class:`czbuild.recipe.Variant` it was built from.
+        source_model: Optional loaded ``keras.Model`` of the variant's source.
+        tolerance: See :func:`verify_artifact`.
+        tiling: See :func:`verify_artifact`.
+        seed: See :func:`verify_artifact`.
+
+    Returns:
+        The report; the build fails the artifact when ``report.ok`` is False.
+    """
+    return verify_artifact(path, recipe_variant=variant, source_model=source_model,
+                           tolerance=tolerance, tiling=tiling, seed=seed, strict=True)
+
+
+# --- stages ---------------------------------------------------------------------------------
+
+
+def _stage(report: VerifyReport, name: str, later: str, func: Any) -> Any:
+    """Run ``func``; turn an unexpected exception into a failed ``name`` check."""
+    try:
+        return func()
+    except CzbuildError as exc:
+        report.add(name, FAILED, "error", str(exc))
+    except Exception as exc:  # never crash: a verifier problem is reported, not raised
+        log.debug("verification stage %s failed", name, exc_info=True)
+        report.add(name, FAILED, "verifier error",
+                   f"unexpected {type(exc).__name__} while checking: {str(exc)[:300]}")
+    for skipped in _LATER.get(later, ()):
+        if report.get(skipped) is None and skipped != name:
+            report.add(skipped, SKIPPED, None, f"{name} could not complete")
+    return None
+
+
+def _static_checks(
+    path: Path, report: VerifyReport, *, strict: bool, max_bytes: int
+) -> tuple[ModelInfo | None, Runner | None]:
+    """Container and payload checks; the filled-in info and a runner when the model can run."""
+    container = _stage(report, "container.archive", "none",
+                       lambda: read_container(path, report, max_bytes=max_bytes))
+    if container is None:
+        _skip_from(report, "container", "the archive is unreadable")
+        return None, None
+    layout = _stage(report, "container.members", "none",
+                    lambda: check_members(container, report))
+    if layout is None:
+        _skip_from(report, "container", "the members are not usable", first=1)
+        return None, None
+    parsed = _stage(report, "container.metadata", "none", lambda: check_metadata(
+        container.read(layout.metadata), layout, report))
+    info, metadata = parsed if parsed else (None, None)
+    _stage(report, "container.layout", "none",
+           lambda: hygiene.check_layout(container, layout, report, strict=strict))
+    expected = _expected_date_time() if strict else None
+    _stage(report, "container.hygiene", "none", lambda: hygiene.check_hygiene(
+        container, layout, metadata, report, strict=strict, expected_date_time=expected))
+    if info is None:
+        _skip_from(report, "payload", "the metadata is not valid")
+        return None, None
+    data = container.read(layout.model)
+    result = _stage(report, "payload.model", "payload",
+                    lambda: _payload(data, info, report, strict=strict, max_bytes=max_bytes))
+    if result is None:
+        _skip_from(report, "run", "the payload cannot be run")
+        return None, None
+    return result
+
+
+def _payload(data: bytes, info: ModelInfo, report: VerifyReport, *, strict: bool,
+             max_bytes: int) -> tuple[ModelInfo, Runner] | None:
+    is_zip = data.startswith(_ZIP_MAGIC)
+    savedmodel_ok = info.version == "3.0.0" or (
+        info.family == "czann" and info.version in ("1.0.0", "1.1.0"))
+    if is_zip and not savedmodel_ok:
+        report.add("payload.model", FAILED, "SavedModel zip",
+                   f"a zipped SavedModel payload is not allowed in {info.family.upper()} "
+                   f"{info.version}; it needs ONNX")
+        return None
+    if info.version == "3.0.0" and not is_zip:
+        report.add("payload.model", FAILED, "not a zip",
+                   "legacy 3.0.0 needs a zipped SavedModel payload (starts with PK\\x03\\x04)")
+        return None
+    if is_zip:
+        from czbuild.verify.savedmodel_payload import check_savedmodel
+
+        return check_savedmodel(data, info, report, strict=strict, max_bytes=max_bytes)
+    from czbuild.verify.onnx_payload import check_onnx
+
+    filled = check_onnx(data, info, report)
+    if filled is None:
+        return None
+    dims = _onnx_input_dims(data)
+    try:
+        runner = OnnxRunner(data, dims)
+    except Exception as exc:
+        report.add("semantics", FAILED, "does not run",
+                   f"onnxruntime cannot load the model: {type(exc).__name__}: {str(exc)[:300]}")
+        return None
+    return filled, runner
+
+
+def _onnx_input_dims(data: bytes) -> list[int | None]:
+    import onnx
+
+    model = onnx.ModelProto()
+    model.ParseFromString(data)
+    inits = {t.name for t in model.graph.initializer}
+    (value,) = [v for v in model.graph.input if v.name not in inits]
+    return [d.dim_value if d.HasField("dim_value") else None
+            for d in value.type.tensor_type.shape.dim]
+
+
+def _reference(report: VerifyReport, variant: Any, source: Any, pre: Any, post: Any,
+               custom_objects: Any) -> SourceChain | None:
+    if variant is None and source is None:
+        return None
+    what = "the recipe's source model" if variant is not None else "the source model"
+    try:
+        if variant is not None:
+            return from_variant(variant, source=source)
+        return load_source(source, preprocessing=pre or (), postprocessing=post or (),
+                           custom_objects=custom_objects)
+    except CzbuildError as exc:
+        message = f"cannot load {what}: {exc}"
+    except Exception as exc:
+        message = f"cannot load {what}: {type(exc).__name__}: {exc}"
+    report.add("fidelity", FAILED, "no reference", message)
+    return None
+
+
+def _expected_date_time() -> tuple[int, ...] | None:
+    try:
+        from czbuild.formats.ziputil import zip_date_time
+
+        return zip_date_time()
+    except CzbuildError:
+        return None
+
+
+def _skip_from(report: VerifyReport, group: str, reason: str, first: int = 0) -> None:
+    order = ["container", "payload", "run", "fidelity", "tiling"]
+    names: list[str] = []
+    for g in order[order.index(group):]:
+        names.extend(_LATER[g][first if g == group else 0:])
+    for name in names:
+        if report.get(name) is None:
+            report.add(name, SKIPPED, None, reason)
+
+
+# --- pictures -------------------------------------------------------------------------------
+
+
+def _render_output(info: ModelInfo, output: np.ndarray) -> np.ndarray | None:
+    if info.kind == SEGMENTATION:
+        from czbuild.formats.legacy import class_colors
+
+        return images.render_classes(output, class_colors(output.shape[-1]))
+    if info.kind == REGRESSION:
+        return images.render_regression(output)
+    return None
+
+
+def _pictures(report: VerifyReport, info: ModelInfo, samples: Any) -> None:
+    if not samples or len(info.input_shape or ()) != 3:
+        return
+    x, y = samples
+    try:
+        report.images["input"] = images.render_input(x[0], info.input_range)
+        out = _render_output(info, y[0]) if y.ndim == 4 else None
+        if out is not None:
+            report.images["output"] = out
+    except Exception:  # pictures are a courtesy; never fail verification for them
+        log.debug("rendering sample pictures failed", exc_info=True)
+
+
+def _tiling_pictures(report: VerifyReport, info: ModelInfo, arrays: dict[str, Any],
+                     tolerance: float) -> None:
+    if not arrays:
+        return
+    try:
+        report.images["input"] = images.render_input(arrays["input"], info.input_range)
+        out = _render_output(info, arrays["output"])
+        if out is not None:
+            report.images["output"] = out
+        report.images["seam_error"] = images.render_error(
+            arrays["seam_error"], tolerance, arrays.get("cuts"))
+    except Exception:
+        log.debug("rendering tiling pictures failed", exc_info=True)

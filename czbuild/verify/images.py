@@ -1,0 +1,100 @@
+"""Pictures for the verification report: PNG encoding and colour maps, NumPy only.
+
+A minimal PNG writer (greyscale or RGB, 8 bit, zlib + struct) avoids an imaging dependency.
+Renderers turn model inputs and outputs into uint8 images: channel-first grey or BGR→RGB
+inputs, class maps coloured with ZEN's class colours, regression images, and a heat map of
+the seam error with the tile cuts drawn in.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import Sequence
+
+import numpy as np
+
+#: Pictures are enlarged (nearest neighbour) until the longer side reaches this many pixels.
+MIN_DISPLAY = 256
+_CUT_COLOUR = (60, 120, 255)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Encode a uint8 ``[H, W]`` (grey) or ``[H, W, 3]`` (RGB) array as PNG bytes."""
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    if image.ndim == 2:
+        colour_type, channels = 0, 1
+    elif image.ndim == 3 and image.shape[2] == 3:
+        colour_type, channels = 2, 3
+    else:
+        raise ValueError(f"PNG needs [H, W] or [H, W, 3] uint8, got shape {image.shape}")
+    h, w = image.shape[:2]
+    rows = image.reshape(h, w * channels)
+    raw = b"".join(b"\x00" + rows[i].tobytes() for i in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def enlarge(image: np.ndarray, minimum: int = MIN_DISPLAY) -> np.ndarray:
+    """Nearest-neighbour enlargement by an integer factor so tiny tiles stay visible."""
+    factor = max(1, -(-minimum // max(image.shape[:2])))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def _to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    span = high - low if high > low else 1.0
+    return np.clip(np.round((values - low) / span * 255.0), 0, 255).astype(np.uint8)
+
+
+def render_input(image: np.ndarray, input_range: tuple[float, float]) -> np.ndarray:
+    """``[H, W, C]`` model input → grey (1 channel) or RGB (3/4 channels, stored BGR(A))."""
+    low, high = input_range
+    if image.shape[-1] in (3, 4):
+        return _to_uint8(image[..., 2::-1], low, high)
+    return _to_uint8(image[..., 0], low, high)
+
+
+def render_classes(probabilities: np.ndarray, colours: Sequence[tuple[int, int, int]]) -> np.ndarray:
+    """Per-pixel argmax coloured with one (R, G, B) colour per class."""
+    palette = np.asarray(list(colours) or [(255, 255, 255)], dtype=np.uint8)
+    labels = np.argmax(probabilities, axis=-1)
+    return palette[np.clip(labels, 0, len(palette) - 1)]
+
+
+def render_regression(values: np.ndarray) -> np.ndarray:
+    """Regression output in [0, 1]: grey for one channel, RGB (stored BGR) for three."""
+    if values.shape[-1] == 3:
+        return _to_uint8(values[..., ::-1], 0.0, 1.0)
+    return _to_uint8(values[..., 0], 0.0, 1.0)
+
+
+def render_error(
+    error: np.ndarray, tolerance: float, cuts: tuple[Sequence[int], Sequence[int]] | None = None
+) -> np.ndarray:
+    """Seam-error heat map: black (0) → red → yellow → white (max, at least the tolerance).
+
+    Pixels above the tolerance are never darker than mid red, so they stand out even when
+    the maximum is far larger. Tile cuts are drawn as thin blue lines.
+    """
+    top = max(float(error.max()), tolerance)
+    t = np.clip(error / top, 0.0, 1.0)
+    t = np.where(error > tolerance, np.maximum(t, 0.5), t * 0.45)
+    r = np.clip(t * 3, 0, 1)
+    g = np.clip(t * 3 - 1, 0, 1)
+    b = np.clip(t * 3 - 2, 0, 1)
+    rgb = (np.stack([r, g, b], axis=-1) * 255).astype(np.uint8)
+    if cuts is not None:
+        ycuts, xcuts = cuts
+        for y in ycuts:
+            row = rgb[y, :]
+            row[error[y, :] <= tolerance] = _CUT_COLOUR
+        for x in xcuts:
+            col = rgb[:, x]
+            col[error[:, x] <= tolerance] = _CUT_COLOUR
+    return rgb

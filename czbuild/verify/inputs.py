@@ -1,0 +1,63 @@
+"""Seeded test inputs in the value range ZEN feeds a model.
+
+CZANN models get float32 in [0, 1]; legacy models get raw values in the pixel type's native
+range (whole numbers 0..255 or 0..65535 for integer types). Every function takes a seed, so
+a report is reproducible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from czbuild.verify.info import ModelInfo
+
+
+def random_tiles(info: ModelInfo, shape: tuple[int, ...], count: int, seed: int) -> np.ndarray:
+    """``count`` uniformly random tiles of ``shape`` (no batch) plus a darkest and a brightest tile.
+
+    Constant tiles are edge cases worth running: per-image standardisation maps them to 0.
+
+    Returns:
+        float32 array ``[count + 2, *shape]``.
+    """
+    rng = np.random.default_rng(seed)
+    low, high = info.input_range
+    if info.integer_input:
+        tiles = rng.integers(int(low), int(high) + 1, size=(count, *shape)).astype(np.float32)
+    else:
+        tiles = rng.uniform(low, high, size=(count, *shape)).astype(np.float32)
+    constant = np.stack([np.full(shape, low, np.float32), np.full(shape, high, np.float32)])
+    return np.concatenate([tiles, constant], axis=0)
+
+
+def sample_image(info: ModelInfo, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """A synthetic microscopy-like image: bright blobs on a gradient background, with noise.
+
+    Args:
+        info: Gives the value range.
+        shape: ``(H, W, C)``.
+        seed: Random seed.
+
+    Returns:
+        float32 array ``[1, H, W, C]`` within the input range.
+    """
+    rng = np.random.default_rng(seed)
+    h, w, c = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    image = np.empty((h, w, c))
+    count = max(3, (h * w) // 150)
+    for ch in range(c):
+        base = 0.15 + 0.2 * (yy / max(h - 1, 1)) * (0.5 + 0.5 * ch / max(c, 1))
+        for _ in range(count):
+            cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+            radius = rng.uniform(1.5, max(2.0, min(h, w) / 10))
+            base = base + rng.uniform(0.3, 0.7) * np.exp(
+                -((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius**2)
+            )
+        image[..., ch] = base + rng.normal(0.0, 0.05, size=(h, w))
+    image = np.clip(image, 0.0, 1.0)
+    low, high = info.input_range
+    image = low + image * (high - low)
+    if info.integer_input:
+        image = np.round(image)
+    return image[np.newaxis].astype(np.float32)

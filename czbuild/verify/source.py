@@ -1,0 +1,185 @@
+"""The independent reference: source model in Keras, pre/postprocessing in NumPy.
+
+The packaged model bakes its preprocessing into the network; the reference computes the same
+chain with :func:`czbuild.ops.apply_numpy` (float64) around the *unwrapped* source model, so
+a mistake in the Keras layers, the wrapping or the export shows up as a difference. The
+source model runs at whatever spatial size the input has: directly when its input dims allow
+it, else rebuilt at that size with :func:`czbuild.keras.wrap.wrap_model`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from czbuild import ops as ops_mod
+from czbuild.errors import ModelError
+
+PER_IMAGE = "per_image_standardization"
+_BATCH = 8
+
+
+@dataclass
+class SourceChain:
+    """A loaded source model and its op chains.
+
+    Attributes:
+        model: The Keras model.
+        preprocessing: Normalised op dicts applied before the model.
+        postprocessing: Normalised op dicts applied after it.
+        origin: Where the model came from (for messages).
+    """
+
+    model: Any
+    preprocessing: tuple[dict[str, Any], ...] = ()
+    postprocessing: tuple[dict[str, Any], ...] = ()
+    origin: str = "source model"
+    _sized: dict[tuple[int, ...], Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def tiling_dependent(self) -> bool:
+        """Whether the preprocessing uses per-tile statistics (its output depends on tiling)."""
+        return any(op["op"] == PER_IMAGE for op in self.preprocessing)
+
+    def predict(
+        self, x: np.ndarray, *, preprocessing: Sequence[Mapping[str, Any]] | None = None
+    ) -> np.ndarray:
+        """Reference output for raw input ``x`` (batch, spatial..., channels).
+
+        Args:
+            x: Raw input as ZEN feeds it.
+            preprocessing: Use this chain instead of :attr:`preprocessing` (tiling analysis
+                freezes per-tile statistics).
+
+        Returns:
+            float64 output after postprocessing.
+
+        Raises:
+            ModelError: The model cannot run at the input's spatial size.
+        """
+        chain = self.preprocessing if preprocessing is None else tuple(preprocessing)
+        pre = ops_mod.apply_numpy(chain, np.asarray(x)).astype(np.float32)
+        model = self.at(tuple(pre.shape[1:-1]))
+        outs = [_call(model, pre[i : i + _BATCH]) for i in range(0, pre.shape[0], _BATCH)]
+        return ops_mod.apply_numpy(self.postprocessing, np.concatenate(outs, axis=0))
+
+    def at(self, spatial: tuple[int, ...]) -> Any:
+        """The model runnable at ``spatial`` size (cached)."""
+        if spatial in self._sized:
+            return self._sized[spatial]
+        dims = tuple(self.model.input_shape[1:-1])
+        if len(dims) == len(spatial) and all(d is None or d == s for d, s in zip(dims, spatial)):
+            model = self.model
+        else:
+            from czbuild.keras.wrap import wrap_model
+
+            try:
+                model = wrap_model(self.model, spatial_dims=spatial)
+            except Exception as exc:
+                raise ModelError(f"{self.origin} cannot run at {list(spatial)}: {exc}") from exc
+        self._sized[spatial] = model
+        return model
+
+
+def freeze_statistics(ops: Sequence[Mapping[str, Any]], image: np.ndarray) -> list[dict]:
+    """Replace per-image standardisation by a fixed normalisation with ``image``'s statistics.
+
+    Tiles and the whole image then see the same affine map, so a tiled-vs-whole comparison
+    measures only the model's border effects.
+    """
+    frozen: list[dict[str, Any]] = []
+    x = np.asarray(image, dtype=np.float64)
+    for op in ops:
+        step = dict(op)
+        if step["op"] == PER_IMAGE:
+            n = int(np.prod(x.shape[1:]))
+            mean = float(x.mean())
+            std = max(float(x.std()), 1.0 / math.sqrt(n))
+            step = {"op": "normalization", "mean": [mean], "std": [std]}
+        frozen.append(step)
+        x = ops_mod.apply_numpy([step], x)
+    return frozen
+
+
+def load_source(
+    source: Any,
+    *,
+    preprocessing: Sequence[Any] = (),
+    postprocessing: Sequence[Any] = (),
+    custom_objects: Mapping[str, Any] | None = None,
+) -> SourceChain:
+    """Load the source model and normalise both chains.
+
+    Args:
+        source: ``keras.Model``, model path or ``"file.py:function"`` (see
+            :func:`czbuild.keras.sources.load_model`).
+        preprocessing: Op dicts (or czbuild Keras preprocessing layers, converted back).
+        postprocessing: Same, applied after the model.
+        custom_objects: For loading models with custom layers.
+
+    Raises:
+        ModelError: The model cannot be loaded, has several inputs/outputs, or an op is invalid.
+    """
+    from czbuild.keras.sources import load_model
+
+    model = load_model(source, custom_objects=custom_objects)
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelError(f"source model has {len(model.inputs)} inputs and "
+                         f"{len(model.outputs)} outputs; the reference needs one each")
+    origin = source if isinstance(source, (str, os.PathLike)) else "source model"
+    return SourceChain(model, _ops(preprocessing, "preprocessing"),
+                       _ops(postprocessing, "postprocessing"), str(origin))
+
+
+def from_variant(variant: Any, *, source: Any = None) -> SourceChain:
+    """The reference of a recipe :class:`~czbuild.recipe.Variant` (its model and chains).
+
+    Args:
+        variant: A resolved recipe variant.
+        source: An already loaded ``keras.Model`` to use instead of loading the recipe's.
+    """
+    spec = variant.spec
+    custom = None
+    if source is None:
+        source = variant.model_source
+        if variant.custom_object_files:
+            from czbuild.keras.sources import load_custom_objects
+
+            custom = load_custom_objects(variant.custom_object_files)
+    return load_source(source, preprocessing=spec.preprocessing,
+                       postprocessing=spec.postprocessing, custom_objects=custom)
+
+
+def _ops(chain: Sequence[Any], where: str) -> tuple[dict[str, Any], ...]:
+    if chain is None:
+        return ()
+    if isinstance(chain, (Mapping, str)) or not isinstance(chain, Sequence):
+        chain = [chain]
+    out = []
+    for i, op in enumerate(chain):
+        if not isinstance(op, (Mapping, str)):
+            from czbuild.keras.preprocessing import op_from_layer
+
+            op = op_from_layer(op)
+        try:
+            out.append(ops_mod.validate_op(op, where=f"{where}[{i}]"))
+        except ValueError as exc:
+            raise ModelError(str(exc)) from exc
+    return tuple(out)
+
+
+def _call(model: Any, x: np.ndarray) -> np.ndarray:
+    y = model(x, training=False)
+    if isinstance(y, (list, tuple)):
+        if len(y) != 1:
+            raise ModelError(f"source model returns {len(y)} outputs; expected one")
+        y = y[0]
+    if isinstance(y, dict):
+        if len(y) != 1:
+            raise ModelError(f"source model returns {len(y)} outputs; expected one")
+        (y,) = y.values()
+    return np.asarray(y, dtype=np.float64)

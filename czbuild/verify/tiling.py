@@ -1,0 +1,268 @@
+"""The tiling checks: does ZEN's tiled inference reproduce the whole-image prediction?
+
+* ``tiling.seams``: a synthetic image of 3 × 3 tiles is cut into tiles of the model's input
+  size with the declared overlap (``MinOverlap``; legacy ``2 × BorderSize``; 0 if none is
+  declared), each tile is predicted by the packaged model, the centre regions are stitched
+  (:mod:`czbuild.verify.tiles`), and the result is compared with the source model run once on
+  the whole image. Figure: the maximum seam error; fails above the tolerance.
+* ``tiling.receptive_field``: the empirically measured receptive radius
+  (:mod:`czbuild.verify.receptive`); a warning when the declared overlap is below
+  ``2 × radius`` (the seam error is what decides).
+* ``tiling.min_overlap``: the smallest even overlap whose seam error stays within the
+  tolerance, found by a guided search, so a recipe author can pick ``MinOverlap`` from evidence.
+
+Per-tile statistics (``per_image_standardization``) make the output depend on the tiling
+itself, which no overlap can fix. For such chains both the tiles and the whole image are
+standardised with the *whole image's* statistics (running the source model for the tiles
+too), so the checks measure the model's border effects only; how much the per-tile
+statistics change the packaged model's output is reported separately as information.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from czbuild.verify import receptive
+from czbuild.verify.info import OTHER, ModelInfo
+from czbuild.verify.inputs import sample_image
+from czbuild.verify.report import FAILED, PASSED, SKIPPED, WARNING, VerifyReport
+from czbuild.verify.source import SourceChain, freeze_statistics
+from czbuild.verify.tiles import TiledRun, error_map, kept_ranges, needed_overlap, run_tiled
+
+SEAMS = "tiling.seams"
+FIELD = "tiling.receptive_field"
+MIN_OVERLAP = "tiling.min_overlap"
+NAMES = (SEAMS, FIELD, MIN_OVERLAP)
+TILES_PER_SIDE = 3
+#: At most this many tiled simulations while searching for the minimal overlap.
+SEARCH_BUDGET = 12
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def skip_all(report: VerifyReport, reason: str, names: tuple[str, ...] = NAMES) -> None:
+    """Add the tiling checks as skipped with ``reason``."""
+    for name in names:
+        report.add(name, SKIPPED, None, reason)
+
+
+def check_tiling(
+    runner: Predict,
+    reference: SourceChain | None,
+    info: ModelInfo,
+    report: VerifyReport,
+    *,
+    tolerance: float,
+    seed: int,
+    reference_tiles: bool = False,
+) -> dict[str, Any]:
+    """Add the three tiling checks.
+
+    Args:
+        runner: The packaged model.
+        reference: Source model + chains, or None (then only the receptive field is measured,
+            on the packaged model at its tile size).
+        info: Shapes, overlap and input range.
+        report: Receives the checks.
+        tolerance: Maximum absolute seam error.
+        seed: Seed of the synthetic image and the probes.
+        reference_tiles: Predict the tiles with the reference instead of the packaged model
+            (used when fidelity failed, so the seams measure border effects only).
+
+    Returns:
+        Arrays for report pictures: ``input``, ``output``, ``seam_error``, ``cuts``.
+    """
+    if info.kind == OTHER:
+        skip_all(report, f"Type {info.type}: the output is not an image, nothing is tiled")
+        return {}
+    assert info.input_shape is not None
+    if len(info.input_shape) != 3:
+        skip_all(report, "3D models: tiled inference is only simulated for 2D models")
+        return {}
+    th, tw, channels = info.input_shape
+    declared = info.overlap is not None
+    overlap = tuple(info.overlap) if declared else (0, 0)
+    if overlap[0] >= th or overlap[1] >= tw:
+        report.add(SEAMS, FAILED, f"overlap {list(overlap)}",
+                   f"the overlap {list(overlap)} is not smaller than the tile {[th, tw]}: "
+                   "ZEN cannot tile with it")
+        skip_all(report, "the declared overlap is not smaller than the tile", (FIELD, MIN_OVERLAP))
+        return {}
+    if reference is None:
+        reason = ("no source model: verify with a recipe (--recipe) or a source model to "
+                  "compare tiled inference with the whole-image prediction")
+        skip_all(report, reason, (SEAMS,))
+        _field_on_packaged(runner, info, report, overlap, seed)
+        skip_all(report, reason, (MIN_OVERLAP,))
+        return {}
+    size = (TILES_PER_SIDE * th, TILES_PER_SIDE * tw)
+    image = sample_image(info, (*size, channels), seed)
+    chain = freeze_statistics(reference.preprocessing, image)
+    try:
+        whole = reference.predict(image, preprocessing=chain)[0]
+    except Exception as exc:
+        skip_all(report, f"the source model cannot predict the whole {size[0]}x{size[1]} "
+                 f"image ({type(exc).__name__}: {str(exc)[:200]}); not fully convolutional?")
+        return {}
+    dependent = reference.tiling_dependent
+    use_reference = dependent or reference_tiles
+    tile_predict: Predict = (
+        (lambda t: reference.predict(t, preprocessing=chain)) if use_reference else runner
+    )
+    runs: dict[int, float] = {}
+
+    def seam_error(o: int) -> float:
+        if o not in runs:
+            runs[o] = float(error_map(run_tiled(tile_predict, image, (th, tw), (o, o)).output,
+                                      whole).max())
+        return runs[o]
+
+    run = run_tiled(tile_predict, image, (th, tw), overlap)  # type: ignore[arg-type]
+    err = error_map(run.output, whole)
+    images = {"input": image[0], "output": run.output, "seam_error": err,
+              "cuts": _cuts(run, size)}
+    _seams(report, run, err, whole, overlap, declared, dependent, runner, image, tolerance,
+           reference_tiles)
+    if use_reference:
+        images["output"] = run_tiled(runner, image, (th, tw), overlap).output  # type: ignore
+    field = receptive.measure(lambda x: reference.predict(x, preprocessing=chain),
+                              (*size, channels), info.input_range, seed=seed + 7)
+    _field(report, field, overlap, "source model (whole-image probe)")
+    _min_overlap(report, tile_predict, image, whole, (th, tw), overlap, tolerance, seam_error)
+    return images
+
+
+def _seams(report: VerifyReport, run: TiledRun, err: np.ndarray, whole: np.ndarray,
+           overlap: tuple[int, ...], declared: bool, dependent: bool, runner: Predict,
+           image: np.ndarray, tolerance: float, reference_tiles: bool) -> None:
+    seam = float(err.max())
+    where = np.unravel_index(int(np.argmax(err)), err.shape)
+    details: dict[str, Any] = {
+        "overlap": list(overlap), "overlap_declared": declared, "tolerance": tolerance,
+        "image_size": list(err.shape), "tiles": run.count, "tile_starts_y": run.ys,
+        "tile_starts_x": run.xs, "max_at": [int(where[0]), int(where[1])],
+        "pixels_over_tolerance": int(np.count_nonzero(err > tolerance)),
+        "tiling_dependent_preprocessing": dependent,
+        "tiles_predicted_by": "reference" if dependent or reference_tiles else "packaged model",
+    }
+    note = "" if declared else " (no overlap declared: simulated with 0)"
+    if reference_tiles and not dependent:
+        note += ("; fidelity failed, so the tiles were predicted with the source model to "
+                 "measure border effects alone")
+    if dependent and not reference_tiles:
+        packaged = run_tiled(runner, image, run.tiles.shape[1:3], overlap)  # type: ignore
+        effect = float(error_map(packaged.output, whole).max())
+        details["per_tile_statistics_effect"] = effect
+        note += (f"; per-tile standardisation measured with whole-image statistics (per-tile "
+                 f"statistics change the output by up to {effect:.3g}, which no overlap fixes)")
+    figure = f"max seam error {seam:.2g}"
+    if seam > tolerance:
+        report.add(SEAMS, FAILED, figure,
+                   f"tiled inference with overlap {list(overlap)} differs from the whole-image "
+                   f"prediction by up to {seam:.3g} (> {tolerance:g}) at pixel "
+                   f"{list(details['max_at'])}: overlap too small for the model's border "
+                   f"effects{note}", **details)
+    else:
+        report.add(SEAMS, PASSED, figure,
+                   f"{run.count} tiles with overlap {list(overlap)} stitch to the whole-image "
+                   f"prediction within {tolerance:g}{note}", **details)
+
+
+def _field(report: VerifyReport, field: receptive.ReceptiveField, overlap: tuple[int, ...],
+           method: str) -> None:
+    ry, rx = field.radius
+    bound = "" if field.bounded else ">= "
+    figure = f"radius {bound}{max(ry, rx)} px"
+    details = {"radius": [ry, rx], "bounded": field.bounded, "probe_size": list(field.size),
+               "method": method, "overlap": list(overlap),
+               "overlap_for_radius": list(field.overlap), "threshold": receptive.THRESHOLD}
+    if not field.bounded:
+        report.add(FIELD, WARNING, figure,
+                   f"a one-pixel change reaches the border of the {field.size[0]}x"
+                   f"{field.size[1]} probe ({method}): the model is not local at this scale "
+                   "(global pooling, per-tile statistics or a very deep network)", **details)
+    elif overlap[0] < field.overlap[0] or overlap[1] < field.overlap[1]:
+        report.add(FIELD, WARNING, figure,
+                   f"overlap {list(overlap)} is below 2 x receptive radius "
+                   f"{list(field.overlap)}: border effects can reach the stitched output "
+                   "(tiling.seams measures by how much)", **details)
+    else:
+        report.add(FIELD, PASSED, figure,
+                   f"overlap {list(overlap)} covers 2 x receptive radius "
+                   f"{list(field.overlap)} ({method})", **details)
+
+
+def _field_on_packaged(runner: Predict, info: ModelInfo, report: VerifyReport,
+                       overlap: tuple[int, ...], seed: int) -> None:
+    assert info.input_shape is not None
+    try:
+        field = receptive.measure(runner, tuple(info.input_shape),  # type: ignore[arg-type]
+                                  info.input_range, seed=seed + 7)
+    except Exception as exc:
+        report.add(FIELD, SKIPPED, None, f"could not probe the packaged model: {exc}")
+        return
+    _field(report, field, overlap, "packaged model (one-tile probe)")
+
+
+def _min_overlap(report: VerifyReport, tile_predict: Predict, image: np.ndarray,
+                 whole: np.ndarray, tile: tuple[int, int], overlap: tuple[int, ...],
+                 tolerance: float, seam_error: Callable[[int], float]) -> None:
+    limit = min(tile) - 1
+    limit -= limit % 2
+    first = run_tiled(tile_predict, image, tile, (0, 0))
+    candidate = needed_overlap(first, whole, tolerance)
+    found, tried = search(seam_error, candidate, limit, tolerance)
+    details = {"candidate": candidate, "tried": {str(k): v for k, v in sorted(tried.items())},
+               "declared": list(overlap), "tolerance": tolerance, "largest_possible": limit}
+    if found is None:
+        report.add(MIN_OVERLAP, WARNING, "none",
+                   f"no even overlap below the tile size keeps the seam error within "
+                   f"{tolerance:g}: the model is not tiling-invariant (misaligned pooling, "
+                   "global operations or a receptive field larger than the tile)", **details)
+        return
+    verdict = ("enough" if min(overlap) >= found else "too small")
+    report.add(MIN_OVERLAP, PASSED, f"{found} px",
+               f"smallest overlap keeping the seam error within {tolerance:g}: {found} px "
+               f"(MinOverlap [{found}, {found}], legacy BorderSize {found // 2}); the declared "
+               f"{list(overlap)} is {verdict}", minimal_overlap=found, **details)
+
+
+def search(seam_error: Callable[[int], float], candidate: int | None, limit: int,
+           tolerance: float, budget: int = SEARCH_BUDGET) -> tuple[int | None, dict[int, float]]:
+    """Smallest even overlap in ``[0, limit]`` with ``seam_error(o) <= tolerance``.
+
+    Starts at ``candidate`` (from the border-depth analysis; ``limit`` when None), walks down
+    while the error stays within tolerance and up while it does not, within ``budget``
+    simulations.
+
+    Returns:
+        The overlap (or None) and every ``{overlap: seam error}`` tried.
+    """
+    tried: dict[int, float] = {}
+
+    def ok(o: int) -> bool:
+        tried[o] = seam_error(o)
+        return tried[o] <= tolerance
+
+    start = limit if candidate is None else min(max(candidate, 0), limit)
+    start -= start % 2
+    if ok(start):
+        found = start
+        while found - 2 >= 0 and len(tried) < budget and ok(found - 2):
+            found -= 2
+        return found, tried
+    o = start
+    while o + 2 <= limit and len(tried) < budget:
+        o += 2
+        if ok(o):
+            return o, tried
+    return None, tried
+
+
+def _cuts(run: TiledRun, size: tuple[int, int]) -> tuple[list[int], list[int]]:
+    th, tw = run.tiles.shape[1:3]
+    ycuts = [lo for lo, _ in kept_ranges(run.ys, th, size[0])][1:]
+    xcuts = [lo for lo, _ in kept_ranges(run.xs, tw, size[1])][1:]
+    return ycuts, xcuts
