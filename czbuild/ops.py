@@ -22,8 +22,8 @@ from typing import Any, Final
 import numpy as np
 
 __all__ = [
-    "ArgDef",
     "OPS",
+    "ArgDef",
     "OpDef",
     "apply_numpy",
     "op_out_channels",
@@ -205,9 +205,7 @@ def _check_floats(value: Any, arg: ArgDef, where: str) -> list[float]:
     out: list[float] = []
     for i, item in enumerate(items):
         if not _is_number(item):
-            raise ValueError(
-                f"{key}[{i}]: must be a number, got {type(item).__name__} {item!r}"
-            )
+            raise ValueError(f"{key}[{i}]: must be a number, got {type(item).__name__} {item!r}")
         f = float(item)
         if not math.isfinite(f):
             raise ValueError(f"{key}[{i}]: must be finite, got {f!r}")

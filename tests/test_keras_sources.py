@@ -117,7 +117,12 @@ def test_source_kind_errors(paths: dict[str, Path], make: Any, fragments: list[s
 
 @pytest.mark.parametrize(
     ("source", "expected"),
-    [("x/y.keras", "keras"), ("x/model.h5", "h5"), ("x/export", "saved_model"), ("f.py:g", "factory")],
+    [
+        ("x/y.keras", "keras"),
+        ("x/model.h5", "h5"),
+        ("x/export", "saved_model"),
+        ("f.py:g", "factory"),
+    ],
     ids=["keras", "h5", "dir", "factory"],
 )
 def test_source_kind_without_existence_check(source: str, expected: str) -> None:
@@ -147,7 +152,7 @@ def test_source_kind_does_not_import_tensorflow(tmp_path: Path) -> None:
         import sys
         import czbuild.keras
         from czbuild.keras.sources import source_kind
-        assert source_kind({str(tmp_path / 'm.keras')!r}) == "keras"
+        assert source_kind({str(tmp_path / "m.keras")!r}) == "keras"
         assert "tensorflow" not in sys.modules and "keras" not in sys.modules
         """
     )
@@ -325,7 +330,7 @@ def test_custom_objects_dict_in_file_and_conflicts(tmp_path: Path) -> None:
         load_custom_objects([tmp_path / "c.py"])
 
 
-FACTORY_FILE = '''
+FACTORY_FILE = """
 import keras
 
 
@@ -346,7 +351,7 @@ def broken():
 
 
 VALUE = 3
-'''
+"""
 
 
 @pytest.mark.slow
@@ -391,3 +396,44 @@ def test_factory_file_that_fails_to_execute(tmp_path: Path) -> None:
 def test_custom_objects_must_be_a_mapping(saved: dict[str, Any]) -> None:
     with pytest.raises(ModelError, match="custom_objects: must be a dict"):
         load_model(saved["root"] / "m.keras", custom_objects=["TimesTwo"])  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_factory_can_import_sibling_module(tmp_path: Path) -> None:
+    import keras
+
+    (tmp_path / "cz_sibling_parts.py").write_text("FILTERS = 3\n")
+    (tmp_path / "net.py").write_text(
+        "import keras\nfrom cz_sibling_parts import FILTERS\n"
+        "def build():\n"
+        "    i = keras.Input((None, None, 1))\n"
+        "    return keras.Model(i, keras.layers.Conv2D(FILTERS, 1)(i))\n"
+    )
+    try:
+        model = load_model(f"{tmp_path / 'net.py'}:build")
+    finally:
+        sys.modules.pop("cz_sibling_parts", None)
+    assert isinstance(model, keras.Model) and model.outputs[0].shape[-1] == 3
+    assert str(tmp_path) not in sys.path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".keras", ".h5"], ids=["keras", "h5"])
+def test_lambda_layer_refused_with_explanation(tmp_path: Path, suffix: str) -> None:
+    import keras
+
+    inputs = keras.Input((4, 4, 1))
+    keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs)).save(tmp_path / f"l{suffix}")
+    with pytest.raises(ModelError, match="Lambda layer.*factory.*safe_mode=False"):
+        load_model(tmp_path / f"l{suffix}")
+
+
+def test_package_reexports_lazily() -> None:
+    import czbuild.keras as package
+    from czbuild.keras import sources
+
+    assert package.source_kind is sources.source_kind
+    assert "load_model" in dir(package)
+    assert set(package.__all__) == set(package._LAZY)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        package.nope  # noqa: B018

@@ -51,7 +51,9 @@ def fcn_pair() -> tuple[Any, Any]:
     return fixed, flexible
 
 
-def _unet(keras: Any, tile: int | None, depth: int, *, skips: bool, skip_first: bool = False) -> Any:
+def _unet(
+    keras: Any, tile: int | None, depth: int, *, skips: bool, skip_first: bool = False
+) -> Any:
     """Tiny U-Net (4 filters) with ``depth`` poolings; optional skip concatenations."""
     layers = keras.layers
     inputs = keras.Input((tile, tile, 1))
@@ -187,8 +189,12 @@ def test_shift_then_scale_differs_from_scale_then_shift(fcn_pair: tuple[Any, Any
     from czbuild.keras.wrap import wrap_model
 
     _, flexible = fcn_pair
-    a = wrap_model(flexible, preprocessing=[{"op": "shift", "shift": 1}, {"op": "scale", "scale": 3}])
-    b = wrap_model(flexible, preprocessing=[{"op": "scale", "scale": 3}, {"op": "shift", "shift": 1}])
+    a = wrap_model(
+        flexible, preprocessing=[{"op": "shift", "shift": 1}, {"op": "scale", "scale": 3}]
+    )
+    b = wrap_model(
+        flexible, preprocessing=[{"op": "scale", "scale": 3}, {"op": "shift", "shift": 1}]
+    )
     assert np.max(np.abs(np.asarray(a(_x(8))) - np.asarray(b(_x(8))))) > 1e-4
 
 

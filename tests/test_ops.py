@@ -103,7 +103,10 @@ def test_validate_op_returns_new_dict_and_is_idempotent() -> None:
 @pytest.mark.parametrize(
     ("op", "fragments"),
     [
-        ({"op": "scael", "scale": 1}, ["pre[2].op", "'scael'", "did you mean 'scale'", "rgb_to_bgr"]),
+        (
+            {"op": "scael", "scale": 1},
+            ["pre[2].op", "'scael'", "did you mean 'scale'", "rgb_to_bgr"],
+        ),
         ({"op": "zzzz"}, ["pre[2].op", "valid ops:", "sigmoid_to_softmax_scores"]),
         ({"scale": 1}, ["pre[2].op", "missing"]),
         ({"op": 3}, ["pre[2].op", "must be a string"]),

@@ -21,7 +21,16 @@ _LAZY = {
     "op_from_layer": "czbuild.keras.preprocessing",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "io_shapes",
+    "is_tiling_invariant",
+    "layer_from_op",
+    "load_custom_objects",
+    "load_model",
+    "op_from_layer",
+    "source_kind",
+    "wrap_model",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -137,7 +137,8 @@ def _exec_python_file(path: Path, *, what: str) -> ModuleType:
     """Execute a Python file under a unique module name and return the module.
 
     The same file with the same content is executed only once per process (the module is
-    reused), so classes keep their identity and Keras registrations are not repeated.
+    reused), so classes keep their identity and Keras registrations are not repeated. While
+    it runs, the file's folder is on ``sys.path`` so that it can import sibling modules.
     """
     path = Path(path)
     if not path.is_file():
@@ -156,6 +157,8 @@ def _exec_python_file(path: Path, *, what: str) -> ModuleType:
         raise ModelError(f"{what} {str(path)!r}: cannot be imported")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses, pickling etc. look modules up by name
+    folder = str(resolved.parent)
+    sys.path.insert(0, folder)  # like running the file: its sibling modules are importable
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
@@ -163,6 +166,11 @@ def _exec_python_file(path: Path, *, what: str) -> ModuleType:
         raise ModelError(
             f"{what} {str(path)!r}: executing the file failed: {type(exc).__name__}: {exc}"
         ) from exc
+    finally:
+        try:
+            sys.path.remove(folder)
+        except ValueError:  # pragma: no cover - the file removed it itself
+            pass
     _MODULES[digest] = module
     return module
 
@@ -387,7 +395,10 @@ def _call_factory(source: str, custom_objects: Mapping[str, Any] | None) -> kera
     func = getattr(module, func_name, None)
     if func is None:
         available = sorted(
-            k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
+            k
+            for k, v in vars(module).items()
+            if callable(v)
+            and not k.startswith("_")
             and getattr(v, "__module__", None) == module.__name__
         )
         raise ModelError(
@@ -431,7 +442,8 @@ def load_model(source: Any, *, custom_objects: Mapping[str, Any] | None = None) 
             SavedModel without a single-input single-output signature, or a factory fails.
     """
     if custom_objects is not None and (
-        not isinstance(custom_objects, Mapping) or not all(isinstance(k, str) for k in custom_objects)
+        not isinstance(custom_objects, Mapping)
+        or not all(isinstance(k, str) for k in custom_objects)
     ):
         raise ModelError(
             "custom_objects: must be a dict mapping class names to classes, e.g. "

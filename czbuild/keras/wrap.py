@@ -136,7 +136,7 @@ def _short(exc: BaseException) -> str:
     if "in user code:" in text:  # tf.function error: keep the innermost raised message
         starts = [m.start() for m in _RAISED_LINE.finditer(text)]
         if starts:
-            text = text[starts[-1]:]
+            text = text[starts[-1] :]
     text = " ".join(text.split())
     text = re.sub(r"Exception encountered when calling [^.]*\.call\(\)\.\s*", "", text)
     text = text.split(" Arguments received by")[0].split(" for '{{node ")[0]
