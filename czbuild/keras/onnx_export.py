@@ -1,0 +1,596 @@
+"""Keras model -> canonical ONNX bytes (tf2onnx), canonicalisation and tile specialisation.
+
+Three public steps:
+
+* :func:`export_onnx` traces ``model`` into a ``tf.function`` whose single input is named
+  ``input``, converts it with tf2onnx, canonicalises and checks the result.
+* :func:`canonicalize_onnx` makes the bytes independent of process history: TensorFlow and
+  tf2onnx name nodes from process-global counters (``functional_3/conv2d_7/...``,
+  ``Reshape__123``) and embed function names in doc strings, so the same model converted after
+  other work in the same process would otherwise give different bytes.
+* :func:`specialize_onnx` fixes the spatial dims of a model converted with undefined
+  height/width (one conversion serves a whole tile sweep).
+
+Serialisation is deterministic (:func:`serialize_onnx`). Failures raise
+:class:`~czbuild.errors.ConversionError`; nothing here falls back to another payload.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import onnx
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto
+
+from czbuild.errors import ConversionError
+from czbuild.formats import vocab
+
+logger = logging.getLogger(__name__)
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+PRODUCER_NAME = "czbuild"
+GRAPH_NAME = "czbuild"
+
+__all__ = [
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "canonicalize_onnx",
+    "check_onnx",
+    "export_onnx",
+    "ir_version_for_opset",
+    "serialize_onnx",
+    "specialize_onnx",
+]
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+def ir_version_for_opset(opset: int) -> int:
+    """The ONNX IR version czbuild writes for ``opset``.
+
+    The highest IR version every format version that accepts ``opset`` can read
+    (``vocab.MAX_IR_VERSION``): 7 for opset <= 12 (ONNX Runtime 1.4.0 in old ZEN releases),
+    the 2.1.0 limit for newer opsets. Never below what the opset itself requires.
+
+    Raises:
+        ConversionError: when no known target reads ``opset``.
+    """
+    caps = [
+        vocab.MAX_IR_VERSION[v]
+        for v, max_opset in vocab.MAX_OPSET.items()
+        if max_opset is not None and max_opset >= opset and v in vocab.MAX_IR_VERSION
+    ]
+    minimum = onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", opset)])
+    if not caps:
+        raise ConversionError(
+            f"opset {opset} is above what any ZEN format version reads "
+            f"(highest: {max(o for o in vocab.MAX_OPSET.values() if o)}); choose a lower opset"
+        )
+    ir = min(caps)
+    if ir < minimum:
+        raise ConversionError(f"opset {opset} needs ONNX IR version >= {minimum}, targets read {ir}")
+    return ir
+
+
+def export_onnx(
+    model: Any,
+    *,
+    opset: int,
+    input_shape: Sequence[int | None],
+    ir_version: int | None = None,
+) -> bytes:
+    """Convert a single-input Keras model to canonical, checked ONNX bytes.
+
+    Args:
+        model: A ``keras.Model`` with one float32 input and one output.
+        opset: ONNX opset of the default domain.
+        input_shape: The input shape *including* the batch dim, ``None`` for undefined dims,
+            e.g. ``(None, 512, 512, 1)`` or ``(None, None, None, 3)``.
+        ir_version: ONNX IR version to declare; default :func:`ir_version_for_opset`.
+
+    Returns:
+        Canonical serialised ``ModelProto`` (input ``input``, output ``output``).
+
+    Raises:
+        ConversionError: tf2onnx fails, produces non-standard ops, or the checker rejects it.
+    """
+    shape = tuple(None if d is None else int(d) for d in input_shape)
+    ir = ir_version if ir_version is not None else ir_version_for_opset(opset)
+    try:
+        proto = _tf2onnx_convert(model, shape, opset)
+    except ConversionError:
+        raise
+    except Exception as exc:  # tf2onnx raises anything from ValueError to KeyError
+        raise ConversionError(
+            f"tf2onnx could not convert the model at input shape {shape} (opset {opset}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        gc.collect()
+    _check_converted_ops(proto, opset)
+    proto = canonicalize_onnx(proto)
+    proto.ir_version = ir
+    check_onnx(proto, opset=opset)
+    return serialize_onnx(proto)
+
+
+def _tf2onnx_convert(model: Any, input_shape: tuple[int | None, ...], opset: int) -> ModelProto:
+    """Run tf2onnx on ``model`` traced at ``input_shape`` (the body of ``from_function``).
+
+    Differs from ``tf2onnx.convert.from_function`` in three ways: unsupported ops fail at once
+    (``continue_on_error=False``) instead of leaving TensorFlow ops in the graph; optimizer
+    errors propagate instead of being swallowed (no silent, partially optimised graph, and no
+    deep copy of the graph per pass); and after every optimizer pass each node's protobuf is
+    compacted. tf2onnx rewrites every node's attributes into the same protobuf message on each
+    pass, and with the upb protobuf runtime the old copies stay in the message's arena: a
+    31 MB model then grows by ~30 MB per pass (~700 MB for a U-Net). The output is the same.
+    """
+    import tensorflow as tf
+    from tf2onnx import optimizer, tf_loader
+    from tf2onnx.convert import tensor_names_from_structed
+    from tf2onnx.tfonnx import process_tf_graph
+
+    spec = tf.TensorSpec(input_shape, tf.float32, name=INPUT_NAME)
+    function = tf.function(lambda x: model(x, training=False))
+    concrete = function.get_concrete_function(spec)
+    input_names = [t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource]
+    output_names = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
+    if len(input_names) != 1 or len(output_names) != 1:
+        raise ConversionError(
+            f"the model must have exactly one input and one output, the traced function has "
+            f"{len(input_names)} inputs and {len(output_names)} outputs"
+        )
+    renames = tensor_names_from_structed(concrete, input_names, output_names)
+    with tf.device("/cpu:0"):
+        frozen = tf_loader.from_function(concrete, input_names, output_names)
+        del concrete, function
+        with tf.Graph().as_default() as tf_graph:
+            tf.import_graph_def(frozen, name="")
+            del frozen
+            graph = process_tf_graph(
+                tf_graph,
+                continue_on_error=False,
+                opset=opset,
+                input_names=input_names,
+                output_names=output_names,
+                tensors_to_rename=renames,
+            )
+            passes = {
+                name: _CompactingOptimizer.factory(cls)
+                for name, cls in optimizer._get_optimizers().items()  # noqa: SLF001
+            }
+            graph = optimizer.optimize_graph(graph, catch_errors=False, optimizers=passes)
+            return graph.make_model("")
+
+
+def _check_converted_ops(proto: ModelProto, opset: int) -> None:
+    """Name TensorFlow ops tf2onnx left unconverted (it keeps them as unknown ONNX ops)."""
+    bad: dict[str, list[str]] = {}
+    for node in _all_nodes(proto.graph):
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        if domain == "" and onnx.defs.has(node.op_type, domain):
+            continue
+        bad.setdefault(f"{domain + '.' if domain else ''}{node.op_type}", []).append(node.name)
+    if bad:
+        details = "; ".join(f"{op} (at {', '.join(names[:3])})" for op, names in sorted(bad.items()))
+        raise ConversionError(
+            f"tf2onnx cannot convert these TensorFlow ops to standard ONNX opset {opset}: "
+            f"{details}. Replace the layers using them, or try another opset"
+        )
+
+
+class _CompactingOptimizer:
+    """Wraps one tf2onnx optimizer; compacts node protobufs after its pass (see above)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    @classmethod
+    def factory(cls, optimizer_class: Any) -> Any:
+        return lambda: cls(optimizer_class())
+
+    @property
+    def graph_been_opt(self) -> bool:
+        return bool(self._inner.graph_been_opt)
+
+    def optimize(self, graph: Any, iteration: int) -> Any:
+        graph = self._inner.optimize(graph, iteration) or graph
+        _compact_nodes(graph)
+        return graph
+
+
+def _compact_nodes(graph: Any) -> None:
+    """Give every tf2onnx node a fresh NodeProto so superseded attribute copies are freed."""
+    for node in graph.get_nodes():
+        old = getattr(node, "_op", None)
+        if not isinstance(old, NodeProto) or not hasattr(node, "_attr"):
+            return  # a tf2onnx we do not know: skip the memory optimisation, bytes unchanged
+        fresh = NodeProto()
+        fresh.CopyFrom(old)
+        node._op = fresh  # noqa: SLF001
+        node._attr = {a.name: a for a in fresh.attribute}  # noqa: SLF001
+        for body in (node.get_body_graphs() or {}).values():
+            _compact_nodes(body)
+
+
+# --- checks and serialisation ----------------------------------------------------------------
+
+
+def serialize_onnx(proto: ModelProto) -> bytes:
+    """Deterministic protobuf serialisation."""
+    return proto.SerializeToString(deterministic=True)
+
+
+def check_onnx(proto: ModelProto, *, opset: int | None = None) -> None:
+    """Run ``onnx.checker`` (full check) and require standard-domain ops only.
+
+    Raises:
+        ConversionError: naming the offending op or the checker's message.
+    """
+    domains = {o.domain: o.version for o in proto.opset_import}
+    if opset is not None and domains.get("", domains.get("ai.onnx")) != opset:
+        raise ConversionError(f"ONNX model declares opset {domains.get('')}, expected {opset}")
+    for node in _all_nodes(proto.graph):
+        if node.domain not in ("", "ai.onnx"):
+            raise ConversionError(
+                f"ONNX node {node.name} ({node.op_type}) uses the non-standard domain "
+                f"{node.domain!r}; ZEN runs standard ONNX ops only"
+            )
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ConversionError(f"the converted ONNX model fails onnx.checker: {exc}") from exc
+
+
+def _all_nodes(graph: GraphProto) -> Iterable[NodeProto]:
+    for node in graph.node:
+        yield node
+        for sub in _subgraphs(node):
+            yield from _all_nodes(sub)
+
+
+def _subgraphs(node: NodeProto) -> list[GraphProto]:
+    out: list[GraphProto] = []
+    for attr in node.attribute:
+        if attr.type == AttributeProto.GRAPH:
+            out.append(attr.g)
+        elif attr.type == AttributeProto.GRAPHS:
+            out.extend(attr.graphs)
+    return out
+
+
+# --- canonicalisation ------------------------------------------------------------------------
+
+
+def canonicalize_onnx(model_proto: ModelProto) -> ModelProto:
+    """Return a canonical copy of ``model_proto`` (the input is not modified).
+
+    * model, graph, node, value and tensor ``doc_string`` cleared; ``metadata_props`` removed;
+      producer fixed to ``czbuild`` with an empty version (the real toolchain versions belong
+      in the build manifest); graph name fixed;
+    * nodes ordered by a depth-first walk from the graph outputs that visits inputs in their
+      slot order: the order depends only on the graph's structure, never on names; nodes that
+      do not contribute to an output are dropped;
+    * nodes renamed ``<OpType>_<index>``, their outputs ``<node>_out<k>``, initializers
+      ``const_<k>`` in order of first use (unused ones dropped); graph inputs keep their
+      names; one output is named ``output`` (several: ``output_<k>``); symbolic dims renamed
+      ``dim_<k>`` in order of appearance; subgraphs (If/Loop bodies) likewise, prefixed;
+    * node attributes and ``value_info`` sorted; opset imports reduced to the domains used.
+
+    Raises:
+        ConversionError: the graph references a value nothing defines, or has a cycle.
+    """
+    model = ModelProto()
+    model.CopyFrom(model_proto)
+    if len(model.graph.sparse_initializer) or len(model.functions):
+        raise ConversionError("ONNX models with sparse initializers or local functions are not supported")
+    model.ClearField("doc_string")
+    model.producer_name = PRODUCER_NAME
+    for field in ("producer_version", "domain", "model_version"):
+        model.ClearField(field)
+    del model.metadata_props[:]
+    model.graph.name = GRAPH_NAME
+    _GraphCanonicalizer(model.graph, resolve_outer=lambda _: None, prefix="", top=True).run()
+    _rename_dim_params(model.graph)
+    used = {n.domain for n in _all_nodes(model.graph)} | {""}
+    imports = sorted(
+        ((o.domain, o.version) for o in model.opset_import if o.domain in used or o.domain == ""),
+    )
+    del model.opset_import[:]
+    for domain, version in imports:
+        model.opset_import.add(domain=domain, version=version)
+    return model
+
+
+class _GraphCanonicalizer:
+    """Renames and reorders one graph in place; recurses into subgraphs."""
+
+    def __init__(
+        self,
+        graph: GraphProto,
+        *,
+        resolve_outer: Callable[[str], str | None],
+        prefix: str,
+        top: bool,
+    ) -> None:
+        self.graph = graph
+        self.resolve_outer = resolve_outer
+        self.prefix = prefix
+        self.top = top
+        self.names: dict[str, str] = {}
+        self.producer = {o: i for i, n in enumerate(graph.node) for o in n.output if o}
+        self.initializers = {t.name: t for t in graph.initializer}
+        self.used_inits: list[str] = []
+        self._implicit: dict[int, list[str]] = {}
+
+    # ordering
+
+    def _deps(self, index: int) -> list[str]:
+        node = self.graph.node[index]
+        if index not in self._implicit:
+            self._implicit[index] = [
+                name for sub in _subgraphs(node) for name in _implicit_inputs(sub)
+            ]
+        return [x for x in node.input if x] + self._implicit[index]
+
+    def order(self) -> list[int]:
+        """Post-order DFS from the outputs; inputs visited in slot order."""
+        state: dict[int, int] = {}  # 1 = on the stack, 2 = done
+        order: list[int] = []
+        for out in self.graph.output:
+            root = self.producer.get(out.name)
+            if root is None or root in state:
+                continue
+            state[root] = 1
+            stack = [(root, iter(self._deps(root)))]
+            while stack:
+                index, deps = stack[-1]
+                for name in deps:
+                    dep = self.producer.get(name)
+                    if dep is None or state.get(dep) == 2:
+                        continue
+                    if state.get(dep) == 1:
+                        raise ConversionError(f"ONNX graph has a cycle through {name!r}")
+                    state[dep] = 1
+                    stack.append((dep, iter(self._deps(dep))))
+                    break
+                else:
+                    stack.pop()
+                    state[index] = 2
+                    order.append(index)
+        return order
+
+    # renaming
+
+    def resolve(self, name: str) -> str | None:
+        """The new name of a value visible in this graph (initializers named on first use)."""
+        if name in self.names:
+            return self.names[name]
+        if name in self.initializers:
+            new = f"{self.prefix}const_{len(self.used_inits)}"
+            self.names[name] = new
+            self.used_inits.append(name)
+            return new
+        return self.resolve_outer(name)
+
+    def _lookup(self, name: str) -> str:
+        if not name:
+            return name
+        new = self.resolve(name)
+        if new is None:
+            raise ConversionError(f"ONNX graph references {name!r}, which nothing defines")
+        return new
+
+    def run(self) -> None:
+        graph = self.graph
+        for k, value in enumerate(graph.input):
+            self.names[value.name] = value.name if self.top else f"{self.prefix}in{k}"
+        wanted: list[str | None] = [None] * len(graph.output)
+        direct: dict[str, str] = {}  # node output -> graph output name it gets directly
+        if self.top:
+            many = len(graph.output) > 1
+            for k, value in enumerate(graph.output):
+                wanted[k] = f"{OUTPUT_NAME}_{k}" if many else OUTPUT_NAME
+                if value.name in self.producer and value.name not in direct:
+                    direct[value.name] = wanted[k]  # type: ignore[assignment]
+        new_nodes = [self._rename_node(graph.node[j], i, direct) for i, j in enumerate(self.order())]
+        # Outputs not produced directly (a graph input, an initializer, a repeated output).
+        for k, value in enumerate(graph.output):
+            current = self._lookup(value.name)
+            target = wanted[k]
+            if target is not None and current != target:
+                new_nodes.append(
+                    onnx.helper.make_node(
+                        "Identity", [current], [target], name=f"{self.prefix}Identity_{len(new_nodes)}"
+                    )
+                )
+                current = target
+            value.name = current
+            value.ClearField("doc_string")
+        for value in graph.input:
+            value.name = self.names[value.name]
+            value.ClearField("doc_string")
+        inits = []
+        for old_name in self.used_inits:
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(self.initializers[old_name])
+            tensor.name = self.names[old_name]
+            tensor.ClearField("doc_string")
+            inits.append(tensor)
+        position = {o: i for i, o in enumerate(o for n in new_nodes for o in n.output if o)}
+        infos = []
+        for info in graph.value_info:
+            new = self.names.get(info.name)
+            if new is None or new not in position:
+                continue
+            copy = onnx.ValueInfoProto()
+            copy.CopyFrom(info)
+            copy.name = new
+            copy.ClearField("doc_string")
+            infos.append(copy)
+        infos.sort(key=lambda v: position[v.name])
+        graph.ClearField("doc_string")
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+        del graph.initializer[:]
+        graph.initializer.extend(inits)
+        del graph.value_info[:]
+        graph.value_info.extend(infos)
+        if not self.top:
+            graph.name = self.prefix.rstrip("_")
+
+    def _rename_node(self, old: NodeProto, index: int, direct: Mapping[str, str]) -> NodeProto:
+        node = NodeProto()
+        node.CopyFrom(old)
+        node.name = f"{self.prefix}{node.op_type}_{index}"
+        node.ClearField("doc_string")
+        inputs = [self._lookup(x) for x in node.input]
+        del node.input[:]
+        node.input.extend(inputs)
+        attrs = []
+        for attr in sorted(old.attribute, key=lambda a: a.name):
+            copy = AttributeProto()
+            copy.CopyFrom(attr)
+            copy.ClearField("doc_string")
+            self._canon_attr(copy, node.name)
+            attrs.append(copy)
+        del node.attribute[:]
+        node.attribute.extend(attrs)
+        outputs = []
+        for k, out in enumerate(old.output):
+            if out:
+                self.names[out] = direct.get(out) or f"{node.name}_out{k}"
+            outputs.append(self.names[out] if out else out)
+        del node.output[:]
+        node.output.extend(outputs)
+        return node
+
+    def _canon_attr(self, attr: AttributeProto, node_name: str) -> None:
+        if attr.type == AttributeProto.TENSOR:
+            attr.t.ClearField("name")
+            attr.t.ClearField("doc_string")
+        elif attr.type == AttributeProto.TENSORS:
+            for t in attr.tensors:
+                t.ClearField("name")
+                t.ClearField("doc_string")
+        elif attr.type == AttributeProto.GRAPH:
+            self._canon_sub(attr.g, f"{node_name}_{attr.name}_")
+        elif attr.type == AttributeProto.GRAPHS:
+            for k, sub in enumerate(attr.graphs):
+                self._canon_sub(sub, f"{node_name}_{attr.name}{k}_")
+
+    def _canon_sub(self, sub: GraphProto, prefix: str) -> None:
+        _GraphCanonicalizer(sub, resolve_outer=self.resolve, prefix=prefix, top=False).run()
+
+
+def _implicit_inputs(graph: GraphProto) -> list[str]:
+    """Names a subgraph reads from enclosing scopes, in order of first use."""
+    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    seen: list[str] = []
+    for node in graph.node:
+        for name in list(node.input) + [
+            n for sub in _subgraphs(node) for n in _implicit_inputs(sub)
+        ]:
+            if name and name not in defined and name not in seen:
+                seen.append(name)
+        defined.update(o for o in node.output if o)
+    for value in graph.output:
+        if value.name not in defined and value.name not in seen:
+            seen.append(value.name)
+    return seen
+
+
+def _rename_dim_params(graph: GraphProto) -> None:
+    """Rename symbolic dims (tf2onnx: ``unk__123``) to ``dim_<k>`` by first appearance."""
+    mapping: dict[str, str] = {}
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if not value.type.HasField("tensor_type"):
+            continue
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param"):
+                dim.dim_param = mapping.setdefault(dim.dim_param, f"dim_{len(mapping)}")
+            dim.ClearField("denotation")
+
+
+# --- specialisation --------------------------------------------------------------------------
+
+
+def specialize_onnx(
+    onnx_bytes: bytes,
+    spatial_dims: Sequence[int],
+    *,
+    output_spatial_dims: Sequence[int] | None = None,
+) -> bytes:
+    """Fix the spatial dims of a model converted with undefined height/width.
+
+    Sets the input's spatial dims, runs ONNX shape inference (strict, with data propagation)
+    and requires the output's spatial dims to come out concrete and equal to
+    ``output_spatial_dims`` (default: ``spatial_dims``). The batch dim and the channel dims are
+    kept. The result is canonical and deterministic: the same bytes and dims always give the
+    same output, and no inferred intermediate shapes are stored.
+
+    Args:
+        onnx_bytes: A canonical single-input, single-output NHWC model.
+        spatial_dims: The tile, e.g. ``(512, 512)``.
+        output_spatial_dims: The expected output spatial dims.
+
+    Raises:
+        ConversionError: the input dims conflict, inference fails, or the output spatial dims
+            are not concrete / not the expected ones.
+    """
+    tile = tuple(int(d) for d in spatial_dims)
+    expected = tuple(int(d) for d in (output_spatial_dims or tile))
+    model = onnx.load_from_string(onnx_bytes)
+    graph = model.graph
+    if len(graph.input) != 1 or len(graph.output) != 1:
+        raise ConversionError("specialize_onnx needs a model with exactly one input and one output")
+    in_dims = graph.input[0].type.tensor_type.shape.dim
+    out_dims = graph.output[0].type.tensor_type.shape.dim
+    if len(in_dims) != len(tile) + 2 or len(out_dims) != len(expected) + 2:
+        raise ConversionError(
+            f"cannot set spatial dims {tile}: the model input has rank {len(in_dims)} and the "
+            f"output rank {len(out_dims)}, expected {len(tile) + 2}"
+        )
+    for axis, size in enumerate(tile, start=1):
+        dim = in_dims[axis]
+        if dim.HasField("dim_value") and dim.dim_value != size:
+            raise ConversionError(
+                f"the model input has fixed size {dim.dim_value} on axis {axis}; cannot set {size}"
+            )
+        dim.Clear()
+        dim.dim_value = size
+    for axis in range(1, len(expected) + 1):
+        out_dims[axis].Clear()
+    del graph.value_info[:]
+    try:
+        inferred = onnx.shape_inference.infer_shapes(
+            model, check_type=True, strict_mode=True, data_prop=True
+        )
+    except Exception as exc:  # InferenceError, ValidationError
+        raise ConversionError(f"ONNX shape inference failed at tile {tile}: {exc}") from exc
+    got_dims = inferred.graph.output[0].type.tensor_type.shape.dim
+    got = tuple(d.dim_value if d.HasField("dim_value") else None for d in got_dims[1:-1])
+    if got != expected:
+        raise ConversionError(
+            f"after setting the input to {tile}, ONNX shape inference gives output spatial dims "
+            f"{got} (None = unknown), expected {expected}; convert at fixed dims instead"
+        )
+    for axis, size in enumerate(expected, start=1):
+        out_dims[axis].dim_value = size
+    ir, opset = model.ir_version, _default_opset(model)
+    canonical = canonicalize_onnx(model)
+    canonical.ir_version = ir
+    check_onnx(canonical, opset=opset)
+    return serialize_onnx(canonical)
+
+
+def _default_opset(model: ModelProto) -> int | None:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return None
