@@ -362,16 +362,21 @@ def op_out_channels(op: Mapping[str, Any] | str, channels: int, *, where: str = 
     Raises:
         ValueError: The op is invalid or cannot take ``channels`` channels.
     """
-    return out_channels([op], channels, where=where, _index=False)
+    count = _channel_count(channels)
+    return _step_channels(validate_op(op, where=where), count, where)
+
+
+def _channel_count(channels: Any) -> int:
+    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1:
+        raise ValueError(f"channels: must be a positive integer, got {channels!r}")
+    return int(channels)
 
 
 def _where_at(where: str, index: int) -> str:
     return f"{where}[{index}]" if where else f"[{index}]"
 
 
-def out_channels(
-    ops: Sequence[Mapping[str, Any] | str], channels: int, *, where: str = "", _index: bool = True
-) -> int:
+def out_channels(ops: Sequence[Mapping[str, Any] | str], channels: int, *, where: str = "") -> int:
     """Channel count after applying ``ops`` in order to an input with ``channels`` channels.
 
     Args:
@@ -389,11 +394,9 @@ def out_channels(
             ``transpose_channels`` needs more channels than ``max(order)``, per-channel
             constants need length 1 or C).
     """
-    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1:
-        raise ValueError(f"channels: must be a positive integer, got {channels!r}")
-    c = int(channels)
+    c = _channel_count(channels)
     for i, op in enumerate(ops):
-        step_where = _where_at(where, i) if _index else where
+        step_where = _where_at(where, i)
         c = _step_channels(validate_op(op, where=step_where), c, step_where)
     return c
 
