@@ -81,16 +81,63 @@ def make_project(root: Path, recipes: dict[str, list[int]], *, models: dict[str,
     return variants
 
 
-def worker_env() -> dict[str, str]:
-    """Environment for worker subprocesses that must import this module."""
+REPO_DIR = TESTS_DIR.parent
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """Environment for subprocesses that must import czbuild and this module."""
     path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS_DIR), path) if p)}
+    parts = [str(TESTS_DIR), str(REPO_DIR), path]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in parts if p), **extra}
+
+
+TINY_FACTORY = """\
+def build():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    outputs = keras.layers.Conv2D(2, 1, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+"""
+
+RECIPE_TEMPLATE = """\
+# {name}: a tiny segmentation model, one artifact per tile
+name: {name}
+model:
+  factory: ../models/tiny.py:build
+format: czann
+tile: {first}
+metadata:
+  type: SingleClassSemanticSegmentation
+  classes: [bg, fg]
+  min_overlap: [8, 8]
+  license: ../LICENSE
+sweep:
+  tile: [{tiles}]
+"""
+
+
+def make_recipe_project(root: Path, n_recipes: int = 2, tiles: tuple[int, ...] = (32, 64)) -> Path:
+    """A real czbuild project: ``n_recipes`` recipes sweeping ``tiles`` over a tiny factory."""
+    (root / "recipes").mkdir(parents=True, exist_ok=True)
+    (root / "models").mkdir(exist_ok=True)
+    (root / "models" / "tiny.py").write_text(TINY_FACTORY)
+    (root / "LICENSE").write_text("MIT License\n")
+    for i in range(n_recipes):
+        name = f"r{i:02d}"
+        (root / "recipes" / f"{name}.yaml").write_text(RECIPE_TEMPLATE.format(
+            name=name, first=tiles[0], tiles=", ".join(map(str, tiles))))
+    return root
 
 
 def fake_convert(job: Any, cache: dict) -> dict:
     """The fake backend: see the module docstring."""
     variant = job.variant
     spec = variant.spec
+    if not isinstance(spec, dict):  # a real RecipeSpec: use its plain form
+        spec = spec.to_plain() if hasattr(spec, "to_plain") else dict(spec)
     fake = spec.get("fake") or {}
     if fake.get("sleep") == "os-kill":  # simulate a worker killed by the OOM killer
         import signal

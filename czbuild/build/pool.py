@@ -55,6 +55,22 @@ class InProcessExecutor:
         self._cache.clear()
 
 
+# The folder czbuild was imported from: workers must run the same czbuild code as the parent
+# (also from a source checkout that is not installed).
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if _PACKAGE_ROOT not in paths:
+        paths.insert(0, _PACKAGE_ROOT)
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 class _Worker:
     def __init__(self, index: int, backend: str, log_path: Path | None) -> None:
         self.index = index
@@ -73,7 +89,7 @@ class _Worker:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"},
+                env=_worker_env(),
             )
         finally:
             if log_path is not None:
