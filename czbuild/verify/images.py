@@ -77,14 +77,17 @@ def render_regression(values: np.ndarray) -> np.ndarray:
 def render_error(
     error: np.ndarray, tolerance: float, cuts: tuple[Sequence[int], Sequence[int]] | None = None
 ) -> np.ndarray:
-    """Seam-error heat map: black (0) → red → yellow → white (max, at least the tolerance).
+    """Seam-error heat map: black (0) → dark red (tolerance) → yellow → white (maximum).
 
-    Pixels above the tolerance are never darker than mid red, so they stand out even when
-    the maximum is far larger. Tile cuts are drawn as thin blue lines.
+    Below the tolerance the scale is linear and dark; above it logarithmic from red to
+    white, so pixels over the tolerance stand out and their size is still readable. Tile
+    cuts are drawn as thin blue lines where the error is within the tolerance.
     """
-    top = max(float(error.max()), tolerance)
-    t = np.clip(error / top, 0.0, 1.0)
-    t = np.where(error > tolerance, np.maximum(t, 0.5), t * 0.45)
+    error = np.asarray(error, np.float64)
+    top = max(float(error.max()), tolerance * 10)
+    ratio = np.log(np.maximum(error, tolerance) / tolerance) / np.log(top / tolerance)
+    t = np.where(error > tolerance, 0.4 + 0.6 * np.clip(ratio, 0.0, 1.0),
+                 0.3 * np.clip(error / tolerance, 0.0, 1.0))
     r = np.clip(t * 3, 0, 1)
     g = np.clip(t * 3 - 1, 0, 1)
     b = np.clip(t * 3 - 2, 0, 1)

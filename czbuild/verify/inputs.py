@@ -45,13 +45,13 @@ def sample_image(info: ModelInfo, shape: tuple[int, ...], seed: int) -> np.ndarr
     h, w, c = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     image = np.empty((h, w, c))
-    count = max(3, (h * w) // 150)
+    count = max(3, (h * w) // 300)
     for ch in range(c):
         base = 0.15 + 0.2 * (yy / max(h - 1, 1)) * (0.5 + 0.5 * ch / max(c, 1))
         for _ in range(count):
             cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-            radius = rng.uniform(1.5, max(2.0, min(h, w) / 10))
-            base = base + rng.uniform(0.3, 0.7) * np.exp(
+            radius = rng.uniform(1.5, max(2.0, min(h, w) / 20))
+            base = base + rng.uniform(0.25, 0.6) * np.exp(
                 -((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius**2)
             )
         image[..., ch] = base + rng.normal(0.0, 0.05, size=(h, w))

@@ -148,7 +148,7 @@ def _check_io(signature: Any, keepalive: Any, info: ModelInfo, report: VerifyRep
                 tuple(in_dims[1:]) != tuple(info.input_shape):
             problems.append(f"input {in_dims[1:]} differs from InputShape "
                             f"{list(info.input_shape)}")
-    figure = f"{in_dims} -> {out_dims}"
+    figure = f"{_fmt(in_dims)} -> {_fmt(out_dims)}"
     if problems:
         report.add("payload.io", FAILED, figure, "; ".join(problems), problems=problems)
         return None
@@ -160,6 +160,10 @@ def _check_io(signature: Any, keepalive: Any, info: ModelInfo, report: VerifyRep
     filled = info if info.input_shape is not None else info.with_shapes((h, w, c), (h, w, n))
     runner = SavedModelRunner(signature, in_name, out_name, in_dims, tmp, keepalive)
     return filled, runner
+
+
+def _fmt(dims: list) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
 
 
 def _hygiene(nested: Container, report: VerifyReport, strict: bool) -> None:

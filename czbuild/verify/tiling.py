@@ -130,7 +130,8 @@ def check_tiling(
     field = receptive.measure(lambda x: reference.predict(x, preprocessing=chain),
                               (*size, channels), info.input_range, seed=seed + 7)
     _field(report, field, overlap, "source model (whole-image probe)")
-    _min_overlap(report, tile_predict, image, whole, (th, tw), overlap, tolerance, seam_error)
+    _min_overlap(report, tile_predict, image, whole, (th, tw), overlap, tolerance, seam_error,
+                 field)
     return images
 
 
@@ -208,7 +209,8 @@ def _field_on_packaged(runner: Predict, info: ModelInfo, report: VerifyReport,
 
 def _min_overlap(report: VerifyReport, tile_predict: Predict, image: np.ndarray,
                  whole: np.ndarray, tile: tuple[int, int], overlap: tuple[int, ...],
-                 tolerance: float, seam_error: Callable[[int], float]) -> None:
+                 tolerance: float, seam_error: Callable[[int], float],
+                 field: receptive.ReceptiveField) -> None:
     limit = min(tile) - 1
     limit -= limit % 2
     first = run_tiled(tile_predict, image, tile, (0, 0))
@@ -223,10 +225,17 @@ def _min_overlap(report: VerifyReport, tile_predict: Predict, image: np.ndarray,
                    "global operations or a receptive field larger than the tile)", **details)
         return
     verdict = ("enough" if min(overlap) >= found else "too small")
+    note = ""
+    if field.bounded and found > max(field.overlap):
+        note = (f"; more than 2 x receptive radius ({max(field.overlap)} px) because the tile "
+                "stride must stay aligned with the model's downsampling")
+    elif field.bounded and found < max(field.overlap):
+        note = (f"; less than 2 x receptive radius ({max(field.overlap)} px): the outermost "
+                "border effects are below the tolerance")
     report.add(MIN_OVERLAP, PASSED, f"{found} px",
                f"smallest overlap keeping the seam error within {tolerance:g}: {found} px "
                f"(MinOverlap [{found}, {found}], legacy BorderSize {found // 2}); the declared "
-               f"{list(overlap)} is {verdict}", minimal_overlap=found, **details)
+               f"{list(overlap)} is {verdict}{note}", minimal_overlap=found, **details)
 
 
 def search(seam_error: Callable[[int], float], candidate: int | None, limit: int,
