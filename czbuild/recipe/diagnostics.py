@@ -94,7 +94,11 @@ def _message(error: dict[str, Any], model: type[BaseModel], loc: Key) -> str:
         valid = fields_at(model, loc[:-1]) or ()
         return f"unknown key {name!r}; {choices_hint(name, valid, noun='valid keys')}"
     if kind == "missing":
-        return "required key is missing"
+        parent = _model_at(model, loc[:-1])
+        field = parent.model_fields.get(str(loc[-1])) if parent is not None and loc else None
+        text = (field.description or "").rstrip(".") if field is not None else ""
+        about = f" ({text[:1].lower()}{text[1:]})" if text else ""
+        return f"required key is missing{about}"
     if kind == "literal_error":
         expected = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
         return f"unknown value {value!r}; {choices_hint(str(value), expected)}"
@@ -143,7 +147,8 @@ def issue_from_validation(exc: ValidationError, model: type[BaseModel]) -> Issue
         An Issue; if there were several errors the message says how many more.
     """
     errors = exc.errors(include_url=False)
-    first = errors[0]
+    # An unknown key usually explains a "missing" one (a typo): report it first.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = _clean_loc(first["loc"])
     message = _message(first, model, loc)
     if len(errors) > 1:

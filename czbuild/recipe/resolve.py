@@ -37,10 +37,14 @@ class ResolveContext:
     Attributes:
         recipe_file: Absolute path of the recipe file; relative paths start at its folder.
         project_dir: Absolute project folder; spec paths are relative to it.
+        format_swept: The variant is one point of a sweep over ``format``: metadata keys of
+            the other format family are then allowed (and left out of the spec) instead of
+            being errors.
     """
 
     recipe_file: Path
     project_dir: Path
+    format_swept: bool = False
 
 
 def _product_name(product: str) -> str:
@@ -216,7 +220,9 @@ _CZMODEL_ONLY = {
 }
 
 
-def _misplaced(meta: Metadata, fmt: str) -> None:
+def _misplaced(meta: Metadata, fmt: str, format_swept: bool) -> None:
+    if format_swept:  # keys of both families are expected; each variant keeps its own
+        return
     table = _CZANN_ONLY if fmt == "czmodel" else _CZMODEL_ONLY
     for key, message in table.items():
         if getattr(meta, key) is not None:
@@ -333,7 +339,7 @@ def _legacy(meta: Metadata, version: str, dims: tuple[int, int] | None) -> dict[
 def _metadata(recipe: Recipe, name: str, fmt: str, version: str,
               dims: tuple[int, int] | None, ctx: ResolveContext) -> MetadataSpec:
     meta = recipe.metadata
-    _misplaced(meta, fmt)
+    _misplaced(meta, fmt, ctx.format_swept)
     model_type = _type(meta, fmt, recipe.allow_experimental_types)
     fields: dict[str, Any] = {
         "type": model_type,

@@ -71,8 +71,8 @@ def _one_or_many(value: Any) -> Any:
 def _zen_version(value: Any) -> Any:
     if isinstance(value, float):
         raise ValueError(
-            f"write the ZEN version as a quoted string such as '3.13' (YAML reads {value!r} as a "
-            "number, and 3.10 would become 3.1)"
+            f"write the ZEN version as a quoted string such as '3.13': YAML read it as the "
+            f"number {value!r} (and reads 3.10 as 3.1)"
         )
     return value
 

@@ -83,6 +83,33 @@ class RecipeSource:
                 return None
         return found
 
+    def written_key(self, key: Key) -> Key:
+        """``key`` as written: drop a trailing index into a scalar (``pixel_type: Gray16``
+        is validated as ``pixel_type[0]``)."""
+        if key and isinstance(key[-1], int) and key[-1] == 0:
+            node = self.root
+            for part in key[:-1]:
+                nxt = None
+                if isinstance(node, yaml.MappingNode):
+                    nxt = next((v for k, v in node.value
+                                if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+                elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
+                        and part < len(node.value):
+                    nxt = node.value[part]
+                if nxt is None:
+                    return key
+                node = nxt
+            if isinstance(node, yaml.ScalarNode):
+                return key[:-1]
+        return key
+
+    def defaults_line(self, group: str) -> int | None:
+        """Line of the defaults entry selecting ``group``, or None."""
+        for entry in self.defaults:
+            if entry.group == group:
+                return self.line_of(("defaults", entry.index))
+        return None
+
     def line_of(self, key: Key, *, nearest: bool = False) -> int | None:
         """1-based line where ``key`` is written in the recipe, or None.
 
@@ -119,10 +146,12 @@ class RecipeSource:
             path = parse_key(key)
             text: str | None = key
         else:
-            path = tuple(key or ())
+            path = self.written_key(tuple(key or ()))
             text = format_key(path) or None
         if line is None and path:
             line = self.line_of(path, nearest=nearest)
+        if line is None and path and isinstance(path[0], str):
+            line = self.defaults_line(path[0])
         return RecipeError(message, file=self.display, key=text, line=line)
 
 

@@ -150,7 +150,7 @@ def check_sweep_key(key: str) -> Key:
     try:
         return check_recipe_key(key)
     except Issue as issue:
-        raise Issue(("sweep", key), f"{format_key(issue.key)}: {issue.message}") from None
+        raise Issue(("sweep", key), issue.message) from None
 
 
 def _norm(key: str) -> str:

@@ -251,7 +251,8 @@ class _RecipeLoader:
                 recipe = Recipe.model_validate(data)
             except ValidationError as exc:
                 raise issue_from_validation(exc, Recipe) from None
-            ctx = ResolveContext(recipe_file=self.source.path, project_dir=self.project_dir)
+            ctx = ResolveContext(recipe_file=self.source.path, project_dir=self.project_dir,
+                                 format_swept=any(k == "format" for k, _ in point.origins))
             spec = resolve_recipe(recipe, stem, ctx)
         except Issue as issue:
             raise self._error(issue, point, name) from None

@@ -1,0 +1,1 @@
+placeholder saved_model.pb
