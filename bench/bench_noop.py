@@ -72,7 +72,7 @@ def run(args: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]
         p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"czbuild {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")

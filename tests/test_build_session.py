@@ -37,7 +37,7 @@ def project(tmp_path: Path):
 
 
 def test_first_build_writes_artifacts_stamps_and_manifest(project) -> None:
-    root, variants, out = project
+    _root, variants, out = project
     report, text = _build(variants, out)
     assert report.ok and sorted(report.summary.built) == sorted(v.name for v in variants)
     manifest = json.loads(manifest_path(out).read_text())
@@ -86,7 +86,7 @@ def test_changed_model_bytes_rebuild_only_its_variants(project) -> None:
 
 
 def test_spec_change_rebuilds_that_variant_with_reason(project) -> None:
-    root, variants, out = project
+    _root, variants, out = project
     _build(variants, out)
     spec = {**variants[0].spec, "metadata": {**variants[0].spec["metadata"], "classes": ["x", "y"]}}
     changed = dataclasses.replace(variants[0], spec=spec, digest=digest_of(spec))
@@ -100,7 +100,7 @@ def test_spec_change_rebuilds_that_variant_with_reason(project) -> None:
 
 
 def test_czbuild_version_change_rebuilds_everything(project, monkeypatch) -> None:
-    root, variants, out = project
+    _root, variants, out = project
     _build(variants, out)
     monkeypatch.setattr(toolchain, "czbuild_version", lambda: "99.0.0")
     reasons = {r.message for s in status(variants, out) for r in s.reasons}
@@ -112,7 +112,7 @@ def test_czbuild_version_change_rebuilds_everything(project, monkeypatch) -> Non
 
 @pytest.mark.parametrize("damage", ["delete", "modify"])
 def test_missing_or_modified_output_is_rebuilt(project, damage) -> None:
-    root, variants, out = project
+    _root, variants, out = project
     _build(variants, out)
     target = out / str(variants[1].output)
     if damage == "delete":
@@ -122,12 +122,12 @@ def test_missing_or_modified_output_is_rebuilt(project, damage) -> None:
     report, _ = _build(variants, out)
     assert report.summary.built == [variants[1].name]
     manifest = json.loads(manifest_path(out).read_text())
-    entry = [a for a in manifest["artifacts"] if a["path"] == str(variants[1].output)][0]
+    entry = next(a for a in manifest["artifacts"] if a["path"] == str(variants[1].output))
     assert entry["sha256"] == hashlib.sha256(target.read_bytes()).hexdigest()
 
 
 def test_force_rebuilds_up_to_date_artifacts(project) -> None:
-    root, variants, out = project
+    _root, variants, out = project
     _build(variants, out)
     report, _ = _build(variants, out, force=True)
     assert len(report.summary.built) == 4
@@ -140,7 +140,7 @@ def _failing(variants, index: int, message: str = "tile 768 is not divisible by 
 
 
 def test_failing_variant_fails_alone_with_its_error(project) -> None:
-    root, variants, out = project
+    _root, variants, out = project
     variants = _failing(variants, 2)
     report, text = _build(variants, out)
     assert not report.ok and report.exit_code != 0
@@ -156,7 +156,7 @@ def test_failing_variant_fails_alone_with_its_error(project) -> None:
 
 
 def test_no_continue_stops_after_first_failure(project) -> None:
-    root, variants, out = project
+    _root, variants, out = project
     variants = _failing(variants, 0)
     stream = io.StringIO()
     report = build(variants, BuildOptions(out_dir=out, backend=BACKEND, in_process=True),
@@ -195,7 +195,7 @@ def test_manifest_is_stable_across_build_orders(tmp_path: Path) -> None:
 
 
 def test_clean_removes_artifacts_and_stamps(project) -> None:
-    root, variants, out = project
+    _root, variants, out = project
     _build(variants, out)
     removed = clean(variants[:1], out)
     assert removed == [str(variants[0].output)]
@@ -206,7 +206,7 @@ def test_clean_removes_artifacts_and_stamps(project) -> None:
 
 
 def test_clean_orphans_keeps_current_variants(project) -> None:
-    root, variants, out = project
+    _root, variants, out = project
     _build(variants, out)
     removed = clean(variants[1:], out, orphans=True)
     assert removed == [str(variants[0].output)]
@@ -214,6 +214,6 @@ def test_clean_orphans_keeps_current_variants(project) -> None:
 
 
 def test_duplicate_variant_names_are_rejected(project) -> None:
-    root, variants, out = project
+    _root, variants, out = project
     with pytest.raises(ValueError, match="duplicate variant names"):
         _build([variants[0], variants[0]], out)

@@ -117,8 +117,8 @@ def test_version_change_is_a_reason(built, monkeypatch, package, kind) -> None:
     variant, stamp, artifact = built
     stamp = {**stamp, "toolchain": {**stamp["toolchain"], package: "0.0.1"}}
     reasons = _reasons(variant, stamp, artifact)
-    assert (kind, f"{package} version changed: 0.0.1 -> "
-            f"{toolchain.toolchain_versions()[package]}") in reasons
+    expected = f"{package} version changed: 0.0.1 -> {toolchain.toolchain_versions()[package]}"
+    assert (kind, expected) in reasons
 
 
 def test_no_stamp_means_never_built(built) -> None:

@@ -26,7 +26,7 @@ from czbuild.build.jsonio import read_json, write_json
 RACY_WINDOW_NS = 2_000_000_000
 _CHUNK = 1 << 20
 _FORMAT = 1
-_shared: dict[str, "HashCache"] = {}
+_shared: dict[str, HashCache] = {}
 _shared_lock = threading.Lock()
 
 

@@ -20,7 +20,7 @@ from czbuild.build.stamps import state_dir
 from czbuild.errors import BuildError
 
 DEFAULT_TIMEOUT = 60.0
-_held: dict[str, "BuildLock"] = {}
+_held: dict[str, BuildLock] = {}
 _registry_lock = threading.Lock()
 
 

@@ -79,7 +79,7 @@ class _Worker:
         self.log_path = log_path
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            stderr: Any = open(log_path, "ab")
+            stderr: Any = open(log_path, "wb")  # noqa: SIM115 - closed below
         else:
             stderr = subprocess.DEVNULL
         try:

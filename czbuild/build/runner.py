@@ -21,7 +21,7 @@ from czbuild.build.manifest import write_manifest
 from czbuild.build.pool import Executor
 from czbuild.build.reporter import BuildReporter, Summary
 from czbuild.build.session import BuildOptions, BuildSession
-from czbuild.build.stamps import iter_stamps, remove_stamp
+from czbuild.build.stamps import iter_stamps, remove_stamp, state_dir
 from czbuild.build.status import VariantStatus
 from czbuild.build.tasks import doit_config, task_creators
 
@@ -78,7 +78,12 @@ def build(
     options.out_dir = out_dir
     stream = out or sys.stdout
     locking.hold(out_dir, options.lock_timeout)
-    session = BuildSession(variants, options, executor)
+    try:
+        _remove_state_temporaries(out_dir)
+        session = BuildSession(variants, options, executor)
+    except BaseException:
+        locking.release(out_dir)
+        raise
     summary = Summary()
     summary.planned = len(variants)
     reporter = BuildReporter(stream, verbose=verbose, summary=summary)
@@ -157,6 +162,15 @@ def clean(
         return removed
     finally:
         locking.release(out_dir)
+
+
+def _remove_state_temporaries(out_dir: Path) -> None:
+    """Temporary files a killed build left in the state folder (we hold the lock)."""
+    state = state_dir(out_dir)
+    candidates = [*state.glob("stamps/**/.*.tmp"), *state.glob(".*.tmp"),
+                  *Path(out_dir).glob(".*.tmp")]
+    for path in candidates:
+        _unlink(path)
 
 
 def _unlink(path: Path) -> None:

@@ -111,16 +111,6 @@ class BuildSession:
         reasons = compare(fp, stamp, self.artifact_path(variant), self.cache)
         return VariantStatus(variant=variant.name, output=fp.output, reasons=reasons)
 
-    def is_up_to_date(self, variant: VariantLike) -> bool:
-        """The doit ``uptodate`` check: stamps only, never doit's own state."""
-        if self.options.force and variant.name not in self.outcomes:
-            return False
-        try:
-            return self.status(variant).up_to_date
-        except OSError as exc:  # unreadable input: let the action report it
-            log.debug("status of %s failed: %s", variant.name, exc)
-            return False
-
     # --- the build action ---------------------------------------------------------------
 
     def build_variant(self, variant: VariantLike) -> dict[str, Any] | Any:
@@ -242,9 +232,9 @@ def _pin_mismatch(variant: VariantLike, fp: Fingerprint) -> str | None:
     if not pin or not path:
         return None
     for record in fp.inputs:
-        if record.role == "model" and record.path == path and record.sha256:
-            if record.sha256.lower() != pin.lower():
-                return (f"{fp.recipe_file}: model.sha256: the recipe pins {pin} but {path} has "
+        if (record.role == "model" and record.path == path and record.sha256
+                and record.sha256.lower() != pin.lower()):
+            return (f"{fp.recipe_file}: model.sha256: the recipe pins {pin} but {path} has "
                         f"sha256 {record.sha256}; update the pin or restore the model")
     return None
 

@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from czbuild.build.fingerprint import VariantLike, spec_dict
-from czbuild.build.fingerprint import input_roles
+from czbuild.build.fingerprint import VariantLike, input_roles, spec_dict
 from czbuild.build.jsonio import canonical_json
 from czbuild.build.manifest import manifest_path, render_manifest
 from czbuild.build.reporter import BuildReporter
