@@ -141,8 +141,8 @@ def _seams(report: VerifyReport, run: TiledRun, err: np.ndarray, whole: np.ndarr
     seam = float(err.max())
     where = np.unravel_index(int(np.argmax(err)), err.shape)
     details: dict[str, Any] = {
-        "overlap": list(overlap), "overlap_declared": declared, "tolerance": tolerance,
-        "image_size": list(err.shape), "tiles": run.count, "tile_starts_y": run.ys,
+        "max_seam_error": seam, "overlap": list(overlap), "overlap_declared": declared,
+        "tolerance": tolerance, "image_size": list(err.shape), "tiles": run.count, "tile_starts_y": run.ys,
         "tile_starts_x": run.xs, "max_at": [int(where[0]), int(where[1])],
         "pixels_over_tolerance": int(np.count_nonzero(err > tolerance)),
         "tiling_dependent_preprocessing": dependent,
