@@ -22,10 +22,9 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
         job: A :class:`czbuild.build.protocol.Job`.
         cache: Worker-lifetime dict: model key -> (converter, custom objects).
     """
-    from czbuild.convert import convert
-
     from czbuild.build.request import custom_object_files, model_source, to_request
     from czbuild.build.variant_cache import materialize
+    from czbuild.convert import convert
 
     variant = materialize(job.variant)
     spec = variant.spec

@@ -21,8 +21,8 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Protocol
 
+from czbuild.build.jobs import DEFAULT_BACKEND, load_backend, run_job
 from czbuild.build.protocol import Job, JobResult, receive, send
-from czbuild.build.worker import DEFAULT_BACKEND, load_backend, run_job
 
 
 class Executor(Protocol):

@@ -27,6 +27,7 @@ from typing import Any
 from czbuild.build import locking
 from czbuild.build.fingerprint import Fingerprint, VariantLike, compute_fingerprint
 from czbuild.build.hashing import HashCache
+from czbuild.build.jobs import DEFAULT_BACKEND
 from czbuild.build.manifest import write_manifest
 from czbuild.build.pool import Executor, InProcessExecutor, WorkerPool
 from czbuild.build.protocol import Job
@@ -39,7 +40,6 @@ from czbuild.build.stamps import (
     write_stamp,
 )
 from czbuild.build.status import VariantStatus, compare
-from czbuild.build.worker import DEFAULT_BACKEND
 
 log = logging.getLogger(__name__)
 

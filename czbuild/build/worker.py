@@ -15,50 +15,12 @@ converting in the background.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import signal
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable
 from typing import Any
-
-DEFAULT_BACKEND = "czbuild.build.backend:convert_job"
-
-
-def load_backend(spec: str) -> Callable[..., dict[str, Any]]:
-    """Import ``module:function``."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"backend must look like 'module:function', got {spec!r}")
-    return getattr(importlib.import_module(module_name), attr)
-
-
-def run_job(backend: Callable[..., dict[str, Any]], job: Any, cache: dict[Any, Any]) -> Any:
-    """Run one job and turn any exception into a failed result (shared with the in-process path)."""
-    from czbuild.build.protocol import JobResult
-    from czbuild.errors import CzbuildError
-
-    start = time.perf_counter()
-    try:
-        out = backend(job, cache)
-        return JobResult(
-            ok=True,
-            sha256=out["sha256"],
-            members=dict(out.get("members") or {}),
-            seconds=time.perf_counter() - start,
-        )
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the task
-        message = str(exc) if isinstance(exc, CzbuildError) else f"{type(exc).__name__}: {exc}"
-        return JobResult(
-            ok=False,
-            error=message or type(exc).__name__,
-            error_type=type(exc).__name__,
-            traceback=traceback.format_exc(),
-            seconds=time.perf_counter() - start,
-        )
 
 
 def _watch_parent(parent: int) -> None:
@@ -71,7 +33,7 @@ def _watch_parent(parent: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Serve jobs until stdin closes or a ``None`` job arrives."""
     parser = argparse.ArgumentParser(prog="python -m czbuild.build.worker")
-    parser.add_argument("--backend", default=DEFAULT_BACKEND)
+    parser.add_argument("--backend", default="czbuild.build.backend:convert_job")
     parser.add_argument("--parent", type=int, default=os.getppid())
     args = parser.parse_args(argv)
 
@@ -84,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(key, value)
     threading.Thread(target=_watch_parent, args=(args.parent,), daemon=True).start()
 
+    from czbuild.build.jobs import load_backend, run_job
     from czbuild.build.protocol import receive, send
 
     # Keep the protocol on a private copy of stdout; route fd 1 to stderr (the log).

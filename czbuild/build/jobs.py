@@ -1,0 +1,51 @@
+"""Running one conversion job: the backend contract shared by workers and the in-process path.
+
+A *backend* is a function ``backend(job, cache) -> {"sha256": ..., "members": {...}}`` named
+by ``"module:function"``; ``cache`` is a dict that lives as long as the process running the
+jobs (the real backend keeps the loaded model there). Tests substitute a fake backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+DEFAULT_BACKEND = "czbuild.build.backend:convert_job"
+
+
+def load_backend(spec: str) -> Callable[..., dict[str, Any]]:
+    """Import ``module:function``."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"backend must look like 'module:function', got {spec!r}")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def run_job(backend: Callable[..., dict[str, Any]], job: Any, cache: dict[Any, Any]) -> Any:
+    """Run one job and turn any exception into a failed result (shared with the in-process path)."""
+    from czbuild.build.protocol import JobResult
+    from czbuild.errors import CzbuildError
+
+    start = time.perf_counter()
+    try:
+        out = backend(job, cache)
+        return JobResult(
+            ok=True,
+            sha256=out["sha256"],
+            members=dict(out.get("members") or {}),
+            seconds=time.perf_counter() - start,
+        )
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the task
+        message = str(exc) if isinstance(exc, CzbuildError) else f"{type(exc).__name__}: {exc}"
+        return JobResult(
+            ok=False,
+            error=message or type(exc).__name__,
+            error_type=type(exc).__name__,
+            traceback=traceback.format_exc(),
+            seconds=time.perf_counter() - start,
+        )
+
+
