@@ -220,6 +220,12 @@ def test_real_build_then_noop(project: Path) -> None:
     assert all(set(a["members"]) >= {"model.json", "model.model"} for a in manifest["artifacts"])
     proc = czbuild("build", cwd=project, check=True)
     assert "czbuild: 0 built, 4 up to date" in proc.stdout
+    # the variants now come from the compose cache (plain specs): a rebuild must still work
+    factory = project / "models/tiny.py"
+    factory.write_text(factory.read_text().replace("Conv2D(4,", "Conv2D(6,"))
+    proc = czbuild("build", cwd=project, check=True, timeout=900)
+    assert "czbuild: 4 built, 0 up to date" in proc.stdout
+    assert read_artifact(project / "build/r01/tile=64/r01.czann").metadata.input_shape == (64, 64, 1)
 
 
 @pytest.mark.slow
