@@ -20,7 +20,9 @@ from czbuild import ops as ops_mod
 from czbuild.errors import ModelError
 
 PER_IMAGE = "per_image_standardization"
-_BATCH = 8
+#: Images per Keras call: up to 8, fewer for large images (about 1 Mpixel per call).
+_MAX_BATCH = 8
+_PIXELS_PER_CALL = 1 << 20
 
 
 @dataclass
@@ -64,7 +66,9 @@ class SourceChain:
         chain = self.preprocessing if preprocessing is None else tuple(preprocessing)
         pre = ops_mod.apply_numpy(chain, np.asarray(x)).astype(np.float32)
         model = self.at(tuple(pre.shape[1:-1]))
-        outs = [_call(model, pre[i : i + _BATCH]) for i in range(0, pre.shape[0], _BATCH)]
+        pixels = int(np.prod(pre.shape[1:-1]))
+        batch = max(1, min(_MAX_BATCH, _PIXELS_PER_CALL // max(pixels, 1)))
+        outs = [_call(model, pre[i : i + batch]) for i in range(0, pre.shape[0], batch)]
         return ops_mod.apply_numpy(self.postprocessing, np.concatenate(outs, axis=0))
 
     def at(self, spatial: tuple[int, ...]) -> Any:

@@ -13,7 +13,9 @@ from typing import Callable
 
 import numpy as np
 
-_BATCH = 16
+#: Tiles per model call: up to 16, fewer for large tiles (about 1 Mpixel per call).
+_MAX_BATCH = 16
+_PIXELS_PER_CALL = 1 << 20
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -73,8 +75,9 @@ def run_tiled(
     th, tw = tile
     ys, xs = tile_starts(h, th, overlap[0]), tile_starts(w, tw, overlap[1])
     crops = np.stack([image[0, y : y + th, x : x + tw] for y in ys for x in xs])
+    batch = max(1, min(_MAX_BATCH, _PIXELS_PER_CALL // (th * tw)))
     outs = np.concatenate(
-        [np.asarray(predict(crops[i : i + _BATCH])) for i in range(0, len(crops), _BATCH)]
+        [np.asarray(predict(crops[i : i + batch])) for i in range(0, len(crops), batch)]
     ).astype(np.float64)
     if outs.shape[1:3] != (th, tw):
         raise ValueError(f"tile output {list(outs.shape[1:])} is not of the tile's spatial size")

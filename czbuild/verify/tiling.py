@@ -127,9 +127,10 @@ def check_tiling(
            reference_tiles)
     if use_reference:
         images["output"] = run_tiled(runner, image, (th, tw), overlap).output  # type: ignore
+    probe = (2 * th, 2 * tw)  # radii up to a tile: every overlap below the tile size
     field = receptive.measure(lambda x: reference.predict(x, preprocessing=chain),
-                              (*size, channels), info.input_range, seed=seed + 7)
-    _field(report, field, overlap, "source model (whole-image probe)")
+                              (*probe, channels), info.input_range, seed=seed + 7)
+    _field(report, field, overlap, f"source model ({probe[0]}x{probe[1]} probe)")
     _min_overlap(report, tile_predict, image, whole, (th, tw), overlap, tolerance, seam_error,
                  field)
     return images
