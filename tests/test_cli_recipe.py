@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "recipes"
 
 
-def _run(*args: str) -> "object":
+def _run(*args: str) -> object:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
@@ -85,8 +85,9 @@ def test_show_prints_resolved_specs_and_digests() -> None:
         pytest.param(["tile=1024"], ["nuclei@tile=1024"], id="narrow-sweep"),
         pytest.param(["tile=256,512", "target=zen-core-3.4"],
                      ["nuclei@tile=256", "nuclei@tile=512"], id="sweep-and-group"),
-        pytest.param(["metadata.classes=[bg,fg]", "+metadata.id=3f1c2a9e-7b4d-5e8a-9c61-"
-                      "0d2b4f6a8e10", "tile=512"], ["nuclei@tile=512"], id="values"),
+        pytest.param(["metadata.classes=[bg,fg]",
+                      "+metadata.id=3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10", "tile=512"],
+                     ["nuclei@tile=512"], id="values"),
     ],
 )
 def test_show_json_with_overrides(overrides: list[str], names: list[str]) -> None:
@@ -157,6 +158,6 @@ def test_commands_never_import_tensorflow(argv: list[str]) -> None:
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY=\n" in proc.stderr

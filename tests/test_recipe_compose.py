@@ -72,7 +72,7 @@ def test_defaults_list_pulls_config_groups(project: Path) -> None:
 def test_recipe_values_override_defaults_after_self(project: Path) -> None:
     spec = _only(project, "valid_full_czann").spec
     # the recipe's own preprocessing replaces the imagenet chain pulled in by defaults
-    assert [op["op"] for op in spec.preprocessing][0] == "rgb_to_bgr"
+    assert spec.preprocessing[0]["op"] == "rgb_to_bgr"
     assert len(spec.preprocessing) == 6
 
 

@@ -29,8 +29,7 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl  # pinned hydra-
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf import grammar_parser
+from omegaconf import DictConfig, ListConfig, OmegaConf, grammar_parser
 from omegaconf.errors import OmegaConfBaseException
 from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from czbuild.recipe.keys import Key, choices_hint, format_key
 
-__all__ = ["Issue", "issue_from_validation", "fields_at"]
+__all__ = ["Issue", "fields_at", "issue_from_validation"]
 
 
 class Issue(Exception):

@@ -19,7 +19,7 @@ from typing import Any
 
 from czbuild.recipe.spec import RecipeSpec
 
-__all__ = ["canonical_json", "spec_digest", "source_sha256", "file_sha256", "tree_sha256"]
+__all__ = ["canonical_json", "file_sha256", "source_sha256", "spec_digest", "tree_sha256"]
 
 _CHUNK = 1 << 20
 
@@ -66,7 +66,7 @@ def tree_sha256(root: Path) -> str:
                 entries.append((full.relative_to(root).as_posix(), full))
     digest = hashlib.sha256()
     for rel, full in sorted(entries):
-        digest.update(f"{rel}\0{file_sha256(full)}\n".encode("utf-8"))
+        digest.update(f"{rel}\0{file_sha256(full)}\n".encode())
     return digest.hexdigest()
 
 

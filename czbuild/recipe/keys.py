@@ -13,7 +13,7 @@ import difflib
 import re
 from collections.abc import Iterable, Sequence
 
-__all__ = ["Key", "did_you_mean", "format_key", "parse_key", "choices_hint"]
+__all__ = ["Key", "choices_hint", "did_you_mean", "format_key", "parse_key"]
 
 Key = tuple[str | int, ...]
 

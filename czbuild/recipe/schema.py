@@ -32,10 +32,10 @@ from czbuild.formats import vocab
 
 __all__ = [
     "FORMATS",
+    "SCHEMA_ID",
     "Metadata",
     "ModelSource",
     "Recipe",
-    "SCHEMA_ID",
     "Target",
     "recipe_json_schema",
     "render_json_schema",
@@ -57,7 +57,8 @@ Product = Literal[vocab.ZEN_PRODUCTS]  # type: ignore[valid-type]
 def _number(value: Any) -> Any:
     """Accept int/float (not bool, not strings) and require a finite value."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+        # pydantic turns ValueError (not TypeError) into a validation error
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")  # noqa: TRY004
     if not math.isfinite(float(value)):
         raise ValueError(f"expected a finite number, got {value!r}")
     return float(value)
@@ -70,7 +71,7 @@ def _one_or_many(value: Any) -> Any:
 
 def _zen_version(value: Any) -> Any:
     if isinstance(value, float):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 - pydantic needs ValueError
             f"write the ZEN version as a quoted string such as '3.13': YAML read it as the "
             f"number {value!r} (and reads 3.10 as 3.1)"
         )

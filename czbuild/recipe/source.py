@@ -75,10 +75,10 @@ class RecipeSource:
                     if isinstance(k_node, yaml.ScalarNode) and k_node.value == part:
                         found, node = k_node, v_node
                         break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if 0 <= part < len(node.value):
-                    node = node.value[part]
-                    found = node
+            elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+                  and 0 <= part < len(node.value)):
+                node = node.value[part]
+                found = node
             if found is None:
                 return None
         return found

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["MetadataSpec", "RecipeSpec", "SourceSpec", "TargetSpec", "SOURCE_KINDS"]
+__all__ = ["SOURCE_KINDS", "MetadataSpec", "RecipeSpec", "SourceSpec", "TargetSpec"]
 
 SOURCE_KINDS = ("keras", "h5", "savedmodel", "factory")
 
