@@ -1,0 +1,354 @@
+"""``ModelConverter``: load a model once, convert it to as many variants as needed.
+
+A variant is (preprocessing chain, postprocessing chain, spatial dims, payload/opset).
+
+**Route per variant.** ONNX payloads take one of two routes, chosen from the model and the
+variant alone -- never from which other variants are requested in the same process -- so an
+artifact built alone and the same artifact built in a sweep are byte-identical:
+
+* ``"specialized"``: the chain-wrapped model is tiling-invariant (its output spatial dims
+  follow the input's; :func:`czbuild.keras.wrap.is_tiling_invariant`). It is converted *once*
+  per (chains, opset) with undefined height/width, and each tile is a cheap
+  :func:`~czbuild.keras.onnx_export.specialize_onnx` of that conversion. If ONNX shape
+  inference cannot make the output dims concrete for a tile, that tile takes the fixed route
+  (a property of the model and the tile, hence still deterministic; logged).
+* ``"fixed"``: otherwise, one conversion per tile at fixed dims.
+
+Legacy 3.0.0 SavedModel payloads are always written at fixed dims.
+
+**Memory.** Only bytes are cached (the undefined-dims ONNX per (chains, opset) and a few
+finished payloads); wrapped Keras models are temporary and collected after each conversion.
+``keras.backend.clear_session()`` is never called: it resets process-global Keras state that
+other loaded models (and other converters) rely on.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from czbuild import ops as czops
+from czbuild.errors import ConversionError, ModelError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ConvertedModel", "ModelConverter", "chain_key"]
+
+# tf2onnx and Keras name things from process-global counters: one conversion at a time.
+_CONVERT_LOCK = threading.RLock()
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ConvertedModel:
+    """A finished payload.
+
+    Attributes:
+        payload: ONNX bytes or a zipped SavedModel.
+        input_shape: Model input shape without the batch dim, all dims concrete.
+        output_shape: Model output shape without the batch dim, all dims concrete.
+        route: ``"specialized"``, ``"fixed"`` or ``"savedmodel"`` (for manifests and logs).
+        opset: The ONNX opset, None for a SavedModel.
+    """
+
+    payload: bytes
+    input_shape: Shape
+    output_shape: Shape
+    route: str
+    opset: int | None = None
+
+
+def _as_steps(steps: Any) -> tuple[Any, ...]:
+    """One step (op dict, op name or layer) or a sequence of steps -> tuple of steps."""
+    if steps is None:
+        return ()
+    if isinstance(steps, (Mapping, str)) or not isinstance(steps, Sequence):
+        return (steps,)
+    return tuple(steps)
+
+
+def _step_form(step: Any, where: str) -> Any:
+    """A JSON-able canonical form of one chain step (op dict; or a layer's config + weights)."""
+    if isinstance(step, (Mapping, str)):
+        try:
+            return {"op": czops.validate_op(step, where=where)}
+        except ValueError as exc:
+            raise ModelError(str(exc)) from exc
+    from czbuild.keras.preprocessing import op_from_layer
+
+    try:
+        return {"op": op_from_layer(step)}
+    except TypeError:
+        pass
+    import keras
+
+    if not isinstance(step, keras.layers.Layer):
+        raise ModelError(
+            f"{where}: must be an op dict such as {{'op': 'scale', 'scale': 0.5}} or a keras "
+            f"Layer, got {type(step).__name__}"
+        )
+    config = keras.saving.serialize_keras_object(step)
+    config.get("config", {}).pop("name", None)
+    config.pop("build_config", None)
+    digest = hashlib.sha256()
+    for weight in step.get_weights():
+        digest.update(str(weight.dtype).encode() + str(weight.shape).encode() + weight.tobytes())
+    return {"layer": config, "weights": digest.hexdigest()}
+
+
+def chain_key(preprocessing: Any = (), postprocessing: Any = ()) -> str:
+    """Canonical JSON of the two chains: equal chains (op dicts or layers) give equal keys.
+
+    Raises:
+        ModelError: A step is neither a valid op nor a Keras layer (names ``preprocessing[i]``).
+    """
+    form = {
+        what: [_step_form(s, f"{what}[{i}]") for i, s in enumerate(_as_steps(steps))]
+        for what, steps in (("preprocessing", preprocessing), ("postprocessing", postprocessing))
+    }
+    return json.dumps(form, sort_keys=True, default=str, separators=(",", ":"))
+
+
+class ModelConverter:
+    """Converts one model source into payloads; loads the model once, lazily.
+
+    Args:
+        source: A ``keras.Model``, a ``.keras`` / ``.h5`` path, a SavedModel directory or a
+            ``"file.py:function"`` factory (see :func:`czbuild.keras.sources.load_model`).
+        custom_objects: Custom Keras classes/functions needed to load or clone the model.
+        max_cached: How many finished payloads to keep (least recently used are dropped).
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        *,
+        custom_objects: Mapping[str, Any] | None = None,
+        max_cached: int = 8,
+    ) -> None:
+        self.source = source
+        self.custom_objects = dict(custom_objects) if custom_objects else None
+        self.max_cached = max_cached
+        self._model: Any = None
+        self._free_onnx: dict[tuple[str, int], bytes] = {}
+        self._invariant: dict[str, bool] = {}
+        self._results: OrderedDict[tuple[Any, ...], ConvertedModel] = OrderedDict()
+
+    # --- model -----------------------------------------------------------------------------
+
+    @property
+    def model(self) -> Any:
+        """The loaded source model (loaded on first use)."""
+        if self._model is None:
+            from czbuild.keras.sources import load_model
+
+            self._model = load_model(self.source, custom_objects=self.custom_objects)
+        return self._model
+
+    def clear(self) -> None:
+        """Drop every cached payload (the loaded model is kept)."""
+        self._free_onnx.clear()
+        self._results.clear()
+        gc.collect()
+
+    # --- public conversions ------------------------------------------------------------------
+
+    def onnx(
+        self,
+        *,
+        preprocessing: Any = (),
+        postprocessing: Any = (),
+        spatial_dims: Sequence[int] | None = None,
+        opset: int,
+    ) -> ConvertedModel:
+        """Canonical ONNX for one variant (see the module docstring for the route).
+
+        Args:
+            preprocessing: Op dicts / czbuild layers / Keras layers applied before the model.
+            postprocessing: Applied after the model.
+            spatial_dims: ``(height, width)``; None uses the model's own fixed input size.
+            opset: ONNX opset.
+
+        Raises:
+            ModelError: The model cannot run at that size, or its size is undefined and
+                ``spatial_dims`` is None.
+            ConversionError: tf2onnx or the ONNX checks fail.
+        """
+        pre, post = _as_steps(preprocessing), _as_steps(postprocessing)
+        key = chain_key(pre, post)
+        with _CONVERT_LOCK:
+            tile = self._resolve_tile(spatial_dims)
+            cache_key = ("onnx", key, tile, int(opset))
+            cached = self._cached(cache_key)
+            if cached is not None:
+                return cached
+            result = None
+            if len(tile) == 2 and self._is_invariant(key, pre, post):
+                result = self._specialized(key, pre, post, tile, int(opset))
+            if result is None:
+                result = self._fixed_onnx(pre, post, tile, int(opset))
+            return self._store(cache_key, result)
+
+    def savedmodel_zip(
+        self,
+        *,
+        preprocessing: Any = (),
+        postprocessing: Any = (),
+        spatial_dims: Sequence[int] | None = None,
+    ) -> ConvertedModel:
+        """A zipped, normalised SavedModel (legacy 3.0.0 payload) at fixed dims.
+
+        Raises:
+            ModelError: As :meth:`onnx`.
+            ConversionError: TensorFlow cannot save the model.
+        """
+        from czbuild.keras.savedmodel_export import export_savedmodel_zip
+
+        pre, post = _as_steps(preprocessing), _as_steps(postprocessing)
+        key = chain_key(pre, post)
+        with _CONVERT_LOCK:
+            tile = self._resolve_tile(spatial_dims)
+            cache_key = ("savedmodel", key, tile)
+            cached = self._cached(cache_key)
+            if cached is not None:
+                return cached
+            wrapped = self._wrap(pre, post, tile)
+            in_shape, out_shape = self._concrete_shapes(wrapped)
+            try:
+                payload = export_savedmodel_zip(wrapped, custom_objects=self.custom_objects)
+            finally:
+                del wrapped
+                gc.collect()
+            result = ConvertedModel(payload, in_shape, out_shape, "savedmodel")
+            return self._store(cache_key, result)
+
+    # --- routes ----------------------------------------------------------------------------
+
+    def _specialized(
+        self, key: str, pre: tuple[Any, ...], post: tuple[Any, ...], tile: tuple[int, ...],
+        opset: int,
+    ) -> ConvertedModel | None:
+        from czbuild.keras.onnx_export import specialize_onnx
+
+        # Wrapping at the tile checks the model can run there (divisibility, ...) and gives
+        # the expected output shape; it is symbolic only (no tracing, no conversion).
+        wrapped = self._wrap(pre, post, tile)
+        in_shape, out_shape = self._concrete_shapes(wrapped)
+        del wrapped
+        free = self._free_onnx.get((key, opset))
+        if free is None:
+            free_model = self._wrap(pre, post, (None, None))
+            channels = free_model.inputs[0].shape[-1]
+            free = self._export(free_model, (None, None, None, channels), opset)
+            self._free_onnx[(key, opset)] = free
+        try:
+            payload = specialize_onnx(free, tile, output_spatial_dims=out_shape[:-1])
+        except ConversionError as exc:
+            logger.info("tile %s cannot be specialised (%s); converting at fixed dims", tile, exc)
+            return None
+        return ConvertedModel(payload, in_shape, out_shape, "specialized", opset)
+
+    def _fixed_onnx(
+        self, pre: tuple[Any, ...], post: tuple[Any, ...], tile: tuple[int, ...], opset: int
+    ) -> ConvertedModel:
+        wrapped = self._wrap(pre, post, tile)
+        in_shape, out_shape = self._concrete_shapes(wrapped)
+        payload = self._export(wrapped, (None, *in_shape), opset)
+        return ConvertedModel(payload, in_shape, out_shape, "fixed", opset)
+
+    def _export(self, wrapped: Any, input_shape: tuple[int | None, ...], opset: int) -> bytes:
+        from czbuild.keras.onnx_export import export_onnx
+
+        try:
+            return export_onnx(wrapped, opset=opset, input_shape=input_shape)
+        finally:
+            del wrapped
+            gc.collect()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _resolve_tile(self, spatial_dims: Sequence[int] | None) -> tuple[int, ...]:
+        """``spatial_dims`` or the model's own fixed spatial dims; ModelError when undefined."""
+        from czbuild.keras.wrap import io_shapes
+
+        in_shape, _ = io_shapes(self.model)
+        if spatial_dims is not None:
+            if isinstance(spatial_dims, (str, bytes)) or len(tuple(spatial_dims)) != 2:
+                raise ModelError(f"spatial_dims: must be (height, width), got {spatial_dims!r}")
+            dims = tuple(spatial_dims)
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
+                raise ModelError(f"spatial_dims: values must be positive integers, got {dims!r}")
+            return int(dims[0]), int(dims[1])
+        spatial = in_shape[:-1]
+        if not spatial or any(d is None for d in spatial):
+            raise ModelError(
+                f"model {self.model.name!r}: the input's spatial dims are undefined "
+                f"{tuple(spatial)}; the target format needs a fixed tile size: pass "
+                "spatial_dims=(h, w) (recipe: spatial_dims / tile)"
+            )
+        return tuple(int(d) for d in spatial)  # type: ignore[arg-type]
+
+    def _is_invariant(self, key: str, pre: tuple[Any, ...], post: tuple[Any, ...]) -> bool:
+        if key not in self._invariant:
+            from czbuild.keras.wrap import is_tiling_invariant
+
+            try:
+                probe = self._wrap(pre, post, None)
+                self._invariant[key] = bool(is_tiling_invariant(probe))
+            except ModelError:
+                self._invariant[key] = False
+            finally:
+                probe = None
+        return self._invariant[key]
+
+    def _wrap(
+        self, pre: tuple[Any, ...], post: tuple[Any, ...], tile: tuple[int | None, ...] | None
+    ) -> Any:
+        """Wrap the model; ``tile`` None or of rank != 2 keeps the model's own input size."""
+        from czbuild.keras.wrap import wrap_model
+
+        dims = tile if tile is not None and len(tile) == 2 else None
+        return wrap_model(self.model, preprocessing=pre, postprocessing=post, spatial_dims=dims)
+
+    def _concrete_shapes(self, wrapped: Any) -> tuple[Shape, Shape]:
+        from czbuild.keras.wrap import io_shapes
+
+        in_shape, out_shape = io_shapes(wrapped)
+        dtype = str(wrapped.inputs[0].dtype)
+        if dtype != "float32":
+            raise ModelError(
+                f"model {self.model.name!r}: input dtype is {dtype}; ZEN feeds float32 tensors. "
+                "Rebuild the model with a float32 input (cast inside the model if needed)"
+            )
+        out_dtype = str(wrapped.outputs[0].dtype)
+        if out_dtype != "float32":
+            raise ModelError(
+                f"model {self.model.name!r}: output dtype is {out_dtype}; ZEN expects float32 "
+                "(e.g. the model's last layer with dtype='float32' under mixed precision)"
+            )
+        if any(d is None for d in in_shape) or any(d is None for d in out_shape):
+            raise ModelError(
+                f"model {self.model.name!r}: shapes {in_shape} -> {out_shape} are not concrete at "
+                "this tile size; the model's output size must follow from its input size"
+            )
+        return tuple(int(d) for d in in_shape), tuple(int(d) for d in out_shape)  # type: ignore[arg-type]
+
+    def _cached(self, key: tuple[Any, ...]) -> ConvertedModel | None:
+        result = self._results.get(key)
+        if result is not None:
+            self._results.move_to_end(key)
+        return result
+
+    def _store(self, key: tuple[Any, ...], result: ConvertedModel) -> ConvertedModel:
+        self._results[key] = result
+        while len(self._results) > self.max_cached:
+            self._results.popitem(last=False)
+        return result
