@@ -225,3 +225,25 @@ def test_only_compose_imports_hydra_and_nothing_imports_tensorflow() -> None:
         assert not modules & {"tensorflow", "keras", "tf2onnx", "onnx"}, path.name
         if path.name != "compose.py":
             assert not modules & {"hydra", "omegaconf"}, path.name
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("import czbuild.recipe.spec", id="spec"),
+        pytest.param("from czbuild.recipe import RecipeSpec, list_recipes, render_json_schema",
+                     id="schema-and-listing"),
+    ],
+)
+def test_reading_specs_does_not_import_hydra(statement: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = PACKAGE.parents[1]
+    code = f"{statement}\nimport sys\nprint(sorted(m for m in ('hydra', 'omegaconf') if m in sys.modules))"
+    env = dict(os.environ, PYTHONPATH=str(root))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

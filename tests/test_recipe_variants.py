@@ -206,3 +206,13 @@ def test_same_recipe_name_twice_is_refused(project: Path, tmp_path: Path) -> Non
     (other / "czann_recipe.yaml").write_text(CZANN)
     with pytest.raises(RecipeError, match="writes the same output"):
         load_variants(["czann_recipe", str(other / "czann_recipe.yaml")], project_dir=project)
+
+
+def test_every_public_name_resolves() -> None:
+    from czbuild import recipe
+
+    assert sorted(recipe.__all__) == sorted(recipe._EXPORTS)
+    for name in recipe.__all__:
+        assert getattr(recipe, name).__name__ == name
+    with pytest.raises(AttributeError):
+        recipe.no_such_name  # noqa: B018
