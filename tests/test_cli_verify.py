@@ -87,7 +87,8 @@ def test_text_output(artifact, broken):
     assert any(line.split()[:2] == ["ok", "semantics"] for line in good.output.splitlines())
     bad = run(str(broken))
     assert bad.exit_code == 1 and ": FAILED (" in bad.output
-    assert any(line.split()[:2] == ["FAIL", "container.archive"] for line in bad.output.splitlines())
+    lines = bad.output.splitlines()
+    assert any(line.split()[:2] == ["FAIL", "container.archive"] for line in lines)
 
 
 def test_report_writes_html_pictures_and_json(artifact, tmp_path):
@@ -144,5 +145,5 @@ def test_verifying_an_onnx_artifact_without_a_source_does_not_import_tensorflow(
             f"r = verify_artifact({str(artifact)!r}); "
             "assert r.ok; assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[1])
+                            check=False, cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr

@@ -76,17 +76,17 @@ def onnx_model(
 
 
 def czann_meta(size: int = 8, n_classes: int = 2, version: str = "2.1.0", **kw) -> CzannMetadata:
-    args = dict(type="SingleClassSemanticSegmentation", input_shape=(size, size, 1),
-                output_shape=(size, size, n_classes),
-                classes=tuple(f"c{i}" for i in range(n_classes)), min_overlap=(2, 2),
-                model_name="tiny", id=ID, format_version=version)
+    args = {"type": "SingleClassSemanticSegmentation", "input_shape": (size, size, 1),
+                "output_shape": (size, size, n_classes),
+                "classes": tuple(f"c{i}" for i in range(n_classes)), "min_overlap": (2, 2),
+                "model_name": "tiny", "id": ID, "format_version": version}
     args.update(kw)
     return CzannMetadata(**args)
 
 
 def legacy_meta(version: str = "3.1.0", **kw) -> LegacyMetadata:
-    args = dict(name="tiny", color_handling="ConvertToMonochrome", pixel_types=("Gray16",),
-                classes=("bg", "fg"), border_size=1, id=ID, version=version)
+    args = {"name": "tiny", "color_handling": "ConvertToMonochrome", "pixel_types": ("Gray16",),
+                "classes": ("bg", "fg"), "border_size": 1, "id": ID, "version": version}
     args.update(kw)
     return LegacyMetadata(**args)
 

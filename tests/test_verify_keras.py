@@ -17,9 +17,9 @@ pytestmark = pytest.mark.slow
 
 keras = pytest.importorskip("keras")
 
-from czbuild.formats.czann import CzannMetadata  # noqa: E402
-from czbuild.formats.legacy import LegacyMetadata  # noqa: E402
-from czbuild.verify import FAILED, PASSED, SKIPPED, WARNING, verify_artifact  # noqa: E402
+from czbuild.formats.czann import CzannMetadata
+from czbuild.formats.legacy import LegacyMetadata
+from czbuild.verify import FAILED, PASSED, SKIPPED, WARNING, verify_artifact
 
 SCALE = [{"op": "scale", "scale": 0.5}]
 GRAY16 = [{"op": "scale", "scale": 1 / 65535}]

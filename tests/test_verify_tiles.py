@@ -1,7 +1,8 @@
-"""Tiling simulation, overlap search, receptive field, pictures and the report model (NumPy only)."""
+"""Tiling simulation, overlap search, receptive field, pictures, report model (NumPy only)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 import zlib
@@ -55,7 +56,7 @@ def test_kept_ranges_discard_half_the_overlap_and_cover_the_image():
     assert ranges[0] == (0, 14)  # first tile drops 2 px (overlap / 2) on its interior side
     assert ranges[1] == (14, 26)
     assert ranges[-1][1] == 48
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
 
 
 @pytest.mark.parametrize("radius", [0, 1, 3], ids=["pointwise", "r1", "r3"])

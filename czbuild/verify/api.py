@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -162,7 +163,7 @@ def _stage(report: VerifyReport, name: str, later: str, func: Any) -> Any:
         return func()
     except CzbuildError as exc:
         report.add(name, FAILED, "error", str(exc))
-    except Exception as exc:  # never crash: a verifier problem is reported, not raised
+    except Exception as exc:
         log.debug("verification stage %s failed", name, exc_info=True)
         report.add(name, FAILED, "verifier error",
                    f"unexpected {type(exc).__name__} while checking: {str(exc)[:300]}")
@@ -232,7 +233,7 @@ def _payload(data: bytes, info: ModelInfo, report: VerifyReport, *, strict: bool
     dims = _onnx_input_dims(data)
     try:
         runner = OnnxRunner(data, dims)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - never crash: reported as a finding
         report.add("semantics", FAILED, "does not run",
                    f"onnxruntime cannot load the model: {type(exc).__name__}: {str(exc)[:300]}")
         return None
@@ -262,7 +263,7 @@ def _reference(report: VerifyReport, variant: Any, source: Any, pre: Any, post: 
                            custom_objects=custom_objects)
     except CzbuildError as exc:
         message = f"cannot load {what}: {exc}"
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - never crash: reported as a finding
         message = f"cannot load {what}: {type(exc).__name__}: {exc}"
     report.add("fidelity", FAILED, "no reference", message)
     return None
@@ -309,7 +310,7 @@ def _pictures(report: VerifyReport, info: ModelInfo, samples: Any) -> None:
         out = _render_output(info, y[0]) if y.ndim == 4 else None
         if out is not None:
             report.images["output"] = out
-    except Exception:  # pictures are a courtesy; never fail verification for them
+    except Exception:
         log.debug("rendering sample pictures failed", exc_info=True)
 
 

@@ -9,6 +9,7 @@ written anywhere; member bytes stay in memory under a total size limit.
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -194,7 +195,7 @@ def read_zip(
                 container.data[m.index] = _bounded_read(zf, info, m.size)
             except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:
                 problems.append(f"{m.name!r}: cannot be read: {exc}")
-            except Exception as exc:  # zlib.error and other codec errors
+            except Exception as exc:  # noqa: BLE001 - zlib.error and other codec errors
                 problems.append(f"{m.name!r}: cannot be decompressed: {exc}")
     return container, problems
 
@@ -236,7 +237,7 @@ def _layout_problems(fh: io.BufferedIOBase, members: list[Member], file_size: in
             problems.append(f"{m.name!r}: data runs past the end of the file (truncated?)")
         spans.append((m.header_offset, end, m.name))
     spans.sort()
-    for (_, end, name), (start, _, next_name) in zip(spans, spans[1:]):
+    for (_, end, name), (start, _, next_name) in itertools.pairwise(spans):
         if start < end:
             problems.append(
                 f"entries {name!r} and {next_name!r} overlap (overlapping-entry zip bomb?)"

@@ -128,7 +128,7 @@ def _metadata_problems(container: Container, layout: Layout, metadata: Any) -> l
         canonical = (
             metadata.to_json_bytes() if layout.family == "czann" else metadata.to_xml_bytes()
         )
-    except Exception as exc:  # the metadata was valid; a serialiser problem is still a finding
+    except Exception as exc:  # noqa: BLE001 - valid metadata that cannot be serialised: a finding
         return [f"metadata cannot be serialised canonically: {exc}"]
     if data != canonical:
         return [f"{layout.metadata.name} is not in the canonical serialisation (§2.3 / §3.2)"]
@@ -136,7 +136,8 @@ def _metadata_problems(container: Container, layout: Layout, metadata: Any) -> l
 
 
 def _fmt_time(t: tuple[int, ...]) -> str:
-    return "%04d-%02d-%02d %02d:%02d:%02d" % tuple(t)
+    y, mo, d, h, mi, sec = t[:6]
+    return f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{sec:02d}"
 
 
 def _add(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -60,7 +60,9 @@ def render_input(image: np.ndarray, input_range: tuple[float, float]) -> np.ndar
     return _to_uint8(image[..., 0], low, high)
 
 
-def render_classes(probabilities: np.ndarray, colours: Sequence[tuple[int, int, int]]) -> np.ndarray:
+def render_classes(
+    probabilities: np.ndarray, colours: Sequence[tuple[int, int, int]]
+) -> np.ndarray:
     """Per-pixel argmax coloured with one (R, G, B) colour per class."""
     palette = np.asarray(list(colours) or [(255, 255, 255)], dtype=np.uint8)
     labels = np.argmax(probabilities, axis=-1)

@@ -62,7 +62,7 @@ class ModelInfo:
 
     def with_shapes(
         self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]
-    ) -> "ModelInfo":
+    ) -> ModelInfo:
         """A copy with the shapes set (legacy: taken from the payload)."""
         return replace(self, input_shape=tuple(input_shape), output_shape=tuple(output_shape))
 

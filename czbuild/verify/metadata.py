@@ -104,7 +104,7 @@ def _legacy(data: bytes, layout: Layout, report: VerifyReport) -> tuple[ModelInf
     except CzbuildError as exc:
         _fail(report, [f"{layout.metadata.name}: {exc}"])
         return None
-    except Exception as exc:  # a reader bug must not crash verification
+    except Exception as exc:  # noqa: BLE001 - a reader bug must not crash verification
         _fail(report, [f"{layout.metadata.name}: unreadable XML: {type(exc).__name__}: {exc}"])
         return None
     report.version = metadata.version

@@ -57,7 +57,7 @@ def _check_model(data: bytes, report: VerifyReport) -> Any:
     problems: list[str] = []
     try:
         onnx.checker.check_model(model, full_check=True)
-    except Exception as exc:  # onnx raises ValidationError, InferenceError and others
+    except Exception as exc:  # noqa: BLE001 - ValidationError, InferenceError and others
         problems.append(f"onnx.checker: {type(exc).__name__}: {str(exc).strip()[:500]}")
     external = [t.name for t in model.graph.initializer
                 if t.data_location == onnx.TensorProto.EXTERNAL or t.external_data]

@@ -8,7 +8,8 @@ the CPU), zipped SavedModel payloads through their serving signature in TensorFl
 from __future__ import annotations
 
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -60,7 +60,7 @@ def check_savedmodel(
 def _read_nested(data: bytes, report: VerifyReport, max_bytes: int) -> Container | None:
     try:
         nested, problems = read_zip(data, max_bytes=max_bytes)
-    except Exception as exc:  # BadZipFile, EOFError, ...
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, EOFError, ...
         report.add("payload.model", FAILED, "unreadable",
                    f"the SavedModel payload is not a readable ZIP archive: {exc}")
         return None
@@ -100,7 +100,7 @@ def _load(root: Path, report: VerifyReport) -> tuple[Any, Any] | None:
 
     try:
         loaded = tf.saved_model.load(str(root))
-    except Exception as exc:  # TF raises many types for corrupt SavedModels
+    except Exception as exc:  # noqa: BLE001 - TF raises many types for corrupt SavedModels
         report.add("payload.model", FAILED, "unloadable",
                    f"tf.saved_model.load failed: {type(exc).__name__}: {str(exc)[:300]}")
         return None

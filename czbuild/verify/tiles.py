@@ -8,8 +8,8 @@ every side that faces another tile (and nothing on sides at the image border). P
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -20,7 +20,8 @@ statistics change the packaged model's output is reported separately as informat
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,7 @@ def check_tiling(
     chain = freeze_statistics(reference.preprocessing, image)
     try:
         whole = reference.predict(image, preprocessing=chain)[0]
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - never crash: reported as a finding
         skip_all(report, f"the source model cannot predict the whole {size[0]}x{size[1]} "
                  f"image ({type(exc).__name__}: {str(exc)[:200]}); not fully convolutional?")
         return {}
@@ -143,8 +144,8 @@ def _seams(report: VerifyReport, run: TiledRun, err: np.ndarray, whole: np.ndarr
     where = np.unravel_index(int(np.argmax(err)), err.shape)
     details: dict[str, Any] = {
         "max_seam_error": seam, "overlap": list(overlap), "overlap_declared": declared,
-        "tolerance": tolerance, "image_size": list(err.shape), "tiles": run.count, "tile_starts_y": run.ys,
-        "tile_starts_x": run.xs, "max_at": [int(where[0]), int(where[1])],
+        "tolerance": tolerance, "image_size": list(err.shape), "tiles": run.count,
+        "tile_starts_y": run.ys, "tile_starts_x": run.xs, "max_at": [int(where[0]), int(where[1])],
         "pixels_over_tolerance": int(np.count_nonzero(err > tolerance)),
         "tiling_dependent_preprocessing": dependent,
         "tiles_predicted_by": "reference" if dependent or reference_tiles else "packaged model",
@@ -202,7 +203,7 @@ def _field_on_packaged(runner: Predict, info: ModelInfo, report: VerifyReport,
     try:
         field = receptive.measure(runner, tuple(info.input_shape),  # type: ignore[arg-type]
                                   info.input_range, seed=seed + 7)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - never crash: reported as a finding
         report.add(FIELD, SKIPPED, None, f"could not probe the packaged model: {exc}")
         return
     _field(report, field, overlap, "packaged model (one-tile probe)")
