@@ -467,3 +467,48 @@ def test_nothing_is_unpacked_next_to_the_artifact(tmp_path):
     verify_artifact(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.czann"]
     assert not (tmp_path.parent / "escape.txt").exists()
+
+
+# --- legacy 3.0.0: the nested SavedModel zip is read as strictly as the container -------------
+
+
+def _nested(members: list[tuple[str, bytes]], *, raw: bytes | None = None) -> bytes:
+    if raw is not None:
+        return raw
+    buffer = __import__("io").BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in members:
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+NESTED = [
+    ("traversal", _nested([("saved_model.pb", b"x"), ("../../evil.txt", b"x")]), "path traversal"),
+    ("absolute", _nested([("saved_model.pb", b"x"), ("/tmp/evil.txt", b"x")]), "absolute"),
+    ("no-saved-model", _nested([("variables/variables.index", b"x")]), "saved_model.pb"),
+    ("truncated", _nested([("saved_model.pb", b"x" * 100)])[:60], "not a readable ZIP"),
+]
+
+
+@pytest.mark.parametrize(("payload", "needle"), [n[1:] for n in NESTED],
+                         ids=[n[0] for n in NESTED])
+def test_bad_nested_savedmodel_zip(tmp_path, payload, needle):
+    work = tmp_path / "work"
+    work.mkdir()
+    _, members = czmodel_members(legacy_meta(version="3.0.0"), _nested([("saved_model.pb", b"x")]))
+    members[1] = (members[1][0], payload)
+    path = zip_to(work / "m.czmodel", members)
+    report = verify_artifact(path)
+    check = report.get("payload.model")
+    assert check.status == FAILED and needle in check.message, check.message
+    assert report.get("semantics").status == SKIPPED
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["m.czmodel", "work"]
+    assert not Path("/tmp/evil.txt").exists()
+
+
+def test_onnx_payload_in_a_300_container_fails(tmp_path):
+    _, members = czmodel_members(legacy_meta(version="3.0.0"), _nested([("saved_model.pb", b"x")]))
+    members[1] = (members[1][0], onnx_model(opset=12, ir=7))
+    report = verify_artifact(zip_to(tmp_path / "m.czmodel", members))
+    check = report.get("payload.model")
+    assert check.status == FAILED and "3.0.0" in check.message
