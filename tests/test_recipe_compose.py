@@ -247,3 +247,16 @@ def test_reading_specs_does_not_import_hydra(statement: str) -> None:
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_missing_self_means_recipe_last_and_stays_silent(project: Path) -> None:
+    import warnings
+
+    _write(project / "recipes" / "noself.yaml",
+           "defaults:\n  - /preprocessing: standardize\n"
+           "model: {path: _files/tiny.keras}\npreprocessing: [rgb_to_bgr]\n"
+           "metadata: {type: Regression}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spec = _only(project, "noself").spec
+    assert spec.preprocessing == ({"op": "rgb_to_bgr"},)

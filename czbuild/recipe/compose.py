@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,7 +193,10 @@ class Composer:
         with _LOCK:
             GlobalHydra.instance().clear()
             try:
-                with initialize_config_dir(config_dir=str(self._file.parent), version_base="1.3"):
+                with initialize_config_dir(config_dir=str(self._file.parent),
+                                           version_base="1.3"), warnings.catch_warnings():
+                    # No `_self_` means "recipe last" (documented); the library stays silent.
+                    warnings.filterwarnings("ignore", message=".*Defaults list is missing `_self_`")
                     cfg = compose(config_name=self._file.stem,
                                   overrides=[self._searchpath, *group_overrides])
             except MissingConfigException as exc:
