@@ -19,7 +19,8 @@ from czbuild.verify.report import VerifyReport
 
 _CAPTIONS = {
     "input": "Sample input (synthetic, in the format's input range)",
-    "output": "Model output (tiled like ZEN; class colours as ZEN shows them)",
+    "output": "Packaged model output (stitched from tiles when tiling ran; classes in ZEN's "
+              "colours)",
     "seam_error": "Seam error of tiled vs whole-image prediction (blue: tile cuts; "
                   "bright: above tolerance)",
 }
