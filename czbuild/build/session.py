@@ -152,6 +152,8 @@ class BuildSession:
         result = self._get_executor().run(job, group=_source_key(fp))
         if not result.ok:
             error = result.error
+            if fp.recipe_file not in error and Path(fp.recipe_file).name not in error:
+                error = f"{fp.recipe_file}: {error}"
             if self.options.debug and result.traceback:
                 error += "\n" + result.traceback
             return Outcome("failed", error=error)
