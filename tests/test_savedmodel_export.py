@@ -55,6 +55,27 @@ def model(ns):
 
 
 @pytest.fixture(scope="module")
+def saved_source(tmp_path_factory):
+    """A SavedModel directory written by Keras ``model.export`` (a model source kind)."""
+    import keras
+
+    keras.utils.set_random_seed(12)
+    inputs = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(3, 3, padding="same", activation="relu")(inputs)
+    outputs = keras.layers.Conv2D(2, 1, activation="softmax")(x)
+    path = tmp_path_factory.mktemp("source") / "exported"
+    keras.Model(inputs, outputs).export(str(path), verbose=False)
+    return path
+
+
+def _from_saved_source(path):
+    from czbuild.keras.sources import load_model
+    from czbuild.keras.wrap import wrap_model
+
+    return wrap_model(load_model(str(path)), spatial_dims=(16, 16))
+
+
+@pytest.fixture(scope="module")
 def payload(model):
     from czbuild.keras.savedmodel_export import export_savedmodel_zip
 
@@ -96,7 +117,8 @@ def test_no_counter_based_names_left(payload):
     assert b"__inference_serve_0" in graph
 
 
-def test_same_bytes_after_unrelated_work_and_in_a_fresh_process(ns, payload, tmp_path):
+def test_same_bytes_after_unrelated_work_and_in_a_fresh_process(ns, payload, saved_source,
+                                                                  tmp_path):
     import keras
     import tensorflow as tf
 
@@ -107,22 +129,40 @@ def test_same_bytes_after_unrelated_work_and_in_a_fresh_process(ns, payload, tmp
         inp = keras.Input((4,))
         keras.Model(inp, keras.layers.Dense(2)(inp))
         tf.function(lambda x, i=i: x * i)(tf.constant(2.0))
-    here = hashlib.sha256(export_savedmodel_zip(ns["wrapped_model"]())).hexdigest()
-    assert here == hashlib.sha256(payload).hexdigest()
+    here = [hashlib.sha256(export_savedmodel_zip(m)).hexdigest()
+            for m in (ns["wrapped_model"](), _from_saved_source(saved_source))]
+    assert here[0] == hashlib.sha256(payload).hexdigest()
     script = tmp_path / "fresh.py"
     script.write_text(
         MODEL_SRC
-        + "import hashlib, json\n"
+        + "import hashlib, json, sys\n"
         + "from czbuild.keras.savedmodel_export import export_savedmodel_zip\n"
-        + "print(json.dumps(hashlib.sha256(export_savedmodel_zip(wrapped_model())).hexdigest()))\n"
+        + "from czbuild.keras.sources import load_model\n"
+        + "saved = wrap_model(load_model(sys.argv[1]), spatial_dims=(16, 16))\n"
+        + "print(json.dumps([hashlib.sha256(export_savedmodel_zip(m)).hexdigest()\n"
+        + "                  for m in (wrapped_model(), saved)]))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONHASHSEED="99", TZ="America/Lima")
     proc = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-        check=False,
+        [sys.executable, str(script), str(saved_source)], cwd=tmp_path, env=env,
+        capture_output=True, text=True, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == here
+
+
+def test_saved_model_source_round_trips(saved_source, tmp_path):
+    import tensorflow as tf
+
+    from czbuild.keras.savedmodel_export import export_savedmodel_zip
+
+    model = _from_saved_source(saved_source)
+    with zipfile.ZipFile(io.BytesIO(export_savedmodel_zip(model))) as zf:
+        zf.extractall(tmp_path / "sm")
+    serve = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    x = np.random.default_rng(6).random((1, 16, 16, 1), dtype=np.float32)
+    np.testing.assert_allclose(serve(input=tf.constant(x))["output"].numpy(),
+                               np.asarray(model(x)), atol=1e-5)
 
 
 def test_canonical_clone_names_and_weights(model):

@@ -12,7 +12,8 @@ counters (``conv2d_7``), TensorFlow names traced functions from a global uid
 1. the model is cloned with canonical layer names (``layer_<k>``, models ``model_<k>``) and
    the source weights (layers that cannot be re-created from their config are reused as
    they are, keeping their own names);
-2. function names are renumbered by creation order and the library sorted by name; numeric
+2. function names are renumbered by creation order and the library sorted by name;
+   captured-resource arguments named after a uid (``<scope>_233``) and numeric
    ``_user_specified_name`` values are renumbered by rank;
 3. ``fingerprint.pb`` is omitted: TensorFlow loads SavedModels without it (it is optional,
    and TensorFlow 2.0 does not know it).
@@ -41,6 +42,7 @@ SIGNATURE = "serving_default"
 FINGERPRINT_FILE = "fingerprint.pb"
 
 _FUNCTION_NAME = re.compile(r"^(?P<stem>__inference_.*)_(?P<uid>\d+)$")
+_UID_SUFFIX = re.compile(r"^(?P<stem>.+)_(?P<uid>\d+)$")
 
 __all__ = ["INPUT_KEY", "OUTPUT_KEY", "SIGNATURE", "export_savedmodel_zip", "write_savedmodel"]
 
@@ -160,6 +162,8 @@ def normalize_saved_model(root: Path) -> None:
     _replace_strings(saved, mapping)
     for meta in saved.meta_graphs:
         _sort_library(meta.graph_def.library)
+        for function in meta.graph_def.library.function:
+            _renumber_resource_args(function)
         _renumber_user_specified_names(meta.graph_def)
     data = saved.SerializeToString(deterministic=True)
     leftover = [old for old in mapping if old.encode() in data]
@@ -244,17 +248,59 @@ def _sort_library(library: Any) -> None:
     library.function.extend(copies)
 
 
+def _renumber_resource_args(function: Any) -> None:
+    """Rename captured-resource arguments ``<scope>_<uid>`` to ``<scope>_<rank>``.
+
+    TensorFlow names the arguments that carry captured variables after a global uid when
+    the capture has no stable name (e.g. variables of a loaded SavedModel). Argument names
+    are local to the function (callers pass arguments by position), so renaming them --
+    and every reference inside the function -- is safe. Skipped if a new name would collide.
+    """
+    from tensorflow.core.framework import types_pb2
+
+    args = function.signature.input_arg
+    found = []
+    for index, arg in enumerate(args):
+        match = _UID_SUFFIX.match(arg.name)
+        if arg.type == types_pb2.DT_RESOURCE and match:
+            found.append((int(match.group("uid")), index, match.group("stem")))
+    if not found:
+        return
+    mapping = {args[index].name: f"{stem}_{rank}"
+               for rank, (_, index, stem) in enumerate(sorted(found))}
+    untouched = {a.name for a in args if a.name not in mapping}
+    if len(set(mapping.values())) != len(mapping) or untouched & set(mapping.values()):
+        return
+    for arg in args:
+        arg.name = mapping.get(arg.name, arg.name)
+    for node in function.node_def:
+        for i, ref in enumerate(node.input):
+            base, sep, rest = ref.partition(":")
+            if base in mapping:
+                node.input[i] = mapping[base] + sep + rest
+    for key in list(function.ret):
+        base, sep, rest = function.ret[key].partition(":")
+        if base in mapping:
+            function.ret[key] = mapping[base] + sep + rest
+    for attrs in function.arg_attr.values():
+        value = attrs.attr.get("_user_specified_name")
+        if value is not None and value.s.decode() in mapping:
+            value.s = mapping[value.s.decode()].encode()
+
+
 def _renumber_user_specified_names(graph_def: Any) -> None:
-    """Numeric ``_user_specified_name`` attrs (uids of captured inputs) -> their rank."""
-    holders = []  # AttrValue messages with a numeric name
+    """Numeric ``_user_specified_name`` attrs (uids of captured inputs) -> their rank.
+
+    Ranked per function (and once for the top-level graph): the values of one function come
+    from one tracing, while different functions may come from different processes (a loaded
+    SavedModel keeps the numbers of the process that wrote it).
+    """
+    scopes = [[n.attr.get("_user_specified_name") for n in graph_def.node]]
     for function in graph_def.library.function:
-        for node in function.node_def:
-            holders.append(node.attr.get("_user_specified_name"))
-        for arg in function.arg_attr.values():
-            holders.append(arg.attr.get("_user_specified_name"))
-    for node in graph_def.node:
-        holders.append(node.attr.get("_user_specified_name"))
-    numeric = [h for h in holders if h is not None and h.s.isdigit()]
-    rank = {uid: str(i).encode() for i, uid in enumerate(sorted({int(h.s) for h in numeric}))}
-    for holder in numeric:
-        holder.s = rank[int(holder.s)]
+        scopes.append([n.attr.get("_user_specified_name") for n in function.node_def]
+                      + [a.attr.get("_user_specified_name") for a in function.arg_attr.values()])
+    for holders in scopes:
+        numeric = [h for h in holders if h is not None and h.s.isdigit()]
+        rank = {uid: str(i).encode() for i, uid in enumerate(sorted({int(h.s) for h in numeric}))}
+        for holder in numeric:
+            holder.s = rank[int(holder.s)]
