@@ -199,3 +199,21 @@ def test_chain_key_is_json(sweep):
     doc = json.loads(chain_key([{"op": "rgb_to_bgr"}], [{"op": "sigmoid_to_softmax_scores"}]))
     assert doc["preprocessing"][0]["op"]["op"] == "rgb_to_bgr"
     assert doc["postprocessing"][0]["op"]["op"] == "sigmoid_to_softmax_scores"
+
+
+def test_model_that_traces_only_at_fixed_sizes_takes_the_fixed_route():
+    """Keras' bilinear UpSampling2D cannot be traced with undefined height/width."""
+    import keras
+
+    from czbuild.keras.converter import ModelConverter
+
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((None, None, 1))
+    x = keras.layers.AveragePooling2D(2)(inputs)
+    x = keras.layers.UpSampling2D(2, interpolation="bilinear")(x)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, activation="softmax")(x))
+    converter = ModelConverter(model)
+    results = [converter.onnx(spatial_dims=(t, t), opset=12) for t in (8, 16)]
+    assert [r.route for r in results] == ["fixed", "fixed"]
+    x = np.random.default_rng(9).random((1, 16, 16, 1), dtype=np.float32)
+    np.testing.assert_allclose(_ort(results[1].payload, x), np.asarray(model(x)), atol=1e-5)

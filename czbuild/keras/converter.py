@@ -9,9 +9,10 @@ artifact built alone and the same artifact built in a sweep are byte-identical:
 * ``"specialized"``: the chain-wrapped model is tiling-invariant (its output spatial dims
   follow the input's; :func:`czbuild.keras.wrap.is_tiling_invariant`). It is converted *once*
   per (chains, opset) with undefined height/width, and each tile is a cheap
-  :func:`~czbuild.keras.onnx_export.specialize_onnx` of that conversion. If ONNX shape
-  inference cannot make the output dims concrete for a tile, that tile takes the fixed route
-  (a property of the model and the tile, hence still deterministic; logged).
+  :func:`~czbuild.keras.onnx_export.specialize_onnx` of that conversion. If the
+  undefined-size conversion fails (some layers trace only at fixed sizes), or ONNX shape
+  inference cannot make the output dims concrete for a tile, the fixed route is taken
+  instead -- a property of the model, chains and tile, hence still deterministic (logged).
 * ``"fixed"``: otherwise, one conversion per tile at fixed dims.
 
 Legacy 3.0.0 SavedModel payloads are always written at fixed dims.
@@ -138,7 +139,7 @@ class ModelConverter:
         self.custom_objects = dict(custom_objects) if custom_objects else None
         self.max_cached = max_cached
         self._model: Any = None
-        self._free_onnx: dict[tuple[str, int], bytes] = {}
+        self._free_onnx: dict[tuple[str, int], bytes | None] = {}
         self._invariant: dict[str, bool] = {}
         self._results: OrderedDict[tuple[Any, ...], ConvertedModel] = OrderedDict()
 
@@ -243,12 +244,21 @@ class ModelConverter:
         wrapped = self._wrap(pre, post, tile)
         in_shape, out_shape = self._concrete_shapes(wrapped)
         del wrapped
-        free = self._free_onnx.get((key, opset))
-        if free is None:
+        if (key, opset) not in self._free_onnx:
             free_model = self._wrap(pre, post, (None, None))
             channels = free_model.inputs[0].shape[-1]
-            free = self._export(free_model, (None, None, None, channels), opset)
-            self._free_onnx[(key, opset)] = free
+            try:
+                self._free_onnx[(key, opset)] = self._export(
+                    free_model, (None, None, None, channels), opset
+                )
+            except ConversionError as exc:
+                # Some layers only trace at fixed sizes (e.g. Keras bilinear UpSampling2D).
+                logger.info("no undefined-size conversion (%s); converting per tile", exc)
+                self._free_onnx[(key, opset)] = None
+            del free_model
+        free = self._free_onnx[(key, opset)]
+        if free is None:
+            return None
         try:
             payload = specialize_onnx(free, tile, output_spatial_dims=out_shape[:-1])
         except ConversionError as exc:
