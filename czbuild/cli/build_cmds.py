@@ -67,10 +67,13 @@ _args = click.argument("args", nargs=-1, metavar="[RECIPE ...] [OVERRIDE ...]")
               help="Seconds to wait for another build of the same output folder.")
 @click.option("--in-process", is_flag=True,
               help="Convert in this process instead of worker processes (debugging).")
+@click.option("--locked", is_flag=True,
+              help="Rebuild in a scratch folder and fail if any artifact differs from "
+              "czbuild.lock (which is then not updated); see `czbuild check`.")
 @click.pass_context
 def build_cmd(ctx: click.Context, args: tuple[str, ...], jobs: int, out: Path | None,
               project: Path | None, keep_going: bool, force: bool, wait: float,
-              in_process: bool) -> None:
+              in_process: bool, locked: bool) -> None:
     """Build the artifacts of RECIPEs (default: all) that are out of date.
 
     OVERRIDEs use Hydra syntax and may sweep: tile=256,512 'range(256,1025,256)'.
@@ -86,7 +89,16 @@ def build_cmd(ctx: click.Context, args: tuple[str, ...], jobs: int, out: Path | 
         return
     options = BuildOptions(out_dir=out_dir, jobs=jobs, force=force, lock_timeout=wait,
                            in_process=in_process, debug=debug_enabled(ctx))
+    if locked:  # czbuild.release: check against czbuild.lock, then install the checked artifacts
+        from czbuild.cli.release_cmds import build_locked
+
+        return build_locked(variants, options, project_dir=project_dir, args=args,
+                            verbose=_verbosity(ctx) > 0)
     report = build(variants, options, verbose=_verbosity(ctx) > 0, keep_going=keep_going)
+    from czbuild.cli.release_cmds import update_lock_after_build  # czbuild.lock entries
+
+    update_lock_after_build(report, variants, project_dir=project_dir, out_dir=out_dir,
+                            args=args, wait=wait)
     summary = report.summary
     if summary.failed:
         names = ", ".join(sorted(summary.failed))
