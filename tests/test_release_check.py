@@ -263,3 +263,32 @@ def test_a_byte_member_difference_never_falls_back(numeric_project: Path, monkey
     result = cli(["check", "legacy_seed", "--project", str(numeric_project)], monkeypatch,
                  env={MUTATE_ENV: "model_name"})
     assert result.exit_code == 1 and "metadata field ModelName differs" in result.output
+
+
+def test_a_full_check_reports_entries_of_vanished_variants(project: Path, monkeypatch) -> None:
+    recipe = project / "recipes" / "nuclei.yaml"
+    recipe.write_text(recipe.read_text().replace("tile: [128, 256, 512]", "tile: [128, 256]"))
+    partial = cli(["check", "denoise", "--project", str(project)], monkeypatch)
+    assert partial.exit_code == 0 and "no recipe defines" not in partial.output
+    full = cli(["check", "--project", str(project)], monkeypatch)
+    assert full.exit_code == 0, full.output
+    assert ("note: czbuild.lock has entries of variants no recipe defines any more: "
+            "nuclei@tile=512") in full.output
+
+
+@pytest.mark.parametrize(("delta", "ok"), [(0.0, True), (0.25, False)], ids=["same", "changed"])
+def test_numeric_comparison_of_onnx_payloads(delta: float, ok: bool) -> None:
+    import numpy as np
+    from test_release_fakes import onnx_payload
+
+    from czbuild.release.numeric import compare_payloads
+
+    weights = np.array([0.5, 0.25], np.float32)
+    result = compare_payloads(onnx_payload(weights, 16, 16),
+                              onnx_payload(weights + np.float32(delta), 16, 16), seed=3)
+    assert result.ok is ok and result.input_shape == (1, 16, 16, 1)
+    if ok:
+        assert result.max_abs_diff == 0.0
+    else:  # inputs are uniform in [0, 1): the output moves by up to delta
+        assert 0.1 < result.max_abs_diff <= delta
+    assert ("functionally identical" if ok else "NOT functionally identical") in result.message
