@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import subprocess
@@ -135,9 +134,6 @@ convert_from_model_spec(model_spec, "out", "Model Name", preprocessing=RgbToBgr(
 convert_from_json_spec("spec.json", "out", "Model Name")
 """
 
-_NO_SHIM = importlib.util.find_spec("czbuild.preprocessing") is None
-
-
 def _run_snippet(source: str) -> None:
     import keras
 
@@ -157,17 +153,8 @@ def _run_snippet(source: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(_NO_SHIM, raises=ModuleNotFoundError, strict=True,
-                   reason="czbuild/preprocessing.py (public re-export of the layers in "
-                   "czbuild.keras.preprocessing) does not exist yet; not owned by this module")
 def test_issue_snippets_run_as_shown(in_workspace):
     _run_snippet(SNIPPET)
-
-
-@pytest.mark.slow
-def test_issue_snippets_with_the_layer_from_czbuild_keras(in_workspace):
-    _run_snippet(SNIPPET.replace("from czbuild.preprocessing import",
-                                 "from czbuild.keras.preprocessing import"))
 
 
 CZANN_VERSIONS = ["1.0.0", "1.1.0", "2.0.0", "2.1.0"]
