@@ -62,9 +62,14 @@ def _peak_rss_mb() -> float:
 def _metadata() -> Any:
     from czbuild.formats import CzannMetadata
 
-    return CzannMetadata(type="SingleClassSemanticSegmentation", input_shape=None,
-                         output_shape=None, classes=CLASSES, model_name="U-Net",
-                         format_version="2.1.0")
+    return CzannMetadata(
+        type="SingleClassSemanticSegmentation",
+        input_shape=None,
+        output_shape=None,
+        classes=CLASSES,
+        model_name="U-Net",
+        format_version="2.1.0",
+    )
 
 
 def child_czbuild(tiles: list[int], out: Path) -> dict[str, Any]:
@@ -79,8 +84,9 @@ def child_czbuild(tiles: list[int], out: Path) -> dict[str, Any]:
     per_tile = {}
     for tile in tiles:
         t0 = time.perf_counter()
-        request = ConversionRequest(source=model, metadata=_metadata(),
-                                    spatial_dims=(tile, tile), opset=OPSET)
+        request = ConversionRequest(
+            source=model, metadata=_metadata(), spatial_dims=(tile, tile), opset=OPSET
+        )
         result = convert(request, out / f"czbuild-{tile}.czann", converter=converter)
         per_tile[tile] = {"seconds": time.perf_counter() - t0, "route": result.route}
     return {"seconds_in_process": time.perf_counter() - start, "per_tile": per_tile}
@@ -95,7 +101,7 @@ def child_ablation(mode: str, tiles: list[int], out: Path) -> dict[str, Any]:
     from czbuild.keras import onnx_export
 
     if mode == "no-compaction":
-        onnx_export._compact_nodes = lambda graph: None  # noqa: SLF001 - benchmark ablation
+        onnx_export._compact_nodes = lambda graph: None
         return child_czbuild(tiles, out)
     start = time.perf_counter()
     from dataclasses import replace
@@ -170,14 +176,17 @@ def run_child(args: list[str]) -> dict[str, Any]:
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--child", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=REPO,
     )
     stdout, stderr = proc.communicate()
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"child {args} failed:\n{stderr.decode()[-3000:]}")
     line = [ln for ln in stdout.decode().splitlines() if ln.startswith("RESULT ")][-1]
-    report = json.loads(line[len("RESULT "):])
+    report = json.loads(line[len("RESULT ") :])
     report["wall_seconds"] = wall
     report["peak_rss_mb"] = report["peak_rss_mb_self"]
     report["ru_maxrss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -192,8 +201,11 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        mem_kb = next(int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()
-                      if ln.startswith("MemTotal:"))
+        mem_kb = next(
+            int(ln.split()[1])
+            for ln in Path("/proc/meminfo").read_text().splitlines()
+            if ln.startswith("MemTotal:")
+        )
     except (OSError, StopIteration):
         mem_kb = 0
     versions = {}
@@ -207,9 +219,14 @@ def machine() -> dict[str, Any]:
                 versions[package] = version(package)
             except Exception:  # noqa: BLE001
                 versions[package] = "?"
-    return {"cpu": cpu, "nproc": os.cpu_count(), "ram_gb": round(mem_kb / 1024**2, 1),
-            "python": platform.python_version(), "versions": versions,
-            "loadavg_start": os.getloadavg()}
+    return {
+        "cpu": cpu,
+        "nproc": os.cpu_count(),
+        "ram_gb": round(mem_kb / 1024**2, 1),
+        "python": platform.python_version(),
+        "versions": versions,
+        "loadavg_start": os.getloadavg(),
+    }
 
 
 def compare_outputs(out: Path, tile: int) -> float:
@@ -223,8 +240,9 @@ def compare_outputs(out: Path, tile: int) -> float:
     x = np.random.default_rng(0).random((1, tile, tile, 1), dtype=np.float32)
     outs = []
     for name in (f"czbuild-{tile}.czann", f"baseline-{tile}.czann"):
-        session = ort.InferenceSession(read_artifact(out / name).model_bytes,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            read_artifact(out / name).model_bytes, providers=["CPUExecutionProvider"]
+        )
         outs.append(session.run(None, {session.get_inputs()[0].name: x})[0])
     return float(np.max(np.abs(outs[0] - outs[1])))
 
@@ -233,9 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiles", type=int, nargs="+", default=list(DEFAULT_TILES))
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
-    parser.add_argument("--ablations", action="store_true",
-                        help="also run czbuild with the fixed route only, and without the "
-                        "tf2onnx protobuf compaction")
+    parser.add_argument(
+        "--ablations",
+        action="store_true",
+        help="also run czbuild with the fixed route only, and without the "
+        "tf2onnx protobuf compaction",
+    )
     args = parser.parse_args(argv)
     info = machine()
     with tempfile.TemporaryDirectory(prefix="czbuild-bench-") as tmp:
@@ -276,23 +297,41 @@ def main(argv: list[str] | None = None) -> int:
 def render(results: dict[str, Any]) -> str:
     """A Markdown table of the results."""
     s = results["summary"]
-    lines = ["| run | wall time (s) | peak RSS (MB) |", "| --- | ---: | ---: |",
-             f"| czbuild, one process, tiles {', '.join(map(str, results['tiles']))} | "
-             f"{s['czbuild_wall_s']:.1f} | {s['czbuild_peak_rss_mb']:.0f} |"]
+    lines = [
+        "| run | wall time (s) | peak RSS (MB) |",
+        "| --- | ---: | ---: |",
+        (
+            f"| czbuild, one process, tiles {', '.join(map(str, results['tiles']))} | "
+            f"{s['czbuild_wall_s']:.1f} | {s['czbuild_peak_rss_mb']:.0f} |"
+        ),
+    ]
     for tile, r in results["baseline"].items():
-        lines.append(f"| baseline, tile {tile} | {r['wall_seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
-    lines.append(f"| baseline, all tiles (sum of times, max of peaks) | {s['baseline_wall_s']:.1f} "
-                 f"| {s['baseline_peak_rss_mb']:.0f} |")
+        lines.append(
+            f"| baseline, tile {tile} | {r['wall_seconds']:.1f} | {r['peak_rss_mb']:.0f} |"
+        )
+    lines.append(
+        f"| baseline, all tiles (sum of times, max of peaks) | {s['baseline_wall_s']:.1f} "
+        f"| {s['baseline_peak_rss_mb']:.0f} |"
+    )
     for mode, r in results.get("ablations", {}).items():
-        lines.append(f"| ablation: czbuild {mode}, one process | {r['wall_seconds']:.1f} | "
-                     f"{r['peak_rss_mb']:.0f} |")
-    per_tile = ", ".join(f"{t}: {v['seconds']:.2f} s ({v['route']})"
-                         for t, v in results["czbuild"]["per_tile"].items())
-    lines += ["", f"czbuild time per tile inside the process: {per_tile}",
-              f"time ratio czbuild/baseline: {s['time_ratio']:.2f} (goal < 0.5); "
-              f"peak RSS reduction: {100 * s['rss_reduction']:.0f}% (goal >= 25%); "
-              f"max |czbuild - baseline| output at tile {results['tiles'][0]}: "
-              f"{s['max_abs_diff_czbuild_vs_baseline']:.1e}"]
+        lines.append(
+            f"| ablation: czbuild {mode}, one process | {r['wall_seconds']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} |"
+        )
+    per_tile = ", ".join(
+        f"{t}: {v['seconds']:.2f} s ({v['route']})"
+        for t, v in results["czbuild"]["per_tile"].items()
+    )
+    lines += [
+        "",
+        f"czbuild time per tile inside the process: {per_tile}",
+        (
+            f"time ratio czbuild/baseline: {s['time_ratio']:.2f} (goal < 0.5); "
+            f"peak RSS reduction: {100 * s['rss_reduction']:.0f}% (goal >= 25%); "
+            f"max |czbuild - baseline| output at tile {results['tiles'][0]}: "
+            f"{s['max_abs_diff_czbuild_vs_baseline']:.1e}"
+        ),
+    ]
     return "\n".join(lines)
 
 

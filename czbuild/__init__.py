@@ -48,7 +48,29 @@ _LAZY: dict[str, str] = {
     "SpecError": "czbuild.errors",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = [
+    "ConversionError",
+    "ConversionRequest",
+    "ConversionResult",
+    "ConvertedModel",
+    "CzannMetadata",
+    "CzannModelMetadata",
+    "CzbuildError",
+    "LegacyMetadata",
+    "MetadataError",
+    "ModelConverter",
+    "ModelError",
+    "ModelMetadata",
+    "ModelSpec",
+    "SpecError",
+    "__version__",
+    "convert_from_json_spec",
+    "convert_from_model_spec",
+    "inspect",
+    "read_artifact",
+    "read_json_spec",
+    "unpack",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -104,24 +104,33 @@ def _version_of(metadata: Any) -> tuple[str, str]:
     if isinstance(metadata, CzannMetadata):
         version = metadata.format_version
         if version not in vocab.CZANN_VERSIONS:
-            raise MetadataError("FormatVersion", f"unknown CZANN version {version!r}; known: "
-                                f"{', '.join(vocab.CZANN_VERSIONS)}")
+            raise MetadataError(
+                "FormatVersion",
+                f"unknown CZANN version {version!r}; known: {', '.join(vocab.CZANN_VERSIONS)}",
+            )
         return "czann", version
     if isinstance(metadata, LegacyMetadata):
         if metadata.version not in vocab.LEGACY_VERSIONS:
-            raise MetadataError("Version", f"unknown legacy version {metadata.version!r}; known: "
-                                f"{', '.join(vocab.LEGACY_VERSIONS)}")
+            raise MetadataError(
+                "Version",
+                f"unknown legacy version {metadata.version!r}; known: "
+                f"{', '.join(vocab.LEGACY_VERSIONS)}",
+            )
         return "czmodel", metadata.version
-    raise MetadataError("metadata", f"must be CzannMetadata or LegacyMetadata, got "
-                        f"{type(metadata).__name__}")
+    raise MetadataError(
+        "metadata", f"must be CzannMetadata or LegacyMetadata, got {type(metadata).__name__}"
+    )
 
 
 def _resolve_opset(version: str, opset: int | None) -> int | None:
     default = vocab.DEFAULT_OPSET[version]
     if default is None:
         if opset is not None:
-            raise MetadataError("opset", f"format {version} carries a SavedModel, not ONNX; "
-                                "leave the opset out or target 3.1.0")
+            raise MetadataError(
+                "opset",
+                f"format {version} carries a SavedModel, not ONNX; "
+                "leave the opset out or target 3.1.0",
+            )
         return None
     if opset is None:
         return default
@@ -129,13 +138,17 @@ def _resolve_opset(version: str, opset: int | None) -> int | None:
         raise MetadataError("opset", f"must be an integer, got {opset!r}")
     highest = vocab.MAX_OPSET[version]
     if not vocab.MIN_OPSET <= opset <= (highest or opset):
-        raise MetadataError("opset", f"{opset} is outside what format {version} readers run "
-                            f"({vocab.MIN_OPSET}..{highest}); the default is {default}")
+        raise MetadataError(
+            "opset",
+            f"{opset} is outside what format {version} readers run "
+            f"({vocab.MIN_OPSET}..{highest}); the default is {default}",
+        )
     return opset
 
 
-def _tile_for(request: ConversionRequest, converter: ModelConverter, family: str,
-              version: str) -> tuple[int, int] | None:
+def _tile_for(
+    request: ConversionRequest, converter: ModelConverter, family: str, version: str
+) -> tuple[int, int] | None:
     """spatial_dims of the request, else the CZANN InputShape for models of undefined size."""
     from czbuild.keras.wrap import io_shapes
 
@@ -155,14 +168,20 @@ def _tile_for(request: ConversionRequest, converter: ModelConverter, family: str
 
 
 def _check_czann(md: CzannMetadata, converted: ConvertedModel) -> CzannMetadata:
-    for key, given, got in (("InputShape", md.input_shape, converted.input_shape),
-                            ("OutputShape", md.output_shape, converted.output_shape)):
+    for key, given, got in (
+        ("InputShape", md.input_shape, converted.input_shape),
+        ("OutputShape", md.output_shape, converted.output_shape),
+    ):
         if given is not None and tuple(given) != tuple(got):
-            raise MetadataError(key, f"{list(given)} does not match the converted model's "
-                                f"{list(got)}; fix {key}, or pass spatial_dims to rebuild the "
-                                "model at that tile size")
-    full = replace(md, input_shape=tuple(converted.input_shape),
-                   output_shape=tuple(converted.output_shape))
+            raise MetadataError(
+                key,
+                f"{list(given)} does not match the converted model's "
+                f"{list(got)}; fix {key}, or pass spatial_dims to rebuild the "
+                "model at that tile size",
+            )
+    full = replace(
+        md, input_shape=tuple(converted.input_shape), output_shape=tuple(converted.output_shape)
+    )
     full.validate()
     return full
 
@@ -170,21 +189,36 @@ def _check_czann(md: CzannMetadata, converted: ConvertedModel) -> CzannMetadata:
 def _check_legacy(md: LegacyMetadata, converted: ConvertedModel) -> None:
     in_shape, out_shape = converted.input_shape, converted.output_shape
     if len(in_shape) != 3 or len(out_shape) != 3:
-        raise ModelError(f"legacy CZMODEL files hold 2D models (H, W, C); the model maps "
-                         f"{in_shape} -> {out_shape}")
+        raise ModelError(
+            f"legacy CZMODEL files hold 2D models (H, W, C); the model maps "
+            f"{in_shape} -> {out_shape}"
+        )
     if out_shape[:2] != in_shape[:2]:
-        raise ModelError(f"the model output {out_shape[:2]} must have the input's spatial size "
-                         f"{in_shape[:2]} for semantic segmentation (legacy CZMODEL)")
+        raise ModelError(
+            f"the model output {out_shape[:2]} must have the input's spatial size "
+            f"{in_shape[:2]} for semantic segmentation (legacy CZMODEL)"
+        )
     if len(md.classes) != out_shape[-1]:
-        raise MetadataError("Classes", f"{len(md.classes)} names but the model outputs "
-                            f"{out_shape[-1]} channels; give one class name per output channel")
+        raise MetadataError(
+            "Classes",
+            f"{len(md.classes)} names but the model outputs "
+            f"{out_shape[-1]} channels; give one class name per output channel",
+        )
     if 2 * md.border_size >= min(in_shape[:2]):
-        raise MetadataError("BorderSize", f"2 x {md.border_size} must be smaller than the tile "
-                            f"size {list(in_shape[:2])}; reduce BorderSize or use a larger tile")
+        raise MetadataError(
+            "BorderSize",
+            f"2 x {md.border_size} must be smaller than the tile "
+            f"size {list(in_shape[:2])}; reduce BorderSize or use a larger tile",
+        )
     channels = sum(vocab.PIXEL_TYPE_CHANNELS.get(t, 0) for t in md.pixel_types)
     if channels != in_shape[-1]:
-        logger.warning("PixelType %s carries %d channel(s) but the model input has %d; check "
-                       "PixelType and ColorHandling", list(md.pixel_types), channels, in_shape[-1])
+        logger.warning(
+            "PixelType %s carries %d channel(s) but the model input has %d; check "
+            "PixelType and ColorHandling",
+            list(md.pixel_types),
+            channels,
+            in_shape[-1],
+        )
 
 
 def _member_hashes(path: Path) -> dict[str, str]:
@@ -226,8 +260,11 @@ def convert(
     if converter is None:
         converter = ModelConverter(request.source, custom_objects=request.custom_objects)
     tile = _tile_for(request, converter, family, version)
-    steps = {"preprocessing": request.preprocessing, "postprocessing": request.postprocessing,
-             "spatial_dims": tile}
+    steps = {
+        "preprocessing": request.preprocessing,
+        "postprocessing": request.postprocessing,
+        "spatial_dims": tile,
+    }
     if opset is None:
         converted = converter.savedmodel_zip(**steps)
     else:
@@ -284,26 +321,36 @@ def _read_licence(path: Path | None) -> bytes | None:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise MetadataError("license_file", f"cannot read {str(path)!r}: "
-                            f"{exc.strerror or exc}") from exc
+        raise MetadataError(
+            "license_file", f"cannot read {str(path)!r}: {exc.strerror or exc}"
+        ) from exc
 
 
 def _metadata_for(spec: ModelSpec, format_version: str | None) -> CzannMetadata | LegacyMetadata:
     md = spec.model_metadata
     if isinstance(md, ModelMetadata):
         if format_version is not None and format_version not in vocab.LEGACY_VERSIONS:
-            raise MetadataError("format_version", f"{format_version!r} is not a legacy CZMODEL "
-                                f"version ({', '.join(vocab.LEGACY_VERSIONS)}); use "
-                                "CzannModelMetadata for .czann files")
+            raise MetadataError(
+                "format_version",
+                f"{format_version!r} is not a legacy CZMODEL "
+                f"version ({', '.join(vocab.LEGACY_VERSIONS)}); use "
+                "CzannModelMetadata for .czann files",
+            )
         return md.to_legacy(format_version)
     if isinstance(md, CzannModelMetadata):
         if format_version is not None and format_version not in vocab.CZANN_VERSIONS:
-            raise MetadataError("format_version", f"{format_version!r} is not a CZANN version "
-                                f"({', '.join(vocab.CZANN_VERSIONS)}); use ModelMetadata for "
-                                "legacy .czmodel files")
+            raise MetadataError(
+                "format_version",
+                f"{format_version!r} is not a CZANN version "
+                f"({', '.join(vocab.CZANN_VERSIONS)}); use ModelMetadata for "
+                "legacy .czmodel files",
+            )
         return md.to_czann(format_version)
-    raise MetadataError("model_metadata", "must be ModelMetadata (legacy .czmodel) or "
-                        f"CzannModelMetadata (.czann), got {type(md).__name__}")
+    raise MetadataError(
+        "model_metadata",
+        "must be ModelMetadata (legacy .czmodel) or "
+        f"CzannModelMetadata (.czann), got {type(md).__name__}",
+    )
 
 
 def convert_from_model_spec(

@@ -99,7 +99,7 @@ class ModelMetadata:
         border_size: int,
         license_file: str | os.PathLike[str] | None = None,
         *,
-        id: str | None = None,  # noqa: A002 - the format calls it Id
+        id: str | None = None,
         format_version: str = vocab.DEFAULT_LEGACY_VERSION,
     ) -> ModelMetadata:
         """Create and validate legacy metadata (the seed's signature, plus ``id`` / version).
@@ -117,8 +117,10 @@ class ModelMetadata:
         Raises:
             MetadataError: A value is invalid; names the field (``PixelType``, ...).
         """
-        types = (pixel_type,) if isinstance(pixel_type, str) else _tuple_of(
-            pixel_type, "PixelType", str
+        types = (
+            (pixel_type,)
+            if isinstance(pixel_type, str)
+            else _tuple_of(pixel_type, "PixelType", str)
         )
         metadata = cls(
             name=name,
@@ -216,7 +218,9 @@ class CzannModelMetadata:
         return metadata
 
     @classmethod
-    def from_json_dict(cls, d: Mapping[str, Any], *, format_version: str | None = None) -> CzannModelMetadata:
+    def from_json_dict(
+        cls, d: Mapping[str, Any], *, format_version: str | None = None
+    ) -> CzannModelMetadata:
         """From a ``ModelMetadata`` JSON object (``Type``, ``Classes``, ``InputShape``, ...).
 
         An input ``FormatVersion`` is ignored: the target version is ``format_version``.
@@ -334,12 +338,29 @@ class ModelSpec:
 
 # --- JSON conversion specs (format §4) ------------------------------------------------------------
 
-_LEGACY_KEYS = ("ModelPath", "ModelFile", "ColorHandling", "PixelType", "Classes", "BorderSize",
-                "LicenseFile", "TestImageFile")
+_LEGACY_KEYS = (
+    "ModelPath",
+    "ModelFile",
+    "ColorHandling",
+    "PixelType",
+    "Classes",
+    "BorderSize",
+    "LicenseFile",
+    "TestImageFile",
+)
 _LEGACY_REQUIRED = ("ColorHandling", "PixelType", "Classes", "BorderSize")
 _CZANN_KEYS = ("ModelMetadata", "ModelPath", "LicenseFile", "TestImageFile")
-_CZANN_METADATA_KEYS = ("FormatVersion", "Id", "Type", "InputShape", "OutputShape", "MinOverlap",
-                        "Classes", "ModelName", "Scaling")
+_CZANN_METADATA_KEYS = (
+    "FormatVersion",
+    "Id",
+    "Type",
+    "InputShape",
+    "OutputShape",
+    "MinOverlap",
+    "Classes",
+    "ModelName",
+    "Scaling",
+)
 
 
 @dataclass(frozen=True)
@@ -363,8 +384,9 @@ def _parse_json_text(text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SpecError(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: "
-                        f"{exc.msg}") from exc
+        raise SpecError(
+            f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -385,15 +407,19 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _warn_unknown(doc: Mapping[str, Any], known: Sequence[str], where: str, prefix: str = "") -> None:
+def _warn_unknown(
+    doc: Mapping[str, Any], known: Sequence[str], where: str, prefix: str = ""
+) -> None:
     for key in doc:
         if key not in known:
-            logger.warning("%s: %s%s: unknown key ignored (known: %s)", where, prefix, key,
-                           ", ".join(known))
+            logger.warning(
+                "%s: %s%s: unknown key ignored (known: %s)", where, prefix, key, ", ".join(known)
+            )
 
 
-def _path_value(doc: Mapping[str, Any], key: str, where: str, base: Path,
-                *, must_exist: bool = True) -> Path | None:
+def _path_value(
+    doc: Mapping[str, Any], key: str, where: str, base: Path, *, must_exist: bool = True
+) -> Path | None:
     """Resolve a path value against ``base`` (the spec's folder); ``\\`` separators work."""
     value = doc.get(key)
     if value is None:
@@ -405,16 +431,20 @@ def _path_value(doc: Mapping[str, Any], key: str, where: str, base: Path,
     if not path.is_absolute():
         path = base / path
     if must_exist and not path.exists():
-        raise SpecError(f"{where}: {key}: {value!r} not found (resolved to {path}; relative "
-                        "paths are relative to the spec file's folder)")
+        raise SpecError(
+            f"{where}: {key}: {value!r} not found (resolved to {path}; relative "
+            "paths are relative to the spec file's folder)"
+        )
     return path
 
 
 def _model_value(doc: Mapping[str, Any], where: str, base: Path) -> str:
     key = "ModelPath" if "ModelPath" in doc or "ModelFile" not in doc else "ModelFile"
     if doc.get(key) is None:
-        raise SpecError(f"{where}: ModelPath: required key is missing (the Keras model: a "
-                        ".keras / .h5 file or a SavedModel folder)")
+        raise SpecError(
+            f"{where}: ModelPath: required key is missing (the Keras model: a "
+            ".keras / .h5 file or a SavedModel folder)"
+        )
     value = doc[key]
     if isinstance(value, str):
         from czbuild.keras.sources import parse_factory
@@ -428,7 +458,9 @@ def _model_value(doc: Mapping[str, Any], where: str, base: Path) -> str:
     return str(path)
 
 
-def _legacy_from_doc(doc: Mapping[str, Any], where: str, base: Path) -> tuple[ModelMetadata, Path | None]:
+def _legacy_from_doc(
+    doc: Mapping[str, Any], where: str, base: Path
+) -> tuple[ModelMetadata, Path | None]:
     _warn_unknown(doc, _LEGACY_KEYS, where)
     for key in _LEGACY_REQUIRED:
         if doc.get(key) is None:
@@ -452,7 +484,9 @@ def _legacy_from_doc(doc: Mapping[str, Any], where: str, base: Path) -> tuple[Mo
     return metadata, licence
 
 
-def _czann_from_doc(doc: Mapping[str, Any], where: str, base: Path) -> tuple[CzannModelMetadata, Path | None]:
+def _czann_from_doc(
+    doc: Mapping[str, Any], where: str, base: Path
+) -> tuple[CzannModelMetadata, Path | None]:
     _warn_unknown(doc, _CZANN_KEYS, where)
     raw = doc["ModelMetadata"]
     meta_where = where
@@ -462,12 +496,16 @@ def _czann_from_doc(doc: Mapping[str, Any], where: str, base: Path) -> tuple[Cza
         meta_where = str(meta_path)
         raw = read_json_object(meta_path)
     elif not isinstance(raw, dict):
-        raise SpecError(f"{where}: ModelMetadata: must be an object or a path to a JSON file, "
-                        f"got {type(raw).__name__}")
+        raise SpecError(
+            f"{where}: ModelMetadata: must be an object or a path to a JSON file, "
+            f"got {type(raw).__name__}"
+        )
     prefix = "ModelMetadata." if meta_where == where else ""
     _warn_unknown(raw, _CZANN_METADATA_KEYS, meta_where, prefix)
     if "FormatVersion" in raw:
-        logger.info("%s: %sFormatVersion is ignored; the conversion target sets it", meta_where, prefix)
+        logger.info(
+            "%s: %sFormatVersion is ignored; the conversion target sets it", meta_where, prefix
+        )
     try:
         metadata = CzannModelMetadata.from_json_dict(raw)
         metadata.to_czann().validate()
@@ -497,12 +535,17 @@ def read_json_spec(spec_path: str | os.PathLike[str]) -> JsonSpec:
         form = "legacy"
         metadata, licence = _legacy_from_doc(doc, where, base)
     else:
-        raise SpecError(f"{where}: neither a CZANN spec (needs ModelMetadata) nor a legacy spec "
-                        f"(needs {', '.join(_LEGACY_REQUIRED)}); see format §4")
+        raise SpecError(
+            f"{where}: neither a CZANN spec (needs ModelMetadata) nor a legacy spec "
+            f"(needs {', '.join(_LEGACY_REQUIRED)}); see format §4"
+        )
     model = _model_value(doc, where, base)
     test_image = _path_value(doc, "TestImageFile", where, base)
     if test_image is not None:
         logger.info("%s: TestImageFile is not embedded and not used for conversion", where)
-    return JsonSpec(path=path, form=form,
-                    model_spec=ModelSpec(model=model, model_metadata=metadata, license_file=licence),
-                    test_image_file=test_image)
+    return JsonSpec(
+        path=path,
+        form=form,
+        model_spec=ModelSpec(model=model, model_metadata=metadata, license_file=licence),
+        test_image_file=test_image,
+    )

@@ -22,8 +22,9 @@ def test_help_lists_convert_without_importing_tensorflow():
         "finally:\n"
         "    assert 'tensorflow' not in sys.modules, 'TF imported'\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert "SPEC.json OUT_DIR [NAME]" in proc.stdout
     assert "--format-version" in proc.stdout and "--opset" in proc.stdout
@@ -38,8 +39,13 @@ def spec(tmp_path_factory):
     inputs = keras.Input((16, 16, 1))
     x = keras.layers.Conv2D(2, 3, padding="same", activation="softmax")(inputs)
     keras.Model(inputs, x).save(folder / "m.keras")
-    doc = {"ModelPath": "m.keras", "ColorHandling": "ConvertToMonochrome", "PixelType": "Gray8",
-           "Classes": ["Background", "Cells"], "BorderSize": 2}
+    doc = {
+        "ModelPath": "m.keras",
+        "ColorHandling": "ConvertToMonochrome",
+        "PixelType": "Gray8",
+        "Classes": ["Background", "Cells"],
+        "BorderSize": 2,
+    }
     (folder / "cells.json").write_text(json.dumps(doc))
     return folder / "cells.json"
 
@@ -47,10 +53,12 @@ def spec(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name,options,expected,version,opset",
-    [(None, [], "cells.czmodel", "3.1.0", 12),
-     ("Cells v1", [], "Cells v1.czmodel", "3.1.0", 12),
-     (None, ["--format-version", "3.0.0"], "cells.czmodel", "3.0.0", None),
-     (None, ["--opset", "11"], "cells.czmodel", "3.1.0", 11)],
+    [
+        (None, [], "cells.czmodel", "3.1.0", 12),
+        ("Cells v1", [], "Cells v1.czmodel", "3.1.0", 12),
+        (None, ["--format-version", "3.0.0"], "cells.czmodel", "3.0.0", None),
+        (None, ["--opset", "11"], "cells.czmodel", "3.1.0", 11),
+    ],
     ids=["default-name", "name", "savedmodel", "opset"],
 )
 def test_convert_writes_the_file(spec, tmp_path, name, options, expected, version, opset):
@@ -75,8 +83,17 @@ def test_convert_error_is_one_line_with_file_and_key(tmp_path):
     from czbuild.cli import cli
 
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"ModelPath": "nowhere.keras", "ColorHandling": "SplitRgb",
-                               "PixelType": "Gray8", "Classes": ["a", "b"], "BorderSize": 1}))
+    bad.write_text(
+        json.dumps(
+            {
+                "ModelPath": "nowhere.keras",
+                "ColorHandling": "SplitRgb",
+                "PixelType": "Gray8",
+                "Classes": ["a", "b"],
+                "BorderSize": 1,
+            }
+        )
+    )
     result = CliRunner().invoke(cli, ["convert", str(bad), str(tmp_path / "out")])
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]

@@ -29,26 +29,32 @@ def test_import_czbuild_does_not_import_tensorflow():
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'\n"
         "assert set(czbuild.__all__) <= set(dir(czbuild))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.parametrize(
     "kwargs,field",
     [
-        (dict(pixel_type="Gray17"), "PixelType"),
-        (dict(color_handling="Mono"), "ColorHandling"),
-        (dict(border_size=-1), "BorderSize"),
-        (dict(classes="Background"), "Classes"),
+        ({"pixel_type": "Gray17"}, "PixelType"),
+        ({"color_handling": "Mono"}, "ColorHandling"),
+        ({"border_size": -1}, "BorderSize"),
+        ({"classes": "Background"}, "Classes"),
     ],
     ids=["pixel-type", "color-handling", "border-size", "classes-not-a-list"],
 )
 def test_from_params_names_the_bad_field(kwargs, field):
     from czbuild.model_metadata import ModelMetadata
 
-    params = dict(name="n", color_handling="ConvertToMonochrome", pixel_type="Gray8",
-                  classes=["a", "b"], border_size=2)
+    params = {
+        "name": "n",
+        "color_handling": "ConvertToMonochrome",
+        "pixel_type": "Gray8",
+        "classes": ["a", "b"],
+        "border_size": 2,
+    }
     params.update(kwargs)
     with pytest.raises(MetadataError) as info:
         ModelMetadata.from_params(**params)
@@ -68,8 +74,12 @@ def test_default_model_name(path, name):
 
 @pytest.mark.parametrize(
     "name,family,expected",
-    [("Model Name", "czmodel", "Model Name.czmodel"), ("x.czann", "czann", "x.czann"),
-     ("x.czseg", "czmodel", "x.czseg"), ("x.czann", "czmodel", "x.czann.czmodel")],
+    [
+        ("Model Name", "czmodel", "Model Name.czmodel"),
+        ("x.czann", "czann", "x.czann"),
+        ("x.czseg", "czmodel", "x.czseg"),
+        ("x.czann", "czmodel", "x.czann.czmodel"),
+    ],
     ids=["append", "keep-czann", "keep-czseg", "other-extension"],
 )
 def test_output_file(name, family, expected, tmp_path):
@@ -134,14 +144,20 @@ convert_from_model_spec(model_spec, "out", "Model Name", preprocessing=RgbToBgr(
 convert_from_json_spec("spec.json", "out", "Model Name")
 """
 
+
 def _run_snippet(source: str) -> None:
     import keras
 
     from czbuild.formats import read_artifact
 
-    spec_json = {"ModelPath": "model.keras", "ColorHandling": "ConvertToMonochrome",
-                 "PixelType": "Gray16", "Classes": CLASSES, "BorderSize": 90,
-                 "LicenseFile": "LICENSE.txt"}
+    spec_json = {
+        "ModelPath": "model.keras",
+        "ColorHandling": "ConvertToMonochrome",
+        "PixelType": "Gray16",
+        "Classes": CLASSES,
+        "BorderSize": 90,
+        "LicenseFile": "LICENSE.txt",
+    }
     Path("spec.json").write_text(json.dumps(spec_json))
     namespace = {"model": keras.models.load_model("model.keras")}
     exec(source, namespace)  # noqa: S102 - the documented snippet
@@ -177,15 +193,25 @@ def test_every_format_version(tiny, workspace, tmp_path, version):
         # Without FormatVersion (< 2.1.0) readers infer the version from the keys used:
         # Scaling -> 1.1.0, 3-value Scaling -> 2.0.0.
         scaling = {"1.0.0": None, "1.1.0": (1e-6, 1e-6)}.get(version, (1e-6, 1e-6, 2e-6))
-        metadata = CzannModelMetadata(type="SingleClassSemanticSegmentation", classes=CLASSES,
-                                      min_overlap=(4, 4), model_name="Tiny", scaling=scaling)
+        metadata = CzannModelMetadata(
+            type="SingleClassSemanticSegmentation",
+            classes=CLASSES,
+            min_overlap=(4, 4),
+            model_name="Tiny",
+            scaling=scaling,
+        )
     else:
-        metadata = ModelMetadata.from_params(name="Tiny", color_handling="ConvertToMonochrome",
-                                             pixel_type="Gray8", classes=CLASSES, border_size=2)
-    spec = ModelSpec(model=tiny, model_metadata=metadata,
-                     license_file=workspace / "LICENSE.txt")
-    path = convert_from_model_spec(spec, tmp_path, "tiny", spatial_dims=(16, 16),
-                                   format_version=version)
+        metadata = ModelMetadata.from_params(
+            name="Tiny",
+            color_handling="ConvertToMonochrome",
+            pixel_type="Gray8",
+            classes=CLASSES,
+            border_size=2,
+        )
+    spec = ModelSpec(model=tiny, model_metadata=metadata, license_file=workspace / "LICENSE.txt")
+    path = convert_from_model_spec(
+        spec, tmp_path, "tiny", spatial_dims=(16, 16), format_version=version
+    )
     artifact = read_artifact(path)
     assert artifact.version == version
     assert path.suffix == (".czann" if version in CZANN_VERSIONS else ".czmodel")
@@ -208,8 +234,12 @@ def test_convert_request_result_and_determinism(tiny, tmp_path):
 
     request = ConversionRequest(
         source=tiny,
-        metadata=CzannMetadata(type="SingleClassSemanticSegmentation", input_shape=None,
-                               output_shape=None, classes=tuple(CLASSES)),
+        metadata=CzannMetadata(
+            type="SingleClassSemanticSegmentation",
+            input_shape=None,
+            output_shape=None,
+            classes=tuple(CLASSES),
+        ),
         preprocessing=({"op": "scale", "scale": 2.0},),
         spatial_dims=(8, 8),
         license=b"L",
@@ -231,7 +261,7 @@ def test_convert_request_result_and_determinism(tiny, tmp_path):
 def _czann(**kwargs):
     from czbuild.model_metadata import CzannModelMetadata
 
-    base = dict(type="SingleClassSemanticSegmentation", classes=CLASSES)
+    base = {"type": "SingleClassSemanticSegmentation", "classes": CLASSES}
     base.update(kwargs)
     return CzannModelMetadata(**base)
 
@@ -239,8 +269,13 @@ def _czann(**kwargs):
 def _legacy(**kwargs):
     from czbuild.model_metadata import ModelMetadata
 
-    base = dict(name="n", color_handling="ConvertToMonochrome", pixel_type="Gray8",
-                classes=CLASSES, border_size=2)
+    base = {
+        "name": "n",
+        "color_handling": "ConvertToMonochrome",
+        "pixel_type": "Gray8",
+        "classes": CLASSES,
+        "border_size": 2,
+    }
     base.update(kwargs)
     return ModelMetadata.from_params(**base)
 
@@ -258,13 +293,27 @@ def _legacy(**kwargs):
         (lambda: _legacy(classes=["a", "b"]), {}, MetadataError, "Classes"),
         (lambda: _legacy(border_size=8), {}, MetadataError, "BorderSize"),
         (lambda: _legacy(), {"format_version": "2.1.0"}, MetadataError, "format_version"),
-        (lambda: _czann(type="Regression", classes=None), {"postprocessing": [
-            {"op": "transpose_channels", "order": [0]}]}, None, None),
+        (
+            lambda: _czann(type="Regression", classes=None),
+            {"postprocessing": [{"op": "transpose_channels", "order": [0]}]},
+            None,
+            None,
+        ),
         (lambda: _czann(), {"preprocessing": [{"op": "nope"}]}, ModelError, "preprocessing"),
     ],
-    ids=["classes-count", "min-overlap-vs-tile", "input-shape-mismatch", "undefined-size",
-         "opset-too-high", "opset-for-savedmodel", "legacy-classes", "border-vs-tile",
-         "family-mismatch", "regression-ok", "unknown-op"],
+    ids=[
+        "classes-count",
+        "min-overlap-vs-tile",
+        "input-shape-mismatch",
+        "undefined-size",
+        "opset-too-high",
+        "opset-for-savedmodel",
+        "legacy-classes",
+        "border-vs-tile",
+        "family-mismatch",
+        "regression-ok",
+        "unknown-op",
+    ],
 )
 def test_validation_before_writing(tiny, tmp_path, make, kwargs, error, match):
     from czbuild.convert import convert_from_model_spec
@@ -287,8 +336,12 @@ def test_pixel_type_channel_mismatch_only_warns(tiny, tmp_path, caplog):
     from czbuild.model_metadata import ModelSpec
 
     with caplog.at_level(logging.WARNING, logger="czbuild"):
-        path = convert_from_model_spec(ModelSpec(model=tiny, model_metadata=_legacy(
-            pixel_type="Bgr24")), tmp_path, "m", spatial_dims=(8, 8))
+        path = convert_from_model_spec(
+            ModelSpec(model=tiny, model_metadata=_legacy(pixel_type="Bgr24")),
+            tmp_path,
+            "m",
+            spatial_dims=(8, 8),
+        )
     assert path.exists()
     assert any("PixelType" in r.getMessage() for r in caplog.records)
 
@@ -308,25 +361,46 @@ def spec_dir(workspace, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("form", ["legacy", "czann-inline", "czann-path"])
-def test_json_spec_forms_resolve_paths_against_the_spec_folder(spec_dir, tmp_path, monkeypatch,
-                                                               caplog, form):
+def test_json_spec_forms_resolve_paths_against_the_spec_folder(
+    spec_dir, tmp_path, monkeypatch, caplog, form
+):
     from czbuild.convert import convert_from_json_spec
     from czbuild.formats import read_artifact
 
-    metadata = {"Type": "SingleClassSemanticSegmentation", "Classes": CLASSES,
-                "InputShape": [192, 192, 1], "OutputShape": [192, 192, 3], "ModelName": "Spec",
-                "MinOverlap": [8, 8], "FormatVersion": "1.0.0"}
+    metadata = {
+        "Type": "SingleClassSemanticSegmentation",
+        "Classes": CLASSES,
+        "InputShape": [192, 192, 1],
+        "OutputShape": [192, 192, 3],
+        "ModelName": "Spec",
+        "MinOverlap": [8, 8],
+        "FormatVersion": "1.0.0",
+    }
     if form == "legacy":
-        doc = {"ModelPath": "models\\m.keras", "ColorHandling": "SplitRgb", "PixelType": "Gray8",
-               "Classes": CLASSES, "BorderSize": 4, "LicenseFile": "LICENSE.txt",
-               "Colour": "red"}
+        doc = {
+            "ModelPath": "models\\m.keras",
+            "ColorHandling": "SplitRgb",
+            "PixelType": "Gray8",
+            "Classes": CLASSES,
+            "BorderSize": 4,
+            "LicenseFile": "LICENSE.txt",
+            "Colour": "red",
+        }
     elif form == "czann-inline":
-        doc = {"ModelMetadata": metadata, "ModelPath": "./models/m.keras", "LicenseFile": None,
-               "Colour": "red"}
+        doc = {
+            "ModelMetadata": metadata,
+            "ModelPath": "./models/m.keras",
+            "LicenseFile": None,
+            "Colour": "red",
+        }
     else:
         (spec_dir / "meta.json").write_text(json.dumps(metadata))
-        doc = {"ModelMetadata": "meta.json", "ModelPath": "models/m.keras",
-               "LicenseFile": "LICENSE.txt", "Colour": "red"}
+        doc = {
+            "ModelMetadata": "meta.json",
+            "ModelPath": "models/m.keras",
+            "LicenseFile": "LICENSE.txt",
+            "Colour": "red",
+        }
     (spec_dir / "spec.json").write_text(json.dumps(doc))
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
@@ -350,21 +424,59 @@ def test_json_spec_forms_resolve_paths_against_the_spec_folder(spec_dir, tmp_pat
     [
         ("{not json", "invalid JSON"),
         ({"ModelPath": "x.keras"}, "neither a CZANN spec"),
-        ({"ModelPath": "missing.keras", "ColorHandling": "SplitRgb", "PixelType": "Gray8",
-          "Classes": ["a", "b"], "BorderSize": 1}, "ModelPath: 'missing.keras' not found"),
-        ({"ColorHandling": "SplitRgb", "PixelType": "Gray8", "Classes": ["a", "b"],
-          "BorderSize": "4", "ModelPath": "m.keras"}, "BorderSize"),
-        ({"ColorHandling": "SplitRgb", "PixelType": "Grey8", "Classes": ["a", "b"],
-          "BorderSize": 4, "ModelPath": "m.keras"}, "PixelType"),
-        ({"ModelMetadata": {"Classes": ["a", "b"]}, "ModelPath": "m.keras"},
-         "ModelMetadata.Type"),
+        (
+            {
+                "ModelPath": "missing.keras",
+                "ColorHandling": "SplitRgb",
+                "PixelType": "Gray8",
+                "Classes": ["a", "b"],
+                "BorderSize": 1,
+            },
+            "ModelPath: 'missing.keras' not found",
+        ),
+        (
+            {
+                "ColorHandling": "SplitRgb",
+                "PixelType": "Gray8",
+                "Classes": ["a", "b"],
+                "BorderSize": "4",
+                "ModelPath": "m.keras",
+            },
+            "BorderSize",
+        ),
+        (
+            {
+                "ColorHandling": "SplitRgb",
+                "PixelType": "Grey8",
+                "Classes": ["a", "b"],
+                "BorderSize": 4,
+                "ModelPath": "m.keras",
+            },
+            "PixelType",
+        ),
+        ({"ModelMetadata": {"Classes": ["a", "b"]}, "ModelPath": "m.keras"}, "ModelMetadata.Type"),
         ({"ModelMetadata": {"Type": "Segmentation"}, "ModelPath": "m.keras"}, "Type"),
         ({"ModelMetadata": "nowhere.json", "ModelPath": "m.keras"}, "ModelMetadata"),
-        ({"ModelMetadata": {"Type": "Regression"}, "ModelPath": "m.keras",
-          "LicenseFile": "NOPE.txt"}, "LicenseFile"),
+        (
+            {
+                "ModelMetadata": {"Type": "Regression"},
+                "ModelPath": "m.keras",
+                "LicenseFile": "NOPE.txt",
+            },
+            "LicenseFile",
+        ),
     ],
-    ids=["bad-json", "unknown-form", "missing-model", "border-type", "pixel-type",
-         "missing-type", "bad-type", "missing-metadata-file", "missing-licence"],
+    ids=[
+        "bad-json",
+        "unknown-form",
+        "missing-model",
+        "border-type",
+        "pixel-type",
+        "missing-type",
+        "bad-type",
+        "missing-metadata-file",
+        "missing-licence",
+    ],
 )
 def test_bad_json_specs_name_the_file_and_key(tmp_path, doc, match):
     from czbuild.model_metadata import read_json_spec
@@ -382,8 +494,10 @@ def test_bad_json_specs_name_the_file_and_key(tmp_path, doc, match):
 def test_json_metadata_that_does_not_fit_the_model_is_a_spec_error(spec_dir):
     from czbuild.convert import convert_from_json_spec
 
-    doc = {"ModelMetadata": {"Type": "SingleClassSemanticSegmentation", "Classes": ["a", "b"]},
-           "ModelPath": "models/m.keras"}
+    doc = {
+        "ModelMetadata": {"Type": "SingleClassSemanticSegmentation", "Classes": ["a", "b"]},
+        "ModelPath": "models/m.keras",
+    }
     (spec_dir / "spec.json").write_text(json.dumps(doc))
     with pytest.raises(SpecError, match=r"spec\.json: Classes: 2 names"):
         convert_from_json_spec(spec_dir / "spec.json", spec_dir / "out")

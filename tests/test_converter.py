@@ -59,7 +59,9 @@ def sweep(models):
 
     converter = ModelConverter(models["invariant_model"]())
     pre = [{"op": "scale", "scale": 0.5}]
-    results = {t: converter.onnx(preprocessing=pre, spatial_dims=(t, t), opset=12) for t in (8, 16, 24)}
+    results = {
+        t: converter.onnx(preprocessing=pre, spatial_dims=(t, t), opset=12) for t in (8, 16, 24)
+    }
     return converter, results
 
 
@@ -98,8 +100,14 @@ def test_sweep_and_alone_give_identical_bytes(sweep, models, tmp_path):
         + "print(hashlib.sha256(r.payload).hexdigest())\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONHASHSEED="7")
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-1] == hashlib.sha256(results[16].payload).hexdigest()
 
@@ -119,8 +127,9 @@ def test_non_invariant_model_takes_the_fixed_route(models):
 
 def test_results_are_cached_per_variant(sweep):
     converter, results = sweep
-    again = converter.onnx(preprocessing=[{"op": "scale", "scale": 0.5}], spatial_dims=(8, 8),
-                           opset=12)
+    again = converter.onnx(
+        preprocessing=[{"op": "scale", "scale": 0.5}], spatial_dims=(8, 8), opset=12
+    )
     assert again is results[8]
 
 

@@ -22,8 +22,10 @@ pytestmark = pytest.mark.slow
 ATOL = 1e-5
 TILES = (16, 24)
 CLASSES = ("Background", "Cells", "Nuclei")
-CZANN_PRE = ({"op": "rgb_to_bgr"}, {"op": "normalization", "mean": [0.5, 0.4, 0.3],
-                                     "std": [0.2, 0.25, 0.3]})
+CZANN_PRE = (
+    {"op": "rgb_to_bgr"},
+    {"op": "normalization", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]},
+)
 LEGACY_PRE = ({"op": "scale", "scale": 1 / 255}, {"op": "rgb_to_bgr"})
 VERSIONS = ("1.0.0", "1.1.0", "2.0.0", "2.1.0", "3.1.0", "3.0.0")
 
@@ -46,8 +48,14 @@ def _model(head: int):
     bn = model.layers[2]
     rng = np.random.default_rng(0)
     gamma, beta, mean, var = bn.get_weights()
-    bn.set_weights([gamma * 1.5, beta + 0.1, rng.random(mean.shape).astype("float32"),
-                    (rng.random(var.shape) + 0.5).astype("float32")])
+    bn.set_weights(
+        [
+            gamma * 1.5,
+            beta + 0.1,
+            rng.random(mean.shape).astype("float32"),
+            (rng.random(var.shape) + 0.5).astype("float32"),
+        ]
+    )
     return model
 
 
@@ -60,10 +68,21 @@ def _metadata(version: str, classes=CLASSES):
     from czbuild.formats import CzannMetadata, LegacyMetadata
 
     if version.startswith("3."):
-        return LegacyMetadata(name="Fidelity", color_handling="SplitRgb", pixel_types=("Bgr24",),
-                              classes=classes, border_size=2, version=version)
-    return CzannMetadata(type="SingleClassSemanticSegmentation", input_shape=None,
-                         output_shape=None, classes=classes, format_version=version)
+        return LegacyMetadata(
+            name="Fidelity",
+            color_handling="SplitRgb",
+            pixel_types=("Bgr24",),
+            classes=classes,
+            border_size=2,
+            version=version,
+        )
+    return CzannMetadata(
+        type="SingleClassSemanticSegmentation",
+        input_shape=None,
+        output_shape=None,
+        classes=classes,
+        format_version=version,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +97,16 @@ def artifacts(models, tmp_path_factory):
     for version in VERSIONS:
         pre = LEGACY_PRE if version.startswith("3.") else CZANN_PRE
         for tile in TILES:
-            request = ConversionRequest(source=models["softmax"], metadata=_metadata(version),
-                                        preprocessing=pre, spatial_dims=(tile, tile))
+            request = ConversionRequest(
+                source=models["softmax"],
+                metadata=_metadata(version),
+                preprocessing=pre,
+                spatial_dims=(tile, tile),
+            )
             ext = ".czmodel" if version.startswith("3.") else ".czann"
-            built[version, tile] = convert(request, out / f"m-{version}-{tile}{ext}",
-                                           converter=converter).path
+            built[version, tile] = convert(
+                request, out / f"m-{version}-{tile}{ext}", converter=converter
+            ).path
     return built
 
 
@@ -129,9 +153,13 @@ def test_postprocessing_sigmoid_head(models, tmp_path, version):
 
     post = ({"op": "sigmoid_to_softmax_scores"},)
     pre = LEGACY_PRE if version.startswith("3.") else CZANN_PRE
-    request = ConversionRequest(source=models["sigmoid"],
-                                metadata=_metadata(version, ("Cells", "Background")),
-                                preprocessing=pre, postprocessing=post, spatial_dims=(16, 16))
+    request = ConversionRequest(
+        source=models["sigmoid"],
+        metadata=_metadata(version, ("Cells", "Background")),
+        preprocessing=pre,
+        postprocessing=post,
+        spatial_dims=(16, 16),
+    )
     ext = ".czmodel" if version.startswith("3.") else ".czann"
     path = convert(request, tmp_path / f"sigmoid{ext}").path
     x = np.random.default_rng(8).random((2, 16, 16, 3), dtype=np.float32)

@@ -100,11 +100,22 @@ def _hand_graph(names: dict[str, str], *, swap: bool, doc: str = "") -> onnx.Mod
     return model
 
 
-NAMES_A = dict(
-    c1="w/a:0", c2="w/b:0", c3="w/c:0", a="add:0", r="relu:0", g="neg:0", m="mul:0", y="Identity:0",
-    add="functional_1/add", relu="functional_1/relu", neg="functional_1/neg", mul="m", sub="s",
-    graph="tf2onnx",
-)
+NAMES_A = {
+    "c1": "w/a:0",
+    "c2": "w/b:0",
+    "c3": "w/c:0",
+    "a": "add:0",
+    "r": "relu:0",
+    "g": "neg:0",
+    "m": "mul:0",
+    "y": "Identity:0",
+    "add": "functional_1/add",
+    "relu": "functional_1/relu",
+    "neg": "functional_1/neg",
+    "mul": "m",
+    "sub": "s",
+    "graph": "tf2onnx",
+}
 NAMES_B = {k: f"other_{v}_7" for k, v in NAMES_A.items()}
 
 
@@ -153,7 +164,9 @@ def test_output_that_is_the_input_gets_an_identity():
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2])],
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2])],
     )
-    model = ox.canonicalize_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)]))
+    model = ox.canonicalize_onnx(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+    )
     assert [(n.op_type, list(n.input), list(n.output)) for n in model.graph.node] == [
         ("Identity", ["input"], ["output"])
     ]
@@ -178,7 +191,9 @@ def test_subgraph_references_outer_values():
         helper.make_node("Relu", ["input"], ["outer_v"], name="relu/x"),
         helper.make_node("ReduceSum", ["input"], ["s"], keepdims=0, name="sum/x"),
         helper.make_node("Greater", ["s", "zero"], ["cond"], name="gt/x"),
-        helper.make_node("If", ["cond"], ["res"], then_branch=then_g, else_branch=else_g, name="if/x"),
+        helper.make_node(
+            "If", ["cond"], ["res"], then_branch=then_g, else_branch=else_g, name="if/x"
+        ),
     ]
     graph = helper.make_graph(
         nodes,
@@ -259,7 +274,11 @@ def test_same_bytes_after_unrelated_layers_and_in_a_fresh_process(ns, tmp_path):
     script.write_text(MODEL_SRC + EXPORTS_SRC + "print(json.dumps(exports(tiny_unet())))\n")
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONHASHSEED="123", TZ="Asia/Tokyo")
     proc = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -347,7 +366,8 @@ def test_export_rejects_two_outputs():
     import keras
 
     inputs = keras.Input((8, 8, 1))
-    model = keras.Model(inputs, [keras.layers.ReLU()(inputs), keras.layers.Activation("sigmoid")(inputs)])
+    model = keras.Model(
+        inputs, [keras.layers.ReLU()(inputs), keras.layers.Activation("sigmoid")(inputs)]
+    )
     with pytest.raises(ConversionError, match="one input and one output"):
         ox.export_onnx(model, opset=12, input_shape=(None, 8, 8, 1))
-

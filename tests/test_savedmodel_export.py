@@ -117,8 +117,9 @@ def test_no_counter_based_names_left(payload):
     assert b"__inference_serve_0" in graph
 
 
-def test_same_bytes_after_unrelated_work_and_in_a_fresh_process(ns, payload, saved_source,
-                                                                  tmp_path):
+def test_same_bytes_after_unrelated_work_and_in_a_fresh_process(
+    ns, payload, saved_source, tmp_path
+):
     import keras
     import tensorflow as tf
 
@@ -129,8 +130,10 @@ def test_same_bytes_after_unrelated_work_and_in_a_fresh_process(ns, payload, sav
         inp = keras.Input((4,))
         keras.Model(inp, keras.layers.Dense(2)(inp))
         tf.function(lambda x, i=i: x * i)(tf.constant(2.0))
-    here = [hashlib.sha256(export_savedmodel_zip(m)).hexdigest()
-            for m in (ns["wrapped_model"](), _from_saved_source(saved_source))]
+    here = [
+        hashlib.sha256(export_savedmodel_zip(m)).hexdigest()
+        for m in (ns["wrapped_model"](), _from_saved_source(saved_source))
+    ]
     assert here[0] == hashlib.sha256(payload).hexdigest()
     script = tmp_path / "fresh.py"
     script.write_text(
@@ -144,8 +147,12 @@ def test_same_bytes_after_unrelated_work_and_in_a_fresh_process(ns, payload, sav
     )
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONHASHSEED="99", TZ="America/Lima")
     proc = subprocess.run(
-        [sys.executable, str(script), str(saved_source)], cwd=tmp_path, env=env,
-        capture_output=True, text=True, check=False,
+        [sys.executable, str(script), str(saved_source)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == here
@@ -161,8 +168,9 @@ def test_saved_model_source_round_trips(saved_source, tmp_path):
         zf.extractall(tmp_path / "sm")
     serve = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
     x = np.random.default_rng(6).random((1, 16, 16, 1), dtype=np.float32)
-    np.testing.assert_allclose(serve(input=tf.constant(x))["output"].numpy(),
-                               np.asarray(model(x)), atol=1e-5)
+    np.testing.assert_allclose(
+        serve(input=tf.constant(x))["output"].numpy(), np.asarray(model(x)), atol=1e-5
+    )
 
 
 def test_canonical_clone_names_and_weights(model):

@@ -234,7 +234,11 @@ class ModelConverter:
     # --- routes ----------------------------------------------------------------------------
 
     def _specialized(
-        self, key: str, pre: tuple[Any, ...], post: tuple[Any, ...], tile: tuple[int, ...],
+        self,
+        key: str,
+        pre: tuple[Any, ...],
+        post: tuple[Any, ...],
+        tile: tuple[int, ...],
         opset: int,
     ) -> ConvertedModel | None:
         from czbuild.keras.onnx_export import specialize_onnx

@@ -73,7 +73,9 @@ def ir_version_for_opset(opset: int) -> int:
         )
     ir = min(caps)
     if ir < minimum:
-        raise ConversionError(f"opset {opset} needs ONNX IR version >= {minimum}, targets read {ir}")
+        raise ConversionError(
+            f"opset {opset} needs ONNX IR version >= {minimum}, targets read {ir}"
+        )
     return ir
 
 
@@ -162,7 +164,7 @@ def _tf2onnx_convert(model: Any, input_shape: tuple[int | None, ...], opset: int
             )
             passes = {
                 name: _CompactingOptimizer.factory(cls)
-                for name, cls in optimizer._get_optimizers().items()  # noqa: SLF001
+                for name, cls in optimizer._get_optimizers().items()
             }
             graph = optimizer.optimize_graph(graph, catch_errors=False, optimizers=passes)
             return graph.make_model("")
@@ -177,7 +179,9 @@ def _check_converted_ops(proto: ModelProto, opset: int) -> None:
             continue
         bad.setdefault(f"{domain + '.' if domain else ''}{node.op_type}", []).append(node.name)
     if bad:
-        details = "; ".join(f"{op} (at {', '.join(names[:3])})" for op, names in sorted(bad.items()))
+        details = "; ".join(
+            f"{op} (at {', '.join(names[:3])})" for op, names in sorted(bad.items())
+        )
         raise ConversionError(
             f"tf2onnx cannot convert these TensorFlow ops to standard ONNX opset {opset}: "
             f"{details}. Replace the layers using them, or try another opset"
@@ -212,8 +216,8 @@ def _compact_nodes(graph: Any) -> None:
             return  # a tf2onnx we do not know: skip the memory optimisation, bytes unchanged
         fresh = NodeProto()
         fresh.CopyFrom(old)
-        node._op = fresh  # noqa: SLF001
-        node._attr = {a.name: a for a in fresh.attribute}  # noqa: SLF001
+        node._op = fresh
+        node._attr = {a.name: a for a in fresh.attribute}
         for body in (node.get_body_graphs() or {}).values():
             _compact_nodes(body)
 
@@ -288,7 +292,9 @@ def canonicalize_onnx(model_proto: ModelProto) -> ModelProto:
     model = ModelProto()
     model.CopyFrom(model_proto)
     if len(model.graph.sparse_initializer) or len(model.functions):
-        raise ConversionError("ONNX models with sparse initializers or local functions are not supported")
+        raise ConversionError(
+            "ONNX models with sparse initializers or local functions are not supported"
+        )
     model.ClearField("doc_string")
     model.producer_name = PRODUCER_NAME
     for field in ("producer_version", "domain", "model_version"):
@@ -398,7 +404,9 @@ class _GraphCanonicalizer:
                 wanted[k] = f"{OUTPUT_NAME}_{k}" if many else OUTPUT_NAME
                 if value.name in self.producer and value.name not in direct:
                     direct[value.name] = wanted[k]  # type: ignore[assignment]
-        new_nodes = [self._rename_node(graph.node[j], i, direct) for i, j in enumerate(self.order())]
+        new_nodes = [
+            self._rename_node(graph.node[j], i, direct) for i, j in enumerate(self.order())
+        ]
         # Outputs not produced directly (a graph input, an initializer, a repeated output).
         for k, value in enumerate(graph.output):
             current = self._lookup(value.name)
@@ -406,7 +414,10 @@ class _GraphCanonicalizer:
             if target is not None and current != target:
                 new_nodes.append(
                     onnx.helper.make_node(
-                        "Identity", [current], [target], name=f"{self.prefix}Identity_{len(new_nodes)}"
+                        "Identity",
+                        [current],
+                        [target],
+                        name=f"{self.prefix}Identity_{len(new_nodes)}",
                     )
                 )
                 current = target

@@ -116,7 +116,9 @@ def canonical_clone(model: Any, *, custom_objects: Mapping[str, Any] | None = No
             config["name"] = f"layer_{next(counter)}"
             return layer.__class__.from_config(config)
         except Exception as exc:  # noqa: BLE001 - any layer may refuse; reuse it then
-            logger.info("layer %r cannot be re-created from its config (%s); reused", layer.name, exc)
+            logger.info(
+                "layer %r cannot be re-created from its config (%s); reused", layer.name, exc
+            )
             return layer
 
     try:
@@ -127,7 +129,9 @@ def canonical_clone(model: Any, *, custom_objects: Mapping[str, Any] | None = No
         logger.warning(
             "model %r cannot be cloned with canonical names (%s: %s); the SavedModel keeps its "
             "layer names and may differ between processes",
-            getattr(model, "name", "?"), type(exc).__name__, exc,
+            getattr(model, "name", "?"),
+            type(exc).__name__,
+            exc,
         )
         return model
     _rename_models(clone, itertools.count())
@@ -266,8 +270,9 @@ def _renumber_resource_args(function: Any) -> None:
             found.append((int(match.group("uid")), index, match.group("stem")))
     if not found:
         return
-    mapping = {args[index].name: f"{stem}_{rank}"
-               for rank, (_, index, stem) in enumerate(sorted(found))}
+    mapping = {
+        args[index].name: f"{stem}_{rank}" for rank, (_, index, stem) in enumerate(sorted(found))
+    }
     untouched = {a.name for a in args if a.name not in mapping}
     if len(set(mapping.values())) != len(mapping) or untouched & set(mapping.values()):
         return
@@ -297,8 +302,10 @@ def _renumber_user_specified_names(graph_def: Any) -> None:
     """
     scopes = [[n.attr.get("_user_specified_name") for n in graph_def.node]]
     for function in graph_def.library.function:
-        scopes.append([n.attr.get("_user_specified_name") for n in function.node_def]
-                      + [a.attr.get("_user_specified_name") for a in function.arg_attr.values()])
+        scopes.append(
+            [n.attr.get("_user_specified_name") for n in function.node_def]
+            + [a.attr.get("_user_specified_name") for a in function.arg_attr.values()]
+        )
     for holders in scopes:
         numeric = [h for h in holders if h is not None and h.s.isdigit()]
         rank = {uid: str(i).encode() for i, uid in enumerate(sorted({int(h.s) for h in numeric}))}
