@@ -85,6 +85,23 @@ def test_vanished_variants_leave_only_on_a_full_build(project: Path, monkeypatch
     assert "nuclei@tile=512" not in read_lock(project / "czbuild.lock").entries
 
 
+def test_a_failed_variant_keeps_its_entry_and_nothing_is_removed(project: Path,
+                                                                 monkeypatch) -> None:
+    old = read_lock(project / "czbuild.lock")
+    recipe = project / "recipes" / "nuclei.yaml"
+    recipe.write_text(recipe.read_text().replace("tile: [128, 256, 512]", "tile: [128, 256]"))
+    for name in ("nuclei.py", "legacy_seed.py"):
+        with open(project / "models" / name, "a") as handle:
+            handle.write("\n# retrained\n")
+    result = cli(["build", "--project", str(project)], monkeypatch,
+                 env={MUTATE_ENV: "fail:legacy_seed"})
+    assert result.exit_code == 1 and "FAILED   legacy_seed" in result.output
+    assert "2 changed (nuclei@tile=128, nuclei@tile=256)" in result.output, result.output
+    new = read_lock(project / "czbuild.lock")
+    assert new.get("legacy_seed") == old.get("legacy_seed")
+    assert "nuclei@tile=512" in new.entries  # removal waits for a full build without failures
+
+
 def test_overrides_never_touch_the_lock(project: Path, monkeypatch) -> None:
     before = _lock_bytes(project)
     result = cli(["build", "nuclei", "metadata.model_name=Other", "--project", str(project)],

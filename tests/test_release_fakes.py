@@ -8,7 +8,8 @@ different artifacts, exactly like the real converter.
 
 ``CZBUILD_FAKE_MUTATE`` (read at conversion time) makes the converter behave like a changed
 or non-deterministic toolchain: ``initializer`` (one ONNX weight differs), ``savedmodel``
-(``saved_model.pb`` differs), ``model_name`` (the ModelName metadata differs).
+(``saved_model.pb`` differs), ``model_name`` (the ModelName metadata differs), or fail:
+``fail:<recipe>`` (that recipe's conversions raise).
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ def release_convert(job: Any, cache: dict) -> dict:
     project = Path(variant.project_dir)
     source = (project / spec.model.path).read_bytes()
     mutate = os.environ.get(MUTATE_ENV, "")
+    if mutate == f"fail:{variant.recipe}":
+        from czbuild.errors import ModelError
+
+        raise ModelError(f"{variant.recipe_file}: the fake converter was told to fail")
     metadata = build_metadata(spec)
     licence = (project / spec.metadata.license).read_bytes() if spec.metadata.license else None
     if mutate == "model_name":
