@@ -11,6 +11,11 @@ Three public steps:
 * :func:`specialize_onnx` fixes the spatial dims of a model converted with undefined
   height/width (one conversion serves a whole tile sweep).
 
+Why ``tf.function`` + tf2onnx's ``from_function`` path rather than ``from_keras``: measured on
+the 7.8M-parameter U-Net at a 512 tile, both convert in ~2.3-2.9 s and both are
+deterministic in fresh processes, but ``from_function`` peaked ~200 MB lower and does not
+touch the model (``from_keras`` renames duplicate Keras output names in place).
+
 Serialisation is deterministic (:func:`serialize_onnx`). Failures raise
 :class:`~czbuild.errors.ConversionError`; nothing here falls back to another payload.
 """
