@@ -39,7 +39,6 @@ from czbuild.release.difference import (
 from czbuild.release.entries import (
     LICENSE,
     MODEL,
-    MODELID,
     MODELID_PREFIX,
     Entry,
     ZipSnapshot,
@@ -109,14 +108,10 @@ def explain_against_lock(
         act = read_zip(path)
     except ArchiveError as exc:
         return [Difference(ARCHIVE, f"the rebuilt artifact is not readable: {exc}")]
-    family = family_of([m.name for m in entry.members], entry.path)
-    locked = ZipSnapshot(
-        entries=tuple(
-            Entry(name=m.name, size=m.size, sha256=m.sha256, date_time=(), compress_type=-1,
-                  external_attr=-1, create_system=-1) for m in entry.members),
-        comment=b"", contents={})
+    locked_names = [m.name for m in entry.members]
+    family = family_of(locked_names, entry.path)
     diffs: list[Difference] = []
-    pairs = pair_members(locked.names(), act.names(), family)
+    pairs = pair_members(locked_names, act.names(), family)
     diffs += _member_set(pairs, family, labels)
     diffs += _order(pairs, act.names(), labels)
     by_name = {m.name: m for m in entry.members}
@@ -348,9 +343,7 @@ def _explain_member(role: str, family: str, name: str, exp: bytes, act: bytes, l
         return explain_payload(name, exp, act, labels)
     if role == LICENSE:
         return [_text_difference(name, "licence text", exp, act, labels)]
-    if role == MODELID:
-        return []
-    return []
+    return []  # MODELID: the name is all there is
 
 
 def explain_metadata(family: str, member: str, exp: bytes, act: bytes,
