@@ -46,7 +46,7 @@ class Summary:
         return (
             f"czbuild: {len(self.built)} built, {len(self.up_to_date)} up to date, "
             f"{len(self.failed)} failed{skipped} "
-            f"({max(self.planned, self.total)} variants, {self.seconds:.2f} s)"
+            f"({_plural(max(self.planned, self.total), 'variant')}, {self.seconds:.2f} s)"
         )
 
 
@@ -169,3 +169,8 @@ def _count_selected_builds(tasks: Any, selected: Any) -> int:
         seen.add(name)
         todo.extend(getattr(tasks[name], "task_dep", []) or [])
     return sum(1 for name in seen if name.startswith(_BUILD_PREFIX))
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+

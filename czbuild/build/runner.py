@@ -103,11 +103,28 @@ def build(
         interrupted = True
         raise
     finally:
+        _restore_absl_stream()
         session.close(interrupted=interrupted)
         if not interrupted:
             write_manifest(out_dir, session.cache)
         locking.release(out_dir)
     return BuildReport(summary=summary, exit_code=int(code or 0), out_dir=out_dir)
+
+
+def _restore_absl_stream() -> None:
+    """Point absl's log handler back at the real stderr after an in-process build.
+
+    doit swaps ``sys.stderr`` for its own writer while a task runs; when TensorFlow (and
+    with it absl logging) is first imported inside a task, absl's handler keeps that writer,
+    which is closed when doit finishes ("Exception ignored in atexit" at exit).
+    """
+    absl_logging = sys.modules.get("absl.logging")
+    if absl_logging is None:
+        return
+    try:
+        absl_logging.get_absl_handler().python_handler.setStream(sys.__stderr__)
+    except Exception:  # noqa: BLE001 - cosmetic; never fail a build over log plumbing
+        pass
 
 
 def status(variants: Sequence[VariantLike], out_dir: Path) -> list[VariantStatus]:

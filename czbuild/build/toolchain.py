@@ -27,11 +27,16 @@ def _dist_version(name: str) -> str:
     return NOT_INSTALLED
 
 
-@functools.lru_cache(maxsize=1)
 def czbuild_version() -> str:
-    """The installed czbuild version (``0+unknown`` when running from an uninstalled tree)."""
-    version = _dist_version("czbuild")
-    return "0+unknown" if version == NOT_INSTALLED else version
+    """czbuild's own version: ``czbuild.__version__``, the single source (pyproject reads it too).
+
+    Taken from the package rather than the installed distribution's metadata, so a source
+    checkout and an installed copy of the same czbuild agree (and nothing goes stale when
+    one switches between them).
+    """
+    from czbuild import __version__
+
+    return __version__
 
 
 @functools.lru_cache(maxsize=1)
