@@ -26,7 +26,7 @@ _LAZY: dict[str, str] = {
     "ModelMetadata": "czbuild.model_metadata",
     "CzannModelMetadata": "czbuild.model_metadata",
     "ModelSpec": "czbuild.model_metadata",
-    "read_json_spec": "czbuild.model_metadata",
+    "read_json_spec": "czbuild.json_spec",
     "ConversionRequest": "czbuild.convert",
     "ConversionResult": "czbuild.convert",
     "convert_from_model_spec": "czbuild.convert",

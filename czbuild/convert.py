@@ -30,7 +30,8 @@ from czbuild.errors import MetadataError, ModelError, SpecError
 from czbuild.formats import vocab
 from czbuild.formats.czann import CzannMetadata
 from czbuild.formats.legacy import LegacyMetadata
-from czbuild.model_metadata import CzannModelMetadata, ModelMetadata, ModelSpec, read_json_spec
+from czbuild.json_spec import read_json_spec
+from czbuild.model_metadata import CzannModelMetadata, ModelMetadata, ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from czbuild.keras.converter import ConvertedModel, ModelConverter

@@ -479,7 +479,7 @@ def test_json_spec_forms_resolve_paths_against_the_spec_folder(
     ],
 )
 def test_bad_json_specs_name_the_file_and_key(tmp_path, doc, match):
-    from czbuild.model_metadata import read_json_spec
+    from czbuild.json_spec import read_json_spec
 
     (tmp_path / "m.keras").write_bytes(b"")
     spec = tmp_path / "bad.json"
