@@ -84,10 +84,12 @@ def test_show_prints_resolved_specs_and_digests() -> None:
     [
         pytest.param(["tile=1024"], ["nuclei@tile=1024"], id="narrow-sweep"),
         pytest.param(["tile=256,512", "target=zen-core-3.4"],
-                     ["nuclei@tile=256", "nuclei@tile=512"], id="sweep-and-group"),
+                     ["nuclei@target=zen-core-3.4,tile=256", "nuclei@target=zen-core-3.4,tile=512"],
+                     id="sweep-and-group"),
         pytest.param(["metadata.classes=[bg,fg]",
                       "+metadata.id=3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10", "tile=512"],
-                     ["nuclei@tile=512"], id="values"),
+                     [("nuclei@metadata.classes=[bg,fg],"
+                       "metadata.id=3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10,tile=512")], id="values"),
     ],
 )
 def test_show_json_with_overrides(overrides: list[str], names: list[str]) -> None:
@@ -161,3 +163,49 @@ def test_commands_never_import_tensorflow(argv: list[str]) -> None:
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY=\n" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "sweep"),
+    [
+        pytest.param([], {"tile": 128}, id="recipe-sweep"),
+        pytest.param(["tile=1024"], {"tile": 1024}, id="pinned"),
+        pytest.param(["tile=1024", "+metadata.id=3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10",
+                      "metadata.scaling=[1e-7,1e-7]", "target=zen-core-3.13",
+                      "~metadata.license"],
+                     {"tile": 1024, "metadata.id": "3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10",
+                      "metadata.scaling": [1e-7, 1e-7], "target": "zen-core-3.13",
+                      "~metadata.license": None}, id="typed"),
+    ],
+)
+def test_show_json_keeps_the_types_of_sweep_values(overrides: list[str],
+                                                   sweep: dict[str, object]) -> None:
+    result = _run("show", "nuclei", *overrides, "--json", "--project", str(ROOT))
+    assert result.exit_code == 0, result.output
+    first = json.loads(result.output)["variants"][0]
+    assert first["sweep"] == sweep
+    assert all(type(first["sweep"][k]) is type(v) for k, v in sweep.items())
+    assert isinstance(first["name"], str) and first["name"].startswith("nuclei@")
+
+
+def test_schema_write_keeps_a_copy_for_a_user_project(tmp_path: Path) -> None:
+    (tmp_path / "recipes").mkdir()
+    result = _run("schema", "--write", str(tmp_path / "recipe.schema.json"))
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "recipe.schema.json"
+    assert written.read_text(encoding="utf-8") == _run("schema").output
+    assert result.output.splitlines()[-1] == \
+        "# yaml-language-server: $schema=../recipe.schema.json"
+
+
+def test_schema_write_into_a_folder_of_another_project(tmp_path: Path) -> None:
+    folder = tmp_path / "tools" / "schemas"
+    folder.mkdir(parents=True)
+    project = tmp_path / "proj"
+    (project / "recipes").mkdir(parents=True)
+    result = _run("schema", "--write", str(folder), "--project", str(project))
+    assert result.exit_code == 0, result.output
+    assert (folder / "recipe.schema.json").is_file()
+    assert f"wrote {folder / 'recipe.schema.json'}" in result.output
+    assert result.output.splitlines()[-1] == \
+        "# yaml-language-server: $schema=../../tools/schemas/recipe.schema.json"

@@ -6,6 +6,7 @@ None of these commands imports TensorFlow: the recipe layer never does.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from czbuild.errors import RecipeError
 __all__ = ["list_cmd", "schema_cmd", "show_cmd"]
 
 
-def _project_dir(project: Path | None) -> Path:
-    from czbuild.recipe import find_project_dir
+def _project_dir(project: Path | None, names: Sequence[str] = ()) -> Path:
+    """``--project``, else the project of recipes named by path, else the one around cwd."""
+    from czbuild.recipe.project import project_for
 
-    return Path(project).absolute() if project else find_project_dir()
+    return project_for(names, project)
 
 
 def _is_override(word: str) -> bool:
@@ -38,8 +40,9 @@ def _variant_json(variant: Any) -> dict[str, Any]:
         "recipe": variant.recipe,
         "digest": variant.digest,
         "output": variant.output.as_posix(),
-        "sweep": dict(variant.sweep),
+        "sweep": dict(variant.sweep_values),
         "inputs": inputs,
+        "notes": list(variant.notes),
         "spec": variant.spec.to_plain(),
     }
 
@@ -48,8 +51,8 @@ _project_option = click.option(
     "--project",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Project folder holding recipes/ (default: the nearest one at or above the current "
-    "directory).",
+    help="Project folder holding recipes/ (default: the project of a recipe named by path, "
+    "else the nearest one at or above the current directory).",
 )
 
 
@@ -113,8 +116,8 @@ def show_cmd(recipe: str, overrides: tuple[str, ...], project: Path | None,
 
     from czbuild.recipe import check_source_pin, load_variants
 
-    project_dir = _project_dir(project)
     names = [recipe] + [w for w in overrides if not _is_override(w)]
+    project_dir = _project_dir(project, names)
     variants = load_variants(names, [w for w in overrides if _is_override(w)],
                              project_dir=project_dir)
     for variant in variants:
@@ -128,13 +131,37 @@ def show_cmd(recipe: str, overrides: tuple[str, ...], project: Path | None,
         click.echo(f"# variant: {variant.name}")
         click.echo(f"# digest: {variant.digest}")
         click.echo(f"# output: {variant.output.as_posix()}")
+        for note in variant.notes:
+            click.echo(f"# note: {note}")
         click.echo(yaml.safe_dump(variant.spec.to_plain(), sort_keys=False,
                                   default_flow_style=None, allow_unicode=True).rstrip())
 
 
 @click.command("schema")
-def schema_cmd() -> None:
-    """Print the JSON Schema of a recipe file (for editor completion)."""
+@click.option("--write", "write", type=click.Path(path_type=Path), default=None,
+              metavar="PATH",
+              help="Write the schema to PATH (a file, or a folder to hold recipe.schema.json) "
+              "instead of printing it, and print the comment line for the project's recipes.")
+@_project_option
+def schema_cmd(write: Path | None, project: Path | None) -> None:
+    """Print the JSON Schema of a recipe file (for editor completion).
+
+    With --write, keep a copy in a project (e.g. `czbuild schema --write recipe.schema.json`
+    in the project folder) and point the recipes at it with the printed first line (relative
+    to the recipes/ of --project, else of the project around PATH); run it again after
+    upgrading czbuild.
+    """
     from czbuild.recipe import render_json_schema
 
-    click.echo(render_json_schema(), nl=False)
+    text = render_json_schema()
+    if write is None:
+        click.echo(text, nl=False)
+        return
+    from czbuild.recipe.project import find_project_dir
+    from czbuild.recipe.schema_file import schema_comment, write_schema
+
+    target = write_schema(write, text)
+    recipes = (_project_dir(project) if project else find_project_dir(target.parent)) / "recipes"
+    click.echo(f"wrote {target}")
+    click.echo(f"first line for the recipes in {recipes}:")
+    click.echo(schema_comment(target, recipes))

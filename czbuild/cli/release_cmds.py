@@ -199,11 +199,12 @@ def check_cmd(ctx: click.Context, recipes: tuple[str, ...], out: Path | None,
     if a variant differs, is missing from the lock or is stale in it. Neither the build folder
     nor the lock is changed.
     """
-    from czbuild.cli.build_cmds import _out_dir, _project_dir
+    from czbuild.cli.build_cmds import _out_dir
+    from czbuild.recipe.project import project_for
     from czbuild.release.check import check_lock
 
     names = _no_overrides(recipes, "check")
-    project_dir = _project_dir(project)
+    project_dir = project_for(names, project)
     out_dir = _out_dir(out, project_dir)
     variants = _variants(names, project_dir)
     if not variants:

@@ -44,10 +44,11 @@ def select_variant(recipe: str, artifact: Path, project_dir: Path | None) -> Any
     Raises:
         RecipeError: Unknown recipe or variant, or several variants fit.
     """
-    from czbuild.recipe import find_project_dir, load_variants
+    from czbuild.recipe import load_variants
+    from czbuild.recipe.project import project_for
 
-    project = Path(project_dir) if project_dir else find_project_dir()
     base, _, _ = recipe.partition("@")
+    project = project_for([base], project_dir)
     variants = load_variants([base], project_dir=project)
     if "@" in recipe:
         named = [v for v in variants if v.name == recipe]

@@ -5,7 +5,10 @@ the overrides, compose it with Hydra once per distinct set of config-group selec
 (:mod:`~czbuild.recipe.compose`), expand the sweep (:mod:`~czbuild.recipe.sweep`), validate
 each point (:mod:`~czbuild.recipe.schema`), resolve it (:mod:`~czbuild.recipe.resolve`) and
 digest it (:mod:`~czbuild.recipe.digest`). Points that resolve to the same spec are one
-variant. Every user error is a one-line :class:`RecipeError` naming the recipe file, the
+variant. A one-value command-line override of a key the recipe does not sweep is part of the
+variant's name (``cellk tile=256`` is ``cellk@tile=256``, in its own folder) unless it does
+not change the resolved spec (``tile=128`` when the recipe says ``tile: 128`` is ``cellk``).
+Every user error is a one-line :class:`RecipeError` naming the recipe file, the
 dotted key, the line when the recipe file shows it, and what to do.
 """
 
@@ -36,6 +39,7 @@ from czbuild.recipe.sweep import (
     variant_dir,
     variant_name,
 )
+from czbuild.recipe.targets import check_target
 
 __all__ = ["Variant", "check_source_pin", "load_variants"]
 
@@ -55,7 +59,12 @@ class Variant:
             SavedModel directory, or the factory's .py file), licence, custom-object files.
         output: Output path relative to the build folder:
             ``<recipe>/<variant-dir>/<recipe>.<czann|czmodel>``.
-        sweep: The ``(key, value)`` pairs of this sweep point (empty without a sweep).
+        sweep: The ``(key, value text)`` pairs that name the variant: swept keys and
+            command-line overrides that change the spec (empty for the plain variant).
+        sweep_values: The same keys with the Python values behind the texts
+            (``("tile", 256)``; None for a command-line deletion ``~key``).
+        notes: Remarks that are not errors (e.g. a ZEN target newer than the newest release
+            czbuild knows), for ``czbuild show``.
     """
 
     recipe: str
@@ -67,6 +76,8 @@ class Variant:
     inputs: tuple[Path, ...]
     output: PurePosixPath
     sweep: tuple[tuple[str, str], ...] = ()
+    sweep_values: tuple[tuple[str, Any], ...] = ()
+    notes: tuple[str, ...] = ()
 
     def path(self, relative: str) -> Path:
         """Absolute path of a project-relative spec path."""
@@ -233,12 +244,40 @@ class _RecipeLoader:
         variants: list[Variant] = []
         seen: dict[str, str] = {}
         for point in points:
-            variant = self._variant(point)
+            variant = self._unpinned(point, self._variant(point))
             if variant.digest in seen:
                 continue
             seen[variant.digest] = variant.name
             variants.append(variant)
         return variants
+
+    def _same_spec(self, point: SweepPoint, digest: str) -> Variant | None:
+        """The variant of ``point`` if it composes and resolves to ``digest``, else None."""
+        try:
+            variant = self._variant(point)
+        except RecipeError:
+            return None
+        return variant if variant.digest == digest else None
+
+    def _unpinned(self, point: SweepPoint, variant: Variant) -> Variant:
+        """``variant`` named without the command-line pins that do not change its spec.
+
+        All pins go if the point resolves to the same spec without any of them (so
+        ``tile=128`` on a recipe that says ``tile: 128`` is the recipe's own variant);
+        otherwise each pin, in name order, goes if the spec stays the same without it.
+        """
+        if not point.pins:
+            return variant
+        plain = self._same_spec(point.without(*point.pins), variant.digest)
+        if plain is not None:
+            return plain
+        current, best = point, variant
+        for pin in sorted(point.pins, key=lambda p: (p.key, p.text)):
+            reduced_point = current.without(pin)
+            reduced = self._same_spec(reduced_point, variant.digest)
+            if reduced is not None:
+                current, best = reduced_point, reduced
+        return best
 
     def _variant(self, point: SweepPoint) -> Variant:
         stem = self.source.stem
@@ -251,6 +290,7 @@ class _RecipeLoader:
                 recipe = Recipe.model_validate(data)
             except ValidationError as exc:
                 raise issue_from_validation(exc, Recipe) from None
+            notes = check_target(recipe.target)
             ctx = ResolveContext(recipe_file=self.source.path, project_dir=self.project_dir,
                                  format_swept=any(k == "format" for k, _ in point.origins))
             spec = resolve_recipe(recipe, stem, ctx)
@@ -267,6 +307,8 @@ class _RecipeLoader:
             inputs=_inputs(spec, self.project_dir),
             output=PurePosixPath(stem, out_dir, f"{stem}.{spec.extension}"),
             sweep=point.items,
+            sweep_values=point.values,
+            notes=notes,
         )
 
 
@@ -287,7 +329,10 @@ def load_variants(
 
     Returns:
         The variants, recipe by recipe in the order given, each recipe's variants in sweep
-        order; points resolving to the same spec appear once.
+        order; points resolving to the same spec appear once. A variant's name (and output
+        folder) holds its swept keys and every override that changes its spec
+        (``nuclei@target=zen-core-3.4,tile=256``); an override that changes nothing is left
+        out, so ``tile=128`` on a recipe with ``tile: 128`` gives the plain ``nuclei``.
 
     Raises:
         RecipeError: Any problem with a recipe or an override, naming the file and key.
