@@ -306,10 +306,15 @@ def test_build_hook_verifies_each_variant(project):
 
     _, built = project
     for name, (variant, path) in built.items():
-        report = verify_built_artifact(path, variant)
+        report = verify_built_artifact(path, variant, overlap_analysis=True)
         assert report.ok, (name, {c.name: c.message for c in report.failed})
         assert report.get("fidelity").status == PASSED
         assert report.get("tiling.min_overlap").details["minimal_overlap"] == 6
+    # Build defaults (no verify: section): the overlap analysis only runs on a failed seam check.
+    variant, path = next(iter(built.values()))
+    report = verify_built_artifact(path, variant)
+    assert report.ok and report.get("tiling.seams").status == PASSED
+    assert report.get("tiling.min_overlap").status == SKIPPED
 
 
 @pytest.mark.parametrize("recipe", ["tiny", "tiny@tile=24"], ids=["by-path", "by-variant"])

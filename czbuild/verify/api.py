@@ -27,11 +27,27 @@ from czbuild.verify.report import FAILED, SKIPPED, VerifyReport
 from czbuild.verify.runner import OnnxRunner, Runner
 from czbuild.verify.semantics import check_semantics
 from czbuild.verify.source import SourceChain, from_variant, load_source
-from czbuild.verify.tiling import check_tiling, skip_all
+from czbuild.verify.tiling import (
+    ALWAYS,
+    ANALYSIS_MODES,
+    NEVER,
+    ON_FAILURE,
+    check_tiling,
+    skip_all,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOLERANCE = 1e-5
+#: What :func:`verify_built_artifact` uses for a variant whose spec has no ``verify`` section
+#: (the recipe schema's ``verify:`` defaults hold the same values; a test keeps them equal).
+BUILD_DEFAULTS: dict[str, Any] = {
+    "tolerance": DEFAULT_TOLERANCE,
+    "tiling": True,
+    "seed": 0,
+    "tiling_max_tile": 256,
+    "overlap_analysis": False,
+}
 _ZIP_MAGIC = b"PK\x03\x04"
 _LATER = {
     "container": ("container.members", "container.metadata", "container.layout",
@@ -56,6 +72,8 @@ def verify_artifact(
     tiling: bool = True,
     strict: bool = False,
     max_bytes: int = MAX_UNPACKED_BYTES,
+    overlap_analysis: bool | str = True,
+    tiling_max_tile: int | None = None,
 ) -> VerifyReport:
     """Verify a ``.czann`` / ``.czmodel`` file (czbuild-built or not).
 
@@ -75,6 +93,11 @@ def verify_artifact(
         strict: Treat writer-rule deviations (``container.layout``, ``container.hygiene``,
             ``payload.hygiene``) as failures, as for czbuild's own artifacts.
         max_bytes: Refuse archives unpacking to more bytes.
+        overlap_analysis: When to probe the receptive field and search the minimal overlap:
+            True / ``"always"``, ``"on-failure"`` (only when ``tiling.seams`` failed), False /
+            ``"never"``.
+        tiling_max_tile: Check seams of larger tiles on a proxy tile of at most this size
+            (see :func:`czbuild.verify.tiling.proxy_tile`); None or 0: the artifact's tile.
 
     Returns:
         The report; ``report.ok`` is False if any check failed.
@@ -84,6 +107,7 @@ def verify_artifact(
         ModelError: ``recipe_variant``'s custom objects cannot be loaded (other source
             problems are reported as a failed ``fidelity`` check).
     """
+    analysis = _analysis_mode(overlap_analysis)
     path = Path(path)
     if not path.exists():
         raise ArchiveError(f"{path}: no such file")
@@ -116,7 +140,7 @@ def verify_artifact(
             unfaithful = fidelity is not None and fidelity.status == FAILED
             arrays = _stage(report, "tiling.seams", "tiling", lambda: check_tiling(
                 runner, reference, info, report, tolerance=tolerance, seed=seed,
-                reference_tiles=unfaithful))
+                reference_tiles=unfaithful, analysis=analysis, max_tile=tiling_max_tile))
             _tiling_pictures(report, info, arrays or {}, tolerance)
         return report
     finally:
@@ -129,15 +153,20 @@ def verify_built_artifact(
     variant: Any,
     *,
     source_model: Any = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-    tiling: bool = True,
-    seed: int = 0,
+    tolerance: float | None = None,
+    tiling: bool | None = None,
+    seed: int | None = None,
+    tiling_max_tile: int | None = None,
+    overlap_analysis: bool | None = None,
 ) -> VerifyReport:
     """The build layer's hook: verify an artifact czbuild just built from ``variant``.
 
     Strict: layout and reproducibility deviations fail, and the entry times must match
     ``SOURCE_DATE_EPOCH`` as the build saw it. Fidelity and tiling use the variant's model
-    and chains (``source_model`` may pass an already loaded ``keras.Model``).
+    and chains (``source_model`` may pass an already loaded ``keras.Model``). Settings left
+    None come from the variant's ``spec.verify`` (the recipe's ``verify:`` section), else
+    from :data:`BUILD_DEFAULTS`: tiling checks bounded by a proxy tile of at most 256 px, and
+    the overlap analysis only when ``tiling.seams`` fails.
 
     Args:
         path: The built artifact.
@@ -146,12 +175,47 @@ def verify_built_artifact(
         tolerance: See :func:`verify_artifact`.
         tiling: See :func:`verify_artifact`.
         seed: See :func:`verify_artifact`.
+        tiling_max_tile: See :func:`verify_artifact` (0: the artifact's own tile).
+        overlap_analysis: True: always; False: only when ``tiling.seams`` fails.
 
     Returns:
         The report; the build fails the artifact when ``report.ok`` is False.
     """
-    return verify_artifact(path, recipe_variant=variant, source_model=source_model,
-                           tolerance=tolerance, tiling=tiling, seed=seed, strict=True)
+    given = {"tolerance": tolerance, "tiling": tiling, "seed": seed,
+             "tiling_max_tile": tiling_max_tile, "overlap_analysis": overlap_analysis}
+    settings = {**build_settings(variant),
+                **{k: v for k, v in given.items() if v is not None}}
+    return verify_artifact(
+        path, recipe_variant=variant, source_model=source_model,
+        tolerance=float(settings["tolerance"]), tiling=bool(settings["tiling"]),
+        seed=int(settings["seed"]), strict=True,
+        tiling_max_tile=int(settings["tiling_max_tile"]) or None,
+        overlap_analysis=ALWAYS if settings["overlap_analysis"] else ON_FAILURE)
+
+
+def build_settings(variant: Any) -> dict[str, Any]:
+    """The verification settings of ``variant``: its ``spec.verify`` over :data:`BUILD_DEFAULTS`.
+
+    Accepts a resolved :class:`~czbuild.recipe.RecipeSpec` or its plain (mapping) form.
+    """
+    spec = getattr(variant, "spec", None)
+    section: Any = spec.get("verify") if isinstance(spec, Mapping) else getattr(spec, "verify",
+                                                                               None)
+    if section is not None and not isinstance(section, Mapping):
+        section = section.model_dump() if hasattr(section, "model_dump") else vars(section)
+    return {**BUILD_DEFAULTS, **{k: v for k, v in dict(section or {}).items()
+                                 if k in BUILD_DEFAULTS}}
+
+
+def _analysis_mode(value: bool | str) -> str:
+    if value is True:
+        return ALWAYS
+    if value is False:
+        return NEVER
+    if value not in ANALYSIS_MODES:
+        raise ValueError(f"overlap_analysis must be a bool or one of {ANALYSIS_MODES}, "
+                         f"got {value!r}")
+    return str(value)
 
 
 # --- stages ---------------------------------------------------------------------------------

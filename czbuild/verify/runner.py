@@ -1,7 +1,8 @@
 """Run a packaged model the way ZEN does: float32 NHWC tiles in, float32 maps out.
 
 A runner is a callable ``runner(x) -> y`` on batches; models whose batch dim is fixed to 1 are
-fed one tile at a time. ONNX payloads run in onnxruntime (imported lazily, single-threaded on
+fed one tile at a time, others at most about a megapixel per call (:data:`PIXELS_PER_CALL`),
+so a batch of large tiles does not multiply the peak memory of the run. ONNX payloads run in onnxruntime (imported lazily, single-threaded on
 the CPU), zipped SavedModel payloads through their serving signature in TensorFlow.
 """
 
@@ -12,6 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+#: Largest batch per model call, in pixels (at least one tile per call).
+PIXELS_PER_CALL = 1 << 20
 
 
 class Runner:
@@ -40,9 +44,12 @@ class Runner:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Run on a float32 batch ``x`` and return the float32 output batch."""
         x = np.ascontiguousarray(x, dtype=np.float32)
-        if self.fixed_batch and x.shape[0] != 1:
-            return np.concatenate([self._run(x[i : i + 1]) for i in range(x.shape[0])], axis=0)
-        return self._run(x)
+        pixels = int(np.prod(x.shape[1:-1])) if x.ndim > 2 else 1
+        step = 1 if self.fixed_batch else max(1, PIXELS_PER_CALL // max(pixels, 1))
+        if x.shape[0] <= step:
+            return self._run(x)
+        return np.concatenate([self._run(x[i : i + step]) for i in range(0, x.shape[0], step)],
+                              axis=0)
 
     def _run(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -16,6 +16,13 @@ itself, which no overlap can fix. For such chains both the tiles and the whole i
 standardised with the *whole image's* statistics (running the source model for the tiles
 too), so the checks measure the model's border effects only; how much the per-tile
 statistics change the packaged model's output is reported separately as information.
+
+Bounded mode (what builds use): ``max_tile`` replaces a large tile by a *proxy tile* — the
+largest size up to ``max_tile`` that equals the artifact's tile modulo :data:`PROXY_MODULUS`
+(so every tile start keeps its alignment with down-sampling by up to 128) — and predicts the
+proxy tiles with the reference (the packaged model only runs at its own tile size; fidelity
+ties it to the reference). ``analysis`` decides whether the receptive-field probe and the
+minimal-overlap search run always, only when ``tiling.seams`` fails, or never.
 """
 
 from __future__ import annotations
@@ -39,6 +46,11 @@ NAMES = (SEAMS, FIELD, MIN_OVERLAP)
 TILES_PER_SIDE = 3
 #: At most this many tiled simulations while searching for the minimal overlap.
 SEARCH_BUDGET = 12
+#: A proxy tile has the artifact's tile size modulo this (down-sampling up to 2**7 aligned).
+PROXY_MODULUS = 128
+#: When the receptive-field probe and the minimal-overlap search run.
+ALWAYS, ON_FAILURE, NEVER = "always", "on-failure", "never"
+ANALYSIS_MODES = (ALWAYS, ON_FAILURE, NEVER)
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -47,6 +59,22 @@ def skip_all(report: VerifyReport, reason: str, names: tuple[str, ...] = NAMES) 
     """Add the tiling checks as skipped with ``reason``."""
     for name in names:
         report.add(name, SKIPPED, None, reason)
+
+
+def proxy_tile(tile: int, overlap: int, max_tile: int | None) -> int:
+    """The tile size the seam check simulates for an artifact tile of ``tile`` pixels.
+
+    ``tile`` itself when ``max_tile`` is None/0 or not exceeded; else the largest size up to
+    ``max_tile`` congruent to ``tile`` modulo :data:`PROXY_MODULUS`, raised by the modulus
+    until it exceeds ``overlap`` (never above ``tile``).
+    """
+    if not max_tile or tile <= max_tile:
+        return tile
+    steps = -(-(tile - max_tile) // PROXY_MODULUS)
+    size = tile - steps * PROXY_MODULUS
+    while size <= overlap or size < 1:
+        size += PROXY_MODULUS
+    return min(size, tile)
 
 
 def check_tiling(
@@ -58,6 +86,8 @@ def check_tiling(
     tolerance: float,
     seed: int,
     reference_tiles: bool = False,
+    analysis: str = ALWAYS,
+    max_tile: int | None = None,
 ) -> dict[str, Any]:
     """Add the three tiling checks.
 
@@ -71,6 +101,9 @@ def check_tiling(
         seed: Seed of the synthetic image and the probes.
         reference_tiles: Predict the tiles with the reference instead of the packaged model
             (used when fidelity failed, so the seams measure border effects only).
+        analysis: :data:`ALWAYS`, :data:`ON_FAILURE` (only when ``tiling.seams`` failed) or
+            :data:`NEVER`: when to probe the receptive field and search the minimal overlap.
+        max_tile: Simulate a proxy tile (:func:`proxy_tile`) for larger tiles; None: never.
 
     Returns:
         Arrays for report pictures: ``input``, ``output``, ``seam_error``, ``cuts``.
@@ -98,6 +131,9 @@ def check_tiling(
         _field_on_packaged(runner, info, report, overlap, seed)
         skip_all(report, reason, (MIN_OVERLAP,))
         return {}
+    artifact_tile = (th, tw)
+    th, tw = proxy_tile(th, overlap[0], max_tile), proxy_tile(tw, overlap[1], max_tile)
+    proxy = (th, tw) != artifact_tile
     size = (TILES_PER_SIDE * th, TILES_PER_SIDE * tw)
     image = sample_image(info, (*size, channels), seed)
     chain = freeze_statistics(reference.preprocessing, image)
@@ -108,7 +144,7 @@ def check_tiling(
                  f"image ({type(exc).__name__}: {str(exc)[:200]}); not fully convolutional?")
         return {}
     dependent = reference.tiling_dependent
-    use_reference = dependent or reference_tiles
+    use_reference = dependent or reference_tiles or proxy
     tile_predict: Predict = (
         (lambda t: reference.predict(t, preprocessing=chain)) if use_reference else runner
     )
@@ -125,9 +161,16 @@ def check_tiling(
     images = {"input": image[0], "output": run.output, "seam_error": err,
               "cuts": _cuts(run, size)}
     _seams(report, run, err, whole, overlap, declared, dependent, runner, image, tolerance,
-           reference_tiles)
-    if use_reference:
+           reference_tiles, artifact_tile if proxy else None)
+    if use_reference and not proxy:
         images["output"] = run_tiled(runner, image, (th, tw), overlap).output  # type: ignore
+    seams = report.get(SEAMS)
+    if analysis == NEVER or (analysis == ON_FAILURE and seams is not None
+                             and seams.status != FAILED):
+        skip_all(report, "overlap analysis not requested (it runs when tiling.seams fails; "
+                 "`czbuild verify` or the recipe's verify.overlap_analysis: true run it always)",
+                 (FIELD, MIN_OVERLAP))
+        return images
     probe = (2 * th, 2 * tw)  # radii up to a tile: every overlap below the tile size
     field = receptive.measure(lambda x: reference.predict(x, preprocessing=chain),
                               (*probe, channels), info.input_range, seed=seed + 7)
@@ -139,7 +182,8 @@ def check_tiling(
 
 def _seams(report: VerifyReport, run: TiledRun, err: np.ndarray, whole: np.ndarray,
            overlap: tuple[int, ...], declared: bool, dependent: bool, runner: Predict,
-           image: np.ndarray, tolerance: float, reference_tiles: bool) -> None:
+           image: np.ndarray, tolerance: float, reference_tiles: bool,
+           artifact_tile: tuple[int, int] | None = None) -> None:
     seam = float(err.max())
     where = np.unravel_index(int(np.argmax(err)), err.shape)
     details: dict[str, Any] = {
@@ -148,13 +192,21 @@ def _seams(report: VerifyReport, run: TiledRun, err: np.ndarray, whole: np.ndarr
         "tile_starts_y": run.ys, "tile_starts_x": run.xs, "max_at": [int(where[0]), int(where[1])],
         "pixels_over_tolerance": int(np.count_nonzero(err > tolerance)),
         "tiling_dependent_preprocessing": dependent,
-        "tiles_predicted_by": "reference" if dependent or reference_tiles else "packaged model",
+        "tiles_predicted_by": ("reference" if dependent or reference_tiles or artifact_tile
+                               else "packaged model"),
     }
     note = "" if declared else " (no overlap declared: simulated with 0)"
+    if artifact_tile is not None:
+        tile = list(run.tiles.shape[1:3])
+        details["proxy_tile"] = tile
+        details["artifact_tile"] = list(artifact_tile)
+        note += (f"; simulated on proxy tiles {tile} (the artifact's {list(artifact_tile)} "
+                 f"modulo {PROXY_MODULUS}, bounded for builds) predicted with the source model, "
+                 "which fidelity ties to the artifact")
     if reference_tiles and not dependent:
         note += ("; fidelity failed, so the tiles were predicted with the source model to "
                  "measure border effects alone")
-    if dependent and not reference_tiles:
+    if dependent and not reference_tiles and artifact_tile is None:
         packaged = run_tiled(runner, image, run.tiles.shape[1:3], overlap)  # type: ignore
         effect = float(error_map(packaged.output, whole).max())
         details["per_tile_statistics_effect"] = effect
