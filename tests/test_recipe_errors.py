@@ -90,6 +90,13 @@ CASES = [
     ("experimental_type", "metadata.type", 4, "allow_experimental_types: true"),
     ("name_mismatch", "name", 1, "differs from the file name"),
     ("model_id", "metadata.id", 6, "is not a UUID"),
+    ("verify_unknown_key", "verify.tolerence", 8, "did you mean 'tolerance'?"),
+    ("verify_tolerance_negative", "verify.tolerance", 8, "must be at least 0"),
+    ("verify_tolerance_too_big", "verify.tolerance", 8, "must be at most 1"),
+    ("verify_tiling_not_bool", "verify.tiling", 8, "expected true or false"),
+    ("verify_seed_float", "verify.seed", 8, "expected an integer"),
+    ("verify_max_tile_small", "verify.tiling_max_tile", 8, "0 (no limit) or at least 128"),
+    ("verify_not_a_mapping", "verify", 7, "expected a mapping"),
 ]
 
 

@@ -116,6 +116,8 @@ def _message(error: dict[str, Any], model: type[BaseModel], loc: Key) -> str:
         return f"{value!r} is not a valid name (letters, digits, '_', '.', '-'; no spaces)"
     if kind == "greater_than_equal":
         return f"must be at least {error.get('ctx', {}).get('ge')}, got {value!r}"
+    if kind == "less_than_equal":
+        return f"must be at most {error.get('ctx', {}).get('le')}, got {value!r}"
     if kind in ("too_short", "too_long"):
         return str(error["msg"]).replace("Tuple", "list").replace("Dictionary", "mapping")
     if kind == "value_error":

@@ -14,7 +14,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SOURCE_KINDS", "MetadataSpec", "RecipeSpec", "SourceSpec", "TargetSpec"]
+__all__ = [
+    "SOURCE_KINDS",
+    "MetadataSpec",
+    "RecipeSpec",
+    "SourceSpec",
+    "TargetSpec",
+    "VerifySpec",
+]
 
 SOURCE_KINDS = ("keras", "h5", "savedmodel", "factory")
 
@@ -77,6 +84,27 @@ class MetadataSpec(_Frozen):
     border_size: int | None = None
 
 
+class VerifySpec(_Frozen):
+    """How the build verifies the artifact (the recipe's ``verify:`` section, defaults filled).
+
+    Part of the spec digest: these settings decide which artifacts a build accepts.
+
+    Attributes:
+        tolerance: Maximum absolute difference (probability sums, fidelity, seams).
+        tiling: Run the tiling checks.
+        seed: Seed of every random test input.
+        tiling_max_tile: Larger tiles are checked for seams on a proxy tile (0: never).
+        overlap_analysis: Measure the receptive field and search the minimal overlap for
+            every artifact, not only when ``tiling.seams`` fails.
+    """
+
+    tolerance: float = 1e-5
+    tiling: bool = True
+    seed: int = 0
+    tiling_max_tile: int = 256
+    overlap_analysis: bool = False
+
+
 class RecipeSpec(_Frozen):
     """One fully resolved, validated recipe variant.
 
@@ -92,6 +120,7 @@ class RecipeSpec(_Frozen):
         postprocessing: Normalised op dicts applied after the model.
         metadata: The metadata.
         allow_experimental_types: Whether experimental model types were allowed.
+        verify: The build's verification settings.
     """
 
     name: str
@@ -105,6 +134,7 @@ class RecipeSpec(_Frozen):
     postprocessing: tuple[dict[str, Any], ...] = ()
     metadata: MetadataSpec
     allow_experimental_types: bool = Field(False)
+    verify: VerifySpec = Field(default_factory=VerifySpec)
 
     @property
     def extension(self) -> str:

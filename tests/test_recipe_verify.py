@@ -1,0 +1,83 @@
+"""The recipe's ``verify:`` section: defaults, validation into the spec, and the spec digest."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from czbuild.recipe import load_variants
+from czbuild.recipe.schema import VERIFY_DEFAULTS, Recipe
+from czbuild.recipe.spec import VerifySpec
+
+DATA = Path(__file__).parent / "data" / "recipes"
+
+BASE = """\
+model:
+  path: _files/tiny.keras
+tile: 256
+metadata:
+  type: SingleClassSemanticSegmentation
+  classes: [Background, Cell]
+"""
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    shutil.copytree(DATA / "_files", tmp_path / "recipes" / "_files")
+    return tmp_path
+
+
+def _variant(project: Path, extra: str = "", overrides: tuple[str, ...] = ()):
+    (project / "recipes" / "r.yaml").write_text(BASE + extra, encoding="utf-8")
+    (variant,) = load_variants(["r"], list(overrides), project_dir=project)
+    return variant
+
+
+def test_defaults_fill_the_spec(project: Path) -> None:
+    spec = _variant(project).spec
+    assert spec.verify == VerifySpec()
+    assert spec.to_plain()["verify"] == {"tolerance": 1e-5, "tiling": True, "seed": 0,
+                                         "tiling_max_tile": 256, "overlap_analysis": False}
+
+
+def test_recipe_values_reach_the_spec(tmp_path: Path) -> None:
+    shutil.copytree(DATA, tmp_path / "recipes")
+    variants = load_variants(["valid_verify"], project_dir=tmp_path)
+    assert variants[0].spec.verify == VerifySpec(tolerance=1e-3, tiling=True, seed=7,
+                                                 tiling_max_tile=0, overlap_analysis=True)
+
+
+def test_defaults_agree_across_layers() -> None:
+    from czbuild.verify.api import BUILD_DEFAULTS
+
+    assert VERIFY_DEFAULTS == VerifySpec().model_dump() == BUILD_DEFAULTS
+    assert Recipe.model_fields["verify"].default_factory().model_dump() == VERIFY_DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("extra", "same"),
+    [
+        ("verify:\n  tolerance: 1.0e-5\n  seed: 0\n", True),
+        ("verify: {}\n", True),
+        ("verify:\n  tolerance: 1.0e-4\n", False),
+        ("verify:\n  tiling: false\n", False),
+        ("verify:\n  seed: 3\n", False),
+        ("verify:\n  tiling_max_tile: 512\n", False),
+        ("verify:\n  overlap_analysis: true\n", False),
+    ],
+    ids=["explicit-defaults", "empty", "tolerance", "tiling", "seed", "max-tile", "analysis"],
+)
+def test_settings_are_part_of_the_digest(project: Path, extra: str, same: bool) -> None:
+    plain = _variant(project).digest
+    assert (_variant(project, extra).digest == plain) is same
+
+
+def test_command_line_override_and_sweep(project: Path) -> None:
+    variant = _variant(project, overrides=("+verify.tolerance=1e-3",))
+    assert variant.spec.verify.tolerance == 1e-3
+    (project / "recipes" / "r.yaml").write_text(
+        BASE + "sweep:\n  verify.tiling: [true, false]\n", encoding="utf-8")
+    variants = load_variants(["r"], project_dir=project)
+    assert sorted(v.spec.verify.tiling for v in variants) == [False, True]
