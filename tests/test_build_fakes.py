@@ -7,7 +7,12 @@ subprocess workers put this folder on ``PYTHONPATH`` (see :func:`worker_env`).
 The fake converter writes a small deterministic zip (``model.json`` = the spec, ``model.model``
 = the model file's bytes) atomically, like the real convert layer, and appends one line per
 model load to ``<project>/loads.log`` so tests can count loads. A spec may carry
-``fake: {sleep: seconds, fail: message}``.
+``fake: {sleep: seconds, fail: message, verify: "fail"}``.
+
+With ``job.verify`` set the fake writes through the real
+:func:`czbuild.build.verification.install_verified` (hidden temporary, verify, rename) with a
+fake verifier: its record passes, or fails ``tiling.seams`` when ``fake.verify == "fail"``, and
+names the file it saw in ``details.seen``.
 """
 
 from __future__ import annotations
@@ -163,22 +168,47 @@ def fake_convert(job: Any, cache: dict) -> dict:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             zf.writestr(info, data)
     data = buf.getvalue()
-    out = Path(job.out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data[: len(data) // 2])
-        handle.flush()
-        if fake.get("sleep_mid_write"):
-            time.sleep(float(fake["sleep_mid_write"]))
-        handle.write(data[len(data) // 2:])
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, out)
+
+    def write(out: Path) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data[: len(data) // 2])
+            handle.flush()
+            if fake.get("sleep_mid_write"):
+                time.sleep(float(fake["sleep_mid_write"]))
+            handle.write(data[len(data) // 2:])
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, out)
+
+    from czbuild.build.verification import install_verified
+
+    verifier = (lambda path: fake_report(path, variant, fake)) if job.verify else None
+    _, record = install_verified(Path(job.out_path), write, verifier)
     return {
         "sha256": hashlib.sha256(data).hexdigest(),
         "members": {n: hashlib.sha256(d).hexdigest() for n, d in members},
+        "verification": record,
     }
+
+
+FAKE_CHECKS = ("container.archive", "fidelity", "tiling.seams")
+
+
+def fake_report(path: Path, variant: Any, fake: dict) -> dict:
+    """A verification record shaped like :func:`czbuild.build.verification.report_record`."""
+    with zipfile.ZipFile(path) as zf:  # the file under verification is complete
+        assert zf.testzip() is None
+    failing = fake.get("verify") == "fail"
+    checks = [{"name": name, "status": "passed", "figure": "ok", "message": "fake",
+               "details": {"seen": path.name}} for name in FAKE_CHECKS]
+    if failing:
+        checks[-1].update(status="failed", figure="max seam error 0.5",
+                          message="tiled inference differs (fake)")
+    return {"path": str(PurePosixPath(variant.output)), "family": "czann", "version": "2.1.0",
+            "ok": not failing, "summary": {"passed": 3 - failing, "failed": int(failing)},
+            "metadata": {}, "checks": checks, "settings": {"tolerance": 1e-5}}
 
 
 def with_fake(variants: list[FakeVariant], **fake: Any) -> list[FakeVariant]:

@@ -1,9 +1,11 @@
-"""The conversion backend run inside a worker: one job -> one artifact.
+"""The conversion backend run inside a worker: one job -> one verified artifact.
 
 Keeps one loaded model per worker (:data:`MAX_CONVERTERS`): all variants of a sweep that use
 the same model (same source, same content, same custom objects) share one
 :class:`czbuild.keras.converter.ModelConverter`, hence one model load and, for a
-tiling-invariant model, one trace/conversion. Imports TensorFlow (lazily, on first job).
+tiling-invariant model, one trace/conversion. The same loaded model is the reference of the
+verification that runs before the artifact gets its final name
+(:mod:`czbuild.build.verification`). Imports TensorFlow (lazily, on first job).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ MAX_CONVERTERS = 1
 
 
 def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
-    """Convert ``job.variant`` into ``job.out_path``; returns sha256 and member hashes.
+    """Convert ``job.variant`` into ``job.out_path``, verified unless ``job.verify`` is False.
+
+    Returns sha256, member hashes and the verification record (None when not verified).
 
     Args:
         job: A :class:`czbuild.build.protocol.Job`.
@@ -24,6 +28,7 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
     """
     from czbuild.build.request import custom_object_files, model_source, to_request
     from czbuild.build.variant_cache import materialize
+    from czbuild.build.verification import install_verified, verify_with_reference
     from czbuild.convert import convert
 
     variant = materialize(job.variant)
@@ -46,5 +51,14 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
         entry = cache[key] = (converter, custom)
     converter, custom = entry
     request = to_request(variant, custom_objects=custom)
-    result = convert(request, Path(job.out_path), converter=converter)
-    return {"sha256": result.sha256, "members": dict(result.members)}
+    output = Path(str(variant.output)).as_posix()
+
+    def verify(path: Path) -> dict[str, Any]:
+        return verify_with_reference(path, variant, source_model=converter.model, output=output)
+
+    result, record = install_verified(
+        Path(job.out_path),
+        lambda path: convert(request, path, converter=converter),
+        verify if getattr(job, "verify", False) else None,
+    )
+    return {"sha256": result.sha256, "members": dict(result.members), "verification": record}

@@ -7,6 +7,7 @@ as variables, so they cannot be Hydra overrides directly)::
     doit                                   # build every recipe variant (sequentially)
     doit -n 2                              # two conversions at once (threads + 2 workers)
     doit recipes=nuclei overrides="tile=256,512" out=build
+    doit verify=0                          # like czbuild build --no-verify
     doit list --all ; doit info build:nuclei@tile:512 ; doit clean ; doit forget
 
 ``doit clean`` removes artifacts and their stamps. ``doit forget`` clears doit's own records
@@ -66,6 +67,7 @@ def _get_session() -> BuildSession:
             jobs=_doit_jobs(sys.argv[1:]),
             force=(get_var("force") or "") not in ("", "0"),
             debug=os.environ.get("CZBUILD_DEBUG", "") not in ("", "0"),
+            verify=(get_var("verify") or "1").lower() not in ("0", "false", "no"),
         )
         _session = BuildSession(variants, options)
         atexit.register(_session.close)

@@ -1,8 +1,12 @@
 """Running one conversion job: the backend contract shared by workers and the in-process path.
 
-A *backend* is a function ``backend(job, cache) -> {"sha256": ..., "members": {...}}`` named
-by ``"module:function"``; ``cache`` is a dict that lives as long as the process running the
-jobs (the real backend keeps the loaded model there). Tests substitute a fake backend.
+A *backend* is a function ``backend(job, cache) -> {"sha256": ..., "members": {...},
+"verification": record-or-None}`` named by ``"module:function"``; ``cache`` is a dict that
+lives as long as the process running the jobs (the real backend keeps the loaded model
+there). When ``job.verify`` is set, the backend writes the artifact through
+:func:`czbuild.build.verification.install_verified`; an exception carrying a ``report``
+attribute (:class:`~czbuild.build.verification.ArtifactVerificationError`) hands the failed
+verification's record to the build process. Tests substitute a fake backend.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ def run_job(backend: Callable[..., dict[str, Any]], job: Any, cache: dict[Any, A
             sha256=out["sha256"],
             members=dict(out.get("members") or {}),
             seconds=time.perf_counter() - start,
+            verification=out.get("verification"),
         )
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the task
         message = str(exc) if isinstance(exc, CzbuildError) else f"{type(exc).__name__}: {exc}"
@@ -46,6 +51,7 @@ def run_job(backend: Callable[..., dict[str, Any]], job: Any, cache: dict[Any, A
             error_type=type(exc).__name__,
             traceback=traceback.format_exc(),
             seconds=time.perf_counter() - start,
+            verification=getattr(exc, "report", None),
         )
 
 

@@ -2,8 +2,9 @@
 
 The manifest lists every artifact in the output directory that its stamp still vouches for
 (the file exists and, when a hash cache is given, still has the recorded sha256): path,
-sha256, size, member hashes, variant, recipe, spec digest, inputs with their hashes, and the
-toolchain versions. It is canonical JSON in a stable order and carries no timestamps, so it
+sha256, size, member hashes, variant, recipe, spec digest, inputs with their hashes, the
+toolchain versions, and the verification report the build recorded (``null`` for an
+artifact built with ``--no-verify``). It is canonical JSON in a stable order and carries no timestamps, so it
 changes exactly when an artifact or its inputs change. Because it is regenerated from the
 stamps (and written atomically) after every finished artifact, it is consistent even after
 a killed build.
@@ -51,6 +52,7 @@ def render_manifest(out_dir: Path, cache: HashCache | None = None) -> dict[str, 
                 "spec_digest": stamp.get("spec_digest"),
                 "inputs": stamp.get("inputs", []),
                 "toolchain": stamp.get("toolchain", {}),
+                "verification": stamp.get("verification"),
             }
         )
     return {"format": MANIFEST_FORMAT, "artifacts": artifacts}

@@ -25,11 +25,14 @@ class Job:
         out_path: Absolute final path of the artifact; the converter writes it atomically.
         source_key: Identifies the model the variant converts (input paths and content
             hashes); jobs with the same key share one loaded model in a worker.
+        verify: Verify the artifact before it gets its final name (the recipe's ``verify:``
+            settings); False for ``--no-verify``.
     """
 
     variant: Any
     out_path: str
     source_key: tuple = ()
+    verify: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class JobResult:
         error_type: Class name of the exception.
         traceback: Full traceback text, shown with ``--debug``.
         seconds: Time spent in the worker.
+        verification: The verification record (see :mod:`czbuild.build.verification`):
+            when ok and verified, and when the job failed verification; else None.
     """
 
     ok: bool
@@ -53,6 +58,7 @@ class JobResult:
     error_type: str = ""
     traceback: str = ""
     seconds: float = 0.0
+    verification: dict[str, Any] | None = None
 
 
 def send(stream: BinaryIO, message: Any) -> None:

@@ -34,11 +34,13 @@ class BuildReport:
         summary: Built / up-to-date / failed variant names, with failure messages.
         exit_code: doit's exit code (0 success, 1 a task failed, 2/3 doit errors).
         out_dir: Absolute output directory.
+        unverified: Up-to-date variants whose artifact was built with ``--no-verify``.
     """
 
     summary: Summary
     exit_code: int
     out_dir: Path
+    unverified: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -58,7 +60,7 @@ def build(
 
     Args:
         variants: From :func:`czbuild.recipe.load_variants`.
-        options: Output directory, jobs, force, lock timeout, backend.
+        options: Output directory, jobs, force, lock timeout, backend, verification.
         out: Where progress lines go (stdout by default).
         verbose: Also list up-to-date variants.
         keep_going: Build the other variants after a failure (``--continue``).
@@ -108,7 +110,15 @@ def build(
         if not interrupted:
             write_manifest(out_dir, session.cache)
         locking.release(out_dir)
-    return BuildReport(summary=summary, exit_code=int(code or 0), out_dir=out_dir)
+    unverified = tuple(sorted(session.unverified)) if options.verify else ()
+    if unverified:
+        shown = ", ".join(unverified[:5]) + (", ..." if len(unverified) > 5 else "")
+        stream.write(f"czbuild: note: {len(unverified)} up-to-date artifact(s) not verified "
+                     f"(built with --no-verify): {shown}; `czbuild build --force` rebuilds "
+                     "and verifies them\n")
+        stream.flush()
+    return BuildReport(summary=summary, exit_code=int(code or 0), out_dir=out_dir,
+                       unverified=unverified)
 
 
 def _restore_absl_stream() -> None:

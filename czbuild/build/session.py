@@ -5,11 +5,16 @@ executor (worker pool), and the rules for recording results:
 
 1. take the output directory's lock (once per process);
 2. re-check the stamp (another build may have produced the artifact while we waited);
-3. delete the old stamp, run the conversion (the converter writes the artifact atomically);
-4. hash the new artifact, write its stamp atomically, regenerate the manifest.
+3. delete the old stamp, run the conversion job: the worker converts into a hidden temporary
+   file, verifies it and only then renames it to the final name
+   (:mod:`czbuild.build.verification`; ``--no-verify`` writes the final name directly, still
+   atomically);
+4. hash the new artifact, write its stamp (with the verification record) atomically, keep the
+   report under ``<out>/.czbuild/reports/``, regenerate the manifest.
 
-A kill between 3 and 4 leaves a complete artifact without a stamp, which the next run
-rebuilds; nothing else can be half-done.
+A kill between 3 and 4 leaves a complete, verified artifact without a stamp, which the next
+run rebuilds; nothing else can be half-done. A failed verification fails the variant and
+installs nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from czbuild.build import locking
 from czbuild.build.fingerprint import Fingerprint, VariantLike, compute_fingerprint
 from czbuild.build.hashing import HashCache
 from czbuild.build.jobs import DEFAULT_BACKEND
+from czbuild.build.jsonio import write_json
 from czbuild.build.manifest import write_manifest
 from czbuild.build.pool import Executor, InProcessExecutor, WorkerPool
 from czbuild.build.protocol import Job
@@ -36,10 +42,12 @@ from czbuild.build.stamps import (
     make_stamp,
     read_stamp,
     remove_stamp,
+    report_path,
     state_dir,
     write_stamp,
 )
-from czbuild.build.status import VariantStatus, compare
+from czbuild.build.status import VariantStatus, compare, stamp_verified
+from czbuild.build.verification import failure_details, stale_verifying_files
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +63,9 @@ class BuildOptions:
         lock_timeout: Seconds to wait for another build on the same ``out_dir``.
         backend: ``module:function`` the workers run per job (tests inject a fake here).
         in_process: Convert in this process instead of worker subprocesses.
-        debug: Put worker tracebacks into failure messages.
+        debug: Put worker tracebacks (and every failed check's message) into failure messages.
+        verify: Verify each artifact before installing it (``--no-verify`` sets False); the
+            recipe's ``verify:`` section gives the settings.
     """
 
     out_dir: Path = Path("build")
@@ -65,6 +75,7 @@ class BuildOptions:
     backend: str = DEFAULT_BACKEND
     in_process: bool = False
     debug: bool = False
+    verify: bool = True
 
 
 @dataclass
@@ -88,6 +99,7 @@ class BuildSession:
         self.out_dir = Path(os.path.abspath(self.options.out_dir))
         self.cache = HashCache.shared(state_dir(self.out_dir) / "hashcache.json")
         self.outcomes: dict[str, Outcome] = {}
+        self.unverified: set[str] = set()  # up-to-date variants whose stamp has no verification
         self._lock = threading.Lock()
         self._executor_lock = threading.Lock()
         names = [v.name for v in self.variants]
@@ -109,7 +121,12 @@ class BuildSession:
         fp = self.fingerprint(variant)
         stamp = read_stamp(self.out_dir, fp.output)
         reasons = compare(fp, stamp, self.artifact_path(variant), self.cache)
-        return VariantStatus(variant=variant.name, output=fp.output, reasons=reasons)
+        verified = stamp_verified(stamp)
+        if not reasons and verified is False:
+            with self._lock:
+                self.unverified.add(variant.name)
+        return VariantStatus(variant=variant.name, output=fp.output, reasons=reasons,
+                             verified=verified)
 
     # --- the build action ---------------------------------------------------------------
 
@@ -148,13 +165,19 @@ class BuildSession:
             return Outcome("failed", error=pin_error)
         remove_stamp(self.out_dir, fp.output)
         _remove_stale_temporaries(artifact)
-        job = Job(variant=variant, out_path=str(artifact), source_key=_source_key(fp))
+        job = Job(variant=variant, out_path=str(artifact), source_key=_source_key(fp),
+                  verify=self.options.verify)
         result = self._get_executor().run(job, group=_source_key(fp))
+        report_file = self._keep_report(fp.output, result.verification)
         if not result.ok:
             error = result.error
             if fp.recipe_file not in error and Path(fp.recipe_file).name not in error:
                 error = f"{fp.recipe_file}: {error}"
-            if self.options.debug and result.traceback:
+            if result.verification is not None:
+                error += f"; full report: {_display(report_file)}"
+                if self.options.debug:
+                    error += "\n" + "\n".join(failure_details(result.verification))
+            elif self.options.debug and result.traceback:
                 error += "\n" + result.traceback
             return Outcome("failed", error=error)
         self.cache.forget(artifact)
@@ -167,10 +190,26 @@ class BuildSession:
         record = ArtifactRecord(
             path=fp.output, sha256=sha, size=artifact.stat().st_size, members=result.members
         )
-        write_stamp(self.out_dir, make_stamp(fp, record))
+        write_stamp(self.out_dir, make_stamp(fp, record, result.verification))
         write_manifest(self.out_dir, self.cache)
         self.cache.save()
         return Outcome("built")
+
+    def _keep_report(self, output: str, record: dict[str, Any] | None) -> Path | None:
+        """Write the verification record to ``<out>/.czbuild/reports/<output>.verify.json``."""
+        path = report_path(self.out_dir, output)
+        if record is None:
+            try:
+                path.unlink()  # an older report would describe another build of the artifact
+            except FileNotFoundError:
+                pass
+            return None
+        try:
+            write_json(path, record)
+        except (OSError, TypeError, ValueError) as exc:
+            log.warning("cannot write the verification report %s: %s", path, exc)
+            return None
+        return path
 
     def _get_executor(self) -> Executor:
         with self._executor_lock:
@@ -197,6 +236,10 @@ class BuildSession:
         locking.hold(self.out_dir, self.options.lock_timeout)
         artifact = self.artifact_path(variant)
         remove_stamp(self.out_dir, str(variant.output))
+        try:
+            report_path(self.out_dir, str(variant.output)).unlink()
+        except FileNotFoundError:
+            pass
         for path in [artifact, *_stale_temporaries(artifact)]:
             try:
                 path.unlink()
@@ -248,7 +291,17 @@ def _source_key(fp: Fingerprint) -> Hashable:
 
 def _stale_temporaries(artifact: Path) -> list[Path]:
     pattern = os.path.join(glob.escape(str(artifact.parent)), f".{glob.escape(artifact.name)}.*.tmp")
-    return [Path(p) for p in glob.glob(pattern)]
+    return sorted({Path(p) for p in glob.glob(pattern)} | set(stale_verifying_files(artifact)))
+
+
+def _display(path: Path | None) -> str:
+    """``path`` relative to the working directory when inside it (for messages)."""
+    if path is None:
+        return "(not written)"
+    try:
+        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+    except ValueError:
+        return str(path)
 
 
 def _remove_stale_temporaries(artifact: Path) -> None:

@@ -60,9 +60,32 @@ def stamp_path(out_dir: Path, output: PurePosixPath | str) -> Path:
     return state_dir(out_dir) / "stamps" / (rel.as_posix() + ".json")
 
 
-def make_stamp(fingerprint: Fingerprint, artifact: ArtifactRecord) -> dict[str, Any]:
-    """The stamp document for an artifact built from ``fingerprint``."""
-    return {"format": STAMP_FORMAT, **fingerprint.to_json(), "artifact": artifact.to_json()}
+def make_stamp(
+    fingerprint: Fingerprint,
+    artifact: ArtifactRecord,
+    verification: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The stamp document for an artifact built from ``fingerprint``.
+
+    Args:
+        fingerprint: What the artifact was built from.
+        artifact: The artifact's path and hashes.
+        verification: The verification record (:mod:`czbuild.build.verification`), or None
+            when the artifact was built with ``--no-verify``.
+    """
+    return {"format": STAMP_FORMAT, **fingerprint.to_json(), "artifact": artifact.to_json(),
+            "verification": verification}
+
+
+def reports_dir(out_dir: Path) -> Path:
+    """``<out>/.czbuild/reports``: the latest verification report of each artifact."""
+    return state_dir(out_dir) / "reports"
+
+
+def report_path(out_dir: Path, output: PurePosixPath | str) -> Path:
+    """Where the latest verification report of the artifact at ``output`` is kept."""
+    stamp_path(out_dir, output)  # validates ``output``
+    return reports_dir(out_dir) / (PurePosixPath(output).as_posix() + ".verify.json")
 
 
 def write_stamp(out_dir: Path, stamp: dict[str, Any]) -> Path:

@@ -40,11 +40,20 @@ class Reason:
 
 @dataclass(frozen=True)
 class VariantStatus:
-    """Whether one variant's artifact is up to date, and if not, why."""
+    """Whether one variant's artifact is up to date, and if not, why.
+
+    Attributes:
+        variant: The variant name.
+        output: The artifact path relative to the output folder.
+        reasons: Why it is out of date (empty: up to date).
+        verified: Whether its stamp records a passed verification; None without a stamp.
+            An artifact built with ``--no-verify`` is up to date but not verified.
+    """
 
     variant: str
     output: str
     reasons: tuple[Reason, ...]
+    verified: bool | None = None
 
     @property
     def up_to_date(self) -> bool:
@@ -55,8 +64,17 @@ class VariantStatus:
             "variant": self.variant,
             "output": self.output,
             "up_to_date": self.up_to_date,
+            "verified": self.verified,
             "reasons": [r.to_json() for r in self.reasons],
         }
+
+
+def stamp_verified(stamp: Mapping[str, Any] | None) -> bool | None:
+    """Whether ``stamp`` records a passed verification (None when there is no stamp)."""
+    if stamp is None:
+        return None
+    record = stamp.get("verification")
+    return isinstance(record, Mapping) and bool(record.get("ok"))
 
 
 def compare(

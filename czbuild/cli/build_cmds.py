@@ -67,13 +67,16 @@ _args = click.argument("args", nargs=-1, metavar="[RECIPE ...] [OVERRIDE ...]")
               help="Seconds to wait for another build of the same output folder.")
 @click.option("--in-process", is_flag=True,
               help="Convert in this process instead of worker processes (debugging).")
+@click.option("--no-verify", is_flag=True,
+              help="Skip the verification of each new artifact (the recipe's verify: section); "
+              "`czbuild status` then shows it as not verified.")
 @click.option("--locked", is_flag=True,
               help="Rebuild in a scratch folder and fail if any artifact differs from "
               "czbuild.lock (which is then not updated); see `czbuild check`.")
 @click.pass_context
 def build_cmd(ctx: click.Context, args: tuple[str, ...], jobs: int, out: Path | None,
               project: Path | None, keep_going: bool, force: bool, wait: float,
-              in_process: bool, locked: bool) -> None:
+              in_process: bool, locked: bool, no_verify: bool) -> None:
     """Build the artifacts of RECIPEs (default: all) that are out of date.
 
     OVERRIDEs use Hydra syntax and may sweep: tile=256,512 'range(256,1025,256)'.
@@ -88,7 +91,8 @@ def build_cmd(ctx: click.Context, args: tuple[str, ...], jobs: int, out: Path | 
         click.echo("czbuild: no recipes to build")
         return
     options = BuildOptions(out_dir=out_dir, jobs=jobs, force=force, lock_timeout=wait,
-                           in_process=in_process, debug=debug_enabled(ctx))
+                           in_process=in_process, debug=debug_enabled(ctx),
+                           verify=not no_verify)
     if locked:  # czbuild.release: check against czbuild.lock, then install the checked artifacts
         from czbuild.cli.release_cmds import build_locked
 
@@ -129,7 +133,8 @@ def status_cmd(args: tuple[str, ...], out: Path | None, project: Path | None, as
     else:
         for result in results:
             label = "up to date " if result.up_to_date else "out of date"
-            click.echo(f"{label}  {result.variant}  ({result.output})")
+            note = "  [not verified]" if result.verified is False else ""
+            click.echo(f"{label}  {result.variant}  ({result.output}){note}")
             for reason in result.reasons:
                 click.echo(f"             - {reason.message}")
         click.echo(f"czbuild: {len(results) - len(stale)} up to date, {len(stale)} out of date "

@@ -1,0 +1,194 @@
+"""Benchmark: what verification costs inside ``czbuild build`` (wall time and peak RSS).
+
+Each row is one cold ``czbuild build`` in a fresh process and a fresh output folder; peak RSS
+is that of the largest process in the tree (the conversion worker, which also verifies).
+
+* ``examples``: the bundled recipes (denoise, legacy_seed, nuclei x 3 tiles: 5 artifacts),
+  copied to a temporary project: ``--no-verify``; the default (bounded) verification;
+  verification without the tiling checks; and the unbounded checks ``czbuild verify --recipe``
+  runs (seams on the artifact's own tile, receptive field, minimal-overlap search).
+* ``unet``: the ~7.8M-parameter U-Net of bench/unet.py at one tile size (default 1024) with a
+  passing ``min_overlap`` (96): ``--no-verify``; default; no tiling checks; a declared overlap
+  that is too small (32: the seam check fails and the overlap analysis runs, on the proxy
+  tile); and, per ``--unbounded-tiles``, the seam check on the artifact's own tile (no proxy).
+  A watchdog kills a run whose process tree exceeds ``--memory-limit-gb`` and reports it.
+
+Usage: python bench/bench_verify_build.py [--unet-tile 1024] [--unbounded-tiles 256 512 1024]
+                                          [--memory-limit-gb 12] [--skip-examples]
+                                          [--skip-unet] [--only-unbounded] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+FACTORY = f"""\
+import sys
+
+sys.path.insert(0, {str(REPO / 'bench')!r})
+from unet import build_unet  # noqa: E402
+
+
+def build():
+    return build_unet()
+"""
+
+RECIPE = """\
+name: unet
+model:
+  factory: ../models/unet_factory.py:build
+format: czann
+tile: 256
+metadata:
+  type: MultiClassSemanticSegmentation
+  classes: [background, class1, class2]
+  min_overlap: [96, 96]
+"""
+
+
+def _tree_rss(root: int) -> int:
+    """Largest RSS (bytes) of ``root`` and its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as handle:
+                fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields.get("PPid", "0").strip() or 0), []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+    best, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        best = max(best, rss.get(pid, 0))
+        todo.extend(children.get(pid, []))
+    return best
+
+
+def measure(args: list[str], cwd: Path, limit_gb: float) -> dict:
+    """Run ``czbuild ARGS``; wall time, peak RSS of the tree, exit code, output tail."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "czbuild", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    peak, killed = 0, False
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        if peak > limit_gb * 1024**3:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.2)
+    out, _ = proc.communicate()
+    wall = time.perf_counter() - start
+    return {"wall": wall, "peak_mb": peak / 1024**2, "rc": proc.returncode, "killed": killed,
+            "out": out[-3000:]}
+
+
+def _row(label: str, r: dict, limit_gb: float) -> tuple[str, str, str, str]:
+    if r["killed"]:
+        return (label, f"> {r['wall']:.0f} (killed)", f"> {limit_gb * 1024:.0f}", "killed")
+    lines = [l for l in r["out"].splitlines() if l.startswith("czbuild: ") and "built" in l]
+    return (label, f"{r['wall']:.1f}", f"{r['peak_mb']:.0f}", lines[-1] if lines else f"rc {r['rc']}")
+
+
+def examples(root: Path, limit_gb: float) -> list[tuple[str, str, str, str]]:
+    for part in ("recipes", "configs", "models"):
+        shutil.copytree(REPO / part, root / part)
+    runs = [
+        ("examples, --no-verify", ["--no-verify"]),
+        ("examples, verified (default)", []),
+        ("examples, verified, no tiling checks", ["+verify.tiling=false"]),
+        ("examples, unbounded (own tile + overlap analysis)",
+         ["+verify.tiling_max_tile=0", "+verify.overlap_analysis=true"]),
+    ]
+    measure(["build", "--out", "out-warmup", "--no-verify"], root, limit_gb)
+    rows = []
+    for i, (label, extra) in enumerate(runs):
+        r = measure(["build", "--out", f"out-{i}", *extra], root, limit_gb)
+        rows.append(_row(label, r, limit_gb))
+        print(" | ".join(rows[-1]), flush=True)
+        if r["rc"] != 0:
+            print(r["out"], flush=True)
+    return rows
+
+
+def unet(root: Path, tile: int, unbounded: list[int], limit_gb: float,
+         only_unbounded: bool = False) -> list[tuple[str, str, str, str]]:
+    (root / "recipes").mkdir(parents=True, exist_ok=True)
+    (root / "models").mkdir(exist_ok=True)
+    (root / "models" / "unet_factory.py").write_text(FACTORY)
+    (root / "recipes" / "unet.yaml").write_text(RECIPE)
+    t = f"tile={tile}"
+    runs = [
+        (f"U-Net {t}, --no-verify", [t, "--no-verify"]),
+        (f"U-Net {t}, verified (default: proxy tile 256)", [t]),
+        (f"U-Net {t}, verified, no tiling checks", [t, "+verify.tiling=false"]),
+        (f"U-Net {t}, min_overlap 32: seams fail, overlap analysis runs",
+         [t, "metadata.min_overlap=[32,32]"]),
+    ]
+    if only_unbounded:
+        runs = []
+    runs += [(f"U-Net tile={u}, seams on the artifact's own tile (tiling_max_tile 0)",
+              [f"tile={u}", "+verify.tiling_max_tile=0"]) for u in unbounded]
+    measure(["build", "unet", t, "--out", "out-warmup", "--no-verify"], root, limit_gb)
+    rows = []
+    for i, (label, extra) in enumerate(runs):
+        r = measure(["build", "unet", *extra, "--out", f"out-{i}"], root, limit_gb)
+        rows.append(_row(label, r, limit_gb))
+        print(" | ".join(rows[-1]), flush=True)
+        if "fail" in label and r["rc"] == 1:
+            failed = [l.strip() for l in r["out"].splitlines() if "verification failed" in l]
+            print("   ", failed[:1], flush=True)
+        elif r["rc"] != 0 and not r["killed"]:
+            print(r["out"], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--unet-tile", type=int, default=1024)
+    parser.add_argument("--unbounded-tiles", type=int, nargs="*", default=[256, 512])
+    parser.add_argument("--memory-limit-gb", type=float, default=12.0)
+    parser.add_argument("--skip-examples", action="store_true")
+    parser.add_argument("--skip-unet", action="store_true")
+    parser.add_argument("--only-unbounded", action="store_true",
+                        help="U-Net: only the runs on the artifact's own tile")
+    parser.add_argument("--keep", type=Path, default=None)
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="czbuild-bench-verify-"))
+    rows = []
+    if not args.skip_examples:
+        rows += examples(root / "examples", args.memory_limit_gb)
+    if not args.skip_unet:
+        rows += unet(root / "unet", args.unet_tile, args.unbounded_tiles, args.memory_limit_gb,
+                     args.only_unbounded)
+    print()
+    print("| run | wall (s) | peak RSS (MB) | summary |")
+    print("| --- | ---: | ---: | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(json.dumps({"root": str(root)}))
+    if args.keep is None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
