@@ -288,7 +288,7 @@ def _single_spec(structure: Any, what: str, path: Path, signature: str) -> tuple
     else:
         items = [(None, t) for t in tf.nest.flatten(structure)]
     if len(items) != 1:
-        names = ", ".join(str(k) for k, _ in items) if items else "none"
+        names = ", ".join(sorted(str(k) for k, _ in items)) if items else "none"
         raise ModelError(
             f"model source {str(path)!r}: signature {signature!r} has {len(items)} {what}s "
             f"({names}); czbuild needs exactly one input and one output"
