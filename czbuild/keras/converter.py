@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ConvertedModel", "ModelConverter", "chain_key"]
 
+# How often an undefined-size conversion that fails to specialise is converted again before
+# the fixed route is taken (see ModelConverter._specialized).
+_FREE_RETRIES = 2
+
 # tf2onnx and Keras name things from process-global counters: one conversion at a time.
 _CONVERT_LOCK = threading.RLock()
 
@@ -260,14 +264,33 @@ class ModelConverter:
                 logger.info("no undefined-size conversion (%s); converting per tile", exc)
                 self._free_onnx[(key, opset)] = None
             del free_model
-        free = self._free_onnx[(key, opset)]
-        if free is None:
-            return None
-        try:
-            payload = specialize_onnx(free, tile, output_spatial_dims=out_shape[:-1])
-        except ConversionError as exc:
-            logger.info("tile %s cannot be specialised (%s); converting at fixed dims", tile, exc)
-            return None
+        payload = None
+        for attempt in range(1 + _FREE_RETRIES):
+            free = self._free_onnx[(key, opset)]
+            if free is None:
+                return None
+            try:
+                payload = specialize_onnx(free, tile, output_spatial_dims=out_shape[:-1])
+                break
+            except ConversionError as exc:
+                if attempt == _FREE_RETRIES:
+                    logger.info(
+                        "tile %s cannot be specialised (%s); converting at fixed dims", tile, exc
+                    )
+                    return None
+                # Seen on a loaded machine: tf2onnx occasionally declares a wrong output rank
+                # for the undefined-size graph (an extra Unsqueeze). Taking the fixed route
+                # then would make the bytes depend on machine load, so convert again first.
+                logger.warning(
+                    "undefined-size conversion did not specialise to %s (%s); converting again",
+                    tile, exc,
+                )
+                free_model = self._wrap(pre, post, (None, None))
+                channels = free_model.inputs[0].shape[-1]
+                self._free_onnx[(key, opset)] = self._export(
+                    free_model, (None, None, None, channels), opset
+                )
+                del free_model
         return ConvertedModel(payload, in_shape, out_shape, "specialized", opset)
 
     def _fixed_onnx(
