@@ -226,3 +226,30 @@ def test_model_that_traces_only_at_fixed_sizes_takes_the_fixed_route():
     assert [r.route for r in results] == ["fixed", "fixed"]
     x = np.random.default_rng(9).random((1, 16, 16, 1), dtype=np.float32)
     np.testing.assert_allclose(_ort(results[1].payload, x), np.asarray(model(x)), atol=1e-5)
+
+
+def test_failed_specialisation_converts_again_before_taking_the_fixed_route(
+    sweep, models, monkeypatch
+):
+    """A flaky undefined-size conversion must not change the route (and so the bytes)."""
+    from czbuild.errors import ConversionError
+    from czbuild.keras import onnx_export
+    from czbuild.keras.converter import ModelConverter
+
+    _, results = sweep
+    real = onnx_export.specialize_onnx
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConversionError("the output rank 5, expected 4 (simulated)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnx_export, "specialize_onnx", flaky)
+    converter = ModelConverter(models["invariant_model"]())
+    got = converter.onnx(preprocessing=[{"op": "scale", "scale": 0.5}], spatial_dims=(16, 16),
+                         opset=12)
+    assert calls["n"] == 2
+    assert got.route == "specialized"
+    assert got.payload == results[16].payload
