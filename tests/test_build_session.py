@@ -110,6 +110,22 @@ def test_czbuild_version_change_rebuilds_everything(project, monkeypatch) -> Non
     assert len(report.summary.built) == 4
 
 
+def test_source_date_epoch_change_rebuilds_with_the_reason(project, monkeypatch) -> None:
+    _root, variants, out = project
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    _build(variants, out)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    messages = {r.message for s in status(variants, out) for r in s.reasons}
+    assert messages == {
+        "zip entry time (SOURCE_DATE_EPOCH) changed: default -> 2023-11-14 22:13:20"
+    }
+    report, _ = _build(variants, out)
+    assert len(report.summary.built) == 4
+    assert all(s.up_to_date for s in status(variants, out))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "315532800")  # 1980-01-01: the default again
+    assert not any(s.up_to_date for s in status(variants, out))
+
+
 @pytest.mark.parametrize("damage", ["delete", "modify"])
 def test_missing_or_modified_output_is_rebuilt(project, damage) -> None:
     _root, variants, out = project

@@ -15,6 +15,7 @@ from typing import Any
 
 from czbuild.build.fingerprint import Fingerprint
 from czbuild.build.hashing import HashCache
+from czbuild.build.toolchain import ZIP_TIME_KEY
 
 _MAX_SPEC_REASONS = 8
 _MAX_VALUE_CHARS = 48
@@ -179,7 +180,12 @@ def _version_reasons(old: Mapping[str, str], new: Mapping[str, str]) -> list[Rea
     reasons = []
     for name in sorted(set(old) | set(new)):
         before, after = old.get(name, "<none>"), new.get(name, "<none>")
-        if before != after:
+        if before == after:
+            continue
+        if name == ZIP_TIME_KEY:
+            reasons.append(Reason("toolchain", "zip entry time (SOURCE_DATE_EPOCH) changed: "
+                                  f"{old.get(name, 'default')} -> {new.get(name, 'default')}"))
+        else:
             kind = "czbuild-version" if name == "czbuild" else "toolchain"
             reasons.append(Reason(kind, f"{name} version changed: {before} -> {after}"))
     return reasons

@@ -49,4 +49,29 @@ def toolchain_versions() -> dict[str, str]:
 
     The values are cached for the life of the process.
     """
-    return {"czbuild": czbuild_version(), **dict(_toolchain())}
+    versions = {"czbuild": czbuild_version(), **dict(_toolchain())}
+    stamp = zip_date_time_override()
+    if stamp is not None:
+        versions[ZIP_TIME_KEY] = stamp
+    return versions
+
+
+# Key under which a non-default zip entry time (SOURCE_DATE_EPOCH) is recorded.
+ZIP_TIME_KEY = "zip_date_time"
+
+
+def zip_date_time_override() -> str | None:
+    """The zip entry time ``SOURCE_DATE_EPOCH`` selects, or None for the default (1980-01-01).
+
+    It changes every artifact's bytes, so it belongs to the fingerprint; recorded only when it
+    differs from the default so that ordinary builds, stamps and lock files do not mention it.
+
+    Raises:
+        ArchiveError: ``SOURCE_DATE_EPOCH`` is set but not an integer.
+    """
+    from czbuild.formats.ziputil import zip_date_time
+
+    value = zip_date_time()
+    if value == (1980, 1, 1, 0, 0, 0):
+        return None
+    return "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}".format(*value)

@@ -115,9 +115,10 @@ def cache_key(names: Sequence[str], overrides: Sequence[str], project_dir: Path,
               cache: HashCache) -> str:
     """The key described in the module docstring."""
     from czbuild.build.stamps import STATE_DIR
+    from czbuild.recipe.project import BUNDLED_CONFIGS
 
     project = Path(project_dir).absolute()
-    folders = [project / "recipes", project / "configs", _PACKAGE_DIR.parent / "configs"]
+    folders = [project / "recipes", project / "configs", BUNDLED_CONFIGS]
     for name in names:
         if name.endswith((".yaml", ".yml")) or "/" in name or os.sep in name:
             folders.append((project / name).parent if not os.path.isabs(name)

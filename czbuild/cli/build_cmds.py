@@ -16,10 +16,11 @@ from czbuild.errors import BuildError
 _DEFAULT_OUT = "build"
 
 
-def _project_dir(project: Path | None) -> Path:
-    from czbuild.build.variants import find_project_dir
+def _project_dir(project: Path | None, args: tuple[str, ...] = ()) -> Path:
+    """``--project``, else the project of a recipe named by path, else the cwd's project."""
+    from czbuild.recipe.project import project_for
 
-    return Path(project).absolute() if project else find_project_dir()
+    return project_for(args, project)
 
 
 def _out_dir(out: Path | None, project_dir: Path) -> Path:
@@ -84,7 +85,7 @@ def build_cmd(ctx: click.Context, args: tuple[str, ...], jobs: int, out: Path | 
     from czbuild.build import BuildOptions, build
     from czbuild.cli import debug_enabled
 
-    project_dir = _project_dir(project)
+    project_dir = _project_dir(project, args)
     out_dir = _out_dir(out, project_dir)
     variants = _load(args, project_dir, out_dir)
     if not variants:
@@ -122,7 +123,7 @@ def status_cmd(args: tuple[str, ...], out: Path | None, project: Path | None, as
     """Say which artifacts are up to date, and why the others are not."""
     from czbuild.build import status
 
-    project_dir = _project_dir(project)
+    project_dir = _project_dir(project, args)
     out_dir = _out_dir(out, project_dir)
     variants = _load(args, project_dir, out_dir)
     results = status(variants, out_dir)
@@ -160,7 +161,7 @@ def clean_cmd(args: tuple[str, ...], out: Path | None, project: Path | None, orp
     """
     from czbuild.build import clean
 
-    project_dir = _project_dir(project)
+    project_dir = _project_dir(project, args)
     out_dir = _out_dir(out, project_dir)
     variants = _load(args, project_dir, out_dir) if (args or orphans) else None
     removed = clean(variants, out_dir, orphans=orphans, lock_timeout=wait)
