@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 from test_verify_tiles import box_filter
 
+from czbuild.verify import receptive
 from czbuild.verify.info import ModelInfo
+from czbuild.verify.inputs import BLOB_DENSITY, BLOB_RADIUS, sample_image
+from czbuild.verify.source import freeze_statistics
 from czbuild.verify.report import FAILED, PASSED, SKIPPED, VerifyReport
 from czbuild.verify.tiling import (
     ALWAYS,
@@ -126,10 +129,10 @@ def _sample_image_everywhere(info: ModelInfo, shape: tuple[int, int, int], seed:
     image = np.empty((h, w, c))
     for ch in range(c):
         base = 0.15 + 0.2 * (yy / max(h - 1, 1)) * (0.5 + 0.5 * ch / max(c, 1))
-        for _ in range(max(3, (h * w) // 300)):
+        for _ in range(max(3, round(h * w * BLOB_DENSITY))):
             cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-            radius = rng.uniform(1.5, max(2.0, min(h, w) / 20))
-            base = base + rng.uniform(0.25, 0.6) * np.exp(
+            radius = rng.uniform(*BLOB_RADIUS)
+            base = base + rng.uniform(0.25, 0.5) * np.exp(
                 -((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius**2))
         image[..., ch] = base + rng.normal(0.0, 0.05, size=(h, w))
     low, high = info.input_range
@@ -142,9 +145,49 @@ def _sample_image_everywhere(info: ModelInfo, shape: tuple[int, int, int], seed:
 @pytest.mark.parametrize("shape", [(96, 80, 3), (200, 120, 1), (40, 400, 1)],
                          ids=["rgb", "tall", "wide"])
 def test_windowed_blobs_give_the_same_image(shape: tuple[int, int, int]) -> None:
-    from czbuild.verify.inputs import sample_image
-
     info = ModelInfo(family="czmodel", version="3.1.0", type="SemanticSegmentation",
                      input_shape=shape, output_shape=shape, input_range=(0.0, 65535.0),
                      integer_input=True)
     assert np.array_equal(sample_image(info, shape, 5), _sample_image_everywhere(info, shape, 5))
+
+
+def _gray(size: int) -> ModelInfo:
+    return ModelInfo(family="czann", version="2.1.0", type="Regression",
+                     input_shape=(size, size, 1), output_shape=(size, size, 1))
+
+
+def test_sample_image_statistics_do_not_depend_on_its_size() -> None:
+    stats = []
+    for size in (64, 256, 1024):
+        image = sample_image(_gray(size), (size, size, 1), 11)
+        saturated = float(np.mean((image <= 0.0) | (image >= 1.0)))
+        stats.append((saturated, float(image.std()), float(image.mean())))
+    for saturated, std, mean in stats:
+        assert saturated < 0.01
+        assert 0.08 < std < 0.2
+        assert 0.2 < mean < 0.4
+    stds = [s[1] for s in stats]
+    assert max(stds) / min(stds) < 1.5
+    assert np.array_equal(sample_image(_gray(256), (256, 256, 1), 11),
+                          sample_image(_gray(256), (256, 256, 1), 11))
+
+
+def _three_convs(x: np.ndarray) -> np.ndarray:
+    """Three 3x3 convolutions with a saturating activation each: receptive radius 3."""
+    for _ in range(3):
+        x = np.tanh(box_filter(1)(x))
+    return x
+
+
+def test_receptive_field_with_statistics_frozen_on_a_large_image() -> None:
+    size = 1024
+    image = sample_image(_gray(size), (size, size, 1), 5)
+    chain = freeze_statistics([{"op": "per_image_standardization"}], image)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        from czbuild import ops
+
+        return _three_convs(ops.apply_numpy(chain, x))
+
+    field = receptive.measure(predict, (32, 32, 1), (0.0, 1.0), seed=12)
+    assert field.radius == (3, 3) and field.bounded

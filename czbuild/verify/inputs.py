@@ -13,6 +13,10 @@ from czbuild.verify.info import ModelInfo
 
 #: Blob extent in radii: 0.6 * exp(-reach**2 / 2) < 2**-60, far below half an ulp of 0.15.
 _BLOB_REACH = 10.0
+#: Blob radii in pixels (fixed, so the image looks the same at every size).
+BLOB_RADIUS = (4.0, 12.0)
+#: Blobs per pixel of area (one per 2500 px: about 10% of the area inside a blob radius).
+BLOB_DENSITY = 1.0 / 2500
 
 
 def random_tiles(info: ModelInfo, shape: tuple[int, ...], count: int, seed: int) -> np.ndarray:
@@ -36,6 +40,12 @@ def random_tiles(info: ModelInfo, shape: tuple[int, ...], count: int, seed: int)
 def sample_image(info: ModelInfo, shape: tuple[int, ...], seed: int) -> np.ndarray:
     """A synthetic microscopy-like image: bright blobs on a gradient background, with noise.
 
+    Its statistics do not depend on its size: blob radii are fixed in pixels
+    (:data:`BLOB_RADIUS`), the number of blobs grows with the area (:data:`BLOB_DENSITY`), so
+    the mean, the standard deviation and the fraction of clipped pixels are about the same at
+    64 px and at 4096 px (frozen whole-image statistics then suit any tile). Deterministic
+    from ``seed``.
+
     Args:
         info: Gives the value range.
         shape: ``(H, W, C)``.
@@ -48,13 +58,13 @@ def sample_image(info: ModelInfo, shape: tuple[int, ...], seed: int) -> np.ndarr
     h, w, c = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     image = np.empty((h, w, c))
-    count = max(3, (h * w) // 300)
+    count = max(3, round(h * w * BLOB_DENSITY))
     for ch in range(c):
         base = 0.15 + 0.2 * (yy / max(h - 1, 1)) * (0.5 + 0.5 * ch / max(c, 1))
         for _ in range(count):
             cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-            radius = rng.uniform(1.5, max(2.0, min(h, w) / 20))
-            amplitude = rng.uniform(0.25, 0.6)
+            radius = rng.uniform(*BLOB_RADIUS)
+            amplitude = rng.uniform(0.25, 0.5)
             # Only where the blob can change the sum: beyond _BLOB_REACH radii its value is
             # below half an ulp of the background (>= 0.15), so the image is the same as if
             # every blob were added to every pixel -- at a fraction of the cost.
