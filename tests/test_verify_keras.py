@@ -196,9 +196,12 @@ def test_per_image_standardisation_is_measured_with_frozen_statistics(out, stack
     report = verify_artifact(path, source_model=stack, preprocessing=pre)
     assert report.get("fidelity").status == PASSED
     seams = report.get("tiling.seams")
-    assert seams.status == PASSED
+    # Border effects alone stay within the tolerance; the real per-tile statistics do not.
+    assert seams.details["max_seam_error"] <= seams.details["tolerance"]
+    assert seams.status == WARNING
     assert seams.details["tiling_dependent_preprocessing"] is True
-    assert seams.details["per_tile_statistics_effect"] > 1e-5
+    assert seams.details["per_tile_statistics_effect"] > seams.details["tolerance"]
+    assert report.ok
     assert report.get("tiling.min_overlap").details["minimal_overlap"] == 6
 
 

@@ -10,7 +10,7 @@ from czbuild.verify import receptive
 from czbuild.verify.info import ModelInfo
 from czbuild.verify.inputs import BLOB_DENSITY, BLOB_RADIUS, sample_image
 from czbuild.verify.source import freeze_statistics
-from czbuild.verify.report import FAILED, PASSED, SKIPPED, VerifyReport
+from czbuild.verify.report import FAILED, PASSED, SKIPPED, WARNING, VerifyReport
 from czbuild.verify.tiling import (
     ALWAYS,
     FIELD,
@@ -191,3 +191,43 @@ def test_receptive_field_with_statistics_frozen_on_a_large_image() -> None:
 
     field = receptive.measure(predict, (32, 32, 1), (0.0, 1.0), seed=12)
     assert field.radius == (3, 3) and field.bounded
+
+
+PER_IMAGE = ({"op": "per_image_standardization"},)
+
+
+class StandardisingReference(BoxReference):
+    """A box filter after per-image standardisation (frozen when the tiling checks ask)."""
+
+    preprocessing = PER_IMAGE
+    tiling_dependent = True
+
+    def predict(self, x: np.ndarray, *, preprocessing=None) -> np.ndarray:
+        from czbuild import ops
+
+        chain = self.preprocessing if preprocessing is None else tuple(preprocessing)
+        return super().predict(ops.apply_numpy(chain, np.asarray(x, np.float64)))
+
+
+class StandardisingModel(PackagedModel):
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        from czbuild import ops
+
+        return super().__call__(ops.apply_numpy(PER_IMAGE, np.asarray(x, np.float64)))
+
+
+@pytest.mark.parametrize(("tile", "max_tile", "by"),
+                         [(64, None, "packaged model"), (512, 128, "reference")],
+                         ids=["full", "bounded"])
+def test_per_tile_statistics_make_the_seams_a_warning(tile: int, max_tile, by: str) -> None:
+    report = VerifyReport(path=None)  # type: ignore[arg-type]
+    runner = StandardisingModel(tile)
+    check_tiling(runner, StandardisingReference(), _info(tile, 2 * RADIUS), report,
+                 tolerance=1e-4, seed=0, analysis=ON_FAILURE, max_tile=max_tile)
+    seams = report.get(SEAMS)
+    effect = seams.details["per_tile_statistics_effect"]
+    assert seams.status == WARNING, seams.message
+    assert effect > 1e-2 and seams.details["max_seam_error"] <= 1e-4
+    assert f"{effect:.2g}" in seams.figure and "tile boundaries" in seams.message
+    assert seams.details["per_tile_statistics_predicted_by"] == by
+    assert (runner.calls > 0) is (max_tile is None)
