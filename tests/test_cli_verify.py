@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from czbuild.cli import cli
+from czbuild.cli.verify_cmds import report_stem
 from czbuild.formats.archive import write_czann
 from czbuild.formats.czann import CzannMetadata
 
@@ -95,14 +96,40 @@ def test_report_writes_html_pictures_and_json(artifact, tmp_path):
     out = tmp_path / "report"
     result = run(str(artifact), "--report", str(out))
     assert result.exit_code == 0
+    stem = report_stem(artifact)
+    assert stem.startswith("tiny.czann-") and len(stem) == len("tiny.czann-") + 8
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["tiny.czann.html", "tiny.czann.input.png", "tiny.czann.json",
-                     "tiny.czann.output.png"]
-    page = (out / "tiny.czann.html").read_text()
+    assert names == [f"{stem}.html", f"{stem}.input.png", f"{stem}.json",
+                     f"{stem}.output.png"]
+    page = (out / f"{stem}.html").read_text()
     assert "data:image/png;base64," in page and "semantics" in page and "MinOverlap" in page
-    assert (out / "tiny.czann.input.png").read_bytes()[:4] == b"\x89PNG"
-    assert json.loads((out / "tiny.czann.json").read_text())["ok"] is True
-    assert f"report: {out / 'tiny.czann.html'}" in result.output
+    assert (out / f"{stem}.input.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / f"{stem}.json").read_text())["ok"] is True
+    assert f"report: {out / (stem + '.html')}" in result.output
+
+
+def test_reports_of_artifacts_with_the_same_name_do_not_overwrite_each_other(artifact, tmp_path):
+    copies = []
+    for tile in (128, 512):
+        copy = tmp_path / "build" / "tiny" / f"tile={tile}" / artifact.name
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes(artifact.read_bytes())
+        copies.append(copy)
+    out = tmp_path / "report"
+    for copy in copies:
+        assert run(str(copy), "--report", str(out)).exit_code == 0
+    pages = sorted(p.name for p in out.glob("*.html"))
+    assert len(pages) == 2 and all(p.startswith("tiny.czann-") for p in pages)
+
+
+def test_report_stem_of_recipe_variants_is_their_path_in_the_build_folder():
+    from types import SimpleNamespace
+
+    stems = {report_stem(Path("build/nuclei") / f"tile={t}" / "nuclei.czann",
+                         SimpleNamespace(name=f"nuclei@tile={t}",
+                                         output=Path(f"nuclei/tile={t}/nuclei.czann")))
+             for t in (128, 512)}
+    assert stems == {"nuclei__tile=128__nuclei.czann", "nuclei__tile=512__nuclei.czann"}
 
 
 def test_no_tiling_skips_the_tiling_checks(artifact):

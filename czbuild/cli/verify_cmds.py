@@ -8,6 +8,7 @@ need it (a payload to run, a source model to load).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,20 @@ def select_variant(recipe: str, artifact: Path, project_dir: Path | None) -> Any
                       + " or --recipe ".join(v.name for v in variants), file=base)
 
 
+def report_stem(artifact: Path, variant: Any = None) -> str:
+    """File name stem of the ``--report`` files of ``artifact``, distinct per artifact.
+
+    With a recipe variant: the artifact's path relative to the build folder with ``/`` as
+    ``__`` (``nuclei__tile=512__nuclei.czann``); variants of one recipe share the file name but
+    not that path. Without: the file name and a short hash of the absolute path
+    (``nuclei.czann-1a2b3c4d``).
+    """
+    if variant is not None:
+        return "__".join(Path(variant.output).parts)
+    digest = hashlib.sha256(str(artifact.resolve()).encode("utf-8")).hexdigest()[:8]
+    return f"{artifact.name}-{digest}"
+
+
 @click.command("verify")
 @click.argument("artifact", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--recipe", "recipe", metavar="RECIPE_OR_VARIANT",
@@ -75,7 +90,8 @@ def select_variant(recipe: str, artifact: Path, project_dir: Path | None) -> Any
               help="Project folder holding recipes/ (default: found from the current folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Also write an HTML report with pictures into this folder.")
+              help="Also write an HTML report with pictures into this folder (files named "
+                   "after the artifact's path in the build folder, or its name and a hash).")
 @click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=1e-5,
               show_default=True, help="Max abs difference for probabilities, fidelity, seams.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the test inputs.")
@@ -101,7 +117,7 @@ def verify_cmd(ctx: click.Context, artifact: Path, recipe: str | None,
     else:
         click.echo(render_text(report))
     if report_dir is not None:
-        written = write_html_report(report, report_dir)
+        written = write_html_report(report, report_dir, report_stem(artifact, variant))
         click.echo(f"report: {written[0]}", err=as_json)
     if not report.ok:
         ctx.exit(1)

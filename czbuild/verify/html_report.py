@@ -1,8 +1,9 @@
 """Render a :class:`VerifyReport` as a small self-contained HTML page with pictures.
 
-For an artifact ``nuclei.czann`` the folder receives ``nuclei.czann.html`` (pictures inlined
-as base64, so the page can be mailed or attached to a ticket), the same pictures as
-``nuclei.czann.<picture>.png`` next to it, and the JSON report ``nuclei.czann.json``.
+For a stem ``nuclei.czann`` (default: the artifact's file name) the folder receives
+``nuclei.czann.html`` (pictures inlined as base64, so the page can be mailed or attached to a
+ticket), the same pictures as ``nuclei.czann.<picture>.png`` next to it, and the JSON report
+``nuclei.czann.json``.
 """
 
 from __future__ import annotations
@@ -36,19 +37,23 @@ figcaption{font-size:.85em;max-width:22em}code{font-size:.9em}
 """
 
 
-def write_html_report(report: VerifyReport, out_dir: str | os.PathLike[str]) -> list[Path]:
+def write_html_report(report: VerifyReport, out_dir: str | os.PathLike[str],
+                      stem: str | None = None) -> list[Path]:
     """Write the HTML page, the PNG pictures and the JSON report of ``report``.
 
     Args:
         report: A finished report.
         out_dir: Folder to write into (created if missing).
+        stem: File name stem (default: the artifact's file name). Reports of artifacts with
+            the same file name (variants of one recipe) need distinct stems, see
+            ``czbuild.cli.verify_cmds.report_stem``.
 
     Returns:
         The written files, HTML page first.
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = report.path.name
+    stem = stem or report.path.name
     written: list[Path] = []
     figures: list[str] = []
     for name in ("input", "output", "seam_error"):
