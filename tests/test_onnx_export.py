@@ -371,3 +371,45 @@ def test_export_rejects_two_outputs():
     )
     with pytest.raises(ConversionError, match="one input and one output"):
         ox.export_onnx(model, opset=12, input_shape=(None, 8, 8, 1))
+
+
+@pytest.mark.slow
+def test_a_conversion_declaring_the_wrong_output_rank_is_repeated(monkeypatch):
+    """tf2onnx sometimes drops the final Squeeze (rank-5 output): convert again, same bytes."""
+    from czbuild.keras import onnx_export
+
+    model = _namespace()["tiny_unet"]()
+    expected = onnx_export.export_onnx(model, opset=12, input_shape=(None, None, None, 2))
+    real = onnx_export._tf2onnx_convert
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        proto = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            proto.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 1
+        return proto
+
+    monkeypatch.setattr(onnx_export, "_tf2onnx_convert", flaky)
+    got = onnx_export.export_onnx(model, opset=12, input_shape=(None, None, None, 2))
+    assert calls["n"] == 2
+    assert got == expected
+
+
+@pytest.mark.slow
+def test_a_conversion_that_keeps_declaring_the_wrong_rank_fails(monkeypatch):
+    from czbuild.errors import ConversionError
+    from czbuild.keras import onnx_export
+
+    model = _namespace()["tiny_unet"]()
+    real = onnx_export._tf2onnx_convert
+
+    def broken(*args, **kwargs):
+        proto = real(*args, **kwargs)
+        proto.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 1
+        return proto
+
+    monkeypatch.setattr(onnx_export, "_tf2onnx_convert", broken)
+    monkeypatch.setattr(onnx_export, "_CONVERSION_RETRIES", 1)
+    with pytest.raises(ConversionError, match="rank 5 for a model output of rank 4"):
+        onnx_export.export_onnx(model, opset=12, input_shape=(None, 16, 16, 2))
