@@ -349,3 +349,27 @@ def test_cli_verify_with_ambiguous_recipe(project, tmp_path):
     result = CliRunner().invoke(cli, ["verify", str(elsewhere), "--recipe", "tiny",
                                       "--project", str(root)])
     assert result.exit_code == 2 and "tiny@tile=16" in result.output
+
+
+def test_recipe_metadata_is_compared_with_the_variant(project):
+    from czbuild.recipe import load_variants
+
+    root, built = project
+    v16, p16 = built["tiny@tile=16"]
+    v24, _ = built["tiny@tile=24"]
+    good = verify_artifact(p16, recipe_variant=v16, tiling=False)
+    assert good.get("recipe.metadata").status == PASSED, good.get("recipe.metadata").message
+    wrong_tile = verify_artifact(p16, recipe_variant=v24, tiling=False)
+    check = wrong_tile.get("recipe.metadata")
+    assert check.status == FAILED and not wrong_tile.ok
+    assert "InputShape tile: artifact [16, 16], recipe [24, 24]" in check.message
+    assert set(check.details["differing"]) == {"InputShape tile"}
+    (other,) = [v for v in load_variants(
+        ["tiny"], ["metadata.min_overlap=[8,8]", "metadata.classes=[a,b]",
+                   "+metadata.model_name=Other"], project_dir=root)
+        if v.spec.spatial_dims == v16.spec.spatial_dims]
+    check = verify_artifact(p16, recipe_variant=other, tiling=False).get("recipe.metadata")
+    assert check.status == FAILED
+    assert set(check.details["differing"]) == {"MinOverlap", "Classes", "ModelName"}
+    assert "MinOverlap: artifact [6, 6], recipe [8, 8]" in check.message
+    assert "ModelName: artifact 'tiny', recipe 'Other'" in check.message

@@ -9,8 +9,8 @@ from test_verify_tiles import box_filter
 from czbuild.verify import receptive
 from czbuild.verify.info import ModelInfo
 from czbuild.verify.inputs import BLOB_DENSITY, BLOB_RADIUS, sample_image
-from czbuild.verify.source import freeze_statistics
 from czbuild.verify.report import FAILED, PASSED, SKIPPED, WARNING, VerifyReport
+from czbuild.verify.source import freeze_statistics
 from czbuild.verify.tiling import (
     ALWAYS,
     FIELD,

@@ -23,6 +23,8 @@ from czbuild.verify.fidelity import check_fidelity
 from czbuild.verify.info import REGRESSION, SEGMENTATION, ModelInfo
 from czbuild.verify.members import check_members
 from czbuild.verify.metadata import check_metadata
+from czbuild.verify.recipe_metadata import NAME as RECIPE_METADATA
+from czbuild.verify.recipe_metadata import check_recipe_metadata
 from czbuild.verify.report import FAILED, SKIPPED, VerifyReport
 from czbuild.verify.runner import OnnxRunner, Runner
 from czbuild.verify.semantics import check_semantics
@@ -117,6 +119,9 @@ def verify_artifact(
     runner: Runner | None = None
     try:
         info, runner = _static_checks(path, report, strict=strict, max_bytes=max_bytes)
+        if recipe_variant is not None:
+            _stage(report, RECIPE_METADATA, "none",
+                   lambda: check_recipe_metadata(report, recipe_variant))
         if info is None or runner is None:
             return report
         samples = _stage(report, "semantics", "run", lambda: check_semantics(
