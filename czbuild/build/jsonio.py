@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from czbuild.formats.ziputil import fsync_dir
+
 
 def canonical_json(value: Any) -> bytes:
     """Serialise ``value`` as canonical JSON: sorted keys, 2-space indent, UTF-8, final newline.
@@ -54,7 +56,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
             pass
         raise
     if durable:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def write_json(path: Path, value: Any, *, durable: bool = True) -> None:
@@ -74,16 +76,3 @@ def read_json(path: Path) -> Any | None:
             return json.loads(handle.read())
     except (FileNotFoundError, NotADirectoryError, ValueError, UnicodeDecodeError):
         return None
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from czbuild.errors import VerifyError
+from czbuild.formats.ziputil import fsync_dir
 
 VERIFYING = ".verifying-"
 R = TypeVar("R")
@@ -91,7 +92,7 @@ def install_verified(
         if not record.get("ok"):
             raise ArtifactVerificationError(failure_summary(record), record)
         os.replace(tmp, out_path)
-        _fsync_dir(out_path.parent)
+        fsync_dir(out_path.parent)
         return result, record
     finally:
         try:
@@ -182,16 +183,3 @@ def _scrub(value: Any, replacements: list[tuple[str, str]]) -> Any:
     if isinstance(value, list):
         return [_scrub(v, replacements) for v in value]
     return value
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -183,10 +183,10 @@ def atomic_write(path: Path, data: bytes) -> None:
         if isinstance(exc, OSError):
             raise ArchiveError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Best effort: persist the rename (not possible on every OS / filesystem)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
