@@ -241,6 +241,18 @@ def test_real_failure_names_the_error_and_others_build(project: Path) -> None:
 
 
 @pytest.mark.slow
+def test_real_metadata_error_names_the_recipe_key_and_line(tmp_path: Path) -> None:
+    project = make_recipe_project(tmp_path / "proj", n_recipes=1, tiles=(32,))
+    recipe = project / "recipes/r00.yaml"
+    _edit(recipe, "classes: [bg, fg]", "classes: [bg, fg, extra]")  # the model outputs 2
+    line = recipe.read_text().splitlines().index("  classes: [bg, fg, extra]") + 1
+    proc = czbuild("build", cwd=project, timeout=900)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"recipes/r00.yaml:{line}: metadata.classes: 3 names but" in proc.stdout, proc.stdout
+    assert "Classes:" not in proc.stdout
+
+
+@pytest.mark.slow
 def test_real_sigkill_then_resume(tmp_path: Path) -> None:
     project = make_recipe_project(tmp_path / "proj", n_recipes=3, tiles=(32, 64))
     proc = subprocess.Popen([sys.executable, "-m", "czbuild", "build"], cwd=project,

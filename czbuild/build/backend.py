@@ -26,10 +26,16 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
         job: A :class:`czbuild.build.protocol.Job`.
         cache: Worker-lifetime dict: model key -> (converter, custom objects).
     """
-    from czbuild.build.request import custom_object_files, model_source, to_request
+    from czbuild.build.request import (
+        custom_object_files,
+        model_source,
+        recipe_error_for,
+        to_request,
+    )
     from czbuild.build.variant_cache import materialize
     from czbuild.build.verification import install_verified, verify_with_reference
     from czbuild.convert import convert
+    from czbuild.errors import MetadataError
 
     variant = materialize(job.variant)
     spec = variant.spec
@@ -50,15 +56,23 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
         converter = ModelConverter(model_source(spec, project), custom_objects=custom)
         entry = cache[key] = (converter, custom)
     converter, custom = entry
-    request = to_request(variant, custom_objects=custom)
+    try:
+        request = to_request(variant, custom_objects=custom)
+    except MetadataError as exc:
+        raise recipe_error_for(variant, exc) from exc
     output = Path(str(variant.output)).as_posix()
 
     def verify(path: Path) -> dict[str, Any]:
         return verify_with_reference(path, variant, source_model=converter.model, output=output)
 
+    def write(path: Path) -> Any:
+        try:
+            return convert(request, path, converter=converter)
+        except MetadataError as exc:
+            # name the recipe's key and line, not the library's metadata field
+            raise recipe_error_for(variant, exc) from exc
+
     result, record = install_verified(
-        Path(job.out_path),
-        lambda path: convert(request, path, converter=converter),
-        verify if getattr(job, "verify", False) else None,
+        Path(job.out_path), write, verify if getattr(job, "verify", False) else None
     )
     return {"sha256": result.sha256, "members": dict(result.members), "verification": record}

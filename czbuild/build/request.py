@@ -11,7 +11,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from czbuild.errors import RecipeError
+from czbuild.errors import CzbuildError, MetadataError, RecipeError
+
+#: CZANN / legacy metadata field -> the recipe's dotted key (``InputShape`` is special-cased:
+#: ``tile`` or ``spatial_dims``, whichever the recipe uses).
+METADATA_KEYS: dict[str, str] = {
+    "Classes": "metadata.classes",
+    "MinOverlap": "metadata.min_overlap",
+    "Scaling": "metadata.scaling",
+    "ModelName": "metadata.model_name",
+    "Type": "metadata.type",
+    "PixelType": "metadata.pixel_type",
+    "PixelTypes": "metadata.pixel_type",
+    "Channels": "metadata.pixel_type",
+    "BorderSize": "metadata.border_size",
+    "ColorHandling": "metadata.color_handling",
+    "Id": "metadata.id",
+}
 
 
 def model_source(spec: Any, project_dir: Path) -> str:
@@ -94,3 +110,44 @@ def to_request(variant: Any, *, custom_objects: Mapping[str, Any] | None = None)
         license=licence,
         custom_objects=custom_objects or None,
     )
+
+
+def _recipe_key(field: str, source: Any) -> str | None:
+    """The recipe's dotted key for a metadata ``field`` (None when there is none)."""
+    if field == "InputShape":
+        if source is not None and source.node_at(("spatial_dims",)) is not None:
+            return "spatial_dims"
+        return "tile"
+    return METADATA_KEYS.get(field)
+
+
+def recipe_error_for(variant: Any, exc: MetadataError) -> CzbuildError:
+    """``exc`` restated in the recipe's terms: file, dotted key and, when written there, line.
+
+    A value that came from the recipe's ``sweep:`` section points at that sweep entry; one
+    from a config group or the command line has no line in the recipe, so only the key is
+    named. Errors about fields with no recipe key are returned unchanged.
+    """
+    from czbuild.recipe.keys import parse_key
+    from czbuild.recipe.source import read_source
+
+    field = getattr(exc, "field", "") or ""
+    text = str(exc)
+    message = text[len(field) + 2:] if field and text.startswith(f"{field}: ") else text
+    try:
+        source = read_source(Path(variant.recipe_file), project_dir=Path(variant.project_dir))
+    except RecipeError:
+        source = None
+    key = _recipe_key(field, source)
+    if key is None:
+        return exc
+    display = source.display if source is not None else str(variant.recipe_file)
+    line: int | None = None
+    if source is not None:
+        swept = {k for k, _ in getattr(variant, "sweep", ()) or ()}
+        if key in swept:
+            # from the sweep section (its line) or the command line (no line)
+            line = source.line_of(("sweep", key))
+        else:
+            line = source.line_of(parse_key(key))
+    return RecipeError(message, file=display, key=key, line=line)
