@@ -59,7 +59,10 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
     try:
         request = to_request(variant, custom_objects=custom)
     except MetadataError as exc:
-        raise recipe_error_for(variant, exc) from exc
+        restated = recipe_error_for(variant, exc)
+        if restated is exc:
+            raise
+        raise restated from exc
     output = Path(str(variant.output)).as_posix()
 
     def verify(path: Path) -> dict[str, Any]:
@@ -70,7 +73,10 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
             return convert(request, path, converter=converter)
         except MetadataError as exc:
             # name the recipe's key and line, not the library's metadata field
-            raise recipe_error_for(variant, exc) from exc
+            restated = recipe_error_for(variant, exc)
+            if restated is exc:
+                raise
+            raise restated from exc
 
     result, record = install_verified(
         Path(job.out_path), write, verify if getattr(job, "verify", False) else None
