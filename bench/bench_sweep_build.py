@@ -27,30 +27,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from unet_project import RECIPE_TILE, write_unet_project
+
 REPO = Path(__file__).resolve().parents[1]
-
-FACTORY = f"""\
-import sys
-
-sys.path.insert(0, {str(REPO / 'bench')!r})
-from unet import build_unet  # noqa: E402
-
-
-def build():
-    return build_unet()
-"""
-
-RECIPE = """\
-name: unet
-model:
-  factory: ../models/unet_factory.py:build
-format: czann
-tile: 256
-metadata:
-  type: MultiClassSemanticSegmentation
-  classes: [background, class1, class2]
-  min_overlap: [32, 32]
-"""
 
 # Runs one command and reports its wall time and the peak RSS of its process tree.
 MEASURE = """\
@@ -86,10 +65,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None)
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="czbuild-bench-sweep-"))
-    (root / "recipes").mkdir(parents=True, exist_ok=True)
-    (root / "models").mkdir(exist_ok=True)
-    (root / "models" / "unet_factory.py").write_text(FACTORY)
-    (root / "recipes" / "unet.yaml").write_text(RECIPE)
+    write_unet_project(root, min_overlap=32)
     sweep = "tile=" + ",".join(map(str, args.tiles))
     rows = []
 
@@ -106,9 +82,11 @@ def main() -> None:
     shutil.rmtree(root / "out-each", ignore_errors=True)
     walls, peaks, each = [], [], {}
     for tile in args.tiles:
-        # a single value is no sweep: the variant is "unet" in unet/default/, rebuilt per tile
+        # a one-value override is a variant of its own (unet@tile=T in unet/tile=T/), except
+        # for the recipe's own tile (256), which resolves to the plain variant in unet/default/
         r = measure(["build", "--no-verify", "unet", f"tile={tile}", "--out", "out-each"], root)
-        artifact = root / "out-each" / "unet" / "default" / "unet.czann"
+        folder = "default" if tile == RECIPE_TILE else f"tile={tile}"
+        artifact = root / "out-each" / "unet" / folder / "unet.czann"
         each[f"unet/tile={tile}/unet.czann"] = hashlib.sha256(artifact.read_bytes()).hexdigest()
         walls.append(r["wall"])
         peaks.append(r["peak_mb"])

@@ -31,31 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from unet_project import write_unet_project
+
 REPO = Path(__file__).resolve().parents[1]
-
-FACTORY = f"""\
-import sys
-
-sys.path.insert(0, {str(REPO / 'bench')!r})
-from unet import build_unet  # noqa: E402
-
-
-def build():
-    return build_unet()
-"""
-
-RECIPE = """\
-name: unet
-model:
-  factory: ../models/unet_factory.py:build
-format: czann
-tile: 256
-metadata:
-  type: MultiClassSemanticSegmentation
-  classes: [background, class1, class2]
-  min_overlap: [96, 96]
-"""
-
 
 def _tree_rss(root: int) -> int:
     """Largest RSS (bytes) of ``root`` and its descendants, from /proc."""
@@ -132,10 +110,7 @@ def examples(root: Path, limit_gb: float) -> list[tuple[str, str, str, str]]:
 
 def unet(root: Path, tile: int, unbounded: list[int], limit_gb: float,
          only_unbounded: bool = False) -> list[tuple[str, str, str, str]]:
-    (root / "recipes").mkdir(parents=True, exist_ok=True)
-    (root / "models").mkdir(exist_ok=True)
-    (root / "models" / "unet_factory.py").write_text(FACTORY)
-    (root / "recipes" / "unet.yaml").write_text(RECIPE)
+    write_unet_project(root, min_overlap=96)
     t = f"tile={tile}"
     runs = [
         (f"U-Net {t}, --no-verify", [t, "--no-verify"]),
