@@ -255,12 +255,12 @@ def _field(report: VerifyReport, field: receptive.ReceptiveField, overlap: tuple
     elif overlap[0] < field.overlap[0] or overlap[1] < field.overlap[1]:
         report.add(FIELD, WARNING, figure,
                    f"overlap {list(overlap)} is below 2 x receptive radius "
-                   f"{list(field.overlap)}: border effects can reach the stitched output "
+                   f"(= {list(field.overlap)}): border effects can reach the stitched output "
                    "(tiling.seams measures by how much)", **details)
     else:
         report.add(FIELD, PASSED, figure,
                    f"overlap {list(overlap)} covers 2 x receptive radius "
-                   f"{list(field.overlap)} ({method})", **details)
+                   f"(= {list(field.overlap)}) ({method})", **details)
 
 
 def _field_on_packaged(runner: Predict, info: ModelInfo, report: VerifyReport,
