@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from conftest import run_fresh_python
 
 from czbuild.errors import ModelError
 
@@ -99,17 +97,8 @@ def test_sweep_and_alone_give_identical_bytes(sweep, models, tmp_path):
         + "'scale': 0.5}], spatial_dims=(16, 16), opset=12)\n"
         + "print(hashlib.sha256(r.payload).hexdigest())\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONHASHSEED="7")
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split()[-1] == hashlib.sha256(results[16].payload).hexdigest()
+    stdout = run_fresh_python(script, cwd=tmp_path, PYTHONHASHSEED="7")
+    assert stdout.split()[-1] == hashlib.sha256(results[16].payload).hexdigest()
 
 
 def test_non_invariant_model_takes_the_fixed_route(models):

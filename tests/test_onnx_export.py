@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from conftest import run_fresh_python
 from onnx import TensorProto, helper
 
 from czbuild.errors import ConversionError
@@ -272,17 +270,8 @@ def test_same_bytes_after_unrelated_layers_and_in_a_fresh_process(ns, tmp_path):
     here = ns["exports"](ns["tiny_unet"]())
     script = tmp_path / "fresh.py"
     script.write_text(MODEL_SRC + EXPORTS_SRC + "print(json.dumps(exports(tiny_unet())))\n")
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONHASHSEED="123", TZ="Asia/Tokyo")
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    there = json.loads(proc.stdout.strip().splitlines()[-1])
+    stdout = run_fresh_python(script, cwd=tmp_path, PYTHONHASHSEED="123", TZ="Asia/Tokyo")
+    there = json.loads(stdout.strip().splitlines()[-1])
     assert here == there
 
 

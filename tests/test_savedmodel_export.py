@@ -5,15 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_fresh_python
 
 pytestmark = pytest.mark.slow
 
@@ -145,17 +143,9 @@ def test_same_bytes_after_unrelated_work_and_in_a_fresh_process(
         + "print(json.dumps([hashlib.sha256(export_savedmodel_zip(m)).hexdigest()\n"
         + "                  for m in (wrapped_model(), saved)]))\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONHASHSEED="99", TZ="America/Lima")
-    proc = subprocess.run(
-        [sys.executable, str(script), str(saved_source)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == here
+    stdout = run_fresh_python(script, saved_source, cwd=tmp_path, PYTHONHASHSEED="99",
+                              TZ="America/Lima")
+    assert json.loads(stdout.strip().splitlines()[-1]) == here
 
 
 def test_saved_model_source_round_trips(saved_source, tmp_path):
