@@ -5,4 +5,4 @@
 ``doit recipes=nuclei overrides="tile=256,512" out=build``.
 """
 
-from czbuild.build.dodo import DOIT_CONFIG, task_build, task_manifest  # noqa: F401
+from czbuild.builder.dodo import DOIT_CONFIG, task_build, task_manifest  # noqa: F401

@@ -214,10 +214,10 @@ def machine() -> dict[str, Any]:
             from importlib.metadata import version
 
             versions[package] = version(package if package != "tensorflow" else "tensorflow-cpu")
-        except Exception:  # noqa: BLE001 - report what is there
+        except Exception:
             try:
                 versions[package] = version(package)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 versions[package] = "?"
     return {
         "cpu": cpu,

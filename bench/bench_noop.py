@@ -51,9 +51,11 @@ sweep:
   tile: [{tiles}]
 """
 
-PROBE = ("import sys; from czbuild.cli import main; rc = main(sys.argv[1:]); "
-         "sys.stderr.write('TF-IMPORTED\\n' if 'tensorflow' in sys.modules else 'NO-TF\\n'); "
-         "sys.exit(rc)")
+PROBE = (
+    "import sys; from czbuild.cli import main; rc = main(sys.argv[1:]); "
+    "sys.stderr.write('TF-IMPORTED\\n' if 'tensorflow' in sys.modules else 'NO-TF\\n'); "
+    "sys.exit(rc)"
+)
 
 
 def make_project(root: Path, n: int) -> None:
@@ -64,15 +66,26 @@ def make_project(root: Path, n: int) -> None:
     for i in range(n):
         name = f"r{i:02d}"
         (root / "recipes" / f"{name}.yaml").write_text(
-            RECIPE.format(name=name, tiles=", ".join(map(str, TILES))))
+            RECIPE.format(name=name, tiles=", ".join(map(str, TILES)))
+        )
 
 
 def run(args: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"czbuild {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -106,9 +119,11 @@ def main() -> None:
         assert f"0 built, {n} up to date" in proc.stdout, proc.stdout
     tf = "TF-IMPORTED" in proc.stderr
     print(f"no-op build, first after the build: {first:.3f} s")
-    print(f"no-op build, steady: median {statistics.median(times):.3f} s, "
-          f"min {min(times):.3f} s, max {max(times):.3f} s over {len(times)} runs; "
-          f"tensorflow imported: {tf}")
+    print(
+        f"no-op build, steady: median {statistics.median(times):.3f} s, "
+        f"min {min(times):.3f} s, max {max(times):.3f} s over {len(times)} runs; "
+        f"tensorflow imported: {tf}"
+    )
 
     status_times = [run(["status"], root)[0] for _ in range(3)]
     print(f"czbuild status: median {statistics.median(status_times):.3f} s")

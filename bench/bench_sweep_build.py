@@ -44,19 +44,26 @@ print(json.dumps({"wall": wall, "peak_mb": peak / 1024, "rc": proc.returncode,
 
 
 def measure(args: list[str], cwd: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
     cmd = [sys.executable, "-c", MEASURE, sys.executable, "-m", "czbuild", *args]
-    result = json.loads(subprocess.run(cmd, cwd=cwd, env=env, capture_output=True,
-                                       text=True, check=True).stdout)
+    result = json.loads(
+        subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout
+    )
     if result["rc"] != 0:
         raise SystemExit(f"czbuild {' '.join(args)} failed:\n{result['out']}\n{result['err']}")
     return result
 
 
 def digests(out: Path) -> dict[str, str]:
-    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.rglob("*.czann"))}
+    return {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*.czann"))
+    }
 
 
 def main() -> None:
@@ -71,9 +78,10 @@ def main() -> None:
 
     # warm-up: the first TensorFlow start-up after boot also reads its libraries from disk
     measure(["build", "--no-verify", "unet", f"tile={args.tiles[0]}", "--out", "out-warmup"], root)
-    for label, extra, out in [("sweep, one czbuild process (worker)", [], "out-sweep"),
-                              ("sweep, one czbuild process (--in-process)", ["--in-process"],
-                               "out-inproc")]:
+    for label, extra, out in [
+        ("sweep, one czbuild process (worker)", [], "out-sweep"),
+        ("sweep, one czbuild process (--in-process)", ["--in-process"], "out-inproc"),
+    ]:
         shutil.rmtree(root / out, ignore_errors=True)
         r = measure(["build", "--no-verify", "unet", sweep, "--out", out, *extra], root)
         rows.append((label, r["wall"], r["peak_mb"]))
@@ -90,8 +98,9 @@ def main() -> None:
         each[f"unet/tile={tile}/unet.czann"] = hashlib.sha256(artifact.read_bytes()).hexdigest()
         walls.append(r["wall"])
         peaks.append(r["peak_mb"])
-        print(f"  tile {tile}, own process: {r['wall']:.1f} s, peak {r['peak_mb']:.0f} MB",
-              flush=True)
+        print(
+            f"  tile {tile}, own process: {r['wall']:.1f} s, peak {r['peak_mb']:.0f} MB", flush=True
+        )
     rows.append(("one czbuild process per tile (sum / max)", sum(walls), max(peaks)))
 
     same = digests(root / "out-sweep") == each == digests(root / "out-inproc")

@@ -35,6 +35,7 @@ from unet_project import write_unet_project
 
 REPO = Path(__file__).resolve().parents[1]
 
+
 def _tree_rss(root: int) -> int:
     """Largest RSS (bytes) of ``root`` and its descendants, from /proc."""
     children: dict[int, list[int]] = {}
@@ -60,12 +61,22 @@ def _tree_rss(root: int) -> int:
 
 def measure(args: list[str], cwd: Path, limit_gb: float) -> dict:
     """Run ``czbuild ARGS``; wall time, peak RSS of the tree, exit code, output tail."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "czbuild", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "czbuild", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     peak, killed = 0, False
     while proc.poll() is None:
         peak = max(peak, _tree_rss(proc.pid))
@@ -76,15 +87,25 @@ def measure(args: list[str], cwd: Path, limit_gb: float) -> dict:
         time.sleep(0.2)
     out, _ = proc.communicate()
     wall = time.perf_counter() - start
-    return {"wall": wall, "peak_mb": peak / 1024**2, "rc": proc.returncode, "killed": killed,
-            "out": out[-3000:]}
+    return {
+        "wall": wall,
+        "peak_mb": peak / 1024**2,
+        "rc": proc.returncode,
+        "killed": killed,
+        "out": out[-3000:],
+    }
 
 
 def _row(label: str, r: dict, limit_gb: float) -> tuple[str, str, str, str]:
     if r["killed"]:
         return (label, f"> {r['wall']:.0f} (killed)", f"> {limit_gb * 1024:.0f}", "killed")
-    lines = [l for l in r["out"].splitlines() if l.startswith("czbuild: ") and "built" in l]
-    return (label, f"{r['wall']:.1f}", f"{r['peak_mb']:.0f}", lines[-1] if lines else f"rc {r['rc']}")
+    lines = [ln for ln in r["out"].splitlines() if ln.startswith("czbuild: ") and "built" in ln]
+    return (
+        label,
+        f"{r['wall']:.1f}",
+        f"{r['peak_mb']:.0f}",
+        lines[-1] if lines else f"rc {r['rc']}",
+    )
 
 
 def examples(root: Path, limit_gb: float) -> list[tuple[str, str, str, str]]:
@@ -94,8 +115,10 @@ def examples(root: Path, limit_gb: float) -> list[tuple[str, str, str, str]]:
         ("examples, --no-verify", ["--no-verify"]),
         ("examples, verified (default)", []),
         ("examples, verified, no tiling checks", ["+verify.tiling=false"]),
-        ("examples, unbounded (own tile + overlap analysis)",
-         ["+verify.tiling_max_tile=0", "+verify.overlap_analysis=true"]),
+        (
+            "examples, unbounded (own tile + overlap analysis)",
+            ["+verify.tiling_max_tile=0", "+verify.overlap_analysis=true"],
+        ),
     ]
     measure(["build", "--out", "out-warmup", "--no-verify"], root, limit_gb)
     rows = []
@@ -108,21 +131,29 @@ def examples(root: Path, limit_gb: float) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def unet(root: Path, tile: int, unbounded: list[int], limit_gb: float,
-         only_unbounded: bool = False) -> list[tuple[str, str, str, str]]:
+def unet(
+    root: Path, tile: int, unbounded: list[int], limit_gb: float, only_unbounded: bool = False
+) -> list[tuple[str, str, str, str]]:
     write_unet_project(root, min_overlap=96)
     t = f"tile={tile}"
     runs = [
         (f"U-Net {t}, --no-verify", [t, "--no-verify"]),
         (f"U-Net {t}, verified (default: proxy tile 256)", [t]),
         (f"U-Net {t}, verified, no tiling checks", [t, "+verify.tiling=false"]),
-        (f"U-Net {t}, min_overlap 32: seams fail, overlap analysis runs",
-         [t, "metadata.min_overlap=[32,32]"]),
+        (
+            f"U-Net {t}, min_overlap 32: seams fail, overlap analysis runs",
+            [t, "metadata.min_overlap=[32,32]"],
+        ),
     ]
     if only_unbounded:
         runs = []
-    runs += [(f"U-Net tile={u}, seams on the artifact's own tile (tiling_max_tile 0)",
-              [f"tile={u}", "+verify.tiling_max_tile=0"]) for u in unbounded]
+    runs += [
+        (
+            f"U-Net tile={u}, seams on the artifact's own tile (tiling_max_tile 0)",
+            [f"tile={u}", "+verify.tiling_max_tile=0"],
+        )
+        for u in unbounded
+    ]
     measure(["build", "unet", t, "--out", "out-warmup", "--no-verify"], root, limit_gb)
     rows = []
     for i, (label, extra) in enumerate(runs):
@@ -130,7 +161,7 @@ def unet(root: Path, tile: int, unbounded: list[int], limit_gb: float,
         rows.append(_row(label, r, limit_gb))
         print(" | ".join(rows[-1]), flush=True)
         if "fail" in label and r["rc"] == 1:
-            failed = [l.strip() for l in r["out"].splitlines() if "verification failed" in l]
+            failed = [ln.strip() for ln in r["out"].splitlines() if "verification failed" in ln]
             print("   ", failed[:1], flush=True)
         elif r["rc"] != 0 and not r["killed"]:
             print(r["out"], flush=True)
@@ -144,8 +175,11 @@ def main() -> None:
     parser.add_argument("--memory-limit-gb", type=float, default=12.0)
     parser.add_argument("--skip-examples", action="store_true")
     parser.add_argument("--skip-unet", action="store_true")
-    parser.add_argument("--only-unbounded", action="store_true",
-                        help="U-Net: only the runs on the artifact's own tile")
+    parser.add_argument(
+        "--only-unbounded",
+        action="store_true",
+        help="U-Net: only the runs on the artifact's own tile",
+    )
     parser.add_argument("--keep", type=Path, default=None)
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="czbuild-bench-verify-"))
@@ -153,8 +187,13 @@ def main() -> None:
     if not args.skip_examples:
         rows += examples(root / "examples", args.memory_limit_gb)
     if not args.skip_unet:
-        rows += unet(root / "unet", args.unet_tile, args.unbounded_tiles, args.memory_limit_gb,
-                     args.only_unbounded)
+        rows += unet(
+            root / "unet",
+            args.unet_tile,
+            args.unbounded_tiles,
+            args.memory_limit_gb,
+            args.only_unbounded,
+        )
     print()
     print("| run | wall (s) | peak RSS (MB) | summary |")
     print("| --- | ---: | ---: | --- |")

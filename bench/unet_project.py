@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 _FACTORY = f"""\
 import sys
 
-sys.path.insert(0, {str(REPO / 'bench')!r})
+sys.path.insert(0, {str(REPO / "bench")!r})
 from unet import build_unet  # noqa: E402
 
 
@@ -41,4 +41,6 @@ def write_unet_project(root: Path, *, min_overlap: int) -> None:
     (root / "recipes").mkdir(parents=True, exist_ok=True)
     (root / "models").mkdir(exist_ok=True)
     (root / "models" / "unet_factory.py").write_text(_FACTORY)
-    (root / "recipes" / "unet.yaml").write_text(_RECIPE.format(overlap=min_overlap, tile=RECIPE_TILE))
+    (root / "recipes" / "unet.yaml").write_text(
+        _RECIPE.format(overlap=min_overlap, tile=RECIPE_TILE)
+    )

@@ -21,8 +21,8 @@ from czbuild.keras.preprocessing import (
 __all__ = [
     "Normalization",
     "PerImageStandardization",
-    "RgbaToBgra",
     "RgbToBgr",
+    "RgbaToBgra",
     "Scale",
     "Shift",
     "SigmoidToSoftmaxScores",

@@ -14,12 +14,18 @@ def build() -> keras.Model:
     """Return the deterministic denoiser (input and output: (None, None, 1))."""
     inputs = keras.Input(shape=(None, None, 1), name="image")
     x = layers.Conv2D(
-        8, 3, padding="same", activation="relu",
+        8,
+        3,
+        padding="same",
+        activation="relu",
         kernel_initializer=initializers.GlorotUniform(seed=31),
         bias_initializer=initializers.Zeros(),
     )(inputs)
     outputs = layers.Conv2D(
-        1, 3, padding="same", activation="sigmoid",
+        1,
+        3,
+        padding="same",
+        activation="sigmoid",
         kernel_initializer=initializers.GlorotUniform(seed=32),
         bias_initializer=initializers.Zeros(),
     )(x)

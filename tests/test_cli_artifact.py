@@ -21,17 +21,28 @@ ONNX = b"\x08\x07\x12\x07tf2onnx" + bytes(64)
 
 @pytest.fixture()
 def czann(tmp_path: Path) -> Path:
-    meta = CzannMetadata(type="SingleClassSemanticSegmentation", input_shape=(128, 128, 1),
-                         output_shape=(128, 128, 2), classes=("Background", "Nucleus, large"),
-                         model_name="Nuclei", format_version="1.1.0", scaling=(1e-6, 1e-6))
+    meta = CzannMetadata(
+        type="SingleClassSemanticSegmentation",
+        input_shape=(128, 128, 1),
+        output_shape=(128, 128, 2),
+        classes=("Background", "Nucleus, large"),
+        model_name="Nuclei",
+        format_version="1.1.0",
+        scaling=(1e-6, 1e-6),
+    )
     write_czann(tmp_path / "nuclei.czann", meta, ONNX, b"MIT")
     return tmp_path / "nuclei.czann"
 
 
 @pytest.fixture()
 def czmodel(tmp_path: Path) -> Path:
-    meta = LegacyMetadata(name="Cells", color_handling="SplitRgb", pixel_types=("Bgr24",),
-                          classes=("Background", "Cells"), border_size=8)
+    meta = LegacyMetadata(
+        name="Cells",
+        color_handling="SplitRgb",
+        pixel_types=("Bgr24",),
+        classes=("Background", "Cells"),
+        border_size=8,
+    )
     write_czmodel(tmp_path / "cells.czmodel", meta, ONNX)
     return tmp_path / "cells.czmodel"
 
@@ -75,21 +86,32 @@ def test_user_errors_are_czbuild_errors(tmp_path: Path, command) -> None:
 
 def _run(code: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_importing_formats_does_not_import_tensorflow_or_onnx() -> None:
-    proc = _run("import czbuild.formats, sys; "
-                "bad = [m for m in ('tensorflow', 'onnx', 'keras', 'jsonschema') "
-                "if m in sys.modules]; "
-                "assert not bad, bad")
+    proc = _run(
+        "import czbuild.formats, sys; "
+        "bad = [m for m in ('tensorflow', 'onnx', 'keras', 'jsonschema') "
+        "if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_cli_inspect_and_error_exit_without_tensorflow(czann: Path, tmp_path: Path) -> None:
-    code = ("import sys; from czbuild.cli import main; rc = main(sys.argv[1:]); "
-            "assert 'tensorflow' not in sys.modules and 'onnx' not in sys.modules; sys.exit(rc)")
+    code = (
+        "import sys; from czbuild.cli import main; rc = main(sys.argv[1:]); "
+        "assert 'tensorflow' not in sys.modules and 'onnx' not in sys.modules; sys.exit(rc)"
+    )
     proc = _run(code, "inspect", "--json", str(czann))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["family"] == "czann"

@@ -18,23 +18,32 @@ import time
 from pathlib import Path
 
 import pytest
-from test_build_fakes import BACKEND, REPO_DIR, make_recipe_project, worker_env
 
-from czbuild.build import BuildOptions, build
-from czbuild.build.locking import BuildLock
-from czbuild.build.variants import find_project_dir
+from czbuild.builder import BuildOptions, build
+from czbuild.builder.locking import BuildLock
+from czbuild.builder.variants import find_project_dir
+from support.build_fakes import BACKEND, REPO_DIR, make_recipe_project, worker_env
 
 N_TILES = (32, 64)
 
 
-def czbuild(*args: str, cwd: Path, check: bool = False, timeout: float = 300,
-            **env: str) -> subprocess.CompletedProcess:
+def czbuild(
+    *args: str, cwd: Path, check: bool = False, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess:
     """Run the czbuild CLI in a fresh process."""
-    proc = subprocess.run([sys.executable, "-m", "czbuild", *args], cwd=cwd, env=worker_env(**env),
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "czbuild", *args],
+        cwd=cwd,
+        env=worker_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"czbuild {' '.join(args)} -> {proc.returncode}\n"
-                             f"{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"czbuild {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -43,8 +52,11 @@ def fake_build(project: Path, *names: str) -> None:
     from czbuild.recipe import load_variants
 
     variants = load_variants(list(names) or None, project_dir=project)
-    report = build(variants, BuildOptions(out_dir=project / "build", backend=BACKEND,
-                                          in_process=True), out=io.StringIO())
+    report = build(
+        variants,
+        BuildOptions(out_dir=project / "build", backend=BACKEND, in_process=True),
+        out=io.StringIO(),
+    )
     assert report.ok, report.summary.failed
 
 
@@ -70,11 +82,20 @@ def test_status_of_a_fresh_project(project: Path) -> None:
 
 def test_noop_build_does_not_import_tensorflow(project: Path) -> None:
     fake_build(project)
-    code = ("import sys; from czbuild.cli import main; rc = main(['build']); "
-            "print('TF-IMPORTED' if 'tensorflow' in sys.modules else 'NO-TF'); sys.exit(rc)")
+    code = (
+        "import sys; from czbuild.cli import main; rc = main(['build']); "
+        "print('TF-IMPORTED' if 'tensorflow' in sys.modules else 'NO-TF'); sys.exit(rc)"
+    )
     for _ in range(2):  # the first run may compose and fill the caches; both must stay TF-free
-        proc = subprocess.run([sys.executable, "-c", code], cwd=project, env=worker_env(),
-                              capture_output=True, text=True, timeout=120, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=project,
+            env=worker_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "czbuild: 0 built, 4 up to date, 0 failed" in proc.stdout
         assert proc.stdout.strip().endswith("NO-TF")
@@ -100,22 +121,38 @@ def test_comment_only_edit_and_touch_rebuild_nothing(project: Path) -> None:
 @pytest.mark.parametrize(
     "change, affected, reason",
     [
-        pytest.param(lambda p: _edit(p / "recipes/r00.yaml", "min_overlap: [8, 8]",
-                                     "min_overlap: [16, 16]"),
-                     {"r00@tile=32", "r00@tile=64"},
-                     "spec value metadata.min_overlap[0] changed: 8 -> 16", id="recipe-value"),
-        pytest.param(lambda p: (p / "models/tiny.py").write_text(
-            (p / "models/tiny.py").read_text() + "# retrained\n"),
+        pytest.param(
+            lambda p: _edit(p / "recipes/r00.yaml", "min_overlap: [8, 8]", "min_overlap: [16, 16]"),
+            {"r00@tile=32", "r00@tile=64"},
+            "spec value metadata.min_overlap[0] changed: 8 -> 16",
+            id="recipe-value",
+        ),
+        pytest.param(
+            lambda p: (p / "models/tiny.py").write_text(
+                (p / "models/tiny.py").read_text() + "# retrained\n"
+            ),
             {"r00@tile=32", "r00@tile=64", "r01@tile=32", "r01@tile=64"},
-            "model changed: models/tiny.py", id="model-bytes"),
-        pytest.param(lambda p: (p / "LICENSE").write_text("Apache-2.0\n"),
-                     {"r00@tile=32", "r00@tile=64", "r01@tile=32", "r01@tile=64"},
-                     "licence changed: LICENSE", id="licence"),
-        pytest.param(lambda p: (p / "build/r01/tile=64/r01.czann").unlink(),
-                     {"r01@tile=64"}, "output missing: r01/tile=64/r01.czann", id="output-missing"),
-        pytest.param(lambda p: (p / "build/r01/tile=64/r01.czann").write_bytes(b"x"),
-                     {"r01@tile=64"}, "output modified since it was built: r01/tile=64/r01.czann",
-                     id="output-modified"),
+            "model changed: models/tiny.py",
+            id="model-bytes",
+        ),
+        pytest.param(
+            lambda p: (p / "LICENSE").write_text("Apache-2.0\n"),
+            {"r00@tile=32", "r00@tile=64", "r01@tile=32", "r01@tile=64"},
+            "licence changed: LICENSE",
+            id="licence",
+        ),
+        pytest.param(
+            lambda p: (p / "build/r01/tile=64/r01.czann").unlink(),
+            {"r01@tile=64"},
+            "output missing: r01/tile=64/r01.czann",
+            id="output-missing",
+        ),
+        pytest.param(
+            lambda p: (p / "build/r01/tile=64/r01.czann").write_bytes(b"x"),
+            {"r01@tile=64"},
+            "output modified since it was built: r01/tile=64/r01.czann",
+            id="output-modified",
+        ),
     ],
 )
 def test_status_names_the_reason(project: Path, change, affected, reason) -> None:
@@ -128,13 +165,15 @@ def test_status_names_the_reason(project: Path, change, affected, reason) -> Non
 
 def test_czbuild_version_change_is_reported(project: Path, monkeypatch) -> None:
     fake_build(project)
-    from czbuild.build import status, toolchain
+    from czbuild.builder import status, toolchain
     from czbuild.recipe import load_variants
 
     monkeypatch.setattr(toolchain, "czbuild_version", lambda: "9.9.9")
     results = status(load_variants(project_dir=project), project / "build")
-    assert all(any("czbuild version changed" in r.message and "-> 9.9.9" in r.message
-                   for r in s.reasons) for s in results)
+    assert all(
+        any("czbuild version changed" in r.message and "-> 9.9.9" in r.message for r in s.reasons)
+        for s in results
+    )
 
 
 def test_second_build_refuses_while_the_lock_is_held(project: Path) -> None:
@@ -171,8 +210,15 @@ def test_clean_removes_what_was_built(project: Path) -> None:
 
 
 def _doit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "doit", *args], cwd=cwd, env=worker_env(),
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "doit", *args],
+        cwd=cwd,
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_doit_list_info_clean_forget(project: Path) -> None:
@@ -225,7 +271,11 @@ def test_real_build_then_noop(project: Path) -> None:
     factory.write_text(factory.read_text().replace("Conv2D(4,", "Conv2D(6,"))
     proc = czbuild("build", cwd=project, check=True, timeout=900)
     assert "czbuild: 4 built, 0 up to date" in proc.stdout
-    assert read_artifact(project / "build/r01/tile=64/r01.czann").metadata.input_shape == (64, 64, 1)
+    assert read_artifact(project / "build/r01/tile=64/r01.czann").metadata.input_shape == (
+        64,
+        64,
+        1,
+    )
 
 
 @pytest.mark.slow
@@ -255,8 +305,13 @@ def test_real_metadata_error_names_the_recipe_key_and_line(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_real_sigkill_then_resume(tmp_path: Path) -> None:
     project = make_recipe_project(tmp_path / "proj", n_recipes=3, tiles=(32, 64))
-    proc = subprocess.Popen([sys.executable, "-m", "czbuild", "build"], cwd=project,
-                            env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "czbuild", "build"],
+        cwd=project,
+        env=worker_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     out = project / "build"
     try:
         deadline = time.monotonic() + 600
@@ -271,7 +326,7 @@ def test_real_sigkill_then_resume(tmp_path: Path) -> None:
             proc.wait()
     finished = {p: p.stat() for p in out.rglob("*.czann")}
     assert 1 <= len(finished) < 6
-    from czbuild.build import iter_stamps
+    from czbuild.builder import iter_stamps
     from czbuild.formats.archive import read_artifact
 
     for path in finished:

@@ -83,13 +83,25 @@ def test_show_prints_resolved_specs_and_digests() -> None:
     ("overrides", "names"),
     [
         pytest.param(["tile=1024"], ["nuclei@tile=1024"], id="narrow-sweep"),
-        pytest.param(["tile=256,512", "target=zen-core-3.4"],
-                     ["nuclei@target=zen-core-3.4,tile=256", "nuclei@target=zen-core-3.4,tile=512"],
-                     id="sweep-and-group"),
-        pytest.param(["metadata.classes=[bg,fg]",
-                      "+metadata.id=3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10", "tile=512"],
-                     [("nuclei@metadata.classes=[bg,fg],"
-                       "metadata.id=3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10,tile=512")], id="values"),
+        pytest.param(
+            ["tile=256,512", "target=zen-core-3.4"],
+            ["nuclei@target=zen-core-3.4,tile=256", "nuclei@target=zen-core-3.4,tile=512"],
+            id="sweep-and-group",
+        ),
+        pytest.param(
+            [
+                "metadata.classes=[bg,fg]",
+                "+metadata.id=3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10",
+                "tile=512",
+            ],
+            [
+                (
+                    "nuclei@metadata.classes=[bg,fg],"
+                    "metadata.id=3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10,tile=512"
+                )
+            ],
+            id="values",
+        ),
     ],
 )
 def test_show_json_with_overrides(overrides: list[str], names: list[str]) -> None:
@@ -159,8 +171,15 @@ def test_commands_never_import_tensorflow(argv: list[str]) -> None:
         "sys.exit(rc)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY=\n" in proc.stderr
 
@@ -170,16 +189,28 @@ def test_commands_never_import_tensorflow(argv: list[str]) -> None:
     [
         pytest.param([], {"tile": 128}, id="recipe-sweep"),
         pytest.param(["tile=1024"], {"tile": 1024}, id="pinned"),
-        pytest.param(["tile=1024", "+metadata.id=3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10",
-                      "metadata.scaling=[1e-7,1e-7]", "target=zen-core-3.13",
-                      "~metadata.license"],
-                     {"tile": 1024, "metadata.id": "3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10",
-                      "metadata.scaling": [1e-7, 1e-7], "target": "zen-core-3.13",
-                      "~metadata.license": None}, id="typed"),
+        pytest.param(
+            [
+                "tile=1024",
+                "+metadata.id=3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10",
+                "metadata.scaling=[1e-7,1e-7]",
+                "target=zen-core-3.13",
+                "~metadata.license",
+            ],
+            {
+                "tile": 1024,
+                "metadata.id": "3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10",
+                "metadata.scaling": [1e-7, 1e-7],
+                "target": "zen-core-3.13",
+                "~metadata.license": None,
+            },
+            id="typed",
+        ),
     ],
 )
-def test_show_json_keeps_the_types_of_sweep_values(overrides: list[str],
-                                                   sweep: dict[str, object]) -> None:
+def test_show_json_keeps_the_types_of_sweep_values(
+    overrides: list[str], sweep: dict[str, object]
+) -> None:
     result = _run("show", "nuclei", *overrides, "--json", "--project", str(ROOT))
     assert result.exit_code == 0, result.output
     first = json.loads(result.output)["variants"][0]
@@ -194,8 +225,7 @@ def test_schema_write_keeps_a_copy_for_a_user_project(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     written = tmp_path / "recipe.schema.json"
     assert written.read_text(encoding="utf-8") == _run("schema").output
-    assert result.output.splitlines()[-1] == \
-        "# yaml-language-server: $schema=../recipe.schema.json"
+    assert result.output.splitlines()[-1] == "# yaml-language-server: $schema=../recipe.schema.json"
 
 
 def test_schema_write_into_a_folder_of_another_project(tmp_path: Path) -> None:
@@ -207,5 +237,7 @@ def test_schema_write_into_a_folder_of_another_project(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (folder / "recipe.schema.json").is_file()
     assert f"wrote {folder / 'recipe.schema.json'}" in result.output
-    assert result.output.splitlines()[-1] == \
-        "# yaml-language-server: $schema=../../tools/schemas/recipe.schema.json"
+    assert (
+        result.output.splitlines()[-1]
+        == "# yaml-language-server: $schema=../../tools/schemas/recipe.schema.json"
+    )

@@ -15,9 +15,21 @@ from czbuild.cli.verify_cmds import report_stem
 from czbuild.formats.archive import write_czann
 from czbuild.formats.czann import CzannMetadata
 
-CHECKS = ["container.archive", "container.members", "container.metadata", "container.layout",
-          "container.hygiene", "payload.model", "payload.io", "payload.opset", "semantics",
-          "fidelity", "tiling.seams", "tiling.receptive_field", "tiling.min_overlap"]
+CHECKS = [
+    "container.archive",
+    "container.members",
+    "container.metadata",
+    "container.layout",
+    "container.hygiene",
+    "payload.model",
+    "payload.io",
+    "payload.opset",
+    "semantics",
+    "fidelity",
+    "tiling.seams",
+    "tiling.receptive_field",
+    "tiling.min_overlap",
+]
 
 
 def _onnx(size: int = 8, classes: int = 3) -> bytes:
@@ -30,7 +42,8 @@ def _onnx(size: int = 8, classes: int = 3) -> bytes:
         helper.make_node("Softmax", ["z"], ["output"], axis=3),
     ]
     graph = helper.make_graph(
-        nodes, "g",
+        nodes,
+        "g",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", size, size, 1])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", size, size, classes])],
         initializer=[numpy_helper.from_array(w, "w")],
@@ -43,8 +56,13 @@ def _onnx(size: int = 8, classes: int = 3) -> bytes:
 @pytest.fixture()
 def artifact(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.czann"
-    meta = CzannMetadata(type="SingleClassSemanticSegmentation", input_shape=(8, 8, 1),
-                         output_shape=(8, 8, 3), classes=("a", "b", "c"), min_overlap=(2, 2))
+    meta = CzannMetadata(
+        type="SingleClassSemanticSegmentation",
+        input_shape=(8, 8, 1),
+        output_shape=(8, 8, 3),
+        classes=("a", "b", "c"),
+        min_overlap=(2, 2),
+    )
     write_czann(path, meta, _onnx())
     return path
 
@@ -77,8 +95,7 @@ def test_failed_check_exits_non_zero(broken):
     assert result.exit_code == 1
     doc = json.loads(result.output)
     assert doc["ok"] is False
-    assert doc["checks"][0] == {**doc["checks"][0], "name": "container.archive",
-                                "status": "failed"}
+    assert doc["checks"][0] == {**doc["checks"][0], "name": "container.archive", "status": "failed"}
 
 
 def test_text_output(artifact, broken):
@@ -99,8 +116,7 @@ def test_report_writes_html_pictures_and_json(artifact, tmp_path):
     stem = report_stem(artifact)
     assert stem.startswith("tiny.czann-") and len(stem) == len("tiny.czann-") + 8
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"{stem}.html", f"{stem}.input.png", f"{stem}.json",
-                     f"{stem}.output.png"]
+    assert names == [f"{stem}.html", f"{stem}.input.png", f"{stem}.json", f"{stem}.output.png"]
     page = (out / f"{stem}.html").read_text()
     assert "data:image/png;base64," in page and "semantics" in page and "MinOverlap" in page
     assert (out / f"{stem}.input.png").read_bytes()[:4] == b"\x89PNG"
@@ -125,10 +141,13 @@ def test_reports_of_artifacts_with_the_same_name_do_not_overwrite_each_other(art
 def test_report_stem_of_recipe_variants_is_their_path_in_the_build_folder():
     from types import SimpleNamespace
 
-    stems = {report_stem(Path("build/nuclei") / f"tile={t}" / "nuclei.czann",
-                         SimpleNamespace(name=f"nuclei@tile={t}",
-                                         output=Path(f"nuclei/tile={t}/nuclei.czann")))
-             for t in (128, 512)}
+    stems = {
+        report_stem(
+            Path("build/nuclei") / f"tile={t}" / "nuclei.czann",
+            SimpleNamespace(name=f"nuclei@tile={t}", output=Path(f"nuclei/tile={t}/nuclei.czann")),
+        )
+        for t in (128, 512)
+    }
     assert stems == {"nuclei__tile=128__nuclei.czann", "nuclei__tile=512__nuclei.czann"}
 
 
@@ -139,11 +158,15 @@ def test_no_tiling_skips_the_tiling_checks(artifact):
     assert "disabled" in tiling[0]["message"]
 
 
-@pytest.mark.parametrize(("args", "code", "needle"), [
-    (["missing.czann"], 2, "no such file"),
-    (["{artifact}", "--tolerance", "0"], 2, "tolerance"),
-    (["{artifact}", "--recipe", "nope", "--project", "{tmp}"], 2, "nope"),
-], ids=["missing-file", "zero-tolerance", "unknown-recipe"])
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["missing.czann"], 2, "no such file"),
+        (["{artifact}", "--tolerance", "0"], 2, "tolerance"),
+        (["{artifact}", "--recipe", "nope", "--project", "{tmp}"], 2, "nope"),
+    ],
+    ids=["missing-file", "zero-tolerance", "unknown-recipe"],
+)
 def test_user_errors(artifact, tmp_path, args, code, needle):
     (tmp_path / "recipes").mkdir(exist_ok=True)
     args = [a.format(artifact=artifact, tmp=tmp_path) for a in args]
@@ -156,8 +179,10 @@ def test_strict_turns_hygiene_deviations_into_failures(tmp_path, artifact):
     import zipfile
 
     foreign = tmp_path / "foreign.czann"
-    with zipfile.ZipFile(artifact) as src, zipfile.ZipFile(foreign, "w",
-                                                           zipfile.ZIP_DEFLATED) as dst:
+    with (
+        zipfile.ZipFile(artifact) as src,
+        zipfile.ZipFile(foreign, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
         for info in src.infolist():
             dst.writestr(info.filename, src.read(info))
     assert run(str(foreign)).exit_code == 0
@@ -168,9 +193,16 @@ def test_verifying_an_onnx_artifact_without_a_source_does_not_import_tensorflow(
     import subprocess
     import sys
 
-    code = ("import sys; from czbuild.verify import verify_artifact; "
-            f"r = verify_artifact({str(artifact)!r}); "
-            "assert r.ok; assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=False, cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys; from czbuild.verify import verify_artifact; "
+        f"r = verify_artifact({str(artifact)!r}); "
+        "assert r.ok; assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert result.returncode == 0, result.stderr

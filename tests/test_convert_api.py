@@ -160,7 +160,7 @@ def _run_snippet(source: str) -> None:
     }
     Path("spec.json").write_text(json.dumps(spec_json))
     namespace = {"model": keras.models.load_model("model.keras")}
-    exec(source, namespace)  # noqa: S102 - the documented snippet
+    exec(source, namespace)
     assert sorted(p.name for p in Path("out").iterdir()) == ["Model Name.czmodel"]
     artifact = read_artifact("out/Model Name.czmodel")  # the last one: from spec.json
     assert artifact.metadata.name == "model.keras"  # ModelName from the ModelPath basename

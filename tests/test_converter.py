@@ -46,7 +46,7 @@ MODELS_SRC = textwrap.dedent(
 @pytest.fixture(scope="module")
 def models():
     ns: dict = {}
-    exec(MODELS_SRC, ns)  # noqa: S102 - test-local source
+    exec(MODELS_SRC, ns)
     return ns
 
 
@@ -237,8 +237,9 @@ def test_failed_specialisation_converts_again_before_taking_the_fixed_route(
 
     monkeypatch.setattr(onnx_export, "specialize_onnx", flaky)
     converter = ModelConverter(models["invariant_model"]())
-    got = converter.onnx(preprocessing=[{"op": "scale", "scale": 0.5}], spatial_dims=(16, 16),
-                         opset=12)
+    got = converter.onnx(
+        preprocessing=[{"op": "scale", "scale": 0.5}], spatial_dims=(16, 16), opset=12
+    )
     assert calls["n"] == 2
     assert got.route == "specialized"
     assert got.payload == results[16].payload

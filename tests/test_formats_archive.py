@@ -36,28 +36,40 @@ def _no_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def czann_meta(**changes: object) -> CzannMetadata:
-    base = CzannMetadata(type="SingleClassSemanticSegmentation", input_shape=(256, 256, 1),
-                         output_shape=(256, 256, 2), classes=("Background", "Nucleus"),
-                         min_overlap=(32, 32), model_name="Nuclei", scaling=(2.5e-07, 2.5e-07))
+    base = CzannMetadata(
+        type="SingleClassSemanticSegmentation",
+        input_shape=(256, 256, 1),
+        output_shape=(256, 256, 2),
+        classes=("Background", "Nucleus"),
+        min_overlap=(32, 32),
+        model_name="Nuclei",
+        scaling=(2.5e-07, 2.5e-07),
+    )
     return dataclasses.replace(base, **changes)
 
 
 def legacy_meta(**changes: object) -> LegacyMetadata:
-    base = LegacyMetadata(name="Nuclei", color_handling="ConvertToMonochrome",
-                          pixel_types=("Gray16",), classes=("Background", "Nucleus"),
-                          border_size=16)
+    base = LegacyMetadata(
+        name="Nuclei",
+        color_handling="ConvertToMonochrome",
+        pixel_types=("Gray16",),
+        classes=("Background", "Nucleus"),
+        border_size=16,
+    )
     return dataclasses.replace(base, **changes)
 
 
-def raw_zip(path: Path, members: list[tuple[str, bytes]],
-            compression: int = zipfile.ZIP_STORED) -> Path:
+def raw_zip(
+    path: Path, members: list[tuple[str, bytes]], compression: int = zipfile.ZIP_STORED
+) -> Path:
     """Write a zip without any of czbuild's checks (for hostile or foreign files)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # duplicate names
         with zipfile.ZipFile(path, "w", compression=compression) as zf:
             for name, data in members:
-                zf.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data,
-                            compress_type=compression)
+                zf.writestr(
+                    zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data, compress_type=compression
+                )
     return path
 
 
@@ -117,12 +129,24 @@ def test_write_czann_keeps_an_explicit_id_lower_cased(tmp_path: Path) -> None:
         (czann_meta(), ONNX, "MIT", ArchiveError, "licence"),
         (czann_meta(type="ObjectDetection", classes=None), ONNX, None, MetadataError, "Type"),
     ],
-    ids=["invalid-metadata", "no-shapes", "savedmodel-payload", "empty-payload", "str-payload",
-         "str-licence", "experimental-type"],
+    ids=[
+        "invalid-metadata",
+        "no-shapes",
+        "savedmodel-payload",
+        "empty-payload",
+        "str-payload",
+        "str-licence",
+        "experimental-type",
+    ],
 )
-def test_write_czann_refuses_and_writes_nothing(tmp_path: Path, meta: CzannMetadata,
-                                                payload: object, licence: object, error: type,
-                                                fragment: str) -> None:
+def test_write_czann_refuses_and_writes_nothing(
+    tmp_path: Path,
+    meta: CzannMetadata,
+    payload: object,
+    licence: object,
+    error: type,
+    fragment: str,
+) -> None:
     with pytest.raises(error, match=fragment):
         write_czann(tmp_path / "m.czann", meta, payload, licence)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
@@ -147,8 +171,12 @@ def test_write_czmodel_members(tmp_path: Path) -> None:
     ident = written.id
     assert ident == derive_id(legacy_meta().to_xml_bytes(include_id=False), ONNX)
     with zipfile.ZipFile(tmp_path / "m.czmodel") as zf:
-        assert zf.namelist() == [f"{ident}.xml", f"{ident}.model", "license.txt",
-                                 f"modelid={ident}"]
+        assert zf.namelist() == [
+            f"{ident}.xml",
+            f"{ident}.model",
+            "license.txt",
+            f"modelid={ident}",
+        ]
         assert zf.read(f"{ident}.xml") == written.to_xml_bytes()
         assert zf.read(f"modelid={ident}") == b""
         assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
@@ -166,8 +194,9 @@ def test_write_czmodel_3_0_0_takes_a_savedmodel_zip(tmp_path: Path) -> None:
     [("3.0.0", ONNX, "not a ZIP"), ("3.1.0", SAVEDMODEL_ZIP, "payload is a ZIP")],
     ids=["3.0.0-onnx", "3.1.0-savedmodel"],
 )
-def test_write_czmodel_payload_must_fit_the_version(tmp_path: Path, version: str, payload: bytes,
-                                                    fragment: str) -> None:
+def test_write_czmodel_payload_must_fit_the_version(
+    tmp_path: Path, version: str, payload: bytes, fragment: str
+) -> None:
     with pytest.raises(ArchiveError, match=fragment):
         write_czmodel(tmp_path / "m.czmodel", legacy_meta(version=version), payload)
     assert list(tmp_path.iterdir()) == []
@@ -175,8 +204,9 @@ def test_write_czmodel_payload_must_fit_the_version(tmp_path: Path, version: str
 
 def test_write_czmodel_validates(tmp_path: Path) -> None:
     with pytest.raises(MetadataError, match="^PixelType:"):
-        write_czmodel(tmp_path / "m.czmodel",
-                      legacy_meta(pixel_types=("Gray64ComplexFloat",)), ONNX)
+        write_czmodel(
+            tmp_path / "m.czmodel", legacy_meta(pixel_types=("Gray64ComplexFloat",)), ONNX
+        )
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -188,7 +218,10 @@ def test_read_round_trip_czann(tmp_path: Path) -> None:
     assert (art.family, art.version, art.payload) == ("czann", "2.1.0", "onnx")
     assert art.metadata == written and art.model_bytes == ONNX and art.license_bytes == LICENSE
     assert (art.metadata_member, art.model_member, art.license_member) == (
-        "model.json", "model.model", "license.txt")
+        "model.json",
+        "model.model",
+        "license.txt",
+    )
     assert [m.name for m in art.members] == ["model.json", "model.model", "license.txt"]
     assert art.members[1].size == len(ONNX) and art.members[1].extra == b""
     assert not art.version_inferred and art.comment == b""
@@ -203,10 +236,19 @@ def test_read_round_trip_czmodel(tmp_path: Path) -> None:
 
 def test_reads_reference_style_czann(tmp_path: Path) -> None:
     """Deflated, 1.x without FormatVersion, foreign member names, licence under its own name."""
-    doc = {"Id": ZEN_ID, "Type": "Regression", "InputShape": [64, 64, 3],
-           "OutputShape": [64, 64, 3], "Scaling": [1e-6, 1e-6], "Extra": True}
-    path = raw_zip(tmp_path / "ref.czann", [("LICENSE", b"lic"), ("meta.json", json.dumps(doc)
-                                           .encode()), ("net.model", ONNX)], zipfile.ZIP_DEFLATED)
+    doc = {
+        "Id": ZEN_ID,
+        "Type": "Regression",
+        "InputShape": [64, 64, 3],
+        "OutputShape": [64, 64, 3],
+        "Scaling": [1e-6, 1e-6],
+        "Extra": True,
+    }
+    path = raw_zip(
+        tmp_path / "ref.czann",
+        [("LICENSE", b"lic"), ("meta.json", json.dumps(doc).encode()), ("net.model", ONNX)],
+        zipfile.ZIP_DEFLATED,
+    )
     art = read_artifact(path)
     assert art.version == "1.1.0" and art.version_inferred
     assert art.metadata_member == "meta.json" and art.model_member == "net.model"
@@ -216,8 +258,13 @@ def test_reads_reference_style_czann(tmp_path: Path) -> None:
 
 
 def test_reads_zen_style_czseg_and_detects_family_from_content(tmp_path: Path) -> None:
-    xml = legacy_meta(id=ZEN_ID, classes=("Cells",)).to_xml_bytes().replace(
-        b"<BorderSize>", b"<ScaleInputsByBitdepth>true</ScaleInputsByBitdepth><BorderSize>")
+    xml = (
+        legacy_meta(id=ZEN_ID, classes=("Cells",))
+        .to_xml_bytes()
+        .replace(
+            b"<BorderSize>", b"<ScaleInputsByBitdepth>true</ScaleInputsByBitdepth><BorderSize>"
+        )
+    )
     members = [(f"{ZEN_ID}.xml", xml), (f"{ZEN_ID}.model", SAVEDMODEL_ZIP), ("notes.txt", b"n")]
     for suffix in (".czseg", ".czann", ".bin"):
         art = read_artifact(raw_zip(tmp_path / f"zen{suffix}", members, zipfile.ZIP_DEFLATED))
@@ -229,8 +276,10 @@ def test_reads_zen_style_czseg_and_detects_family_from_content(tmp_path: Path) -
 
 def test_legacy_id_from_member_names_when_xml_has_none(tmp_path: Path) -> None:
     xml = legacy_meta(id=ZEN_ID).to_xml_bytes().replace(f"<Id>{ZEN_ID}</Id>".encode(), b"")
-    path = raw_zip(tmp_path / "m.czmodel", [(f"{ZEN_ID}.xml", xml), (f"{ZEN_ID}.model", ONNX),
-                                             (f"modelid={ZEN_ID}", b"")])
+    path = raw_zip(
+        tmp_path / "m.czmodel",
+        [(f"{ZEN_ID}.xml", xml), (f"{ZEN_ID}.model", ONNX), (f"modelid={ZEN_ID}", b"")],
+    )
     assert read_artifact(path).metadata.id == ZEN_ID
 
 
@@ -247,8 +296,9 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize(("extra", "fragment"), [c[1:] for c in HOSTILE],
-                         ids=[c[0] for c in HOSTILE])
+@pytest.mark.parametrize(
+    ("extra", "fragment"), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE]
+)
 def test_reader_refuses_unsafe_member_names(tmp_path: Path, extra: list, fragment: str) -> None:
     path = raw_zip(tmp_path / "bad.czann", good_czann_members() + extra)
     with pytest.raises(ArchiveError, match=fragment) as info:
@@ -260,8 +310,11 @@ def test_reader_refuses_oversize_and_bombs(tmp_path: Path) -> None:
     path = raw_zip(tmp_path / "big.czann", good_czann_members())
     with pytest.raises(ArchiveError, match="max_bytes"):
         read_artifact(path, max_bytes=100)
-    bomb = raw_zip(tmp_path / "bomb.czann",
-                   good_czann_members(**{"license.txt": bytes(8 * 1024**2)}), zipfile.ZIP_DEFLATED)
+    bomb = raw_zip(
+        tmp_path / "bomb.czann",
+        good_czann_members(**{"license.txt": bytes(8 * 1024**2)}),
+        zipfile.ZIP_DEFLATED,
+    )
     with pytest.raises(ArchiveError, match="zip bomb"):
         read_artifact(bomb)
     assert read_artifact(bomb, max_ratio=10_000).license_bytes == bytes(8 * 1024**2)
@@ -278,13 +331,19 @@ BROKEN = [
     ("truncated-half", lambda ok: ok[: len(ok) // 2], "not a readable ZIP"),
     ("truncated-end", lambda ok: ok[:-5], "not a readable ZIP"),
     ("bad-crc", lambda ok: ok.replace(b"tf2onnx", b"tf2onnX"), "not a readable ZIP"),
-    ("encrypted-flag", lambda ok: ok.replace(b"PK\x01\x02\x14\x03\x14\x00\x00\x00",
-                                             b"PK\x01\x02\x14\x03\x14\x00\x01\x00"), "encrypted"),
+    (
+        "encrypted-flag",
+        lambda ok: ok.replace(
+            b"PK\x01\x02\x14\x03\x14\x00\x00\x00", b"PK\x01\x02\x14\x03\x14\x00\x01\x00"
+        ),
+        "encrypted",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("mutate", "fragment"), [c[1:] for c in BROKEN],
-                         ids=[c[0] for c in BROKEN])
+@pytest.mark.parametrize(
+    ("mutate", "fragment"), [c[1:] for c in BROKEN], ids=[c[0] for c in BROKEN]
+)
 def test_reader_refuses_broken_files(tmp_path: Path, mutate, fragment: str) -> None:
     path = tmp_path / "broken.czann"
     path.write_bytes(mutate(_valid_bytes(tmp_path)))
@@ -296,27 +355,60 @@ def test_reader_refuses_broken_files(tmp_path: Path, mutate, fragment: str) -> N
 CONTENT_ERRORS = [
     ("no-metadata", [("model.model", ONNX)], "neither model.json"),
     ("no-model", [("model.json", czann_meta(id=ZEN_ID).to_json_bytes())], "no model.model"),
-    ("empty-model", [("model.json", czann_meta(id=ZEN_ID).to_json_bytes()), ("model.model", b"")],
-     "empty"),
+    (
+        "empty-model",
+        [("model.json", czann_meta(id=ZEN_ID).to_json_bytes()), ("model.model", b"")],
+        "empty",
+    ),
     ("invalid-json", [("model.json", b"{nope"), ("model.model", ONNX)], "model.json: not valid"),
-    ("duplicate-json-key", [("model.json", b'{"Type": "a", "Type": "b"}'), ("model.model", ONNX)],
-     "twice"),
-    ("wrong-json-type", [("model.json", (b'{"Id": "x", "Type": "Regression", "InputShape": "8", '
-                                          b'"OutputShape": [8, 8, 1]}')), ("model.model", ONNX)],
-     "model.json: InputShape:"),
-    ("missing-id", [("model.json", czann_meta(id=ZEN_ID).to_json_bytes().replace(
-        f'"Id": "{ZEN_ID}", '.encode(), b"")), ("model.model", ONNX)], "Id: required"),
-    ("legacy-malformed-xml", [(f"{ZEN_ID}.xml", b"<Model"), (f"{ZEN_ID}.model", ONNX)],
-     "malformed"),
-    ("legacy-doctype", [(f"{ZEN_ID}.xml", b"<!DOCTYPE x><Model/>"), (f"{ZEN_ID}.model", ONNX)],
-     "DOCTYPE"),
-    ("legacy-no-model", [(f"modelid={ZEN_ID}", b""), (f"{ZEN_ID}.xml", b"<Model/>")],
-     "no <id>.model"),
+    (
+        "duplicate-json-key",
+        [("model.json", b'{"Type": "a", "Type": "b"}'), ("model.model", ONNX)],
+        "twice",
+    ),
+    (
+        "wrong-json-type",
+        [
+            (
+                "model.json",
+                (b'{"Id": "x", "Type": "Regression", "InputShape": "8", "OutputShape": [8, 8, 1]}'),
+            ),
+            ("model.model", ONNX),
+        ],
+        "model.json: InputShape:",
+    ),
+    (
+        "missing-id",
+        [
+            (
+                "model.json",
+                czann_meta(id=ZEN_ID).to_json_bytes().replace(f'"Id": "{ZEN_ID}", '.encode(), b""),
+            ),
+            ("model.model", ONNX),
+        ],
+        "Id: required",
+    ),
+    (
+        "legacy-malformed-xml",
+        [(f"{ZEN_ID}.xml", b"<Model"), (f"{ZEN_ID}.model", ONNX)],
+        "malformed",
+    ),
+    (
+        "legacy-doctype",
+        [(f"{ZEN_ID}.xml", b"<!DOCTYPE x><Model/>"), (f"{ZEN_ID}.model", ONNX)],
+        "DOCTYPE",
+    ),
+    (
+        "legacy-no-model",
+        [(f"modelid={ZEN_ID}", b""), (f"{ZEN_ID}.xml", b"<Model/>")],
+        "no <id>.model",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("members", "fragment"), [c[1:] for c in CONTENT_ERRORS],
-                         ids=[c[0] for c in CONTENT_ERRORS])
+@pytest.mark.parametrize(
+    ("members", "fragment"), [c[1:] for c in CONTENT_ERRORS], ids=[c[0] for c in CONTENT_ERRORS]
+)
 def test_reader_refuses_bad_content(tmp_path: Path, members: list, fragment: str) -> None:
     with pytest.raises(ArchiveError, match=fragment):
         read_artifact(raw_zip(tmp_path / "x.czann", members))
@@ -340,7 +432,11 @@ def test_inspect_czann_is_json_friendly(tmp_path: Path) -> None:
     info = inspect(tmp_path / "m.czann")
     assert json.loads(json.dumps(info)) == info
     assert (info["family"], info["version"], info["id"], info["payload"]) == (
-        "czann", "2.1.0", written.id, "onnx")
+        "czann",
+        "2.1.0",
+        written.id,
+        "onnx",
+    )
     assert info["metadata"] == written.to_json_dict()
     assert info["license"] == "license.txt" and info["extension_matches"] is True
     assert [m["role"] for m in info["members"]] == ["metadata", "model", "license"]
@@ -362,9 +458,15 @@ def test_inspect_czmodel_uses_xml_names(tmp_path: Path) -> None:
     written = write_czmodel(tmp_path / "m.czann", legacy_meta(), ONNX)
     info = inspect(tmp_path / "m.czann")
     assert info["family"] == "czmodel" and info["extension_matches"] is False
-    assert info["metadata"] == {"Version": "3.1.0", "Id": written.id, "ModelName": "Nuclei",
-                                "ColorHandling": "ConvertToMonochrome", "Channels": ["Gray16"],
-                                "TrainingClasses": ["Background", "Nucleus"], "BorderSize": 16}
+    assert info["metadata"] == {
+        "Version": "3.1.0",
+        "Id": written.id,
+        "ModelName": "Nuclei",
+        "ColorHandling": "ConvertToMonochrome",
+        "Channels": ["Gray16"],
+        "TrainingClasses": ["Background", "Nucleus"],
+        "BorderSize": 16,
+    }
     assert [m["role"] for m in info["members"]] == ["metadata", "model", "modelid"]
 
 

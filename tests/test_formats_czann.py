@@ -69,19 +69,56 @@ def test_canonical_bytes_do_not_depend_on_input_key_order() -> None:
 @pytest.mark.parametrize(
     ("version", "expected_keys"),
     [
-        ("1.0.0", ["Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes",
-                   "ModelName"]),
-        ("1.1.0", ["Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName",
-                   "Scaling"]),
-        ("2.0.0", ["Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName",
-                   "Scaling"]),
-        ("2.1.0", ["FormatVersion", "Id", "Type", "InputShape", "OutputShape", "MinOverlap",
-                   "Classes", "ModelName", "Scaling"]),
+        (
+            "1.0.0",
+            ["Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName"],
+        ),
+        (
+            "1.1.0",
+            [
+                "Id",
+                "Type",
+                "InputShape",
+                "OutputShape",
+                "MinOverlap",
+                "Classes",
+                "ModelName",
+                "Scaling",
+            ],
+        ),
+        (
+            "2.0.0",
+            [
+                "Id",
+                "Type",
+                "InputShape",
+                "OutputShape",
+                "MinOverlap",
+                "Classes",
+                "ModelName",
+                "Scaling",
+            ],
+        ),
+        (
+            "2.1.0",
+            [
+                "FormatVersion",
+                "Id",
+                "Type",
+                "InputShape",
+                "OutputShape",
+                "MinOverlap",
+                "Classes",
+                "ModelName",
+                "Scaling",
+            ],
+        ),
     ],
     ids=["1.0.0", "1.1.0", "2.0.0", "2.1.0"],
 )
-def test_only_keys_of_the_version_in_canonical_order(version: str,
-                                                     expected_keys: list[str]) -> None:
+def test_only_keys_of_the_version_in_canonical_order(
+    version: str, expected_keys: list[str]
+) -> None:
     scaling = None if version == "1.0.0" else (2.5e-07, 2.5e-07)
     meta = seg(format_version=version, scaling=scaling)
     doc = json.loads(meta.to_json_bytes())
@@ -155,8 +192,9 @@ def test_id_is_written_lower_case() -> None:
 
 
 def test_sequences_are_stored_as_tuples() -> None:
-    meta = CzannMetadata(type="Regression", input_shape=[8, 8, 1], output_shape=range(8, 11),
-                         scaling=[1e-6, 1e-6])
+    meta = CzannMetadata(
+        type="Regression", input_shape=[8, 8, 1], output_shape=range(8, 11), scaling=[1e-6, 1e-6]
+    )
     assert meta.input_shape == (8, 8, 1) and meta.scaling == (1e-6, 1e-6)
     assert meta.output_shape == (8, 9, 10)
     hash(meta)
@@ -164,8 +202,11 @@ def test_sequences_are_stored_as_tuples() -> None:
 
 def test_numpy_values_are_written_as_plain_numbers() -> None:
     np = pytest.importorskip("numpy")
-    meta = seg(input_shape=np.array([512, 512, 1]), output_shape=(np.int64(512), 512, 2),
-               scaling=np.array([2.5e-07, 2.5e-07]))
+    meta = seg(
+        input_shape=np.array([512, 512, 1]),
+        output_shape=(np.int64(512), 512, 2),
+        scaling=np.array([2.5e-07, 2.5e-07]),
+    )
     meta.validate()
     assert meta.to_json_bytes() == EXAMPLE_2_1_0
 
@@ -176,22 +217,44 @@ VALID = [
     pytest.param(seg(), {}, id="section-2.3-example"),
     pytest.param(regression(), {}, id="regression-1.1.0"),
     pytest.param(seg(input_shape=None, output_shape=None), {}, id="shapes-not-yet-known"),
-    pytest.param(seg(min_overlap=None, classes=None, model_name=None, scaling=None), {},
-                 id="only-required"),
+    pytest.param(
+        seg(min_overlap=None, classes=None, model_name=None, scaling=None), {}, id="only-required"
+    ),
     pytest.param(seg(format_version="1.0.0", scaling=None), {}, id="1.0.0"),
-    pytest.param(seg(format_version="2.0.0", input_shape=(16, 64, 64, 1),
-                     output_shape=(16, 64, 64, 2), min_overlap=(0, 8, 8),
-                     scaling=(1e-7, 1e-7, 5e-7)), {}, id="3d-2.0.0"),
+    pytest.param(
+        seg(
+            format_version="2.0.0",
+            input_shape=(16, 64, 64, 1),
+            output_shape=(16, 64, 64, 2),
+            min_overlap=(0, 8, 8),
+            scaling=(1e-7, 1e-7, 5e-7),
+        ),
+        {},
+        id="3d-2.0.0",
+    ),
     pytest.param(seg(min_overlap=(0, 510)), {}, id="overlap-zero-and-max"),
-    pytest.param(seg(type="MultiClassSemanticSegmentation", output_shape=(512, 512, 5),
-                     classes=tuple("abcde")), {}, id="multiclass"),
+    pytest.param(
+        seg(
+            type="MultiClassSemanticSegmentation",
+            output_shape=(512, 512, 5),
+            classes=tuple("abcde"),
+        ),
+        {},
+        id="multiclass",
+    ),
     pytest.param(seg(id=EXAMPLE_ID.upper()), {}, id="upper-case-uuid"),
     pytest.param(seg(id=None), {}, id="id-derived-later"),
     pytest.param(seg(scaling=(1, 2)), {}, id="integer-scaling"),
-    pytest.param(seg(type="ObjectDetection", classes=None, output_shape=(512, 512, 6)),
-                 {"allow_experimental_types": True}, id="experimental-allowed"),
-    pytest.param(seg(type="SingleClassClassification", output_shape=(1, 1, 2)),
-                 {"allow_experimental_types": True}, id="classification-other-spatial"),
+    pytest.param(
+        seg(type="ObjectDetection", classes=None, output_shape=(512, 512, 6)),
+        {"allow_experimental_types": True},
+        id="experimental-allowed",
+    ),
+    pytest.param(
+        seg(type="SingleClassClassification", output_shape=(1, 1, 2)),
+        {"allow_experimental_types": True},
+        id="classification-other-spatial",
+    ),
 ]
 
 
@@ -216,23 +279,43 @@ INVALID = [
     ("input-float-dim", seg(input_shape=(512.0, 512, 1)), "InputShape", "integers"),
     ("input-bool-dim", seg(input_shape=(True, 512, 1)), "InputShape", "integers"),
     ("output-negative", seg(output_shape=(512, -512, 2)), "OutputShape", ">= 1"),
-    ("3d-in-1.1.0", seg(format_version="1.1.0", input_shape=(4, 512, 512, 1),
-                        output_shape=(4, 512, 512, 2), min_overlap=(0, 64, 64)),
-     "InputShape", ">= 2.0.0"),
+    (
+        "3d-in-1.1.0",
+        seg(
+            format_version="1.1.0",
+            input_shape=(4, 512, 512, 1),
+            output_shape=(4, 512, 512, 2),
+            min_overlap=(0, 64, 64),
+        ),
+        "InputShape",
+        ">= 2.0.0",
+    ),
     ("rank-mismatch", seg(output_shape=(1, 512, 512, 2)), "OutputShape", "InputShape has 3"),
     ("seg-spatial-mismatch", seg(output_shape=(256, 256, 2)), "OutputShape", "spatial dims"),
-    ("regression-spatial-mismatch", regression(output_shape=(512, 512, 3)), "OutputShape",
-     "spatial dims"),
-    ("seg-one-channel", seg(output_shape=(512, 512, 1), classes=None), "OutputShape",
-     "sigmoid_to_softmax_scores"),
+    (
+        "regression-spatial-mismatch",
+        regression(output_shape=(512, 512, 3)),
+        "OutputShape",
+        "spatial dims",
+    ),
+    (
+        "seg-one-channel",
+        seg(output_shape=(512, 512, 1), classes=None),
+        "OutputShape",
+        "sigmoid_to_softmax_scores",
+    ),
     ("overlap-count", seg(min_overlap=(64,)), "MinOverlap", "one value per spatial dim"),
     ("overlap-rank-count", seg(min_overlap=(64, 64, 64)), "MinOverlap", "2 values"),
     ("overlap-odd", seg(min_overlap=(64, 63)), "MinOverlap", "even"),
     ("overlap-negative", seg(min_overlap=(-2, 64)), "MinOverlap", ">= 0"),
     ("overlap-equals-tile", seg(min_overlap=(64, 512)), "MinOverlap", "smaller than the tile"),
     ("overlap-float", seg(min_overlap=(64.0, 64)), "MinOverlap", "integers"),
-    ("overlap-without-shapes-count", seg(input_shape=None, min_overlap=(2,)), "MinOverlap",
-     "2 or 3"),
+    (
+        "overlap-without-shapes-count",
+        seg(input_shape=None, min_overlap=(2,)),
+        "MinOverlap",
+        "2 or 3",
+    ),
     ("classes-single", seg(classes=("Nucleus",)), "Classes", ">= 2"),
     ("classes-count", seg(classes=("a", "b", "c")), "Classes", "last OutputShape dim is 2"),
     ("classes-not-strings", seg(classes=("a", 2)), "Classes", "strings"),
@@ -240,8 +323,12 @@ INVALID = [
     ("empty-model-name", seg(model_name="  "), "ModelName", "empty"),
     ("model-name-not-string", seg(model_name=3), "ModelName", "string"),
     ("scaling-in-1.0.0", seg(format_version="1.0.0"), "Scaling", "1.0.0"),
-    ("scaling-3-in-1.1.0", seg(format_version="1.1.0", scaling=(1e-7, 1e-7, 1e-7)), "Scaling",
-     ">= 2.0.0"),
+    (
+        "scaling-3-in-1.1.0",
+        seg(format_version="1.1.0", scaling=(1e-7, 1e-7, 1e-7)),
+        "Scaling",
+        ">= 2.0.0",
+    ),
     ("scaling-1-item", seg(scaling=(1e-7,)), "Scaling", "2 or 3"),
     ("scaling-4-items", seg(scaling=(1e-7,) * 4), "Scaling", "2 or 3"),
     ("scaling-zero", seg(scaling=(0.0, 1e-7)), "Scaling", "> 0"),
@@ -253,8 +340,9 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize(("meta", "field", "fragment"), [c[1:] for c in INVALID],
-                         ids=[c[0] for c in INVALID])
+@pytest.mark.parametrize(
+    ("meta", "field", "fragment"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
 def test_each_rule_raises_naming_the_key(meta: CzannMetadata, field: str, fragment: str) -> None:
     with pytest.raises(MetadataError) as info:
         meta.validate()
@@ -281,11 +369,17 @@ INFERENCE = [
 ]
 
 
-@pytest.mark.parametrize(("extra", "expected"), [c[1:] for c in INFERENCE],
-                         ids=[c[0] for c in INFERENCE])
+@pytest.mark.parametrize(
+    ("extra", "expected"), [c[1:] for c in INFERENCE], ids=[c[0] for c in INFERENCE]
+)
 def test_version_is_inferred_without_format_version(extra: dict, expected: str) -> None:
-    doc = {"Id": EXAMPLE_ID, "Type": "Regression", "InputShape": [8, 8, 1],
-           "OutputShape": [8, 8, 1], **extra}
+    doc = {
+        "Id": EXAMPLE_ID,
+        "Type": "Regression",
+        "InputShape": [8, 8, 1],
+        "OutputShape": [8, 8, 1],
+        **extra,
+    }
     assert infer_version(doc) == expected
     assert CzannMetadata.from_json_dict(doc).format_version == expected
 
@@ -306,14 +400,24 @@ def test_explicit_format_version_overrides_document() -> None:
 
 
 def test_reader_is_tolerant_of_unknown_keys_and_nulls() -> None:
-    doc = {"Type": "Regression", "InputShape": [8, 8, 1], "OutputShape": [8, 8, 1],
-           "Classes": None, "Scaling": None, "Vendor": {"x": 1}}
+    doc = {
+        "Type": "Regression",
+        "InputShape": [8, 8, 1],
+        "OutputShape": [8, 8, 1],
+        "Classes": None,
+        "Scaling": None,
+        "Vendor": {"x": 1},
+    }
     meta = CzannMetadata.from_json_dict(doc)
     assert meta.id is None and meta.classes is None and meta.scaling is None
 
 
-BASE_DOC = {"Id": EXAMPLE_ID, "Type": "Regression", "InputShape": [8, 8, 1],
-            "OutputShape": [8, 8, 1]}
+BASE_DOC = {
+    "Id": EXAMPLE_ID,
+    "Type": "Regression",
+    "InputShape": [8, 8, 1],
+    "OutputShape": [8, 8, 1],
+}
 READ_ERRORS = [
     ("missing-type", {"Type": None}, "Type"),
     ("missing-input", {"InputShape": None}, "InputShape"),
@@ -332,8 +436,9 @@ READ_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("change", "field"), [c[1:] for c in READ_ERRORS],
-                         ids=[c[0] for c in READ_ERRORS])
+@pytest.mark.parametrize(
+    ("change", "field"), [c[1:] for c in READ_ERRORS], ids=[c[0] for c in READ_ERRORS]
+)
 def test_reader_names_the_key_of_a_wrong_type(change: dict, field: str) -> None:
     doc = {**BASE_DOC, **change}
     doc = {k: v for k, v in doc.items() if v is not None}

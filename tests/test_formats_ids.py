@@ -11,7 +11,7 @@ from czbuild.formats.ids import CZBUILD_NAMESPACE, derive_id, is_uuid, uuid_prob
 
 
 def test_namespace_is_the_documented_constant() -> None:
-    assert CZBUILD_NAMESPACE == uuid.uuid5(uuid.NAMESPACE_URL, "czbuild:artifact-id:v1")
+    assert uuid.uuid5(uuid.NAMESPACE_URL, "czbuild:artifact-id:v1") == CZBUILD_NAMESPACE
     assert str(CZBUILD_NAMESPACE) == "6fc85df0-3cf6-5175-9b90-bfaf255f0eed"
 
 

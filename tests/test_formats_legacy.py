@@ -47,7 +47,7 @@ def test_section_3_2_example_is_byte_exact() -> None:
 
 def test_escaping_rules() -> None:
     out = meta(name='A&B <"x">', classes=('c&"d"', "e<f>\ng\th\ri")).to_xml_bytes()
-    assert b"<ModelName>A&amp;B &lt;\"x\"&gt;</ModelName>" in out
+    assert b'<ModelName>A&amp;B &lt;"x"&gt;</ModelName>' in out
     assert b'Name="c&amp;&quot;d&quot;"' in out
     assert b'Name="e&lt;f&gt;&#10;g&#09;h&#13;i"' in out
     assert LegacyMetadata.from_xml_bytes(out).classes == ('c&"d"', "e<f>\ng\th\ri")
@@ -65,8 +65,10 @@ def test_version_3_0_0_and_several_channels() -> None:
     out = meta(version="3.0.0").to_xml_bytes()
     assert b'<Model Version="3.0.0">' in out
     many = meta(pixel_types=("Gray8", "Gray16", "Bgr24"), color_handling="SplitRgb").to_xml_bytes()
-    assert (b'<Channels><Item PixelType="Gray8" /><Item PixelType="Gray16" />'
-            b'<Item PixelType="Bgr24" /></Channels>') in many
+    assert (
+        b'<Channels><Item PixelType="Gray8" /><Item PixelType="Gray16" />'
+        b'<Item PixelType="Bgr24" /></Channels>'
+    ) in many
     assert b"<ColorHandling>SplitRgb</ColorHandling>" in many
 
 
@@ -90,8 +92,13 @@ def test_id_is_written_lower_case() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [meta(), meta(version="3.0.0"), meta(classes=("only",)), meta(border_size=0),
-     meta(pixel_types=("Bgr24", "Gray8"), name="n & m")],
+    [
+        meta(),
+        meta(version="3.0.0"),
+        meta(classes=("only",)),
+        meta(border_size=0),
+        meta(pixel_types=("Bgr24", "Gray8"), name="n & m"),
+    ],
     ids=["example", "3.0.0", "single-class", "border-0", "channels-escaped"],
 )
 def test_round_trip(value: LegacyMetadata) -> None:
@@ -147,13 +154,22 @@ def test_missing_id_reads_as_none() -> None:
 
 UNSAFE = [
     ("doctype", b'<?xml version="1.0"?><!DOCTYPE Model><Model Version="3.1.0"/>'),
-    ("billion-laughs", (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-                        b'<!ENTITY lol2 "&lol;&lol;">]><Model Version="3.1.0">&lol2;</Model>')),
-    ("external-entity",
-     b'<!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]><Model>&x;</Model>'),
+    (
+        "billion-laughs",
+        (
+            b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+            b'<!ENTITY lol2 "&lol;&lol;">]><Model Version="3.1.0">&lol2;</Model>'
+        ),
+    ),
+    (
+        "external-entity",
+        b'<!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]><Model>&x;</Model>',
+    ),
     ("lower-case", b'<!doctype Model><Model Version="3.1.0"/>'),
-    ("utf16-doctype", '<?xml version="1.0" encoding="utf-16"?><!DOCTYPE m><Model/>'
-     .encode("utf-16")),
+    (
+        "utf16-doctype",
+        '<?xml version="1.0" encoding="utf-16"?><!DOCTYPE m><Model/>'.encode("utf-16"),
+    ),
 ]
 
 
@@ -168,18 +184,31 @@ BROKEN = [
     ("not-utf8", b"<Model>\xff\xfe\xfa</Model>", "", "UTF-8"),
     ("wrong-root", b"<Czann Version='3.1.0'/>", "Model", "<Czann>"),
     ("no-version", EXAMPLE_XML.replace(b' Version="3.1.0"', b""), "Version", "Version"),
-    ("no-channels", EXAMPLE_XML.replace(b'<Channels><Item PixelType="Gray16" /></Channels>', b""),
-     "Channels", "missing"),
-    ("no-border", EXAMPLE_XML.replace(b"<BorderSize>32</BorderSize>", b""), "BorderSize",
-     "missing"),
+    (
+        "no-channels",
+        EXAMPLE_XML.replace(b'<Channels><Item PixelType="Gray16" /></Channels>', b""),
+        "Channels",
+        "missing",
+    ),
+    (
+        "no-border",
+        EXAMPLE_XML.replace(b"<BorderSize>32</BorderSize>", b""),
+        "BorderSize",
+        "missing",
+    ),
     ("border-text", EXAMPLE_XML.replace(b">32<", b">wide<"), "BorderSize", "integer"),
-    ("no-color-handling", EXAMPLE_XML.replace(
-        b"<ColorHandling>ConvertToMonochrome</ColorHandling>", b""), "ColorHandling", "missing"),
+    (
+        "no-color-handling",
+        EXAMPLE_XML.replace(b"<ColorHandling>ConvertToMonochrome</ColorHandling>", b""),
+        "ColorHandling",
+        "missing",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("data", "field", "fragment"), [c[1:] for c in BROKEN],
-                         ids=[c[0] for c in BROKEN])
+@pytest.mark.parametrize(
+    ("data", "field", "fragment"), [c[1:] for c in BROKEN], ids=[c[0] for c in BROKEN]
+)
 def test_broken_xml_names_the_element(data: bytes, field: str, fragment: str) -> None:
     with pytest.raises(MetadataError) as info:
         LegacyMetadata.from_xml_bytes(data)
@@ -192,8 +221,15 @@ def test_broken_xml_names_the_element(data: bytes, field: str, fragment: str) ->
 
 @pytest.mark.parametrize(
     "value",
-    [meta(), meta(classes=("One",)), meta(border_size=0), meta(version="3.0.0"),
-     meta(pixel_types=("Bgr24", "Gray8", "Bgra32")), meta(id=None), meta(id=EXAMPLE_ID.upper())],
+    [
+        meta(),
+        meta(classes=("One",)),
+        meta(border_size=0),
+        meta(version="3.0.0"),
+        meta(pixel_types=("Bgr24", "Gray8", "Bgra32")),
+        meta(id=None),
+        meta(id=EXAMPLE_ID.upper()),
+    ],
     ids=["example", "single-class", "border-0", "3.0.0", "many-channels", "no-id-yet", "upper-id"],
 )
 def test_valid_metadata_passes(value: LegacyMetadata) -> None:
@@ -215,8 +251,12 @@ INVALID = [
     ("pixel-type-string", meta(pixel_types="Gray16"), "PixelType", "write ('Gray16',)"),
     ("classes-string", meta(classes="Cells"), "Classes", "write ('Cells',)"),
     ("classes-none", meta(classes=None), "Classes", "must be a list"),
-    ("3.0.0-two-channels", meta(version="3.0.0", pixel_types=("Gray8", "Gray8")), "PixelType",
-     "exactly one"),
+    (
+        "3.0.0-two-channels",
+        meta(version="3.0.0", pixel_types=("Gray8", "Gray8")),
+        "PixelType",
+        "exactly one",
+    ),
     ("no-classes", meta(classes=()), "Classes", "at least one"),
     ("class-not-string", meta(classes=("a", 1)), "Classes", "class names"),
     ("class-control-char", meta(classes=("a\x07",)), "Classes", "control character"),
@@ -226,8 +266,9 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize(("value", "field", "fragment"), [c[1:] for c in INVALID],
-                         ids=[c[0] for c in INVALID])
+@pytest.mark.parametrize(
+    ("value", "field", "fragment"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
 def test_each_rule_raises_naming_the_key(value: LegacyMetadata, field: str, fragment: str) -> None:
     with pytest.raises(MetadataError) as info:
         value.validate()
@@ -244,10 +285,22 @@ def test_to_xml_refuses_characters_xml_cannot_carry() -> None:
 # --- class colours --------------------------------------------------------------------------
 
 TABLE = {
-    1: (255, 0, 0), 2: (0, 255, 0), 3: (0, 0, 255), 4: (255, 0, 0),
-    5: (254, 255, 0), 6: (0, 254, 255), 7: (0, 255, 127), 8: (255, 0, 127),
-    9: (127, 0, 255), 10: (255, 127, 0), 11: (127, 255, 0), 12: (0, 127, 255),
-    13: (0, 255, 170), 14: (255, 0, 84), 15: (169, 0, 255), 16: (255, 170, 0),
+    1: (255, 0, 0),
+    2: (0, 255, 0),
+    3: (0, 0, 255),
+    4: (255, 0, 0),
+    5: (254, 255, 0),
+    6: (0, 254, 255),
+    7: (0, 255, 127),
+    8: (255, 0, 127),
+    9: (127, 0, 255),
+    10: (255, 127, 0),
+    11: (127, 255, 0),
+    12: (0, 127, 255),
+    13: (0, 255, 170),
+    14: (255, 0, 84),
+    15: (169, 0, 255),
+    16: (255, 170, 0),
 }
 
 

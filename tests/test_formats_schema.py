@@ -18,9 +18,14 @@ ID = "3f1c2a9e-7b4d-5e8a-9c61-0d2b4f6a8e10"
 
 def canonical(version: str, **changes: object) -> dict:
     fields: dict = {
-        "type": "SingleClassSemanticSegmentation", "input_shape": (512, 512, 1),
-        "output_shape": (512, 512, 2), "classes": ("Background", "Nucleus"),
-        "min_overlap": (64, 64), "model_name": "Nuclei", "id": ID, "format_version": version,
+        "type": "SingleClassSemanticSegmentation",
+        "input_shape": (512, 512, 1),
+        "output_shape": (512, 512, 2),
+        "classes": ("Background", "Nucleus"),
+        "min_overlap": (64, 64),
+        "model_name": "Nuclei",
+        "id": ID,
+        "format_version": version,
         "scaling": None if version == "1.0.0" else (2.5e-07, 2.5e-07),
     }
     fields.update(changes)
@@ -43,17 +48,35 @@ VALID = [
     ("1.1.0", {}),
     ("2.0.0", {}),
     ("2.1.0", {}),
-    ("1.1.0", {"type": "Regression", "classes": None, "output_shape": (512, 512, 3),
-               "min_overlap": None, "model_name": None, "scaling": None}),
-    ("2.0.0", {"input_shape": (8, 64, 64, 1), "output_shape": (8, 64, 64, 2),
-               "min_overlap": (0, 8, 8), "scaling": (1e-7, 1e-7, 4e-7)}),
+    (
+        "1.1.0",
+        {
+            "type": "Regression",
+            "classes": None,
+            "output_shape": (512, 512, 3),
+            "min_overlap": None,
+            "model_name": None,
+            "scaling": None,
+        },
+    ),
+    (
+        "2.0.0",
+        {
+            "input_shape": (8, 64, 64, 1),
+            "output_shape": (8, 64, 64, 2),
+            "min_overlap": (0, 8, 8),
+            "scaling": (1e-7, 1e-7, 4e-7),
+        },
+    ),
     ("2.1.0", {"scaling": (1, 1)}),
 ]
 
 
-@pytest.mark.parametrize(("version", "changes"), VALID,
-                         ids=["1.0.0", "1.1.0", "2.0.0", "2.1.0", "regression-1.1.0", "3d-2.0.0",
-                              "int-scaling"])
+@pytest.mark.parametrize(
+    ("version", "changes"),
+    VALID,
+    ids=["1.0.0", "1.1.0", "2.0.0", "2.1.0", "regression-1.1.0", "3d-2.0.0", "int-scaling"],
+)
 def test_canonical_outputs_conform(version: str, changes: dict) -> None:
     assert validate_model_json(canonical(version, **changes), version) == []
 
@@ -65,10 +88,18 @@ def _without(doc: dict, key: str) -> dict:
 INVALID = [
     ("extra-key", "2.1.0", lambda d: {**d, "Color": "red"}, "Color: key is not part"),
     ("missing-id", "2.1.0", lambda d: _without(d, "Id"), "Id: required key is missing"),
-    ("missing-format-version", "2.1.0", lambda d: _without(d, "FormatVersion"),
-     "FormatVersion: required"),
-    ("format-version-in-2.0.0", "2.0.0", lambda d: {**d, "FormatVersion": "2.0.0"},
-     "FormatVersion: key is not part"),
+    (
+        "missing-format-version",
+        "2.1.0",
+        lambda d: _without(d, "FormatVersion"),
+        "FormatVersion: required",
+    ),
+    (
+        "format-version-in-2.0.0",
+        "2.0.0",
+        lambda d: {**d, "FormatVersion": "2.0.0"},
+        "FormatVersion: key is not part",
+    ),
     ("wrong-format-version", "2.1.0", lambda d: {**d, "FormatVersion": "2.0.0"}, "FormatVersion:"),
     ("scaling-in-1.0.0", "1.0.0", lambda d: {**d, "Scaling": [1e-6, 1e-6]}, "Scaling: key is not"),
     ("scaling-3-in-1.1.0", "1.1.0", lambda d: {**d, "Scaling": [1e-6] * 3}, "Scaling:"),
@@ -90,11 +121,10 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize(("version", "mutate", "expected"), [c[1:] for c in INVALID],
-                         ids=[c[0] for c in INVALID])
-def test_invalid_documents_fail_naming_the_key(
-    version: str, mutate, expected: str
-) -> None:
+@pytest.mark.parametrize(
+    ("version", "mutate", "expected"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
+def test_invalid_documents_fail_naming_the_key(version: str, mutate, expected: str) -> None:
     errors = validate_model_json(mutate(canonical(version)), version)
     assert errors, "expected at least one error"
     assert any(e.startswith(expected) for e in errors), errors

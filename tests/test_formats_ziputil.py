@@ -16,8 +16,11 @@ from czbuild.errors import ArchiveError
 from czbuild.formats import ziputil
 from czbuild.formats.ziputil import atomic_write, zip_bytes, zip_date_time, zip_directory
 
-MEMBERS = [("model.json", b'{"Type": "Regression"}'), ("model.model", b"\x08\x07" + bytes(300)),
-           ("license.txt", "MIT \u00a9".encode())]
+MEMBERS = [
+    ("model.json", b'{"Type": "Regression"}'),
+    ("model.model", b"\x08\x07" + bytes(300)),
+    ("license.txt", "MIT \u00a9".encode()),
+]
 
 LOCAL = struct.Struct("<IHHHHHIIIHH")  # 30 bytes
 CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")  # 46 bytes
@@ -33,24 +36,54 @@ def parse(data: bytes) -> tuple[list[dict], list[dict], dict]:
     """Walk local headers, central directory and end record of a zip byte string."""
     locals_, centrals = [], []
     pos = 0
-    while data[pos:pos + 4] == b"PK\x03\x04":
+    while data[pos : pos + 4] == b"PK\x03\x04":
         f = LOCAL.unpack_from(data, pos)
-        name = data[pos + 30:pos + 30 + f[9]]
-        locals_.append({"offset": pos, "version": f[1], "flags": f[2], "method": f[3],
-                        "time": f[4], "date": f[5], "crc": f[6], "csize": f[7], "size": f[8],
-                        "name": name, "extra_len": f[10]})
+        name = data[pos + 30 : pos + 30 + f[9]]
+        locals_.append(
+            {
+                "offset": pos,
+                "version": f[1],
+                "flags": f[2],
+                "method": f[3],
+                "time": f[4],
+                "date": f[5],
+                "crc": f[6],
+                "csize": f[7],
+                "size": f[8],
+                "name": name,
+                "extra_len": f[10],
+            }
+        )
         pos += 30 + f[9] + f[10] + f[7]
     cd_start = pos
-    while data[pos:pos + 4] == b"PK\x01\x02":
+    while data[pos : pos + 4] == b"PK\x01\x02":
         f = CENTRAL.unpack_from(data, pos)
-        centrals.append({"made_by": f[1], "version": f[2], "flags": f[3], "method": f[4],
-                         "time": f[5], "date": f[6], "extra_len": f[11], "comment_len": f[12],
-                         "external_attr": f[15], "offset": f[16],
-                         "name": data[pos + 46:pos + 46 + f[10]]})
+        centrals.append(
+            {
+                "made_by": f[1],
+                "version": f[2],
+                "flags": f[3],
+                "method": f[4],
+                "time": f[5],
+                "date": f[6],
+                "extra_len": f[11],
+                "comment_len": f[12],
+                "external_attr": f[15],
+                "offset": f[16],
+                "name": data[pos + 46 : pos + 46 + f[10]],
+            }
+        )
         pos += 46 + f[10] + f[11] + f[12]
     e = END.unpack_from(data, pos)
-    end = {"signature": e[0], "entries": e[4], "cd_size": e[5], "cd_offset": e[6],
-           "comment_len": e[7], "end": pos + 22, "cd_start": cd_start}
+    end = {
+        "signature": e[0],
+        "entries": e[4],
+        "cd_size": e[5],
+        "cd_offset": e[6],
+        "comment_len": e[7],
+        "end": pos + 22,
+        "cd_start": cd_start,
+    }
     return locals_, centrals, end
 
 
@@ -78,8 +111,9 @@ EPOCHS = [
 
 
 @pytest.mark.parametrize(("value", "expected"), [c[1:] for c in EPOCHS], ids=[c[0] for c in EPOCHS])
-def test_source_date_epoch(monkeypatch: pytest.MonkeyPatch, value: str | None,
-                           expected: tuple[int, ...]) -> None:
+def test_source_date_epoch(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: tuple[int, ...]
+) -> None:
     if value is None:
         monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     else:
@@ -115,12 +149,17 @@ def test_same_members_same_bytes(clean_env: None) -> None:
 
 @pytest.mark.parametrize(
     ("tz", "umask"),
-    [("UTC", 0o022), ("America/New_York", 0o077), ("Asia/Kolkata", 0o002),
-     ("Pacific/Kiritimati", 0)],
+    [
+        ("UTC", 0o022),
+        ("America/New_York", 0o077),
+        ("Asia/Kolkata", 0o002),
+        ("Pacific/Kiritimati", 0),
+    ],
     ids=["utc-022", "new-york-077", "kolkata-002", "kiritimati-000"],
 )
-def test_bytes_do_not_depend_on_time_zone_or_umask(monkeypatch: pytest.MonkeyPatch, tz: str,
-                                                   umask: int) -> None:
+def test_bytes_do_not_depend_on_time_zone_or_umask(
+    monkeypatch: pytest.MonkeyPatch, tz: str, umask: int
+) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000001")
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
@@ -283,8 +322,10 @@ def _failing_write(exc: BaseException):
 
 @pytest.mark.parametrize(
     ("exc", "expected"),
-    [(OSError(28, "No space left on device"), ArchiveError),
-     (KeyboardInterrupt(), KeyboardInterrupt)],
+    [
+        (OSError(28, "No space left on device"), ArchiveError),
+        (KeyboardInterrupt(), KeyboardInterrupt),
+    ],
     ids=["disk-full", "ctrl-c"],
 )
 def test_failed_write_keeps_the_old_file_and_no_temp(
@@ -301,8 +342,9 @@ def test_failed_write_keeps_the_old_file_and_no_temp(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.czann"]
 
 
-def test_failed_write_of_a_new_file_leaves_nothing(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_of_a_new_file_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(ziputil.os, "write", _failing_write(OSError(5, "I/O error")))
     with pytest.raises(ArchiveError, match="new.czann"):
         atomic_write(tmp_path / "new.czann", b"data" * 10)
@@ -311,8 +353,9 @@ def test_failed_write_of_a_new_file_leaves_nothing(tmp_path: Path,
 
 
 @pytest.mark.parametrize("step", ["fsync", "replace"], ids=["fsync-fails", "rename-fails"])
-def test_failure_after_writing_leaves_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              step: str) -> None:
+def test_failure_after_writing_leaves_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
     target = tmp_path / "m.czmodel"
     target.write_bytes(b"old")
 

@@ -53,7 +53,7 @@ EXPORTS_SRC = textwrap.dedent(
 
 def _namespace() -> dict:
     ns: dict = {}
-    exec(MODEL_SRC + EXPORTS_SRC, ns)  # noqa: S102 - test-local source
+    exec(MODEL_SRC + EXPORTS_SRC, ns)
     return ns
 
 

@@ -35,8 +35,11 @@ def _pyproject() -> dict:
 
 def test_packages_list_every_czbuild_package_and_the_configs() -> None:
     setuptools = _pyproject()["tool"]["setuptools"]
-    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "czbuild").rglob(
-        "__init__.py") if "__pycache__" not in p.parts}
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "czbuild").rglob("__init__.py")
+        if "__pycache__" not in p.parts
+    }
     assert set(setuptools["packages"]) == found | {"czbuild.configs"}
     assert setuptools["package-dir"] == {"czbuild.configs": "configs"}
     assert setuptools["package-data"]["czbuild.configs"] == ["*/*.yaml"]
@@ -52,15 +55,31 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in _COPY:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, repo / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                source, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
         else:
             shutil.copy2(source, repo / name)
     out = work / "dist"
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "-q", "-w", str(out), str(repo)],
-        capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(out),
+            str(repo),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     (built,) = out.glob("czbuild-*.whl")
     return built
@@ -68,13 +87,20 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_wheel_holds_the_bundled_configs_and_every_module(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    configs = {f"czbuild/configs/{p.relative_to(ROOT / 'configs').as_posix()}"
-               for p in (ROOT / "configs").glob("*/*.yaml")}
-    assert {"czbuild/configs/target/zen-blue-3.13.yaml",
-            "czbuild/configs/preprocessing/rgb-to-bgr.yaml"} <= configs
+    configs = {
+        f"czbuild/configs/{p.relative_to(ROOT / 'configs').as_posix()}"
+        for p in (ROOT / "configs").glob("*/*.yaml")
+    }
+    assert {
+        "czbuild/configs/target/zen-blue-3.13.yaml",
+        "czbuild/configs/preprocessing/rgb-to-bgr.yaml",
+    } <= configs
     assert configs <= names
-    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "czbuild").rglob("*.py")
-               if "__pycache__" not in p.parts}
+    modules = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "czbuild").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
     assert modules <= names
     assert "czbuild/schemas/recipe.schema.json" in names
 
@@ -82,14 +108,20 @@ def test_the_wheel_holds_the_bundled_configs_and_every_module(wheel: Path) -> No
 @pytest.mark.slow
 def test_an_installed_wheel_composes_bundled_groups(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-                   check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
+    )
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / ("python.exe" if os.name == "nt" else "python")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                           str(wheel)], capture_output=True, text=True, env=env, timeout=300,
-                          check=False)
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     project = tmp_path / "user-project"  # no configs/ of its own
     (project / "recipes").mkdir(parents=True)
@@ -97,13 +129,26 @@ def test_an_installed_wheel_composes_bundled_groups(wheel: Path, tmp_path: Path)
     (project / "models" / "net.py").write_text("def build():\n    raise NotImplementedError\n")
     (project / "recipes" / "rgb.yaml").write_text(RECIPE, encoding="utf-8")
     czbuild = bindir / ("czbuild.exe" if os.name == "nt" else "czbuild")
-    proc = subprocess.run([str(czbuild), "show", "rgb"], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [str(czbuild), "show", "rgb"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "# variant: rgb" in proc.stdout
     assert "format_version: 1.1.0" in proc.stdout and "op: rgb_to_bgr" in proc.stdout
     where = subprocess.run(
         [str(python), "-c", "import czbuild.recipe.project as p; print(p.BUNDLED_CONFIGS)"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=60, check=True)
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert Path(where.stdout.strip()).parts[-2:] == ("czbuild", "configs")
     assert str(ROOT) not in where.stdout

@@ -50,8 +50,14 @@ def _assert_plain(data: Any) -> None:
 def test_bundled_configs_exist_for_every_documented_group() -> None:
     targets = {p.stem for p in (BUNDLED_CONFIGS / "target").glob("*.yaml")}
     assert targets == {
-        "zen-blue-3.2", "zen-blue-3.4", "zen-blue-3.5", "zen-blue-3.13",
-        "zen-core-3.1", "zen-core-3.3", "zen-core-3.4", "zen-core-3.13",
+        "zen-blue-3.2",
+        "zen-blue-3.4",
+        "zen-blue-3.5",
+        "zen-blue-3.13",
+        "zen-core-3.1",
+        "zen-core-3.3",
+        "zen-core-3.4",
+        "zen-core-3.13",
     }
     assert {p.stem for p in (BUNDLED_CONFIGS / "format").glob("*.yaml")} == {"czann", "czmodel"}
     assert (BUNDLED_CONFIGS / "preprocessing" / "standardize.yaml").is_file()
@@ -59,12 +65,16 @@ def test_bundled_configs_exist_for_every_documented_group() -> None:
 
 
 def test_defaults_list_pulls_config_groups(project: Path) -> None:
-    _write(project / "recipes" / "chain.yaml",
-           "defaults:\n  - /target: zen-core-3.13\n  - /preprocessing: imagenet\n  - _self_\n"
-           "model: {path: _files/tiny.keras}\nmetadata: {type: Regression}\n")
+    _write(
+        project / "recipes" / "chain.yaml",
+        "defaults:\n  - /target: zen-core-3.13\n  - /preprocessing: imagenet\n  - _self_\n"
+        "model: {path: _files/tiny.keras}\nmetadata: {type: Regression}\n",
+    )
     spec = _only(project, "chain").spec
     assert spec.target is not None and (spec.target.product, spec.target.version) == (
-        "core", "3.13")
+        "core",
+        "3.13",
+    )
     assert [op["op"] for op in spec.preprocessing] == ["rgb_to_bgr", "normalization"]
     assert spec.preprocessing[1]["mean"] == [0.485, 0.456, 0.406]
 
@@ -77,13 +87,16 @@ def test_recipe_values_override_defaults_after_self(project: Path) -> None:
 
 
 def test_project_configs_shadow_bundled_ones(project: Path) -> None:
-    _write(project / "configs" / "preprocessing" / "standardize.yaml",
-           "- {op: scale, scale: 0.5}\n")
+    _write(
+        project / "configs" / "preprocessing" / "standardize.yaml", "- {op: scale, scale: 0.5}\n"
+    )
     _write(project / "configs" / "metadata" / "mylab.yaml", "model_name: From my lab\n")
-    _write(project / "recipes" / "shadow.yaml",
-           "defaults:\n  - /preprocessing: standardize\n  - /metadata: mylab\n"
-           "  - /target: zen-blue-3.5\n  - _self_\n"
-           "model: {path: _files/tiny.keras}\nmetadata: {type: Regression}\n")
+    _write(
+        project / "recipes" / "shadow.yaml",
+        "defaults:\n  - /preprocessing: standardize\n  - /metadata: mylab\n"
+        "  - /target: zen-blue-3.5\n  - _self_\n"
+        "model: {path: _files/tiny.keras}\nmetadata: {type: Regression}\n",
+    )
     assert config_search_path(project)[0] == project / "configs"
     spec = _only(project, "shadow").spec
     assert spec.preprocessing == ({"op": "scale", "scale": [0.5]},)
@@ -100,16 +113,19 @@ def test_project_configs_shadow_bundled_ones(project: Path) -> None:
         pytest.param("valid_regression_h5", "target=zen-blue-3.13", "2.1.0", id="replaced"),
     ],
 )
-def test_group_selection_on_the_command_line(project: Path, recipe: str, override: str,
-                                             expected: str) -> None:
+def test_group_selection_on_the_command_line(
+    project: Path, recipe: str, override: str, expected: str
+) -> None:
     variants = load_variants([recipe], [override, "++tile=128"], project_dir=project)
     assert {v.spec.format_version for v in variants} == {expected}
 
 
 def test_format_group_overrides_an_inline_format(project: Path) -> None:
-    _write(project / "recipes" / "fmt.yaml",
-           "model: {path: _files/tiny.keras}\nformat: czann\ntile: 256\n"
-           "metadata: {classes: [a, b], pixel_type: Gray8, color_handling: SplitRgb}\n")
+    _write(
+        project / "recipes" / "fmt.yaml",
+        "model: {path: _files/tiny.keras}\nformat: czann\ntile: 256\n"
+        "metadata: {classes: [a, b], pixel_type: Gray8, color_handling: SplitRgb}\n",
+    )
     spec = _only(project, "fmt", ("format=czmodel",)).spec
     assert (spec.format, spec.format_version) == ("czmodel", "3.1.0")
 
@@ -118,22 +134,35 @@ def test_format_group_overrides_an_inline_format(project: Path) -> None:
     ("overrides", "check"),
     [
         pytest.param(("tile=1024",), lambda s: s.spatial_dims == (1024, 1024), id="value"),
-        pytest.param(("metadata.classes=[bg,fg]",),
-                     lambda s: s.metadata.classes == ("bg", "fg"), id="list"),
-        pytest.param(("+metadata.scaling=[1e-7,1e-7]",),
-                     lambda s: s.metadata.scaling == (1e-7, 1e-7), id="append"),
-        pytest.param(("++metadata.model_name='a, b'",),
-                     lambda s: s.metadata.model_name == "a, b", id="force-quoted"),
-        pytest.param(("~metadata.min_overlap",),
-                     lambda s: s.metadata.min_overlap is None, id="delete"),
-        pytest.param(("preprocessing=standardize",),
-                     lambda s: s.preprocessing == ({"op": "per_image_standardization"},),
-                     id="group-appended"),
+        pytest.param(
+            ("metadata.classes=[bg,fg]",), lambda s: s.metadata.classes == ("bg", "fg"), id="list"
+        ),
+        pytest.param(
+            ("+metadata.scaling=[1e-7,1e-7]",),
+            lambda s: s.metadata.scaling == (1e-7, 1e-7),
+            id="append",
+        ),
+        pytest.param(
+            ("++metadata.model_name='a, b'",),
+            lambda s: s.metadata.model_name == "a, b",
+            id="force-quoted",
+        ),
+        pytest.param(
+            ("~metadata.min_overlap",), lambda s: s.metadata.min_overlap is None, id="delete"
+        ),
+        pytest.param(
+            ("preprocessing=standardize",),
+            lambda s: s.preprocessing == ({"op": "per_image_standardization"},),
+            id="group-appended",
+        ),
     ],
 )
 def test_value_overrides(project: Path, overrides: tuple[str, ...], check: Any) -> None:
-    variants = load_variants(["valid_factory_sweep"], ("target=zen-blue-3.13", "tile=512",
-                                                       *overrides), project_dir=project)
+    variants = load_variants(
+        ["valid_factory_sweep"],
+        ("target=zen-blue-3.13", "tile=512", *overrides),
+        project_dir=project,
+    )
     assert len(variants) == 1
     assert check(variants[0].spec)
 
@@ -145,12 +174,15 @@ def test_plain_interpolation_is_resolved(project: Path) -> None:
 
 
 def test_composer_returns_plain_data(project: Path) -> None:
-    composer = Composer(project / "recipes" / "valid_full_czann.yaml",
-                        config_search_path(project))
-    data = composer.compose(["target=zen-core-3.13"], ["spatial_dims=[64,32]"],
-                            [("metadata.id", None)])
+    composer = Composer(project / "recipes" / "valid_full_czann.yaml", config_search_path(project))
+    data = composer.compose(
+        ["target=zen-core-3.13"], ["spatial_dims=[64,32]"], [("metadata.id", None)]
+    )
     _assert_plain(data)
-    assert data["spatial_dims"] == [64, 32] and data["target"] == {"product": "core", "version": "3.13"}
+    assert data["spatial_dims"] == [64, 32] and data["target"] == {
+        "product": "core",
+        "version": "3.13",
+    }
     assert data["metadata"]["id"] is None
 
 
@@ -164,11 +196,14 @@ def test_composer_returns_plain_data(project: Path) -> None:
         pytest.param("\\${oc.env:HOME}", False, "${oc.env:HOME}", id="escaped"),
     ],
 )
-def test_resolvers_are_refused(project: Path, value: str, refused: bool,
-                               expected: str | None) -> None:
-    _write(project / "recipes" / "res.yaml",
-           f"model: {{path: _files/tiny.keras}}\ntile: 64\nmetadata:\n  type: Regression\n"
-           f"  model_name: '{value}'\n")
+def test_resolvers_are_refused(
+    project: Path, value: str, refused: bool, expected: str | None
+) -> None:
+    _write(
+        project / "recipes" / "res.yaml",
+        f"model: {{path: _files/tiny.keras}}\ntile: 64\nmetadata:\n  type: Regression\n"
+        f"  model_name: '{value}'\n",
+    )
     composer = Composer(project / "recipes" / "res.yaml", config_search_path(project))
     if refused:
         with pytest.raises(Issue) as info:
@@ -182,9 +217,11 @@ def test_many_recipes_compose_in_one_process(project: Path) -> None:
     from hydra.core.global_hydra import GlobalHydra
 
     for i in range(12):
-        _write(project / "recipes" / f"many{i}.yaml",
-               f"model: {{path: _files/tiny.keras}}\ntile: {64 + 2 * i}\n"
-               "metadata: {type: Regression}\n")
+        _write(
+            project / "recipes" / f"many{i}.yaml",
+            f"model: {{path: _files/tiny.keras}}\ntile: {64 + 2 * i}\n"
+            "metadata: {type: Regression}\n",
+        )
     names = [f"many{i}" for i in range(12)]
     variants = load_variants(names, project_dir=project)
     assert [v.spec.spatial_dims[0] for v in variants] == [64 + 2 * i for i in range(12)]
@@ -196,15 +233,30 @@ def test_many_recipes_compose_in_one_process(project: Path) -> None:
     [
         pytest.param("tile=512", [("tile=512", 512)], False, id="single"),
         pytest.param("tile=256,512", [("tile=256", 256), ("tile=512", 512)], True, id="list"),
-        pytest.param("tile=range(256,1025,256)",
-                     [(f"tile={t}", t) for t in (256, 512, 768, 1024)], True, id="range"),
-        pytest.param("format=czann,czmodel", [("format=czann", "czann"),
-                                              ("format=czmodel", "czmodel")], True, id="group"),
-        pytest.param("metadata.classes=[a,b],[c,d]",
-                     [("metadata.classes=[a,b]", ["a", "b"]),
-                      ("metadata.classes=[c,d]", ["c", "d"])], True, id="list-values"),
-        pytest.param("+metadata.scaling=[1e-7,1e-7]",
-                     [("+metadata.scaling=[1e-7,1e-7]", [1e-7, 1e-7])], False, id="add"),
+        pytest.param(
+            "tile=range(256,1025,256)",
+            [(f"tile={t}", t) for t in (256, 512, 768, 1024)],
+            True,
+            id="range",
+        ),
+        pytest.param(
+            "format=czann,czmodel",
+            [("format=czann", "czann"), ("format=czmodel", "czmodel")],
+            True,
+            id="group",
+        ),
+        pytest.param(
+            "metadata.classes=[a,b],[c,d]",
+            [("metadata.classes=[a,b]", ["a", "b"]), ("metadata.classes=[c,d]", ["c", "d"])],
+            True,
+            id="list-values",
+        ),
+        pytest.param(
+            "+metadata.scaling=[1e-7,1e-7]",
+            [("+metadata.scaling=[1e-7,1e-7]", [1e-7, 1e-7])],
+            False,
+            id="add",
+        ),
     ],
 )
 def test_parse_overrides(text: str, points: list[tuple[str, Any]], sweep: bool) -> None:
@@ -231,8 +283,10 @@ def test_only_compose_imports_hydra_and_nothing_imports_tensorflow() -> None:
     "statement",
     [
         pytest.param("import czbuild.recipe.spec", id="spec"),
-        pytest.param("from czbuild.recipe import RecipeSpec, list_recipes, render_json_schema",
-                     id="schema-and-listing"),
+        pytest.param(
+            "from czbuild.recipe import RecipeSpec, list_recipes, render_json_schema",
+            id="schema-and-listing",
+        ),
     ],
 )
 def test_reading_specs_does_not_import_hydra(statement: str) -> None:
@@ -243,8 +297,15 @@ def test_reading_specs_does_not_import_hydra(statement: str) -> None:
     root = PACKAGE.parents[1]
     code = f"{statement}\nimport sys\nprint(sorted(m for m in ('hydra', 'omegaconf') if m in sys.modules))"
     env = dict(os.environ, PYTHONPATH=str(root))
-    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 
@@ -252,10 +313,12 @@ def test_reading_specs_does_not_import_hydra(statement: str) -> None:
 def test_missing_self_means_recipe_last_and_stays_silent(project: Path) -> None:
     import warnings
 
-    _write(project / "recipes" / "noself.yaml",
-           "defaults:\n  - /preprocessing: standardize\n"
-           "model: {path: _files/tiny.keras}\npreprocessing: [rgb_to_bgr]\n"
-           "metadata: {type: Regression}\n")
+    _write(
+        project / "recipes" / "noself.yaml",
+        "defaults:\n  - /preprocessing: standardize\n"
+        "model: {path: _files/tiny.keras}\npreprocessing: [rgb_to_bgr]\n"
+        "metadata: {type: Regression}\n",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         spec = _only(project, "noself").spec

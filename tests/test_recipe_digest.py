@@ -71,8 +71,10 @@ def test_spec_paths_are_project_relative_posix(tmp_path: Path) -> None:
     assert variant.spec.model.path == "recipes/_files/tiny.keras"
     assert variant.spec.metadata.license == "recipes/_files/LICENSE.txt"
     assert str(tmp_path) not in canonical_json(variant.spec.to_plain())
-    assert variant.inputs == (project / "recipes/_files/tiny.keras",
-                              project / "recipes/_files/LICENSE.txt")
+    assert variant.inputs == (
+        project / "recipes/_files/tiny.keras",
+        project / "recipes/_files/LICENSE.txt",
+    )
 
 
 @pytest.mark.parametrize(
@@ -98,8 +100,7 @@ def test_digest_is_sha256_of_canonical_json(tmp_path: Path) -> None:
     text = canonical_json(variant.spec.to_plain())
     assert json.loads(text) == variant.spec.to_plain()
     assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
-    assert variant.digest == hashlib.sha256(text.encode()).hexdigest() == spec_digest(
-        variant.spec)
+    assert variant.digest == hashlib.sha256(text.encode()).hexdigest() == spec_digest(variant.spec)
 
 
 def test_canonical_json_refuses_nan() -> None:
@@ -115,8 +116,11 @@ def _tree(root: Path, files: dict[str, bytes]) -> Path:
 
 
 def test_tree_digest_ignores_creation_order_and_empty_dirs(tmp_path: Path) -> None:
-    files = {"saved_model.pb": b"pb", "variables/variables.index": b"i",
-             "variables/variables.data-00000-of-00001": b"d"}
+    files = {
+        "saved_model.pb": b"pb",
+        "variables/variables.index": b"i",
+        "variables/variables.data-00000-of-00001": b"d",
+    }
     a = _tree(tmp_path / "a", files)
     b = _tree(tmp_path / "b", dict(reversed(list(files.items()))))
     (b / "assets").mkdir()

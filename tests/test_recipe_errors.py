@@ -63,8 +63,7 @@ CASES = [
     ("overlap_ge_tile_sweep", "metadata.min_overlap[0]", 7, "@tile=64"),
     ("overlap_odd", "metadata.min_overlap[1]", 7, "must be even"),
     ("overlap_count", "metadata.min_overlap", 7, "one per spatial dim"),
-    ("target_cannot_read_version", "format_version", 6,
-     "ZEN Core 3.4 cannot read czann 2.1.0"),
+    ("target_cannot_read_version", "format_version", 6, "ZEN Core 3.4 cannot read czann 2.1.0"),
     ("target_cannot_read_family", "target", 2, "ZEN Blue 3.2 cannot read any czann version"),
     ("format_version_family", "format_version", 4, "set format: czmodel"),
     ("opset_too_high", "opset", 4, "too high for format version 1.1.0 (at most 12)"),
@@ -106,8 +105,9 @@ def test_every_invalid_fixture_has_a_row() -> None:
 
 
 @pytest.mark.parametrize(("case", "key", "line", "fragment"), CASES, ids=[c[0] for c in CASES])
-def test_invalid_recipe(project: Path, case: str, key: str | None, line: int | None,
-                        fragment: str) -> None:
+def test_invalid_recipe(
+    project: Path, case: str, key: str | None, line: int | None, fragment: str
+) -> None:
     name = f"invalid_{case}"
     with pytest.raises(RecipeError) as info:
         load_variants([name], project_dir=project)
@@ -155,10 +155,10 @@ OVERRIDE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "key", "fragment"), OVERRIDE_CASES,
-                         ids=[" ".join(c[0]) for c in OVERRIDE_CASES])
-def test_invalid_override(project: Path, overrides: list[str], key: str,
-                          fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "key", "fragment"), OVERRIDE_CASES, ids=[" ".join(c[0]) for c in OVERRIDE_CASES]
+)
+def test_invalid_override(project: Path, overrides: list[str], key: str, fragment: str) -> None:
     with pytest.raises(RecipeError) as info:
         load_variants(["valid_factory_sweep"], overrides, project_dir=project)
     message = str(info.value)

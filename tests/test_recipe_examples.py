@@ -24,8 +24,7 @@ def test_legacy_seed_example() -> None:
     (variant,) = load_variants(["legacy_seed"], project_dir=ROOT)
     spec = variant.spec
     assert (spec.format, spec.format_version, spec.opset) == ("czmodel", "3.0.0", None)
-    assert spec.target is not None and (spec.target.product, spec.target.version) == (
-        "blue", "3.2")
+    assert spec.target is not None and (spec.target.product, spec.target.version) == ("blue", "3.2")
     assert spec.metadata.pixel_type == ("Gray16",)
     assert spec.metadata.color_handling == "ConvertToMonochrome"
     assert spec.metadata.classes == ("Background", "Interesting Object", "Foreground")

@@ -31,13 +31,23 @@ def _metadata(spec: RecipeSpec) -> object:
     out = len(md.classes) if md.classes else channels
     if spec.format == "czann":
         return czann.CzannMetadata(
-            type=md.type, input_shape=(h, w, channels), output_shape=(h, w, out),
-            classes=md.classes, min_overlap=md.min_overlap, model_name=md.model_name,
-            scaling=md.scaling, id=md.id, format_version=spec.format_version,
+            type=md.type,
+            input_shape=(h, w, channels),
+            output_shape=(h, w, out),
+            classes=md.classes,
+            min_overlap=md.min_overlap,
+            model_name=md.model_name,
+            scaling=md.scaling,
+            id=md.id,
+            format_version=spec.format_version,
         )
     return legacy.LegacyMetadata(
-        name=md.model_name, color_handling=md.color_handling, pixel_types=md.pixel_type,
-        classes=md.classes, border_size=md.border_size, id=md.id,
+        name=md.model_name,
+        color_handling=md.color_handling,
+        pixel_types=md.pixel_type,
+        classes=md.classes,
+        border_size=md.border_size,
+        id=md.id,
         version=spec.format_version,
     )
 

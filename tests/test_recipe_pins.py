@@ -52,19 +52,33 @@ def _one(project: Path, *overrides: str) -> Variant:
     [
         pytest.param((), "cellk", "default", id="none"),
         pytest.param(("tile=256",), "cellk@tile=256", "tile=256", id="value"),
-        pytest.param(("target=zen-core-3.4",), "cellk@target=zen-core-3.4",
-                     "target=zen-core-3.4", id="group-selection"),
-        pytest.param(("tile=256", "target=zen-core-3.4"), "cellk@target=zen-core-3.4,tile=256",
-                     "target=zen-core-3.4,tile=256", id="sorted-keys"),
+        pytest.param(
+            ("target=zen-core-3.4",),
+            "cellk@target=zen-core-3.4",
+            "target=zen-core-3.4",
+            id="group-selection",
+        ),
+        pytest.param(
+            ("tile=256", "target=zen-core-3.4"),
+            "cellk@target=zen-core-3.4,tile=256",
+            "target=zen-core-3.4,tile=256",
+            id="sorted-keys",
+        ),
         pytest.param(("++opset=17",), "cellk@opset=17", "opset=17", id="plus-plus"),
-        pytest.param(("+metadata.model_name=Cells",), "cellk@metadata.model_name=Cells",
-                     "metadata.model_name=Cells", id="added-key"),
-        pytest.param(("~metadata.min_overlap",), "cellk@~metadata.min_overlap", None,
-                     id="deletion"),
+        pytest.param(
+            ("+metadata.model_name=Cells",),
+            "cellk@metadata.model_name=Cells",
+            "metadata.model_name=Cells",
+            id="added-key",
+        ),
+        pytest.param(
+            ("~metadata.min_overlap",), "cellk@~metadata.min_overlap", None, id="deletion"
+        ),
     ],
 )
-def test_a_value_override_names_the_variant(project: Path, overrides: tuple[str, ...],
-                                            name: str, folder: str | None) -> None:
+def test_a_value_override_names_the_variant(
+    project: Path, overrides: tuple[str, ...], name: str, folder: str | None
+) -> None:
     variant = _one(project, *overrides)
     assert variant.name == name
     assert variant.output.name == "cellk.czann"
@@ -90,7 +104,8 @@ def test_an_override_never_writes_the_recipes_own_output(project: Path) -> None:
     ],
 )
 def test_an_override_that_changes_nothing_is_the_plain_variant(
-        project: Path, overrides: tuple[str, ...]) -> None:
+    project: Path, overrides: tuple[str, ...]
+) -> None:
     assert _one(project, *overrides) == _one(project)
 
 
@@ -101,20 +116,31 @@ def test_only_the_overrides_that_change_the_spec_are_named(project: Path) -> Non
 
 
 def test_two_formats_get_two_names(project: Path) -> None:
-    czmodel = _one(project, "format=czmodel", "~metadata.min_overlap",
-                   "+metadata.pixel_type=Gray8", "+metadata.color_handling=ConvertToMonochrome")
-    assert czmodel.name == ("cellk@format=czmodel,metadata.color_handling=ConvertToMonochrome,"
-                            "metadata.pixel_type=Gray8,~metadata.min_overlap")
+    czmodel = _one(
+        project,
+        "format=czmodel",
+        "~metadata.min_overlap",
+        "+metadata.pixel_type=Gray8",
+        "+metadata.color_handling=ConvertToMonochrome",
+    )
+    assert czmodel.name == (
+        "cellk@format=czmodel,metadata.color_handling=ConvertToMonochrome,"
+        "metadata.pixel_type=Gray8,~metadata.min_overlap"
+    )
     assert czmodel.name != _one(project).name
     assert czmodel.output.suffix == ".czmodel"
 
 
 def test_overrides_combine_with_a_sweep(project: Path) -> None:
     variants = _load(project, "target=zen-core-3.4", name="swept")
-    assert [v.name for v in variants] == ["swept@target=zen-core-3.4,tile=128",
-                                          "swept@target=zen-core-3.4,tile=256"]
+    assert [v.name for v in variants] == [
+        "swept@target=zen-core-3.4,tile=128",
+        "swept@target=zen-core-3.4,tile=256",
+    ]
     assert [v.name for v in _load(project, "target=zen-blue-3.13", name="swept")] == [
-        "swept@tile=128", "swept@tile=256"]
+        "swept@tile=128",
+        "swept@tile=256",
+    ]
 
 
 def test_a_pinned_swept_key_keeps_its_name(project: Path) -> None:
@@ -124,18 +150,34 @@ def test_a_pinned_swept_key_keeps_its_name(project: Path) -> None:
 
 
 def test_sweep_values_keep_their_types(project: Path) -> None:
-    variant = _one(project, "tile=256", "+metadata.scaling=[1e-7,1e-7]",
-                   "~metadata.min_overlap", "target=zen-core-3.4")
-    assert dict(variant.sweep_values) == {"tile": 256, "metadata.scaling": [1e-7, 1e-7],
-                                          "target": "zen-core-3.4",
-                                          "~metadata.min_overlap": None}
-    assert dict(variant.sweep) == {"tile": "256", "metadata.scaling": "[1e-07,1e-07]",
-                                   "target": "zen-core-3.4", "~metadata.min_overlap": ""}
+    variant = _one(
+        project,
+        "tile=256",
+        "+metadata.scaling=[1e-7,1e-7]",
+        "~metadata.min_overlap",
+        "target=zen-core-3.4",
+    )
+    assert dict(variant.sweep_values) == {
+        "tile": 256,
+        "metadata.scaling": [1e-7, 1e-7],
+        "target": "zen-core-3.4",
+        "~metadata.min_overlap": None,
+    }
+    assert dict(variant.sweep) == {
+        "tile": "256",
+        "metadata.scaling": "[1e-07,1e-07]",
+        "target": "zen-core-3.4",
+        "~metadata.min_overlap": "",
+    }
 
 
 def test_plan_points_pins_and_without() -> None:
-    (point,) = plan_points({}, parse_overrides(["tile=256", "target=zen-core-3.4", "~opset"]),
-                           groups=GROUPS, groups_in_defaults=frozenset({"target"}))
+    (point,) = plan_points(
+        {},
+        parse_overrides(["tile=256", "target=zen-core-3.4", "~opset"]),
+        groups=GROUPS,
+        groups_in_defaults=frozenset({"target"}),
+    )
     assert point.items == (("target", "zen-core-3.4"), ("tile", "256"), ("~opset", ""))
     assert point.values == (("target", "zen-core-3.4"), ("tile", 256), ("~opset", None))
     assert [p.key for p in point.pins] == ["tile", "target", "~opset"]

@@ -83,8 +83,9 @@ def test_names_join_the_path_project_when_cwd_has_none(qa: Path, elsewhere: Path
 def test_recipes_of_two_projects_are_refused(qa: Path, tmp_path: Path) -> None:
     second = _project(tmp_path / "second", "nuclei")
     with pytest.raises(RecipeError, match="recipes from different projects in one call"):
-        project_for([str(qa / "recipes" / "nuclei.yaml"), str(second / "recipes/nuclei.yaml")],
-                    cwd=tmp_path)
+        project_for(
+            [str(qa / "recipes" / "nuclei.yaml"), str(second / "recipes/nuclei.yaml")], cwd=tmp_path
+        )
     with pytest.raises(RecipeError, match=r"different projects.*name it by path"):
         project_for([str(qa / "recipes" / "nuclei.yaml"), "nuclei"], cwd=second)
 
@@ -94,22 +95,26 @@ def test_a_missing_recipe_path_is_left_to_the_loader(qa: Path) -> None:
 
 
 def test_show_from_another_folder_uses_the_recipes_project(
-        qa: Path, elsewhere: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    qa: Path, elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(elsewhere)
-    result = CliRunner().invoke(cli, ["show", str(qa / "recipes" / "nuclei.yaml"), "--json"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["show", str(qa / "recipes" / "nuclei.yaml"), "--json"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     (variant,) = json.loads(result.output)["variants"]
     assert variant["inputs"] == ["models/tiny.keras"]
     assert variant["spec"]["model"]["path"] == "models/tiny.keras"
 
 
-def test_show_refuses_two_projects(qa: Path, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_show_refuses_two_projects(
+    qa: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     second = _project(tmp_path / "second", "other")
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["show", str(qa / "recipes" / "nuclei.yaml"),
-                                      str(second / "recipes" / "other.yaml")])
+    result = CliRunner().invoke(
+        cli, ["show", str(qa / "recipes" / "nuclei.yaml"), str(second / "recipes" / "other.yaml")]
+    )
     assert result.exit_code == 2
     assert "recipes from different projects" in result.stderr
 
@@ -121,8 +126,9 @@ def test_show_refuses_two_projects(qa: Path, tmp_path: Path,
         pytest.param(False, "configs", id="source-checkout"),
     ],
 )
-def test_bundled_configs_inside_the_package_or_next_to_it(tmp_path: Path, inside: bool,
-                                                          expected: str) -> None:
+def test_bundled_configs_inside_the_package_or_next_to_it(
+    tmp_path: Path, inside: bool, expected: str
+) -> None:
     package = tmp_path / "czbuild"
     package.mkdir()
     if inside:

@@ -46,8 +46,15 @@ def test_valid_recipes_validate_against_the_json_schema(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["invalid_unknown_key", "invalid_enum_type", "invalid_wrong_type", "invalid_tile_zero",
-     "invalid_sha256_malformed", "invalid_op_unknown", "invalid_zen_product"],
+    [
+        "invalid_unknown_key",
+        "invalid_enum_type",
+        "invalid_wrong_type",
+        "invalid_tile_zero",
+        "invalid_sha256_malformed",
+        "invalid_op_unknown",
+        "invalid_zen_product",
+    ],
 )
 def test_invalid_recipes_fail_the_json_schema(name: str) -> None:
     data = yaml.safe_load((DATA / f"{name}.yaml").read_text(encoding="utf-8"))
@@ -62,15 +69,34 @@ def _props(schema: dict[str, Any], ref: str | None = None) -> set[str]:
 def test_every_library_option_has_a_key() -> None:
     schema = recipe_json_schema()
     assert _props(schema) >= {
-        "name", "model", "format", "format_version", "opset", "target", "tile", "spatial_dims",
-        "preprocessing", "postprocessing", "metadata", "allow_experimental_types", "sweep",
+        "name",
+        "model",
+        "format",
+        "format_version",
+        "opset",
+        "target",
+        "tile",
+        "spatial_dims",
+        "preprocessing",
+        "postprocessing",
+        "metadata",
+        "allow_experimental_types",
+        "sweep",
         "defaults",
     }
     assert _props(schema, "ModelSource") == {"path", "factory", "sha256", "custom_objects"}
     assert _props(schema, "Target") == {"product", "version"}
     assert _props(schema, "Metadata") == {
-        "type", "classes", "model_name", "min_overlap", "scaling", "id", "license",
-        "pixel_type", "color_handling", "border_size",
+        "type",
+        "classes",
+        "model_name",
+        "min_overlap",
+        "scaling",
+        "id",
+        "license",
+        "pixel_type",
+        "color_handling",
+        "border_size",
     }
 
 
@@ -84,10 +110,10 @@ def _enum_of(node: dict[str, Any]) -> list[str]:
 def test_enums_come_from_the_vocabularies() -> None:
     defs = recipe_json_schema()["$defs"]
     assert _enum_of(defs["Metadata"]["properties"]["type"]) == list(vocab.MODEL_TYPES)
-    assert _enum_of(defs["Metadata"]["properties"]["color_handling"]) == list(
-        vocab.COLOR_HANDLINGS)
+    assert _enum_of(defs["Metadata"]["properties"]["color_handling"]) == list(vocab.COLOR_HANDLINGS)
     assert _enum_of(defs["Metadata"]["properties"]["pixel_type"]["anyOf"][0]) == list(
-        vocab.PIXEL_TYPES)
+        vocab.PIXEL_TYPES
+    )
     top = recipe_json_schema()["properties"]
     assert _enum_of(top["format_version"]) == list(vocab.ALL_VERSIONS)
 
@@ -104,8 +130,7 @@ def test_every_registered_op_is_in_the_schema() -> None:
 
 def test_resolved_spec_round_trips_through_json(tmp_path: Path) -> None:
     shutil.copytree(DATA, tmp_path / "recipes")
-    for variant in load_variants(["valid_full_czann", "valid_full_czmodel"],
-                                 project_dir=tmp_path):
+    for variant in load_variants(["valid_full_czann", "valid_full_czmodel"], project_dir=tmp_path):
         plain = json.loads(json.dumps(variant.spec.to_plain()))
         assert RecipeSpec.model_validate(plain) == variant.spec
 

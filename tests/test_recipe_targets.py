@@ -43,7 +43,8 @@ def project(tmp_path: Path) -> Path:
 def _write(project: Path, product: str, version: str, fmt: str = "czann") -> None:
     meta = CZANN_META if fmt == "czann" else CZMODEL_META
     (project / "recipes" / "t.yaml").write_text(
-        RECIPE.format(fmt=fmt, product=product, version=version, meta=meta), encoding="utf-8")
+        RECIPE.format(fmt=fmt, product=product, version=version, meta=meta), encoding="utf-8"
+    )
 
 
 def test_known_range_comes_from_the_matrix() -> None:
@@ -62,8 +63,9 @@ def test_known_range_comes_from_the_matrix() -> None:
         pytest.param("blue", "3.13", "czann", "2.1.0", id="newest"),
     ],
 )
-def test_known_releases_are_accepted_without_notes(project: Path, product: str, version: str,
-                                                   fmt: str, picked: str) -> None:
+def test_known_releases_are_accepted_without_notes(
+    project: Path, product: str, version: str, fmt: str, picked: str
+) -> None:
     _write(project, product, version, fmt)
     (variant,) = load_variants(["t"], project_dir=project)
     assert variant.spec.format_version == picked
@@ -86,13 +88,18 @@ def test_newer_releases_are_accepted_with_a_note(project: Path, version: str) ->
         pytest.param("core", "3.0", "ZEN Core 3.0 is older than ZEN Core 3.1", id="core-3.0"),
         pytest.param("blue", "2.6", "use '3.2' or newer", id="zen-2"),
         pytest.param("blue", "0.0", "zen-blue-3.2", id="zero"),
-        pytest.param("blue", "3.05", "has leading zeros; write the release as ZEN names it, "
-                                     "e.g. '3.5'", id="leading-zero-minor"),
+        pytest.param(
+            "blue",
+            "3.05",
+            "has leading zeros; write the release as ZEN names it, e.g. '3.5'",
+            id="leading-zero-minor",
+        ),
         pytest.param("core", "03.13", "e.g. '3.13'", id="leading-zero-major"),
     ],
 )
-def test_old_or_malformed_releases_are_refused(project: Path, product: str, version: str,
-                                               fragment: str) -> None:
+def test_old_or_malformed_releases_are_refused(
+    project: Path, product: str, version: str, fragment: str
+) -> None:
     _write(project, product, version, fmt="czmodel")
     with pytest.raises(RecipeError) as info:
         load_variants(["t"], project_dir=project)
@@ -104,10 +111,13 @@ def test_old_or_malformed_releases_are_refused(project: Path, product: str, vers
 def test_a_target_from_a_config_group_points_at_the_defaults_entry(project: Path) -> None:
     (project / "configs" / "target").mkdir(parents=True)
     (project / "configs" / "target" / "zen-blue-2.6.yaml").write_text(
-        "product: blue\nversion: '2.6'\n", encoding="utf-8")
+        "product: blue\nversion: '2.6'\n", encoding="utf-8"
+    )
     (project / "recipes" / "t.yaml").write_text(
         "defaults: [/target: zen-blue-2.6, _self_]\nmodel: {path: _files/tiny.keras}\n"
-        "tile: 128\nmetadata: {type: Regression}\n", encoding="utf-8")
+        "tile: 128\nmetadata: {type: Regression}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(RecipeError, match=r"^recipes/t\.yaml:1: target\.version: ZEN Blue 2\.6"):
         load_variants(["t"], project_dir=project)
     with pytest.raises(RecipeError, match=r"from the command line: target=zen-blue-2\.6"):
@@ -116,12 +126,16 @@ def test_a_target_from_a_config_group_points_at_the_defaults_entry(project: Path
 
 def test_show_prints_the_note(project: Path) -> None:
     _write(project, "core", "9.9")
-    result = CliRunner().invoke(cli, ["show", "t", "--project", str(project)],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["show", "t", "--project", str(project)], catch_exceptions=False
+    )
     assert result.exit_code == 0
-    assert "# note: ZEN Core 9.9 is newer than the newest release czbuild knows (ZEN Core " \
-           "3.13)" in result.output
-    result = CliRunner().invoke(cli, ["show", "t", "--json", "--project", str(project)],
-                                catch_exceptions=False)
+    assert (
+        "# note: ZEN Core 9.9 is newer than the newest release czbuild knows (ZEN Core "
+        "3.13)" in result.output
+    )
+    result = CliRunner().invoke(
+        cli, ["show", "t", "--json", "--project", str(project)], catch_exceptions=False
+    )
     (variant,) = json.loads(result.output)["variants"]
     assert len(variant["notes"]) == 1

@@ -65,8 +65,10 @@ def test_load_all_recipes_sorted(tmp_path: Path) -> None:
     for name in ("zeta", "alpha", "mid"):
         (tmp_path / "recipes" / f"{name}.yaml").write_text(CZANN)
     assert [v.recipe for v in load_variants(project_dir=tmp_path)] == ["alpha", "mid", "zeta"]
-    assert [v.recipe for v in load_variants(["zeta", "alpha", "zeta"],
-                                            project_dir=tmp_path)] == ["zeta", "alpha"]
+    assert [v.recipe for v in load_variants(["zeta", "alpha", "zeta"], project_dir=tmp_path)] == [
+        "zeta",
+        "alpha",
+    ]
 
 
 def test_recipe_by_name_or_path(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,14 +109,15 @@ def test_variant_fields(project: Path) -> None:
     [
         pytest.param("valid_minimal", "keras", "_files/tiny.keras", None, id="keras"),
         pytest.param("valid_regression_h5", "h5", "_files/tiny.h5", None, id="h5"),
-        pytest.param("valid_full_czmodel", "savedmodel", "_files/saved_model", None,
-                     id="savedmodel"),
-        pytest.param("valid_factory_sweep", "factory", "_files/factory.py", "build",
-                     id="factory"),
+        pytest.param(
+            "valid_full_czmodel", "savedmodel", "_files/saved_model", None, id="savedmodel"
+        ),
+        pytest.param("valid_factory_sweep", "factory", "_files/factory.py", "build", id="factory"),
     ],
 )
-def test_model_source_kinds(project: Path, name: str, kind: str, source_suffix: str,
-                            function: str | None) -> None:
+def test_model_source_kinds(
+    project: Path, name: str, kind: str, source_suffix: str, function: str | None
+) -> None:
     variant = load_variants([name], project_dir=project)[0]
     assert variant.spec.model.kind == kind
     assert variant.spec.model.path == f"recipes/{source_suffix}"
@@ -140,8 +143,7 @@ OPSETS = {"1.1.0": 12, "2.1.0": 18, "3.1.0": 12, "3.0.0": None}
 
 @pytest.mark.parametrize("target", sorted(TARGETS), ids=sorted(TARGETS))
 @pytest.mark.parametrize("family", ["czann", "czmodel"], ids=["czann", "czmodel"])
-def test_target_picks_newest_readable_version(project: Path, target: str,
-                                              family: str) -> None:
+def test_target_picks_newest_readable_version(project: Path, target: str, family: str) -> None:
     expected = TARGETS[target][0 if family == "czann" else 1]
     recipe = f"{family}_recipe"
     if expected is None:
@@ -149,8 +151,7 @@ def test_target_picks_newest_readable_version(project: Path, target: str,
             load_variants([recipe], (f"target={target}",), project_dir=project)
         return
     spec = _one(project, recipe, (f"target={target}",)).spec
-    assert (spec.format, spec.format_version, spec.opset) == (family, expected,
-                                                              OPSETS[expected])
+    assert (spec.format, spec.format_version, spec.opset) == (family, expected, OPSETS[expected])
 
 
 @pytest.mark.parametrize(
@@ -159,16 +160,24 @@ def test_target_picks_newest_readable_version(project: Path, target: str,
         pytest.param("czann_recipe", (), "2.1.0", 18, id="czann-default"),
         pytest.param("czmodel_recipe", (), "3.1.0", 12, id="czmodel-default"),
         pytest.param("czann_recipe", ("+format_version=2.0.0",), "2.0.0", 12, id="explicit"),
-        pytest.param("czann_recipe", ("+format_version=1.0.0", "+opset=11"), "1.0.0", 11,
-                     id="lower-opset"),
-        pytest.param("czmodel_recipe", ("+format_version=3.0.0",), "3.0.0", None,
-                     id="savedmodel-payload"),
-        pytest.param("czann_recipe", ("+format_version=1.1.0", "+target=zen-blue-3.13"),
-                     "1.1.0", 12, id="older-than-target-allows"),
+        pytest.param(
+            "czann_recipe", ("+format_version=1.0.0", "+opset=11"), "1.0.0", 11, id="lower-opset"
+        ),
+        pytest.param(
+            "czmodel_recipe", ("+format_version=3.0.0",), "3.0.0", None, id="savedmodel-payload"
+        ),
+        pytest.param(
+            "czann_recipe",
+            ("+format_version=1.1.0", "+target=zen-blue-3.13"),
+            "1.1.0",
+            12,
+            id="older-than-target-allows",
+        ),
     ],
 )
-def test_version_and_opset(project: Path, recipe: str, overrides: tuple[str, ...],
-                           version: str, opset: int | None) -> None:
+def test_version_and_opset(
+    project: Path, recipe: str, overrides: tuple[str, ...], version: str, opset: int | None
+) -> None:
     spec = _one(project, recipe, overrides).spec
     assert (spec.format_version, spec.opset) == (version, opset)
 
@@ -195,8 +204,7 @@ def test_metadata_defaults_and_normalisation(project: Path) -> None:
 def test_ops_are_normalised(project: Path) -> None:
     spec = _one(project, "valid_full_czann").spec
     assert spec.preprocessing[0] == {"op": "rgb_to_bgr"}
-    assert spec.preprocessing[2] == {"op": "normalization", "mean": [0.5, 0.5, 0.5],
-                                     "std": [0.25]}
+    assert spec.preprocessing[2] == {"op": "normalization", "mean": [0.5, 0.5, 0.5], "std": [0.25]}
     assert spec.postprocessing == ({"op": "sigmoid_to_softmax_scores"},)
 
 

@@ -38,15 +38,21 @@ def _variant(project: Path, extra: str = "", overrides: tuple[str, ...] = ()):
 def test_defaults_fill_the_spec(project: Path) -> None:
     spec = _variant(project).spec
     assert spec.verify == VerifySpec()
-    assert spec.to_plain()["verify"] == {"tolerance": 1e-5, "tiling": True, "seed": 0,
-                                         "tiling_max_tile": 256, "overlap_analysis": False}
+    assert spec.to_plain()["verify"] == {
+        "tolerance": 1e-5,
+        "tiling": True,
+        "seed": 0,
+        "tiling_max_tile": 256,
+        "overlap_analysis": False,
+    }
 
 
 def test_recipe_values_reach_the_spec(tmp_path: Path) -> None:
     shutil.copytree(DATA, tmp_path / "recipes")
     variants = load_variants(["valid_verify"], project_dir=tmp_path)
-    assert variants[0].spec.verify == VerifySpec(tolerance=1e-3, tiling=True, seed=7,
-                                                 tiling_max_tile=0, overlap_analysis=True)
+    assert variants[0].spec.verify == VerifySpec(
+        tolerance=1e-3, tiling=True, seed=7, tiling_max_tile=0, overlap_analysis=True
+    )
 
 
 def test_defaults_agree_across_layers() -> None:
@@ -78,6 +84,7 @@ def test_command_line_override_and_sweep(project: Path) -> None:
     variant = _variant(project, overrides=("+verify.tolerance=1e-3",))
     assert variant.spec.verify.tolerance == 1e-3
     (project / "recipes" / "r.yaml").write_text(
-        BASE + "sweep:\n  verify.tiling: [true, false]\n", encoding="utf-8")
+        BASE + "sweep:\n  verify.tiling: [true, false]\n", encoding="utf-8"
+    )
     variants = load_variants(["r"], project_dir=project)
     assert sorted(v.spec.verify.tiling for v in variants) == [False, True]

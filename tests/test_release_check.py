@@ -1,7 +1,7 @@
 """czbuild.lock through the CLI: written by `build`, enforced by `build --locked` and `check`.
 
 The bundled example project (recipes/, configs/, models/) is built with the fake converter of
-test_release_fakes (real CZANN/CZMODEL files, no TensorFlow), once per module; each test works
+support.release_fakes (real CZANN/CZMODEL files, no TensorFlow), once per module; each test works
 on its own copy.
 """
 
@@ -12,10 +12,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_release_fakes import EXAMPLE_VARIANTS, MUTATE_ENV, cli, copy_example_project
 
 from czbuild.release.collect import entry_from_artifact
 from czbuild.release.lockfile import NUMERIC, read_lock, update_lock
+from support.release_fakes import EXAMPLE_VARIANTS, MUTATE_ENV, cli, copy_example_project
 
 ARTIFACT = "nuclei/tile=128/nuclei.czann"
 
@@ -51,7 +51,8 @@ def test_build_writes_an_entry_per_variant(built: Path) -> None:
     assert legacy.payload == "savedmodel_zip" and legacy.members[-1].name.startswith("modelid=")
     manifest = json.loads((built / "build" / "manifest.json").read_text())
     assert {a["variant"]: a["sha256"] for a in manifest["artifacts"]} == {
-        name: entry.sha256 for name, entry in lock.entries.items()}
+        name: entry.sha256 for name, entry in lock.entries.items()
+    }
 
 
 def test_noop_build_leaves_the_lock_alone(project: Path, monkeypatch) -> None:
@@ -85,16 +86,18 @@ def test_vanished_variants_leave_only_on_a_full_build(project: Path, monkeypatch
     assert "nuclei@tile=512" not in read_lock(project / "czbuild.lock").entries
 
 
-def test_a_failed_variant_keeps_its_entry_and_nothing_is_removed(project: Path,
-                                                                 monkeypatch) -> None:
+def test_a_failed_variant_keeps_its_entry_and_nothing_is_removed(
+    project: Path, monkeypatch
+) -> None:
     old = read_lock(project / "czbuild.lock")
     recipe = project / "recipes" / "nuclei.yaml"
     recipe.write_text(recipe.read_text().replace("tile: [128, 256, 512]", "tile: [128, 256]"))
     for name in ("nuclei.py", "legacy_seed.py"):
         with open(project / "models" / name, "a") as handle:
             handle.write("\n# retrained\n")
-    result = cli(["build", "--project", str(project)], monkeypatch,
-                 env={MUTATE_ENV: "fail:legacy_seed"})
+    result = cli(
+        ["build", "--project", str(project)], monkeypatch, env={MUTATE_ENV: "fail:legacy_seed"}
+    )
     assert result.exit_code == 1 and "FAILED   legacy_seed" in result.output
     assert "2 changed (nuclei@tile=128, nuclei@tile=256)" in result.output, result.output
     new = read_lock(project / "czbuild.lock")
@@ -104,8 +107,9 @@ def test_a_failed_variant_keeps_its_entry_and_nothing_is_removed(project: Path,
 
 def test_overrides_never_touch_the_lock(project: Path, monkeypatch) -> None:
     before = _lock_bytes(project)
-    result = cli(["build", "nuclei", "metadata.model_name=Other", "--project", str(project)],
-                 monkeypatch)
+    result = cli(
+        ["build", "nuclei", "metadata.model_name=Other", "--project", str(project)], monkeypatch
+    )
     assert result.exit_code == 0, result.output
     assert "czbuild.lock not updated: command-line overrides" in result.output
     assert _lock_bytes(project) == before
@@ -121,7 +125,7 @@ def test_check_passes_on_an_unchanged_tree(project: Path, monkeypatch) -> None:
 
 
 def test_locked_build_passes_and_installs_the_checked_artifacts(project: Path, monkeypatch) -> None:
-    from czbuild.build import status
+    from czbuild.builder import status
 
     shutil.rmtree(project / "build")
     before = _lock_bytes(project)
@@ -142,8 +146,11 @@ def test_locked_build_passes_and_installs_the_checked_artifacts(project: Path, m
 def test_locked_build_fails_naming_the_initializer(project: Path, monkeypatch) -> None:
     before = _lock_bytes(project)
     artifact = (project / "build" / ARTIFACT).read_bytes()
-    result = cli(["build", "--locked", "nuclei", "--project", str(project)], monkeypatch,
-                 env={MUTATE_ENV: "initializer"})
+    result = cli(
+        ["build", "--locked", "nuclei", "--project", str(project)],
+        monkeypatch,
+        env={MUTATE_ENV: "initializer"},
+    )
     assert result.exit_code == 1, result.output
     assert "DIFFERS  nuclei@tile=128  (nuclei/tile=128/nuclei.czann)" in result.output
     assert "member model.model: initializer W differs: max abs diff 0.5" in result.output
@@ -167,10 +174,16 @@ def _relock_mutated(project: Path) -> None:
         for info, data in members:
             zf.writestr(info, data)
     old = read_lock(project / "czbuild.lock").get("nuclei@tile=128")
-    entry = entry_from_artifact(path, variant=old.variant, recipe=old.recipe,
-                                recipe_file=old.recipe_file, spec_digest=old.spec_digest,
-                                inputs=old.inputs, toolchain=old.toolchain,
-                                relative_path=old.path)
+    entry = entry_from_artifact(
+        path,
+        variant=old.variant,
+        recipe=old.recipe,
+        recipe_file=old.recipe_file,
+        spec_digest=old.spec_digest,
+        inputs=old.inputs,
+        toolchain=old.toolchain,
+        relative_path=old.path,
+    )
     update_lock(project / "czbuild.lock", [entry])
 
 
@@ -178,8 +191,10 @@ def test_check_names_the_mutated_metadata_field(project: Path, monkeypatch) -> N
     _relock_mutated(project)
     result = cli(["check", "nuclei", "--project", str(project)], monkeypatch)
     assert result.exit_code == 1, result.output
-    assert ('member model.json: metadata field Type differs: "MultiClassSemanticSegmentation" '
-            '(lock) vs "SingleClassSemanticSegmentation" (rebuilt)') in result.output
+    assert (
+        'member model.json: metadata field Type differs: "MultiClassSemanticSegmentation" '
+        '(lock) vs "SingleClassSemanticSegmentation" (rebuilt)'
+    ) in result.output
     assert "match    nuclei@tile=256" in result.output
 
 
@@ -194,12 +209,17 @@ def test_without_the_previous_artifact_the_member_hashes_speak(project: Path, mo
 
 
 def test_a_timestamp_only_difference_is_explained(project: Path, monkeypatch) -> None:
-    result = cli(["check", "denoise", "--project", str(project)], monkeypatch,
-                 env={"SOURCE_DATE_EPOCH": "1700000000"})
+    result = cli(
+        ["check", "denoise", "--project", str(project)],
+        monkeypatch,
+        env={"SOURCE_DATE_EPOCH": "1700000000"},
+    )
     assert result.exit_code == 1, result.output
     assert "timestamps only: every member's content is identical" in result.output
-    assert ("members model.json, model.model, license.txt: entry time differs: 1980-01-01 "
-            "00:00:00 (lock) vs 2023-11-14 22:13:20 (rebuilt)") in result.output
+    assert (
+        "members model.json, model.model, license.txt: entry time differs: 1980-01-01 "
+        "00:00:00 (lock) vs 2023-11-14 22:13:20 (rebuilt)"
+    ) in result.output
 
 
 def test_stale_and_missing_entries_are_named_not_rebuilt(project: Path, monkeypatch) -> None:
@@ -207,20 +227,27 @@ def test_stale_and_missing_entries_are_named_not_rebuilt(project: Path, monkeypa
     recipe.write_text(recipe.read_text().replace("model_name: Denoise", "model_name: Denoiser"))
     lock = read_lock(project / "czbuild.lock")
     (project / "czbuild.lock").unlink()
-    update_lock(project / "czbuild.lock", [e for n, e in lock.entries.items() if n != "legacy_seed"])
-    result = cli(["check", "denoise", "legacy_seed", "--project", str(project), "--json"],
-                 monkeypatch)
+    update_lock(
+        project / "czbuild.lock", [e for n, e in lock.entries.items() if n != "legacy_seed"]
+    )
+    result = cli(
+        ["check", "denoise", "legacy_seed", "--project", str(project), "--json"], monkeypatch
+    )
     assert result.exit_code == 1
     report = json.loads(result.output)
     by_name = {v["variant"]: v for v in report["variants"]}
     assert by_name["denoise"]["status"] == "stale"
-    assert "the resolved recipe changed since the lock was written" in by_name["denoise"]["headline"]
+    assert (
+        "the resolved recipe changed since the lock was written" in by_name["denoise"]["headline"]
+    )
     assert by_name["legacy_seed"]["status"] == "missing"
     assert by_name["denoise"]["actual_sha256"] is None  # not rebuilt
 
 
 def test_locked_refuses_overrides(project: Path, monkeypatch) -> None:
-    result = cli(["build", "--locked", "nuclei", "tile=256", "--project", str(project)], monkeypatch)
+    result = cli(
+        ["build", "--locked", "nuclei", "tile=256", "--project", str(project)], monkeypatch
+    )
     assert result.exit_code == 2 and "command-line overrides" in result.output
 
 
@@ -235,8 +262,9 @@ def numeric_project(tmp_path: Path, monkeypatch) -> Path:
 
 
 @pytest.mark.parametrize("ok", [True, False], ids=["within-tolerance", "beyond-tolerance"])
-def test_numeric_member_falls_back_to_running_the_payloads(numeric_project: Path, monkeypatch,
-                                                          ok: bool) -> None:
+def test_numeric_member_falls_back_to_running_the_payloads(
+    numeric_project: Path, monkeypatch, ok: bool
+) -> None:
     from czbuild.release.numeric import NumericResult
 
     entry = read_lock(numeric_project / "czbuild.lock").get("legacy_seed")
@@ -246,13 +274,22 @@ def test_numeric_member_falls_back_to_running_the_payloads(numeric_project: Path
     def fake_compare(expected: bytes, actual: bytes, **kwargs) -> NumericResult:
         calls.append(expected != actual)
         diff = 1e-7 if ok else 0.3
-        return NumericResult(ok, diff, 1e-5, 2, (1, 256, 256, 1),
-                             f"{'functionally identical' if ok else 'NOT functionally identical'} "
-                             f"within tol 1e-05: max abs diff {diff:g}")
+        return NumericResult(
+            ok,
+            diff,
+            1e-5,
+            2,
+            (1, 256, 256, 1),
+            f"{'functionally identical' if ok else 'NOT functionally identical'} "
+            f"within tol 1e-05: max abs diff {diff:g}",
+        )
 
     monkeypatch.setattr("czbuild.release.numeric.compare_payloads", fake_compare)
-    result = cli(["check", "legacy_seed", "--project", str(numeric_project)], monkeypatch,
-                 env={MUTATE_ENV: "savedmodel"})
+    result = cli(
+        ["check", "legacy_seed", "--project", str(numeric_project)],
+        monkeypatch,
+        env={MUTATE_ENV: "savedmodel"},
+    )
     assert calls == [True]
     assert "member names embed the model Id, which differs" in result.output
     assert "SavedModel file saved_model.pb differs" in result.output
@@ -265,20 +302,29 @@ def test_numeric_member_falls_back_to_running_the_payloads(numeric_project: Path
         assert "DIFFERS  legacy_seed" in result.output
 
 
-def test_numeric_member_without_previous_artifact_fails_with_a_hint(numeric_project: Path,
-                                                                    monkeypatch) -> None:
+def test_numeric_member_without_previous_artifact_fails_with_a_hint(
+    numeric_project: Path, monkeypatch
+) -> None:
     shutil.rmtree(numeric_project / "build")
-    result = cli(["check", "legacy_seed", "--project", str(numeric_project)], monkeypatch,
-                 env={MUTATE_ENV: "savedmodel"})
+    result = cli(
+        ["check", "legacy_seed", "--project", str(numeric_project)],
+        monkeypatch,
+        env={MUTATE_ENV: "savedmodel"},
+    )
     assert result.exit_code == 1
     assert "are only numerically reproducible" in result.output
 
 
 def test_a_byte_member_difference_never_falls_back(numeric_project: Path, monkeypatch) -> None:
-    monkeypatch.setattr("czbuild.release.numeric.compare_payloads",
-                        lambda *a, **k: pytest.fail("numeric comparison must not run"))
-    result = cli(["check", "legacy_seed", "--project", str(numeric_project)], monkeypatch,
-                 env={MUTATE_ENV: "model_name"})
+    monkeypatch.setattr(
+        "czbuild.release.numeric.compare_payloads",
+        lambda *a, **k: pytest.fail("numeric comparison must not run"),
+    )
+    result = cli(
+        ["check", "legacy_seed", "--project", str(numeric_project)],
+        monkeypatch,
+        env={MUTATE_ENV: "model_name"},
+    )
     assert result.exit_code == 1 and "metadata field ModelName differs" in result.output
 
 
@@ -289,20 +335,22 @@ def test_a_full_check_reports_entries_of_vanished_variants(project: Path, monkey
     assert partial.exit_code == 0 and "no recipe defines" not in partial.output
     full = cli(["check", "--project", str(project)], monkeypatch)
     assert full.exit_code == 0, full.output
-    assert ("note: czbuild.lock has entries of variants no recipe defines any more: "
-            "nuclei@tile=512") in full.output
+    assert (
+        "note: czbuild.lock has entries of variants no recipe defines any more: nuclei@tile=512"
+    ) in full.output
 
 
 @pytest.mark.parametrize(("delta", "ok"), [(0.0, True), (0.25, False)], ids=["same", "changed"])
 def test_numeric_comparison_of_onnx_payloads(delta: float, ok: bool) -> None:
     import numpy as np
-    from test_release_fakes import onnx_payload
 
     from czbuild.release.numeric import compare_payloads
+    from support.release_fakes import onnx_payload
 
     weights = np.array([0.5, 0.25], np.float32)
-    result = compare_payloads(onnx_payload(weights, 16, 16),
-                              onnx_payload(weights + np.float32(delta), 16, 16), seed=3)
+    result = compare_payloads(
+        onnx_payload(weights, 16, 16), onnx_payload(weights + np.float32(delta), 16, 16), seed=3
+    )
     assert result.ok is ok and result.input_shape == (1, 16, 16, 1)
     if ok:
         assert result.max_abs_diff == 0.0

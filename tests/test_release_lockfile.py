@@ -23,14 +23,27 @@ from czbuild.release.lockfile import (
 def _entry(name: str, *, sha: str = "a" * 64, numeric: bool = False) -> LockEntry:
     members = (
         LockedMember("model.json", "1" * 64, 180, "1980-01-01 00:00:00", "0o100644", "stored"),
-        LockedMember("model.model", "2" * 64, 4000, "1980-01-01 00:00:00", "0o100644", "stored",
-                     NUMERIC if numeric else "bytes"),
+        LockedMember(
+            "model.model",
+            "2" * 64,
+            4000,
+            "1980-01-01 00:00:00",
+            "0o100644",
+            "stored",
+            NUMERIC if numeric else "bytes",
+        ),
     )
     return LockEntry(
-        variant=name, recipe=name.split("@")[0], recipe_file=f"recipes/{name.split('@')[0]}.yaml",
-        spec_digest="d" * 64, inputs={"models/m.py": "e" * 64, "LICENSE": "f" * 64},
+        variant=name,
+        recipe=name.split("@")[0],
+        recipe_file=f"recipes/{name.split('@')[0]}.yaml",
+        spec_digest="d" * 64,
+        inputs={"models/m.py": "e" * 64, "LICENSE": "f" * 64},
         toolchain={"tensorflow": "2.21.0", "python": "3.11", "czbuild": "0.1.0"},
-        path=f"{name.split('@')[0]}/default/x.czann", sha256=sha, size=4321, members=members,
+        path=f"{name.split('@')[0]}/default/x.czann",
+        sha256=sha,
+        size=4321,
+        members=members,
     )
 
 
@@ -57,7 +70,9 @@ def test_text_is_diff_friendly() -> None:
     assert list(data) == sorted(data) and data["format"] == 1
     # members keep archive order, everything else is sorted
     assert [m["name"] for m in data["variants"]["n"]["artifact"]["members"]] == [
-        "model.json", "model.model"]
+        "model.json",
+        "model.model",
+    ]
     assert list(data["variants"]["n"]["inputs"]) == ["LICENSE", "models/m.py"]
 
 
@@ -67,10 +82,14 @@ def test_text_is_diff_friendly() -> None:
         pytest.param("{not json", "not valid JSON", id="invalid-json"),
         pytest.param('{"format": 7, "variants": {}}', "format: 7 is not supported", id="format"),
         pytest.param('{"format": 1}', "variants: missing", id="no-variants"),
-        pytest.param('{"format": 1, "variants": {"v": {"recipe": "v"}}}',
-                     "variants.v.artifact: missing", id="missing-key"),
-        pytest.param('{"format": "1", "variants": {}}', "format: expected int, got str",
-                     id="wrong-type"),
+        pytest.param(
+            '{"format": 1, "variants": {"v": {"recipe": "v"}}}',
+            "variants.v.artifact: missing",
+            id="missing-key",
+        ),
+        pytest.param(
+            '{"format": "1", "variants": {}}', "format: expected int, got str", id="wrong-type"
+        ),
     ],
 )
 def test_parse_errors_name_the_key(text: str, expected: str) -> None:

@@ -12,7 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_release_fakes import (
+
+from czbuild.errors import BuildError, LockMismatchError, VerifyError
+from czbuild.release.gitinfo import DirtyTreeError
+from czbuild.release.lockfile import read_lock, update_lock
+from czbuild.release.release import FAILED, VerifyOutcome, release
+from support.release_fakes import (
     EXAMPLE_VARIANTS,
     MUTATE_ENV,
     cli,
@@ -21,11 +26,6 @@ from test_release_fakes import (
     git,
     git_init,
 )
-
-from czbuild.errors import BuildError, LockMismatchError, VerifyError
-from czbuild.release.gitinfo import DirtyTreeError
-from czbuild.release.lockfile import read_lock, update_lock
-from czbuild.release.release import FAILED, VerifyOutcome, release
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,14 @@ def _variants(root: Path) -> list:
 
 def _release(root: Path, dist: Path | None = None, **kwargs):
     kwargs.setdefault("verify", False)
-    return release(_variants(root), project_dir=root, dist_dir=dist or root / "dist",
-                   options=fake_options(), reference_dirs=[root / "build"], **kwargs)
+    return release(
+        _variants(root),
+        project_dir=root,
+        dist_dir=dist or root / "dist",
+        options=fake_options(),
+        reference_dirs=[root / "build"],
+        **kwargs,
+    )
 
 
 def test_release_writes_artifacts_sums_and_manifest(project: Path) -> None:
@@ -62,15 +68,25 @@ def test_release_writes_artifacts_sums_and_manifest(project: Path) -> None:
     files = sorted(p.relative_to(dist).as_posix() for p in dist.rglob("*") if p.is_file())
     lock = read_lock(project / "czbuild.lock")
     assert files == sorted(["SHA256SUMS", "release.json", *(e.path for e in lock.entries.values())])
-    check = subprocess.run(["sha256sum", "--strict", "-c", "SHA256SUMS"], cwd=dist,
-                           capture_output=True, text=True, check=False)
+    check = subprocess.run(
+        ["sha256sum", "--strict", "-c", "SHA256SUMS"],
+        cwd=dist,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count(": OK") == len(files) - 1
     manifest = json.loads((dist / "release.json").read_text())
-    assert manifest["git"] == {"commit": git(project, "rev-parse", "HEAD").strip(), "tag": None,
-                               "dirty": False, "dirty_files": []}
+    assert manifest["git"] == {
+        "commit": git(project, "rev-parse", "HEAD").strip(),
+        "tag": None,
+        "dirty": False,
+        "dirty_files": [],
+    }
     assert [a["variant"] for a in manifest["artifacts"]] == sorted(
-        EXAMPLE_VARIANTS, key=lambda n: lock.get(n).path)
+        EXAMPLE_VARIANTS, key=lambda n: lock.get(n).path
+    )
     for artifact in manifest["artifacts"]:
         entry = lock.get(artifact["variant"])
         assert artifact["sha256"] == entry.sha256 and artifact["lock"] == "match"
@@ -86,10 +102,16 @@ def test_release_bytes_do_not_depend_on_where_it_runs(project: Path, tmp_path: P
     other = Path(shutil.copytree(project, tmp_path / "elsewhere" / "checkout", symlinks=True))
     _release(project)
     _release(other, tmp_path / "dist2")
-    first = {p.relative_to(project / "dist"): p.read_bytes()
-             for p in (project / "dist").rglob("*") if p.is_file()}
-    second = {p.relative_to(tmp_path / "dist2"): p.read_bytes()
-              for p in (tmp_path / "dist2").rglob("*") if p.is_file()}
+    first = {
+        p.relative_to(project / "dist"): p.read_bytes()
+        for p in (project / "dist").rglob("*")
+        if p.is_file()
+    }
+    second = {
+        p.relative_to(tmp_path / "dist2"): p.read_bytes()
+        for p in (tmp_path / "dist2").rglob("*")
+        if p.is_file()
+    }
     assert first == second
 
 
@@ -102,12 +124,21 @@ def test_the_tag_is_recorded(project: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "path"),
     [
-        pytest.param(lambda p: (p / "recipes/nuclei.yaml").open("a").write("# a comment\n"),
-                     "recipes/nuclei.yaml", id="modified-recipe"),
-        pytest.param(lambda p: (p / "configs/preprocessing/extra.yaml").write_text("[]\n"),
-                     "configs/preprocessing/extra.yaml", id="untracked-config"),
-        pytest.param(lambda p: git(p, "rm", "-q", "--cached", "models/denoise.py"),
-                     "models/denoise.py", id="untracked-model-input"),
+        pytest.param(
+            lambda p: (p / "recipes/nuclei.yaml").open("a").write("# a comment\n"),
+            "recipes/nuclei.yaml",
+            id="modified-recipe",
+        ),
+        pytest.param(
+            lambda p: (p / "configs/preprocessing/extra.yaml").write_text("[]\n"),
+            "configs/preprocessing/extra.yaml",
+            id="untracked-config",
+        ),
+        pytest.param(
+            lambda p: git(p, "rm", "-q", "--cached", "models/denoise.py"),
+            "models/denoise.py",
+            id="untracked-model-input",
+        ),
     ],
 )
 def test_a_dirty_tree_is_refused_unless_allowed(project: Path, change, path: str) -> None:
@@ -161,8 +192,9 @@ def test_outside_git_the_release_says_so(tmp_path: Path, repo: Path) -> None:
     assert any("no git commit recorded" in note for note in report.notes)
 
 
-def test_a_foreign_dist_folder_is_refused_and_a_release_replaced(project: Path,
-                                                                 tmp_path: Path) -> None:
+def test_a_foreign_dist_folder_is_refused_and_a_release_replaced(
+    project: Path, tmp_path: Path
+) -> None:
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("mine")
@@ -203,8 +235,18 @@ def test_cli_release_and_its_refusal(project: Path, monkeypatch) -> None:
     refused = cli(["release", "--project", str(project), "--no-verify"], monkeypatch)
     assert refused.exit_code == 1
     assert "uncommitted changes to release inputs: recipes/denoise.yaml" in refused.output
-    done = cli(["release", "--project", str(project), "--no-verify", "--allow-dirty", "--out",
-                str(project / "out")], monkeypatch)
+    done = cli(
+        [
+            "release",
+            "--project",
+            str(project),
+            "--no-verify",
+            "--allow-dirty",
+            "--out",
+            str(project / "out"),
+        ],
+        monkeypatch,
+    )
     assert done.exit_code == 0, done.output
     assert "released  nuclei/tile=128/nuclei.czann  sha256 " in done.output
     assert "czbuild: released 5 artifact(s) to" in done.output

@@ -19,33 +19,59 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_release_fakes import REPO_DIR, copy_example_project
+
+from support.release_fakes import REPO_DIR, copy_example_project
 
 pytestmark = pytest.mark.slow
 
 ENVIRONMENTS = {
-    "a": {"TZ": "UTC", "PYTHONHASHSEED": "0", "LC_ALL": "C", "umask": 0o022, "jobs": "1",
-          "names": [], "cwd": "recipes"},
-    "b": {"TZ": "Pacific/Chatham", "PYTHONHASHSEED": "4242", "LC_ALL": "C.UTF-8",
-          "umask": 0o077, "jobs": "2", "names": ["nuclei", "legacy_seed", "denoise"],
-          "cwd": None},
+    "a": {
+        "TZ": "UTC",
+        "PYTHONHASHSEED": "0",
+        "LC_ALL": "C",
+        "umask": 0o022,
+        "jobs": "1",
+        "names": [],
+        "cwd": "recipes",
+    },
+    "b": {
+        "TZ": "Pacific/Chatham",
+        "PYTHONHASHSEED": "4242",
+        "LC_ALL": "C.UTF-8",
+        "umask": 0o077,
+        "jobs": "2",
+        "names": ["nuclei", "legacy_seed", "denoise"],
+        "cwd": None,
+    },
 }
 
 
-def _czbuild(args: list[str], *, cwd: Path, env: dict[str, str], umask: int = 0o022
-             ) -> subprocess.CompletedProcess:
+def _czbuild(
+    args: list[str], *, cwd: Path, env: dict[str, str], umask: int = 0o022
+) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
     full_env.update(env)
     full_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [str(REPO_DIR), os.environ.get("PYTHONPATH", "")] if p)
-    return subprocess.run([sys.executable, "-m", "czbuild", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=1200, check=False,
-                          preexec_fn=lambda: os.umask(umask))
+        p for p in [str(REPO_DIR), os.environ.get("PYTHONPATH", "")] if p
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "czbuild", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+        preexec_fn=lambda: os.umask(umask),
+    )
 
 
 def _artifacts(build_dir: Path) -> dict[str, str]:
-    return {p.relative_to(build_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(build_dir.rglob("*")) if p.suffix in (".czann", ".czmodel")}
+    return {
+        p.relative_to(build_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(build_dir.rglob("*"))
+        if p.suffix in (".czann", ".czmodel")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +86,17 @@ def builds(tmp_path_factory) -> dict[str, Path]:
         args = ["build", *setting["names"], "-j", setting["jobs"]]
         if setting["cwd"] is None:
             args += ["--project", str(root)]
-        proc = _czbuild(args, cwd=cwd, umask=setting["umask"],
-                        env={"TZ": setting["TZ"], "PYTHONHASHSEED": setting["PYTHONHASHSEED"],
-                             "LC_ALL": setting["LC_ALL"], "TMPDIR": str(tmp)})
+        proc = _czbuild(
+            args,
+            cwd=cwd,
+            umask=setting["umask"],
+            env={
+                "TZ": setting["TZ"],
+                "PYTHONHASHSEED": setting["PYTHONHASHSEED"],
+                "LC_ALL": setting["LC_ALL"],
+                "TMPDIR": str(tmp),
+            },
+        )
         assert proc.returncode == 0, f"build {key} failed:\n{proc.stdout}\n{proc.stderr}"
         roots[key] = root
     return roots
@@ -77,8 +111,9 @@ def test_every_artifact_is_byte_identical(builds: dict[str, Path]) -> None:
     explanations = []
     for rel in sorted(a):
         if a[rel] != b[rel]:
-            diffs = explain_differences(builds["a"] / "build" / rel, builds["b"] / "build" / rel,
-                                        labels=("run a", "run b"))
+            diffs = explain_differences(
+                builds["a"] / "build" / rel, builds["b"] / "build" / rel, labels=("run a", "run b")
+            )
             explanations.append(f"{rel}:\n  " + "\n  ".join(format_differences(diffs)))
     assert not explanations, "artifacts differ between the runs:\n" + "\n".join(explanations)
 

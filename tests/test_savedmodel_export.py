@@ -43,7 +43,7 @@ MODEL_SRC = textwrap.dedent(
 @pytest.fixture(scope="module")
 def ns():
     namespace: dict = {}
-    exec(MODEL_SRC, namespace)  # noqa: S102 - test-local source
+    exec(MODEL_SRC, namespace)
     return namespace
 
 
@@ -143,8 +143,9 @@ def test_same_bytes_after_unrelated_work_and_in_a_fresh_process(
         + "print(json.dumps([hashlib.sha256(export_savedmodel_zip(m)).hexdigest()\n"
         + "                  for m in (wrapped_model(), saved)]))\n"
     )
-    stdout = run_fresh_python(script, saved_source, cwd=tmp_path, PYTHONHASHSEED="99",
-                              TZ="America/Lima")
+    stdout = run_fresh_python(
+        script, saved_source, cwd=tmp_path, PYTHONHASHSEED="99", TZ="America/Lima"
+    )
     assert json.loads(stdout.strip().splitlines()[-1]) == here
 
 

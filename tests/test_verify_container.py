@@ -51,10 +51,11 @@ def onnx_model(
     c_in, x = channels, "x0"
     for i in range(convs):
         w = rng.normal(0, 0.5, (4, c_in, 3, 3)).astype(np.float32)
-        inits += [numpy_helper.from_array(w, f"w{i}"),
-                  numpy_helper.from_array(np.zeros(4, np.float32), f"b{i}")]
-        nodes.append(helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"],
-                                      pads=[1, 1, 1, 1]))
+        inits += [
+            numpy_helper.from_array(w, f"w{i}"),
+            numpy_helper.from_array(np.zeros(4, np.float32), f"b{i}"),
+        ]
+        nodes.append(helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"x{i + 1}"]))
         c_in, x = 4, f"x{i + 1}"
     w = rng.normal(0, 0.5, (classes, c_in, 1, 1)).astype(np.float32)
@@ -65,7 +66,8 @@ def onnx_model(
     extra = {"axis": 3} if op == "Softmax" else {}
     nodes.append(helper.make_node(op, ["nhwc"], ["output"], **extra))
     graph = helper.make_graph(
-        nodes, "g",
+        nodes,
+        "g",
         [helper.make_tensor_value_info("input", in_type, [batch, dim, dim, channels])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, dim, dim, classes])],
         initializer=inits,
@@ -76,17 +78,30 @@ def onnx_model(
 
 
 def czann_meta(size: int = 8, n_classes: int = 2, version: str = "2.1.0", **kw) -> CzannMetadata:
-    args = {"type": "SingleClassSemanticSegmentation", "input_shape": (size, size, 1),
-                "output_shape": (size, size, n_classes),
-                "classes": tuple(f"c{i}" for i in range(n_classes)), "min_overlap": (2, 2),
-                "model_name": "tiny", "id": ID, "format_version": version}
+    args = {
+        "type": "SingleClassSemanticSegmentation",
+        "input_shape": (size, size, 1),
+        "output_shape": (size, size, n_classes),
+        "classes": tuple(f"c{i}" for i in range(n_classes)),
+        "min_overlap": (2, 2),
+        "model_name": "tiny",
+        "id": ID,
+        "format_version": version,
+    }
     args.update(kw)
     return CzannMetadata(**args)
 
 
 def legacy_meta(version: str = "3.1.0", **kw) -> LegacyMetadata:
-    args = {"name": "tiny", "color_handling": "ConvertToMonochrome", "pixel_types": ("Gray16",),
-                "classes": ("bg", "fg"), "border_size": 1, "id": ID, "version": version}
+    args = {
+        "name": "tiny",
+        "color_handling": "ConvertToMonochrome",
+        "pixel_types": ("Gray16",),
+        "classes": ("bg", "fg"),
+        "border_size": 1,
+        "id": ID,
+        "version": version,
+    }
     args.update(kw)
     return LegacyMetadata(**args)
 
@@ -95,8 +110,9 @@ def good_czann_members(**kw) -> list[tuple[str, bytes]]:
     return czann_members(czann_meta(), onnx_model(**kw), b"licence text")[1]
 
 
-def write_zip(path: Path, members: list[tuple[str, bytes]],
-              compression: int = zipfile.ZIP_STORED) -> Path:
+def write_zip(
+    path: Path, members: list[tuple[str, bytes]], compression: int = zipfile.ZIP_STORED
+) -> Path:
     """A plain zipfile archive (wall-clock times, host attributes): a 'foreign' file."""
     with zipfile.ZipFile(path, "w", compression) as zf:
         for name, data in members:
@@ -113,8 +129,12 @@ def statuses(report) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("version", "opset", "ir", "scaling"),
-    [("2.1.0", 18, 8, None), ("2.0.0", 12, 7, (1e-6, 1e-6, 2e-6)), ("1.1.0", 12, 7, (1e-6, 1e-6)),
-     ("1.0.0", 12, 7, None)],
+    [
+        ("2.1.0", 18, 8, None),
+        ("2.0.0", 12, 7, (1e-6, 1e-6, 2e-6)),
+        ("1.1.0", 12, 7, (1e-6, 1e-6)),
+        ("1.0.0", 12, 7, None),
+    ],
     ids=["czann-2.1.0", "czann-2.0.0", "czann-1.1.0", "czann-1.0.0"],
 )
 def test_good_czann_passes_static_checks(tmp_path, version, opset, ir, scaling):
@@ -126,9 +146,17 @@ def test_good_czann_passes_static_checks(tmp_path, version, opset, ir, scaling):
     got = statuses(report)
     assert report.ok, [c for c in report.checks if c.status == FAILED]
     assert (report.family, report.version) == ("czann", version)
-    for name in ("container.archive", "container.members", "container.metadata",
-                 "container.layout", "container.hygiene", "payload.model", "payload.io",
-                 "payload.opset", "semantics"):
+    for name in (
+        "container.archive",
+        "container.members",
+        "container.metadata",
+        "container.layout",
+        "container.hygiene",
+        "payload.model",
+        "payload.io",
+        "payload.opset",
+        "semantics",
+    ):
         assert got[name] == PASSED, (name, report.get(name).message)
     assert got["fidelity"] == SKIPPED and got["tiling.seams"] == SKIPPED
     assert report.get("payload.opset").details["opset"] == opset
@@ -156,8 +184,16 @@ def test_report_to_dict_is_json(tmp_path):
     path = tmp_path / "m.czann"
     write_czann(path, czann_meta(), onnx_model())
     doc = json.loads(json.dumps(verify_artifact(path).to_dict()))
-    assert set(doc) == {"path", "family", "version", "ok", "summary", "metadata", "checks",
-                        "images"}
+    assert set(doc) == {
+        "path",
+        "family",
+        "version",
+        "ok",
+        "summary",
+        "metadata",
+        "checks",
+        "images",
+    }
     assert {"name", "status", "figure", "message", "details"} <= set(doc["checks"][0])
     assert doc["metadata"]["Id"] == ID
 
@@ -257,12 +293,14 @@ def _members(**changes):
             else:
                 members[name] = value
         return zip_to(tmp_path / "m.czann", list(members.items()))
+
     return make
 
 
 def _extra(*extra: tuple[str, bytes]):
     def make(tmp_path: Path) -> Path:
         return write_zip(tmp_path / "m.czann", good_czann_members() + list(extra))
+
     return make
 
 
@@ -271,6 +309,7 @@ def _text(data: bytes):
         path = tmp_path / "m.czann"
         path.write_bytes(data)
         return path
+
     return make
 
 
@@ -284,6 +323,7 @@ def _legacy(members_fn):
     def make(tmp_path: Path) -> Path:
         _, members = czmodel_members(legacy_meta(), onnx_model(opset=12, ir=7))
         return zip_to(tmp_path / "m.czmodel", members_fn(members))
+
     return make
 
 
@@ -316,36 +356,78 @@ BAD = [
     ("json-not-json", _members(model_dot_json=b"{not json"), "container.metadata", "JSON"),
     ("json-not-utf8", _members(model_dot_json=b'{"Id": "\xff"}'), "container.metadata", "UTF-8"),
     ("json-list", _members(model_dot_json=b"[1, 2]"), "container.metadata", "object"),
-    ("json-nan", _members(model_dot_json=_doc(Scaling=[1e-6, 1e-6]).replace(b"1e-06]", b"NaN]")),
-     "container.metadata", "NaN"),
-    ("json-wrong-types", _members(model_dot_json=_doc(InputShape="8x8", Classes=3)),
-     "container.metadata", "InputShape"),
+    (
+        "json-nan",
+        _members(model_dot_json=_doc(Scaling=[1e-6, 1e-6]).replace(b"1e-06]", b"NaN]")),
+        "container.metadata",
+        "NaN",
+    ),
+    (
+        "json-wrong-types",
+        _members(model_dot_json=_doc(InputShape="8x8", Classes=3)),
+        "container.metadata",
+        "InputShape",
+    ),
     ("json-missing-type", _members(model_dot_json=_doc(Type=None)), "container.metadata", "Type"),
-    ("json-unknown-key", _members(model_dot_json=_doc(Colour="red")), "container.metadata",
-     "Colour"),
-    ("json-classes-vs-output", _members(model_dot_json=_doc(Classes=["a", "b", "c"])),
-     "container.metadata", "Classes"),
-    ("json-odd-overlap", _members(model_dot_json=_doc(MinOverlap=[3, 3])), "container.metadata",
-     "MinOverlap"),
-    ("payload-not-onnx", _members(model_dot_model=b"this is not an onnx model at all"),
-     "payload.model", "not an ONNX"),
+    (
+        "json-unknown-key",
+        _members(model_dot_json=_doc(Colour="red")),
+        "container.metadata",
+        "Colour",
+    ),
+    (
+        "json-classes-vs-output",
+        _members(model_dot_json=_doc(Classes=["a", "b", "c"])),
+        "container.metadata",
+        "Classes",
+    ),
+    (
+        "json-odd-overlap",
+        _members(model_dot_json=_doc(MinOverlap=[3, 3])),
+        "container.metadata",
+        "MinOverlap",
+    ),
+    (
+        "payload-not-onnx",
+        _members(model_dot_model=b"this is not an onnx model at all"),
+        "payload.model",
+        "not an ONNX",
+    ),
     ("payload-savedmodel-in-2.1", _savedmodel_in_czann_2, "payload.model", "SavedModel"),
-    ("legacy-id-mismatch", _legacy(lambda m: [(m[0][0].replace("3f", "4f"), m[0][1])] + m[1:]),
-     "container.members", "ids disagree"),
+    (
+        "legacy-id-mismatch",
+        _legacy(lambda m: [(m[0][0].replace("3f", "4f"), m[0][1])] + m[1:]),
+        "container.members",
+        "ids disagree",
+    ),
     ("legacy-missing-marker", _legacy(lambda m: m[:-1]), "container.members", "modelid"),
-    ("legacy-xml-doctype", _legacy(lambda m: [(m[0][0], m[0][1].replace(
-        b"\n", b"\n<!DOCTYPE x [<!ENTITY a 'b'>]>", 1))] + m[1:]), "container.metadata",
-     "DOCTYPE"),
-    ("legacy-xml-broken", _legacy(lambda m: [(m[0][0], b"<Model")] + m[1:]),
-     "container.metadata", "malformed"),
-    ("legacy-marker-not-empty", _legacy(lambda m: m[:-1] + [(m[-1][0], b"x")]),
-     "container.members", "must be empty"),
+    (
+        "legacy-xml-doctype",
+        _legacy(
+            lambda m: (
+                [(m[0][0], m[0][1].replace(b"\n", b"\n<!DOCTYPE x [<!ENTITY a 'b'>]>", 1))] + m[1:]
+            )
+        ),
+        "container.metadata",
+        "DOCTYPE",
+    ),
+    (
+        "legacy-xml-broken",
+        _legacy(lambda m: [(m[0][0], b"<Model")] + m[1:]),
+        "container.metadata",
+        "malformed",
+    ),
+    (
+        "legacy-marker-not-empty",
+        _legacy(lambda m: m[:-1] + [(m[-1][0], b"x")]),
+        "container.members",
+        "must be empty",
+    ),
 ]
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")
-@pytest.mark.parametrize(("make", "check", "needle"), [b[1:] for b in BAD],
-                         ids=[b[0] for b in BAD])
+@pytest.mark.parametrize(("make", "check", "needle"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_bad_file_gives_a_failed_check(tmp_path, make, check, needle):
     work = tmp_path / "work"
     work.mkdir()
@@ -395,23 +477,41 @@ def _custom_domain() -> bytes:
 
 
 PAYLOAD = [
-    ("opset-too-new-for-2.0.0", czann_meta(version="2.0.0"), onnx_model(opset=18, ir=8),
-     "payload.opset", "opset 18"),
-    ("ir-too-new-for-1.1.0", czann_meta(version="1.1.0"), onnx_model(opset=12, ir=8),
-     "payload.opset", "ir_version 8"),
+    (
+        "opset-too-new-for-2.0.0",
+        czann_meta(version="2.0.0"),
+        onnx_model(opset=18, ir=8),
+        "payload.opset",
+        "opset 18",
+    ),
+    (
+        "ir-too-new-for-1.1.0",
+        czann_meta(version="1.1.0"),
+        onnx_model(opset=12, ir=8),
+        "payload.opset",
+        "ir_version 8",
+    ),
     ("custom-domain", czann_meta(), _custom_domain(), "payload.opset", "non-standard"),
     ("two-inputs", czann_meta(), _two_inputs(), "payload.io", "2 inputs"),
     ("int-input", czann_meta(), onnx_model(in_type=TensorProto.INT32), "payload.io", "FLOAT"),
     ("batch-2", czann_meta(), onnx_model(batch=2), "payload.io", "batch"),
     ("shape-mismatch", czann_meta(size=16), onnx_model(size=8), "payload.io", "InputShape"),
     ("no-softmax", czann_meta(), onnx_model(head="none"), "semantics", "sum"),
-    ("regression-out-of-range", czann_meta(type="Regression", classes=None),
-     onnx_model(head="none"), "semantics", "outside [0, 1]"),
+    (
+        "regression-out-of-range",
+        czann_meta(type="Regression", classes=None),
+        onnx_model(head="none"),
+        "semantics",
+        "outside [0, 1]",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("metadata", "payload", "check", "needle"), [p[1:] for p in PAYLOAD],
-                         ids=[p[0] for p in PAYLOAD])
+@pytest.mark.parametrize(
+    ("metadata", "payload", "check", "needle"),
+    [p[1:] for p in PAYLOAD],
+    ids=[p[0] for p in PAYLOAD],
+)
 def test_payload_rule_violations_fail(tmp_path, metadata, payload, check, needle):
     report = _payload_case(tmp_path, metadata, payload)
     failed = report.get(check)
@@ -446,8 +546,9 @@ def test_legacy_pixel_type_channel_warning(tmp_path):
 
 
 def test_regression_with_sigmoid_passes(tmp_path):
-    report = _payload_case(tmp_path, czann_meta(type="Regression", classes=None),
-                           onnx_model(head="sigmoid"))
+    report = _payload_case(
+        tmp_path, czann_meta(type="Regression", classes=None), onnx_model(head="sigmoid")
+    )
     assert report.get("semantics").status == PASSED
 
 
@@ -490,8 +591,7 @@ NESTED = [
 ]
 
 
-@pytest.mark.parametrize(("payload", "needle"), [n[1:] for n in NESTED],
-                         ids=[n[0] for n in NESTED])
+@pytest.mark.parametrize(("payload", "needle"), [n[1:] for n in NESTED], ids=[n[0] for n in NESTED])
 def test_bad_nested_savedmodel_zip(tmp_path, payload, needle):
     work = tmp_path / "work"
     work.mkdir()

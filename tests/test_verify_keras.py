@@ -17,16 +17,21 @@ pytestmark = pytest.mark.slow
 
 keras = pytest.importorskip("keras")
 
-from czbuild.formats.czann import CzannMetadata
-from czbuild.formats.legacy import LegacyMetadata
-from czbuild.verify import FAILED, PASSED, SKIPPED, WARNING, verify_artifact
+from czbuild.formats.czann import CzannMetadata  # noqa: E402
+from czbuild.formats.legacy import LegacyMetadata  # noqa: E402
+from czbuild.verify import FAILED, PASSED, SKIPPED, WARNING, verify_artifact  # noqa: E402
 
 SCALE = [{"op": "scale", "scale": 0.5}]
 GRAY16 = [{"op": "scale", "scale": 1 / 65535}]
 
 
-def conv_stack(kernels=((3, 1), (3, 1), (3, 1)), classes: int = 2, head: str = "softmax",
-               channels: int = 1, seed: int = 0):
+def conv_stack(
+    kernels=((3, 1), (3, 1), (3, 1)),
+    classes: int = 2,
+    head: str = "softmax",
+    channels: int = 1,
+    seed: int = 0,
+):
     """Fully convolutional stack of (kernel, dilation) convs; receptive radius sum(d*(k-1)/2)."""
     keras.utils.set_random_seed(seed)
     x = inp = keras.Input((None, None, channels))
@@ -52,26 +57,49 @@ def unet(depth: int = 2, seed: int = 0):
     return keras.Model(inp, keras.layers.Conv2D(2, 1, activation="softmax")(x))
 
 
-def czann(tile: int, overlap: int, *, version: str = "2.1.0", classes=("bg", "fg"),
-          type_: str = "SingleClassSemanticSegmentation") -> CzannMetadata:
+def czann(
+    tile: int,
+    overlap: int,
+    *,
+    version: str = "2.1.0",
+    classes=("bg", "fg"),
+    type_: str = "SingleClassSemanticSegmentation",
+) -> CzannMetadata:
     # Files without FormatVersion declare their version through Scaling (format §2.2).
     scaling = {"2.0.0": (1e-7, 1e-7, 2e-7), "1.1.0": (1e-7, 1e-7)}.get(version)
-    return CzannMetadata(type=type_, input_shape=None, output_shape=None, classes=classes,
-                         min_overlap=(overlap, overlap), model_name="tiny", scaling=scaling,
-                         format_version=version)
+    return CzannMetadata(
+        type=type_,
+        input_shape=None,
+        output_shape=None,
+        classes=classes,
+        min_overlap=(overlap, overlap),
+        model_name="tiny",
+        scaling=scaling,
+        format_version=version,
+    )
 
 
 def legacy(border: int, version: str) -> LegacyMetadata:
-    return LegacyMetadata(name="tiny", color_handling="ConvertToMonochrome",
-                          pixel_types=("Gray16",), classes=("bg", "fg"), border_size=border,
-                          version=version)
+    return LegacyMetadata(
+        name="tiny",
+        color_handling="ConvertToMonochrome",
+        pixel_types=("Gray16",),
+        classes=("bg", "fg"),
+        border_size=border,
+        version=version,
+    )
 
 
 def build(out: Path, name: str, model, metadata, *, pre=(), post=(), tile: int = 16) -> Path:
     from czbuild.convert import ConversionRequest, convert
 
-    request = ConversionRequest(source=model, metadata=metadata, preprocessing=tuple(pre),
-                                postprocessing=tuple(post), spatial_dims=(tile, tile))
+    request = ConversionRequest(
+        source=model,
+        metadata=metadata,
+        preprocessing=tuple(pre),
+        postprocessing=tuple(post),
+        spatial_dims=(tile, tile),
+    )
     return Path(convert(request, out / name).path)
 
 
@@ -104,10 +132,22 @@ def statuses(report) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("key", "pre"),
-    [("czann-2.1.0", SCALE), ("czann-2.0.0", SCALE), ("czann-1.1.0", SCALE),
-     ("czann-1.0.0", SCALE), ("czmodel-3.1.0", GRAY16), ("czmodel-3.0.0", GRAY16)],
-    ids=["czann-2.1.0", "czann-2.0.0", "czann-1.1.0", "czann-1.0.0", "czmodel-3.1.0",
-         "czmodel-3.0.0"],
+    [
+        ("czann-2.1.0", SCALE),
+        ("czann-2.0.0", SCALE),
+        ("czann-1.1.0", SCALE),
+        ("czann-1.0.0", SCALE),
+        ("czmodel-3.1.0", GRAY16),
+        ("czmodel-3.0.0", GRAY16),
+    ],
+    ids=[
+        "czann-2.1.0",
+        "czann-2.0.0",
+        "czann-1.1.0",
+        "czann-1.0.0",
+        "czmodel-3.1.0",
+        "czmodel-3.0.0",
+    ],
 )
 def test_good_artifacts_pass_every_check(artifacts, stack, key, pre):
     report = verify_artifact(artifacts[key], source_model=stack, preprocessing=pre, strict=True)
@@ -124,14 +164,17 @@ def test_good_artifacts_pass_every_check(artifacts, stack, key, pre):
 
 @pytest.mark.parametrize(
     ("declared", "pre"),
-    [([{"op": "scale", "scale": 1.0}], "scale 1.0 instead of 0.5"),
-     ([], "no preprocessing"),
-     ([{"op": "normalization", "mean": 0.5, "std": 2.0}], "normalization instead of scale")],
+    [
+        ([{"op": "scale", "scale": 1.0}], "scale 1.0 instead of 0.5"),
+        ([], "no preprocessing"),
+        ([{"op": "normalization", "mean": 0.5, "std": 2.0}], "normalization instead of scale"),
+    ],
     ids=["wrong-scale", "missing", "wrong-op"],
 )
 def test_fidelity_detects_a_wrong_preprocessing(artifacts, stack, declared, pre):
-    report = verify_artifact(artifacts["czann-2.1.0"], source_model=stack,
-                             preprocessing=declared, tiling=False)
+    report = verify_artifact(
+        artifacts["czann-2.1.0"], source_model=stack, preprocessing=declared, tiling=False
+    )
     check = report.get("fidelity")
     assert check.status == FAILED, pre
     assert check.details["max_abs_diff"] > 1e-5
@@ -140,14 +183,16 @@ def test_fidelity_detects_a_wrong_preprocessing(artifacts, stack, declared, pre)
 
 def test_fidelity_detects_a_different_model(artifacts):
     other = conv_stack(seed=1)
-    check = verify_artifact(artifacts["czann-2.1.0"], source_model=other, preprocessing=SCALE,
-                            tiling=False).get("fidelity")
+    check = verify_artifact(
+        artifacts["czann-2.1.0"], source_model=other, preprocessing=SCALE, tiling=False
+    ).get("fidelity")
     assert check.status == FAILED
 
 
 def test_wrong_preprocessing_is_not_blamed_on_the_overlap(artifacts, stack):
-    report = verify_artifact(artifacts["czann-2.1.0"], source_model=stack,
-                             preprocessing=[{"op": "scale", "scale": 1.0}])
+    report = verify_artifact(
+        artifacts["czann-2.1.0"], source_model=stack, preprocessing=[{"op": "scale", "scale": 1.0}]
+    )
     assert report.get("fidelity").status == FAILED
     seams = report.get("tiling.seams")
     assert seams.status == PASSED and seams.details["tiles_predicted_by"] == "reference"
@@ -233,8 +278,7 @@ def test_unloadable_source_model_fails_fidelity(artifacts, tmp_path):
 def test_source_model_from_a_keras_file(artifacts, stack, tmp_path):
     file = tmp_path / "stack.keras"
     stack.save(file)
-    report = verify_artifact(artifacts["czann-2.1.0"], source_model=str(file),
-                             preprocessing=SCALE)
+    report = verify_artifact(artifacts["czann-2.1.0"], source_model=str(file), preprocessing=SCALE)
     assert report.ok and report.get("fidelity").status == PASSED
 
 
@@ -244,8 +288,15 @@ def test_html_report_has_the_three_pictures(artifacts, stack, tmp_path):
     report = verify_artifact(artifacts["overlap-2"], source_model=stack, preprocessing=SCALE)
     written = write_html_report(report, tmp_path / "r")
     names = sorted(p.name for p in written)
-    assert names == sorted(["o2.czann.html", "o2.czann.input.png", "o2.czann.output.png",
-                            "o2.czann.seam_error.png", "o2.czann.json"])
+    assert names == sorted(
+        [
+            "o2.czann.html",
+            "o2.czann.input.png",
+            "o2.czann.output.png",
+            "o2.czann.seam_error.png",
+            "o2.czann.json",
+        ]
+    )
     assert report.images["seam_error"].shape == (48, 48, 3)
     doc = json.loads((tmp_path / "r" / "o2.czann.json").read_text())
     assert doc["ok"] is False
@@ -253,7 +304,7 @@ def test_html_report_has_the_three_pictures(artifacts, stack, tmp_path):
 
 # --- recipes: the build hook and `czbuild verify --recipe` ----------------------------------
 
-FACTORY = '''
+FACTORY = """
 import keras
 
 
@@ -263,9 +314,9 @@ def build():
     for _ in range(3):
         x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)
     return keras.Model(inp, keras.layers.Conv2D(2, 1, activation="softmax")(x))
-'''
+"""
 
-RECIPE = '''
+RECIPE = """
 name: tiny
 model:
   factory: ../models/tiny.py:build
@@ -280,12 +331,12 @@ metadata:
   min_overlap: [6, 6]
 sweep:
   tile: [16, 24]
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    from czbuild.build.request import to_request
+    from czbuild.builder.request import to_request
     from czbuild.convert import convert
     from czbuild.recipe import load_variants
 
@@ -328,8 +379,11 @@ def test_cli_verify_with_recipe(project, recipe):
 
     root, built = project
     _, path = built["tiny@tile=24"]
-    result = CliRunner().invoke(cli, ["verify", str(path), "--recipe", recipe, "--project",
-                                      str(root), "--json"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["verify", str(path), "--recipe", recipe, "--project", str(root), "--json"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     fidelity = next(c for c in doc["checks"] if c["name"] == "fidelity")
@@ -346,8 +400,9 @@ def test_cli_verify_with_ambiguous_recipe(project, tmp_path):
     _, path = built["tiny@tile=16"]
     elsewhere = tmp_path / "copy.czann"
     elsewhere.write_bytes(path.read_bytes())
-    result = CliRunner().invoke(cli, ["verify", str(elsewhere), "--recipe", "tiny",
-                                      "--project", str(root)])
+    result = CliRunner().invoke(
+        cli, ["verify", str(elsewhere), "--recipe", "tiny", "--project", str(root)]
+    )
     assert result.exit_code == 2 and "tiny@tile=16" in result.output
 
 
@@ -364,10 +419,15 @@ def test_recipe_metadata_is_compared_with_the_variant(project):
     assert check.status == FAILED and not wrong_tile.ok
     assert "InputShape tile: artifact [16, 16], recipe [24, 24]" in check.message
     assert set(check.details["differing"]) == {"InputShape tile"}
-    (other,) = [v for v in load_variants(
-        ["tiny"], ["metadata.min_overlap=[8,8]", "metadata.classes=[a,b]",
-                   "+metadata.model_name=Other"], project_dir=root)
-        if v.spec.spatial_dims == v16.spec.spatial_dims]
+    (other,) = [
+        v
+        for v in load_variants(
+            ["tiny"],
+            ["metadata.min_overlap=[8,8]", "metadata.classes=[a,b]", "+metadata.model_name=Other"],
+            project_dir=root,
+        )
+        if v.spec.spatial_dims == v16.spec.spatial_dims
+    ]
     check = verify_artifact(p16, recipe_variant=other, tiling=False).get("recipe.metadata")
     assert check.status == FAILED
     assert set(check.details["differing"]) == {"MinOverlap", "Classes", "ModelName"}

@@ -35,16 +35,24 @@ def box_filter(radius: int):
 
 @pytest.mark.parametrize(
     ("size", "tile", "overlap", "starts"),
-    [(48, 16, 0, [0, 16, 32]), (48, 16, 2, [0, 14, 28, 32]), (48, 16, 6, [0, 10, 20, 30, 32]),
-     (16, 16, 4, [0]), (20, 16, 0, [0, 4])],
+    [
+        (48, 16, 0, [0, 16, 32]),
+        (48, 16, 2, [0, 14, 28, 32]),
+        (48, 16, 6, [0, 10, 20, 30, 32]),
+        (16, 16, 4, [0]),
+        (20, 16, 0, [0, 4]),
+    ],
     ids=["exact", "end-aligned", "wide", "one-tile", "partial"],
 )
 def test_tile_starts(size, tile, overlap, starts):
     assert tile_starts(size, tile, overlap) == starts
 
 
-@pytest.mark.parametrize(("size", "tile", "overlap"), [(48, 16, 16), (48, 16, -2), (8, 16, 0)],
-                         ids=["overlap-equals-tile", "negative", "image-smaller"])
+@pytest.mark.parametrize(
+    ("size", "tile", "overlap"),
+    [(48, 16, 16), (48, 16, -2), (8, 16, 0)],
+    ids=["overlap-equals-tile", "negative", "image-smaller"],
+)
 def test_tile_starts_rejects_impossible_layouts(size, tile, overlap):
     with pytest.raises(ValueError):
         tile_starts(size, tile, overlap)

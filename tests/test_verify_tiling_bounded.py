@@ -57,26 +57,47 @@ class PackagedModel:
 
 
 def _info(tile: int, overlap: int) -> ModelInfo:
-    return ModelInfo(family="czann", version="2.1.0", type="Regression",
-                     input_shape=(tile, tile, 1), output_shape=(tile, tile, 1),
-                     overlap=(overlap, overlap))
+    return ModelInfo(
+        family="czann",
+        version="2.1.0",
+        type="Regression",
+        input_shape=(tile, tile, 1),
+        output_shape=(tile, tile, 1),
+        overlap=(overlap, overlap),
+    )
 
 
 def _run(tile: int, overlap: int, **kwargs):
     report = VerifyReport(path=None)  # type: ignore[arg-type]
     runner, reference = PackagedModel(tile), BoxReference()
-    check_tiling(runner, reference, _info(tile, overlap), report, tolerance=1e-9, seed=0,
-                 **kwargs)
+    check_tiling(runner, reference, _info(tile, overlap), report, tolerance=1e-9, seed=0, **kwargs)
     return report, runner, reference
 
 
 @pytest.mark.parametrize(
     ("tile", "overlap", "max_tile", "expected"),
-    [(1024, 32, 256, 256), (1000, 40, 256, 232), (512, 16, 256, 256), (256, 16, 256, 256),
-     (1024, 300, 256, 384), (300, 290, 256, 300), (1024, 32, None, 1024), (1024, 32, 0, 1024),
-     (4096, 8, 128, 128)],
-    ids=["1024", "1000-congruent", "512", "not-exceeded", "above-overlap", "capped-at-tile",
-         "none", "zero", "large"],
+    [
+        (1024, 32, 256, 256),
+        (1000, 40, 256, 232),
+        (512, 16, 256, 256),
+        (256, 16, 256, 256),
+        (1024, 300, 256, 384),
+        (300, 290, 256, 300),
+        (1024, 32, None, 1024),
+        (1024, 32, 0, 1024),
+        (4096, 8, 128, 128),
+    ],
+    ids=[
+        "1024",
+        "1000-congruent",
+        "512",
+        "not-exceeded",
+        "above-overlap",
+        "capped-at-tile",
+        "none",
+        "zero",
+        "large",
+    ],
 )
 def test_proxy_tile(tile: int, overlap: int, max_tile: int | None, expected: int) -> None:
     size = proxy_tile(tile, overlap, max_tile)
@@ -112,8 +133,9 @@ def test_a_failed_seam_check_runs_the_overlap_analysis() -> None:
     assert report.get(FIELD).details["radius"] == [RADIUS, RADIUS]
 
 
-@pytest.mark.parametrize(("analysis", "ran"), [(ALWAYS, True), (NEVER, False)],
-                         ids=["always", "never"])
+@pytest.mark.parametrize(
+    ("analysis", "ran"), [(ALWAYS, True), (NEVER, False)], ids=["always", "never"]
+)
 def test_analysis_modes(analysis: str, ran: bool) -> None:
     report, _, _ = _run(64, 2, analysis=analysis)
     assert report.get(SEAMS).status == FAILED
@@ -133,7 +155,8 @@ def _sample_image_everywhere(info: ModelInfo, shape: tuple[int, int, int], seed:
             cy, cx = rng.uniform(0, h), rng.uniform(0, w)
             radius = rng.uniform(*BLOB_RADIUS)
             base = base + rng.uniform(0.25, 0.5) * np.exp(
-                -((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius**2))
+                -((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius**2)
+            )
         image[..., ch] = base + rng.normal(0.0, 0.05, size=(h, w))
     low, high = info.input_range
     image = low + np.clip(image, 0.0, 1.0) * (high - low)
@@ -142,18 +165,30 @@ def _sample_image_everywhere(info: ModelInfo, shape: tuple[int, int, int], seed:
     return image[np.newaxis].astype(np.float32)
 
 
-@pytest.mark.parametrize("shape", [(96, 80, 3), (200, 120, 1), (40, 400, 1)],
-                         ids=["rgb", "tall", "wide"])
+@pytest.mark.parametrize(
+    "shape", [(96, 80, 3), (200, 120, 1), (40, 400, 1)], ids=["rgb", "tall", "wide"]
+)
 def test_windowed_blobs_give_the_same_image(shape: tuple[int, int, int]) -> None:
-    info = ModelInfo(family="czmodel", version="3.1.0", type="SemanticSegmentation",
-                     input_shape=shape, output_shape=shape, input_range=(0.0, 65535.0),
-                     integer_input=True)
+    info = ModelInfo(
+        family="czmodel",
+        version="3.1.0",
+        type="SemanticSegmentation",
+        input_shape=shape,
+        output_shape=shape,
+        input_range=(0.0, 65535.0),
+        integer_input=True,
+    )
     assert np.array_equal(sample_image(info, shape, 5), _sample_image_everywhere(info, shape, 5))
 
 
 def _gray(size: int) -> ModelInfo:
-    return ModelInfo(family="czann", version="2.1.0", type="Regression",
-                     input_shape=(size, size, 1), output_shape=(size, size, 1))
+    return ModelInfo(
+        family="czann",
+        version="2.1.0",
+        type="Regression",
+        input_shape=(size, size, 1),
+        output_shape=(size, size, 1),
+    )
 
 
 def test_sample_image_statistics_do_not_depend_on_its_size() -> None:
@@ -168,8 +203,9 @@ def test_sample_image_statistics_do_not_depend_on_its_size() -> None:
         assert 0.2 < mean < 0.4
     stds = [s[1] for s in stats]
     assert max(stds) / min(stds) < 1.5
-    assert np.array_equal(sample_image(_gray(256), (256, 256, 1), 11),
-                          sample_image(_gray(256), (256, 256, 1), 11))
+    assert np.array_equal(
+        sample_image(_gray(256), (256, 256, 1), 11), sample_image(_gray(256), (256, 256, 1), 11)
+    )
 
 
 def _three_convs(x: np.ndarray) -> np.ndarray:
@@ -216,14 +252,24 @@ class StandardisingModel(PackagedModel):
         return super().__call__(ops.apply_numpy(PER_IMAGE, np.asarray(x, np.float64)))
 
 
-@pytest.mark.parametrize(("tile", "max_tile", "by"),
-                         [(64, None, "packaged model"), (512, 128, "reference")],
-                         ids=["full", "bounded"])
+@pytest.mark.parametrize(
+    ("tile", "max_tile", "by"),
+    [(64, None, "packaged model"), (512, 128, "reference")],
+    ids=["full", "bounded"],
+)
 def test_per_tile_statistics_make_the_seams_a_warning(tile: int, max_tile, by: str) -> None:
     report = VerifyReport(path=None)  # type: ignore[arg-type]
     runner = StandardisingModel(tile)
-    check_tiling(runner, StandardisingReference(), _info(tile, 2 * RADIUS), report,
-                 tolerance=1e-4, seed=0, analysis=ON_FAILURE, max_tile=max_tile)
+    check_tiling(
+        runner,
+        StandardisingReference(),
+        _info(tile, 2 * RADIUS),
+        report,
+        tolerance=1e-4,
+        seed=0,
+        analysis=ON_FAILURE,
+        max_tile=max_tile,
+    )
     seams = report.get(SEAMS)
     effect = seams.details["per_tile_statistics_effect"]
     assert seams.status == WARNING, seams.message

@@ -30,8 +30,10 @@ def render_summary(info: dict[str, Any]) -> str:
         f"{info['path']}",
         f"  family:   {info['family']} {version}",
         f"  id:       {info['id']}",
-        (f"  payload:  {info['payload']}, {info['payload_size']} bytes, "
-         f"sha256 {info['payload_sha256'][:16]}…"),
+        (
+            f"  payload:  {info['payload']}, {info['payload_size']} bytes, "
+            f"sha256 {info['payload_sha256'][:16]}…"
+        ),
         f"  file:     {info['size']} bytes, sha256 {info['sha256']}",
         f"  licence:  {info['license'] or '-'}",
     ]

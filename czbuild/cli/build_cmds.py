@@ -1,4 +1,4 @@
-"""``czbuild build``, ``czbuild status`` and ``czbuild clean``: thin adapters over czbuild.build.
+"""``czbuild build``, ``czbuild status`` and ``czbuild clean``: thin adapters over czbuild.builder.
 
 Arguments mix recipe names and Hydra overrides (``czbuild build nuclei tile=256,512``). None of
 these commands imports TensorFlow in this process: conversions run in worker subprocesses.
@@ -36,20 +36,24 @@ def _verbosity(ctx: click.Context) -> int:
 
 
 def _load(args: tuple[str, ...], project_dir: Path, out_dir: Path) -> list:
-    from czbuild.build.stamps import state_dir
-    from czbuild.build.variants import load, split_arguments
+    from czbuild.builder.stamps import state_dir
+    from czbuild.builder.variants import load, split_arguments
 
     names, overrides = split_arguments(args)
     return load(names, overrides, project_dir, cache_dir=state_dir(out_dir))
 
 
 _project_option = click.option(
-    "--project", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     help="Project folder holding recipes/ (default: the nearest one at or above the current "
     "directory).",
 )
 _out_option = click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     help="Output folder (default: <project>/build).",
 )
 _args = click.argument("args", nargs=-1, metavar="[RECIPE ...] [OVERRIDE ...]")
@@ -57,32 +61,68 @@ _args = click.argument("args", nargs=-1, metavar="[RECIPE ...] [OVERRIDE ...]")
 
 @click.command("build")
 @_args
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Conversion workers running at once (each one a separate process).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Conversion workers running at once (each one a separate process).",
+)
 @_out_option
 @_project_option
-@click.option("--continue/--no-continue", "keep_going", default=True, show_default=True,
-              help="Keep building the other variants after one fails.")
+@click.option(
+    "--continue/--no-continue",
+    "keep_going",
+    default=True,
+    show_default=True,
+    help="Keep building the other variants after one fails.",
+)
 @click.option("--force", is_flag=True, help="Rebuild even artifacts that are up to date.")
-@click.option("--wait", "wait", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help="Seconds to wait for another build of the same output folder.")
-@click.option("--in-process", is_flag=True,
-              help="Convert in this process instead of worker processes (debugging).")
-@click.option("--no-verify", is_flag=True,
-              help="Skip the verification of each new artifact (the recipe's verify: section); "
-              "`czbuild status` then shows it as not verified.")
-@click.option("--locked", is_flag=True,
-              help="Rebuild in a scratch folder and fail if any artifact differs from "
-              "czbuild.lock (which is then not updated); see `czbuild check`.")
+@click.option(
+    "--wait",
+    "wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for another build of the same output folder.",
+)
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="Convert in this process instead of worker processes (debugging).",
+)
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Skip the verification of each new artifact (the recipe's verify: section); "
+    "`czbuild status` then shows it as not verified.",
+)
+@click.option(
+    "--locked",
+    is_flag=True,
+    help="Rebuild in a scratch folder and fail if any artifact differs from "
+    "czbuild.lock (which is then not updated); see `czbuild check`.",
+)
 @click.pass_context
-def build_cmd(ctx: click.Context, args: tuple[str, ...], jobs: int, out: Path | None,
-              project: Path | None, keep_going: bool, force: bool, wait: float,
-              in_process: bool, locked: bool, no_verify: bool) -> None:
+def build_cmd(
+    ctx: click.Context,
+    args: tuple[str, ...],
+    jobs: int,
+    out: Path | None,
+    project: Path | None,
+    keep_going: bool,
+    force: bool,
+    wait: float,
+    in_process: bool,
+    locked: bool,
+    no_verify: bool,
+) -> None:
     """Build the artifacts of RECIPEs (default: all) that are out of date.
 
     OVERRIDEs use Hydra syntax and may sweep: tile=256,512 'range(256,1025,256)'.
     """
-    from czbuild.build import BuildOptions, build
+    from czbuild.builder import BuildOptions, build
     from czbuild.cli import debug_enabled
 
     project_dir = _project_dir(project, args)
@@ -91,19 +131,27 @@ def build_cmd(ctx: click.Context, args: tuple[str, ...], jobs: int, out: Path | 
     if not variants:
         click.echo("czbuild: no recipes to build")
         return
-    options = BuildOptions(out_dir=out_dir, jobs=jobs, force=force, lock_timeout=wait,
-                           in_process=in_process, debug=debug_enabled(ctx),
-                           verify=not no_verify)
+    options = BuildOptions(
+        out_dir=out_dir,
+        jobs=jobs,
+        force=force,
+        lock_timeout=wait,
+        in_process=in_process,
+        debug=debug_enabled(ctx),
+        verify=not no_verify,
+    )
     if locked:  # czbuild.release: check against czbuild.lock, then install the checked artifacts
         from czbuild.cli.release_cmds import build_locked
 
-        return build_locked(variants, options, project_dir=project_dir, args=args,
-                            verbose=_verbosity(ctx) > 0)
+        return build_locked(
+            variants, options, project_dir=project_dir, args=args, verbose=_verbosity(ctx) > 0
+        )
     report = build(variants, options, verbose=_verbosity(ctx) > 0, keep_going=keep_going)
     from czbuild.cli.release_cmds import update_lock_after_build  # czbuild.lock entries
 
-    update_lock_after_build(report, variants, project_dir=project_dir, out_dir=out_dir,
-                            args=args, wait=wait)
+    update_lock_after_build(
+        report, variants, project_dir=project_dir, out_dir=out_dir, args=args, wait=wait
+    )
     summary = report.summary
     if summary.failed:
         names = ", ".join(sorted(summary.failed))
@@ -118,10 +166,11 @@ def build_cmd(ctx: click.Context, args: tuple[str, ...], jobs: int, out: Path | 
 @_project_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.option("--check", is_flag=True, help="Exit with code 1 if anything is out of date.")
-def status_cmd(args: tuple[str, ...], out: Path | None, project: Path | None, as_json: bool,
-               check: bool) -> None:
+def status_cmd(
+    args: tuple[str, ...], out: Path | None, project: Path | None, as_json: bool, check: bool
+) -> None:
     """Say which artifacts are up to date, and why the others are not."""
-    from czbuild.build import status
+    from czbuild.builder import status
 
     project_dir = _project_dir(project, args)
     out_dir = _out_dir(out, project_dir)
@@ -129,8 +178,11 @@ def status_cmd(args: tuple[str, ...], out: Path | None, project: Path | None, as
     results = status(variants, out_dir)
     stale = [r for r in results if not r.up_to_date]
     if as_json:
-        click.echo(json.dumps({"out_dir": str(out_dir),
-                               "variants": [r.to_json() for r in results]}, indent=2))
+        click.echo(
+            json.dumps(
+                {"out_dir": str(out_dir), "variants": [r.to_json() for r in results]}, indent=2
+            )
+        )
     else:
         for result in results:
             label = "up to date " if result.up_to_date else "out of date"
@@ -138,8 +190,9 @@ def status_cmd(args: tuple[str, ...], out: Path | None, project: Path | None, as
             click.echo(f"{label}  {result.variant}  ({result.output}){note}")
             for reason in result.reasons:
                 click.echo(f"             - {reason.message}")
-        click.echo(f"czbuild: {len(results) - len(stale)} up to date, {len(stale)} out of date "
-                   f"({out_dir})")
+        click.echo(
+            f"czbuild: {len(results) - len(stale)} up to date, {len(stale)} out of date ({out_dir})"
+        )
     if check and stale:
         raise click.exceptions.Exit(1)
 
@@ -148,18 +201,28 @@ def status_cmd(args: tuple[str, ...], out: Path | None, project: Path | None, as
 @_args
 @_out_option
 @_project_option
-@click.option("--orphans", is_flag=True,
-              help="Remove only artifacts whose recipe or sweep point no longer exists.")
-@click.option("--wait", "wait", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help="Seconds to wait for a running build of the same output folder.")
-def clean_cmd(args: tuple[str, ...], out: Path | None, project: Path | None, orphans: bool,
-              wait: float) -> None:
+@click.option(
+    "--orphans",
+    is_flag=True,
+    help="Remove only artifacts whose recipe or sweep point no longer exists.",
+)
+@click.option(
+    "--wait",
+    "wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for a running build of the same output folder.",
+)
+def clean_cmd(
+    args: tuple[str, ...], out: Path | None, project: Path | None, orphans: bool, wait: float
+) -> None:
     """Remove built artifacts and their build records.
 
     Without RECIPEs, every artifact czbuild built in the output folder is removed (the recipes
     are not even read); with RECIPEs (and OVERRIDEs), only those variants.
     """
-    from czbuild.build import clean
+    from czbuild.builder import clean
 
     project_dir = _project_dir(project, args)
     out_dir = _out_dir(out, project_dir)

@@ -83,9 +83,16 @@ def list_cmd(project: Path | None, as_json: bool) -> None:
         for v in variants:
             kind = f"{v.spec.format} {v.spec.format_version}"
             rows.append((name, v.name, kind, v.output.as_posix()))
-            records.append({"recipe": name, "variant": v.name, "format": v.spec.format,
-                            "format_version": v.spec.format_version,
-                            "output": v.output.as_posix(), "digest": v.digest})
+            records.append(
+                {
+                    "recipe": name,
+                    "variant": v.name,
+                    "format": v.spec.format,
+                    "format_version": v.spec.format_version,
+                    "output": v.output.as_posix(),
+                    "digest": v.digest,
+                }
+            )
     if as_json:
         click.echo(json.dumps({"project": str(project_dir), "variants": records}, indent=2))
     elif not names:
@@ -104,8 +111,7 @@ def list_cmd(project: Path | None, as_json: bool) -> None:
 @click.argument("overrides", nargs=-1, metavar="[OVERRIDE ...]")
 @_project_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
-def show_cmd(recipe: str, overrides: tuple[str, ...], project: Path | None,
-             as_json: bool) -> None:
+def show_cmd(recipe: str, overrides: tuple[str, ...], project: Path | None, as_json: bool) -> None:
     """Print the fully resolved, validated spec and digest of each variant of RECIPE.
 
     RECIPE is a recipe name (nuclei) or a path to a recipe file. OVERRIDEs use Hydra syntax:
@@ -118,8 +124,9 @@ def show_cmd(recipe: str, overrides: tuple[str, ...], project: Path | None,
 
     names = [recipe] + [w for w in overrides if not _is_override(w)]
     project_dir = _project_dir(project, names)
-    variants = load_variants(names, [w for w in overrides if _is_override(w)],
-                             project_dir=project_dir)
+    variants = load_variants(
+        names, [w for w in overrides if _is_override(w)], project_dir=project_dir
+    )
     for variant in variants:
         check_source_pin(variant)
     if as_json:
@@ -133,15 +140,26 @@ def show_cmd(recipe: str, overrides: tuple[str, ...], project: Path | None,
         click.echo(f"# output: {variant.output.as_posix()}")
         for note in variant.notes:
             click.echo(f"# note: {note}")
-        click.echo(yaml.safe_dump(variant.spec.to_plain(), sort_keys=False,
-                                  default_flow_style=None, allow_unicode=True).rstrip())
+        click.echo(
+            yaml.safe_dump(
+                variant.spec.to_plain(),
+                sort_keys=False,
+                default_flow_style=None,
+                allow_unicode=True,
+            ).rstrip()
+        )
 
 
 @click.command("schema")
-@click.option("--write", "write", type=click.Path(path_type=Path), default=None,
-              metavar="PATH",
-              help="Write the schema to PATH (a file, or a folder to hold recipe.schema.json) "
-              "instead of printing it, and print the comment line for the project's recipes.")
+@click.option(
+    "--write",
+    "write",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="Write the schema to PATH (a file, or a folder to hold recipe.schema.json) "
+    "instead of printing it, and print the comment line for the project's recipes.",
+)
 @_project_option
 def schema_cmd(write: Path | None, project: Path | None) -> None:
     """Print the JSON Schema of a recipe file (for editor completion).

@@ -30,8 +30,10 @@ def render_text(report: Any) -> str:
     figures = ["" if c.figure is None else str(c.figure) for c in report.checks]
     fig_width = min(max((len(f) for f in figures), default=0), 28)
     for check, figure in zip(report.checks, figures):
-        lines.append(f"  {_MARK[check.status]}  {check.name.ljust(name_width)}  "
-                     f"{figure.ljust(fig_width)}  {check.message}")
+        lines.append(
+            f"  {_MARK[check.status]}  {check.name.ljust(name_width)}  "
+            f"{figure.ljust(fig_width)}  {check.message}"
+        )
     return "\n".join(lines)
 
 
@@ -54,8 +56,10 @@ def select_variant(recipe: str, artifact: Path, project_dir: Path | None) -> Any
     if "@" in recipe:
         named = [v for v in variants if v.name == recipe]
         if not named:
-            raise RecipeError(f"no variant {recipe!r}; variants: "
-                              + ", ".join(v.name for v in variants), file=base)
+            raise RecipeError(
+                f"no variant {recipe!r}; variants: " + ", ".join(v.name for v in variants),
+                file=base,
+            )
         return named[0]
     if len(variants) == 1:
         return variants[0]
@@ -63,8 +67,11 @@ def select_variant(recipe: str, artifact: Path, project_dir: Path | None) -> Any
     fitting = [v for v in variants if tail.endswith("/" + v.output.as_posix())]
     if len(fitting) == 1:
         return fitting[0]
-    raise RecipeError(f"recipe {base!r} has {len(variants)} variants; name one with --recipe "
-                      + " or --recipe ".join(v.name for v in variants), file=base)
+    raise RecipeError(
+        f"recipe {base!r} has {len(variants)} variants; name one with --recipe "
+        + " or --recipe ".join(v.name for v in variants),
+        file=base,
+    )
 
 
 def report_stem(artifact: Path, variant: Any = None) -> str:
@@ -83,25 +90,52 @@ def report_stem(artifact: Path, variant: Any = None) -> str:
 
 @click.command("verify")
 @click.argument("artifact", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--recipe", "recipe", metavar="RECIPE_OR_VARIANT",
-              help="Check fidelity and tiling against this recipe (name, file or variant "
-                   "such as nuclei@tile=512).")
-@click.option("--project", "project_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Project folder holding recipes/ (default: found from the current folder).")
+@click.option(
+    "--recipe",
+    "recipe",
+    metavar="RECIPE_OR_VARIANT",
+    help="Check fidelity and tiling against this recipe (name, file or variant "
+    "such as nuclei@tile=512).",
+)
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Project folder holding recipes/ (default: found from the current folder).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--report", "report_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Also write an HTML report with pictures into this folder (files named "
-                   "after the artifact's path in the build folder, or its name and a hash).")
-@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=1e-5,
-              show_default=True, help="Max abs difference for probabilities, fidelity, seams.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also write an HTML report with pictures into this folder (files named "
+    "after the artifact's path in the build folder, or its name and a hash).",
+)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-5,
+    show_default=True,
+    help="Max abs difference for probabilities, fidelity, seams.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the test inputs.")
 @click.option("--no-tiling", "no_tiling", is_flag=True, help="Skip the tiling simulation.")
-@click.option("--strict", is_flag=True,
-              help="Fail (not warn) on layout and reproducibility deviations.")
+@click.option(
+    "--strict", is_flag=True, help="Fail (not warn) on layout and reproducibility deviations."
+)
 @click.pass_context
-def verify_cmd(ctx: click.Context, artifact: Path, recipe: str | None,
-               project_dir: Path | None, as_json: bool, report_dir: Path | None,
-               tolerance: float, seed: int, no_tiling: bool, strict: bool) -> None:
+def verify_cmd(
+    ctx: click.Context,
+    artifact: Path,
+    recipe: str | None,
+    project_dir: Path | None,
+    as_json: bool,
+    report_dir: Path | None,
+    tolerance: float,
+    seed: int,
+    no_tiling: bool,
+    strict: bool,
+) -> None:
     """Verify a .czann / .czmodel ARTIFACT: container, payload, semantics, fidelity, tiling.
 
     Exits with 1 when any check failed. Without --recipe, fidelity and the tiling
@@ -110,8 +144,14 @@ def verify_cmd(ctx: click.Context, artifact: Path, recipe: str | None,
     from czbuild.verify import verify_artifact, write_html_report
 
     variant = select_variant(recipe, artifact, project_dir) if recipe else None
-    report = verify_artifact(artifact, recipe_variant=variant, tolerance=tolerance, seed=seed,
-                             tiling=not no_tiling, strict=strict)
+    report = verify_artifact(
+        artifact,
+        recipe_variant=variant,
+        tolerance=tolerance,
+        seed=seed,
+        tiling=not no_tiling,
+        strict=strict,
+    )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -64,8 +64,10 @@ def _license_bytes(data: object) -> bytes | None:
     if data is None:
         return None
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ArchiveError(f"{LICENSE_MEMBER}: the licence must be bytes (read the file in binary "
-                           f"mode), got {type(data).__name__}")
+        raise ArchiveError(
+            f"{LICENSE_MEMBER}: the licence must be bytes (read the file in binary "
+            f"mode), got {type(data).__name__}"
+        )
     return bytes(data)
 
 
@@ -94,8 +96,10 @@ def czann_members(
     metadata.validate(allow_experimental_types=allow_experimental_types)
     payload = _payload("model.model", onnx_bytes)
     if payload.startswith(ZIP_MAGIC):
-        raise ArchiveError("model.model: the payload is a ZIP archive (a zipped SavedModel?); "
-                           "czbuild writes CZANN files with an ONNX model only: export ONNX")
+        raise ArchiveError(
+            "model.model: the payload is a ZIP archive (a zipped SavedModel?); "
+            "czbuild writes CZANN files with an ONNX model only: export ONNX"
+        )
     if metadata.id is None:
         metadata = metadata.with_id(derive_id(metadata.to_json_bytes(include_id=False), payload))
     elif metadata.id != metadata.id.lower():
@@ -125,11 +129,15 @@ def czmodel_members(
     payload = _payload("<id>.model", model_bytes)
     is_zip = payload.startswith(ZIP_MAGIC)
     if metadata.version == "3.0.0" and not is_zip:
-        raise ArchiveError("<id>.model: version 3.0.0 carries a zipped TensorFlow SavedModel, "
-                           "but the payload is not a ZIP; use version 3.1.0 for ONNX")
+        raise ArchiveError(
+            "<id>.model: version 3.0.0 carries a zipped TensorFlow SavedModel, "
+            "but the payload is not a ZIP; use version 3.1.0 for ONNX"
+        )
     if metadata.version != "3.0.0" and is_zip:
-        raise ArchiveError(f"<id>.model: version {metadata.version} carries an ONNX model, but "
-                           "the payload is a ZIP (SavedModel?); use version 3.0.0 for SavedModel")
+        raise ArchiveError(
+            f"<id>.model: version {metadata.version} carries an ONNX model, but "
+            "the payload is a ZIP (SavedModel?); use version 3.0.0 for SavedModel"
+        )
     if metadata.id is None:
         metadata = metadata.with_id(derive_id(metadata.to_xml_bytes(include_id=False), payload))
     elif metadata.id != metadata.id.lower():
@@ -168,8 +176,9 @@ def write_czann(
         ArchiveError: If the payload is not ONNX-like bytes or the file cannot be written.
     """
     path = Path(path)
-    metadata, members = czann_members(metadata, onnx_bytes, license_bytes,
-                                      allow_experimental_types=allow_experimental_types)
+    metadata, members = czann_members(
+        metadata, onnx_bytes, license_bytes, allow_experimental_types=allow_experimental_types
+    )
     _warn_suffix(path, ".czann")
     atomic_write(path, zip_bytes(members))
     return metadata
@@ -276,8 +285,9 @@ def _safe_target(root: Path, name: str) -> Path:
     for i, part in enumerate(parts):
         current = current / part
         if current.is_symlink():
-            raise ArchiveError(f"{current}: is a symbolic link; refusing to unpack {name!r} "
-                               "through it")
+            raise ArchiveError(
+                f"{current}: is a symbolic link; refusing to unpack {name!r} through it"
+            )
         last = i == len(parts) - 1
         if current.exists() and (current.is_dir() if last else not current.is_dir()):
             kind = "a folder" if last else "not a folder"
@@ -308,8 +318,11 @@ def unpack(path: str | Path, dest: str | Path, *, max_bytes: int = DEFAULT_MAX_B
     except OSError as exc:
         raise ArchiveError(f"{dest}: cannot create the folder: {exc}") from exc
     root = dest.resolve()
-    planned = [(m.name, _safe_target(root, m.name)) for m in artifact.members
-               if m.name in contents and not m.name.endswith("/")]
+    planned = [
+        (m.name, _safe_target(root, m.name))
+        for m in artifact.members
+        if m.name in contents and not m.name.endswith("/")
+    ]
     written = []
     for name, target in planned:
         atomic_write(target, contents[name])

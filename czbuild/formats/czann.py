@@ -25,12 +25,37 @@ from czbuild.formats.ids import uuid_problem
 #: Keys of ``model.json`` per CZANN version, in canonical order.
 KEYS_BY_VERSION: Final = {
     "1.0.0": ("Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName"),
-    "1.1.0": ("Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName",
-              "Scaling"),
-    "2.0.0": ("Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName",
-              "Scaling"),
-    "2.1.0": ("FormatVersion", "Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes",
-              "ModelName", "Scaling"),
+    "1.1.0": (
+        "Id",
+        "Type",
+        "InputShape",
+        "OutputShape",
+        "MinOverlap",
+        "Classes",
+        "ModelName",
+        "Scaling",
+    ),
+    "2.0.0": (
+        "Id",
+        "Type",
+        "InputShape",
+        "OutputShape",
+        "MinOverlap",
+        "Classes",
+        "ModelName",
+        "Scaling",
+    ),
+    "2.1.0": (
+        "FormatVersion",
+        "Id",
+        "Type",
+        "InputShape",
+        "OutputShape",
+        "MinOverlap",
+        "Classes",
+        "ModelName",
+        "Scaling",
+    ),
 }
 #: Keys every version requires (``FormatVersion`` is required by 2.1.0 as well).
 REQUIRED_KEYS: Final = ("Id", "Type", "InputShape", "OutputShape")
@@ -53,8 +78,11 @@ def _did_you_mean(value: object, choices: tuple[str, ...]) -> str:
 
 
 def _is_sequence(value: object) -> bool:
-    return (hasattr(value, "__len__") and hasattr(value, "__iter__")
-            and not isinstance(value, (str, bytes, Mapping)))
+    return (
+        hasattr(value, "__len__")
+        and hasattr(value, "__iter__")
+        and not isinstance(value, (str, bytes, Mapping))
+    )
 
 
 def _is_int(value: object) -> bool:
@@ -157,8 +185,10 @@ class CzannMetadata:
         version = self.format_version
         version_ok = version in vocab.CZANN_VERSIONS
         if not version_ok:
-            bad("FormatVersion", f"unknown CZANN version {version!r}"
-                + _did_you_mean(version, vocab.CZANN_VERSIONS))
+            bad(
+                "FormatVersion",
+                f"unknown CZANN version {version!r}" + _did_you_mean(version, vocab.CZANN_VERSIONS),
+            )
         if self.id is not None and (why := uuid_problem(self.id)):
             bad("Id", why)
         self._check_type(bad, allow_experimental_types)
@@ -176,11 +206,16 @@ class CzannMetadata:
 
     def _check_type(self, bad: Any, allow_experimental: bool) -> None:
         if self.type not in vocab.MODEL_TYPES:
-            bad("Type", f"unknown model type {self.type!r}"
-                + _did_you_mean(self.type, vocab.MODEL_TYPES))
+            bad(
+                "Type",
+                f"unknown model type {self.type!r}" + _did_you_mean(self.type, vocab.MODEL_TYPES),
+            )
         elif self.type in vocab.EXPERIMENTAL_TYPES and not allow_experimental:
-            bad("Type", f"{self.type} has an unpublished output encoding; czbuild refuses it "
-                "unless experimental types are allowed (allow_experimental_types=True)")
+            bad(
+                "Type",
+                f"{self.type} has an unpublished output encoding; czbuild refuses it "
+                "unless experimental types are allowed (allow_experimental_types=True)",
+            )
 
     def _check_shapes(self, bad: Any, version: str | None) -> bool:
         ok = True
@@ -192,27 +227,42 @@ class CzannMetadata:
                 bad(key, f"must be an array of integers, got {shape!r}")
                 ok = False
             elif not 3 <= len(shape) <= 4:
-                bad(key, f"must have 3 items [H, W, C] or 4 items [Z, H, W, C] (no batch dim), "
-                    f"got {len(shape)}: {list(shape)}")
+                bad(
+                    key,
+                    f"must have 3 items [H, W, C] or 4 items [Z, H, W, C] (no batch dim), "
+                    f"got {len(shape)}: {list(shape)}",
+                )
                 ok = False
             elif any(v < 1 for v in shape):
                 bad(key, f"every dim must be >= 1, got {list(shape)}")
                 ok = False
-            elif (len(shape) == 4 and version is not None
-                  and _version_key(version) < _version_key(_FIRST_3D_VERSION)):
-                bad(key, f"3D shapes (4 items) need format version >= {_FIRST_3D_VERSION}, "
-                    f"target is {version}")
+            elif (
+                len(shape) == 4
+                and version is not None
+                and _version_key(version) < _version_key(_FIRST_3D_VERSION)
+            ):
+                bad(
+                    key,
+                    f"3D shapes (4 items) need format version >= {_FIRST_3D_VERSION}, "
+                    f"target is {version}",
+                )
                 ok = False
         if not ok:
             return False
         assert self.input_shape is not None and self.output_shape is not None
         if len(self.input_shape) != len(self.output_shape):
-            bad("OutputShape", f"has {len(self.output_shape)} items but InputShape has "
-                f"{len(self.input_shape)}; both must be 2D [H, W, C] or both 3D [Z, H, W, C]")
+            bad(
+                "OutputShape",
+                f"has {len(self.output_shape)} items but InputShape has "
+                f"{len(self.input_shape)}; both must be 2D [H, W, C] or both 3D [Z, H, W, C]",
+            )
             return False
         if self.type in _SAME_SPATIAL_TYPES and self.output_shape[:-1] != self.input_shape[:-1]:
-            bad("OutputShape", f"spatial dims {list(self.output_shape[:-1])} must equal "
-                f"InputShape's {list(self.input_shape[:-1])} for Type {self.type}")
+            bad(
+                "OutputShape",
+                f"spatial dims {list(self.output_shape[:-1])} must equal "
+                f"InputShape's {list(self.input_shape[:-1])} for Type {self.type}",
+            )
         return True
 
     def _check_min_overlap(self, bad: Any, shapes_ok: bool) -> None:
@@ -226,8 +276,11 @@ class CzannMetadata:
             assert self.input_shape is not None
             spatial = self.input_shape[:-1]
             if len(overlap) != len(spatial):
-                bad("MinOverlap", f"needs one value per spatial dim: {len(spatial)} values for "
-                    f"InputShape {list(self.input_shape)}, got {len(overlap)}")
+                bad(
+                    "MinOverlap",
+                    f"needs one value per spatial dim: {len(spatial)} values for "
+                    f"InputShape {list(self.input_shape)}, got {len(overlap)}",
+                )
                 return
         elif len(overlap) not in (2, 3):
             bad("MinOverlap", f"needs one value per spatial dim (2 or 3), got {len(overlap)}")
@@ -239,8 +292,10 @@ class CzannMetadata:
                 bad("MinOverlap", f"values must be even and >= 0 (2 x border), got {value}")
                 return
             if spatial and value >= spatial[i]:
-                bad("MinOverlap", f"{value} must be smaller than the tile size {spatial[i]} "
-                    f"(InputShape[{i}])")
+                bad(
+                    "MinOverlap",
+                    f"{value} must be smaller than the tile size {spatial[i]} (InputShape[{i}])",
+                )
                 return
 
     def _check_classes(self, bad: Any, shapes_ok: bool) -> None:
@@ -251,8 +306,11 @@ class CzannMetadata:
                 bad("Classes", f"must be absent for Type {self.type}")
             return
         if self.type in _CLASS_TYPES and out_dim is not None and out_dim < 2:
-            bad("OutputShape", f"Type {self.type} needs >= 2 class channels, got {out_dim}; "
-                "a 1-channel sigmoid head needs the sigmoid_to_softmax_scores postprocessing")
+            bad(
+                "OutputShape",
+                f"Type {self.type} needs >= 2 class channels, got {out_dim}; "
+                "a 1-channel sigmoid head needs the sigmoid_to_softmax_scores postprocessing",
+            )
         if classes is None:
             return
         if not isinstance(classes, tuple) or not all(isinstance(c, str) for c in classes):
@@ -260,8 +318,11 @@ class CzannMetadata:
         elif len(classes) < 2:
             bad("Classes", f"needs >= 2 names, got {len(classes)}")
         elif out_dim is not None and len(classes) != out_dim:
-            bad("Classes", f"{len(classes)} names but the last OutputShape dim is {out_dim}; "
-                "give one name per output channel")
+            bad(
+                "Classes",
+                f"{len(classes)} names but the last OutputShape dim is {out_dim}; "
+                "give one name per output channel",
+            )
 
     def _check_scaling(self, bad: Any, version: str) -> None:
         scaling = self.scaling
@@ -301,15 +362,19 @@ class CzannMetadata:
         """
         version = self.format_version
         if version not in vocab.CZANN_VERSIONS:
-            raise MetadataError("FormatVersion", f"unknown CZANN version {version!r}"
-                                + _did_you_mean(version, vocab.CZANN_VERSIONS))
+            raise MetadataError(
+                "FormatVersion",
+                f"unknown CZANN version {version!r}" + _did_you_mean(version, vocab.CZANN_VERSIONS),
+            )
         doc: dict[str, Any] = {}
         if version == "2.1.0":
             doc["FormatVersion"] = version
         if include_id:
             if self.id is None:
-                raise MetadataError("Id", "not set; write_czann derives it from the content, or "
-                                    "pass id=... explicitly")
+                raise MetadataError(
+                    "Id",
+                    "not set; write_czann derives it from the content, or pass id=... explicitly",
+                )
             doc["Id"] = _string("Id", self.id).lower()
         doc["Type"] = _string("Type", self.type)
         for key, shape in (("InputShape", self.input_shape), ("OutputShape", self.output_shape)):
@@ -324,8 +389,9 @@ class CzannMetadata:
             doc["ModelName"] = _string("ModelName", self.model_name)
         if self.scaling is not None:
             if "Scaling" not in KEYS_BY_VERSION[version]:
-                raise MetadataError("Scaling", f"is not part of CZANN {version}; target version "
-                                    ">= 1.1.0 or drop it")
+                raise MetadataError(
+                    "Scaling", f"is not part of CZANN {version}; target version >= 1.1.0 or drop it"
+                )
             doc["Scaling"] = [_number("Scaling", v) for v in _sequence("Scaling", self.scaling)]
         return doc
 

@@ -22,8 +22,17 @@ XML_DECLARATION: Final = b"<?xml version='1.0' encoding='utf-8'?>\n"
 STATUS: Final = "Trained"
 FEATURE_EXTRACTOR: Final = "DeepNeuralNetwork"
 #: Elements czbuild writes; anything else in a file is kept only as "extra" when reading.
-KNOWN_ELEMENTS: Final = ("Id", "ModelName", "Status", "FeatureExtractor", "Postprocessing",
-                         "ColorHandling", "Channels", "TrainingClasses", "BorderSize")
+KNOWN_ELEMENTS: Final = (
+    "Id",
+    "ModelName",
+    "Status",
+    "FeatureExtractor",
+    "Postprocessing",
+    "ColorHandling",
+    "Channels",
+    "TrainingClasses",
+    "BorderSize",
+)
 
 # Characters XML 1.0 cannot carry at all (the Char production), even escaped.
 _NOT_XML_CHAR: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -64,8 +73,13 @@ def _escape_text(text: str) -> str:
 
 
 def _escape_attr(text: str) -> str:
-    return (_escape_text(text).replace('"', "&quot;").replace("\n", "&#10;")
-            .replace("\t", "&#09;").replace("\r", "&#13;"))
+    return (
+        _escape_text(text)
+        .replace('"', "&quot;")
+        .replace("\n", "&#10;")
+        .replace("\t", "&#09;")
+        .replace("\r", "&#13;")
+    )
 
 
 def _element(name: str, text: str = "", inner: str = "") -> str:
@@ -106,7 +120,6 @@ class LegacyMetadata:
             if isinstance(value, list):
                 object.__setattr__(self, field, tuple(value))
 
-
     # --- validation ----------------------------------------------------------------------
 
     def validate(self) -> None:
@@ -129,8 +142,11 @@ class LegacyMetadata:
             out.append(MetadataError(key, message))
 
         if self.version not in vocab.LEGACY_VERSIONS:
-            bad("Version", f"unknown legacy CZMODEL version {self.version!r}; known: "
-                f"{', '.join(vocab.LEGACY_VERSIONS)}")
+            bad(
+                "Version",
+                f"unknown legacy CZMODEL version {self.version!r}; known: "
+                f"{', '.join(vocab.LEGACY_VERSIONS)}",
+            )
         if self.id is not None and (why := uuid_problem(self.id)):
             bad("Id", why)
         if not isinstance(self.name, str):
@@ -140,8 +156,11 @@ class LegacyMetadata:
         elif _NOT_XML_CHAR.search(self.name):
             bad("ModelName", "contains a control character XML cannot carry; remove it")
         if self.color_handling not in vocab.COLOR_HANDLINGS:
-            bad("ColorHandling", f"unknown value {self.color_handling!r}"
-                + _did_you_mean(self.color_handling, vocab.COLOR_HANDLINGS))
+            bad(
+                "ColorHandling",
+                f"unknown value {self.color_handling!r}"
+                + _did_you_mean(self.color_handling, vocab.COLOR_HANDLINGS),
+            )
         self._check_pixel_types(bad)
         self._check_classes(bad)
         size = self.border_size
@@ -161,16 +180,24 @@ class LegacyMetadata:
             return
         for value in types:
             if value not in vocab.PIXEL_TYPES:
-                bad("PixelType", f"unknown pixel type {value!r}"
-                    + _did_you_mean(value, vocab.PIXEL_TYPES))
+                bad(
+                    "PixelType",
+                    f"unknown pixel type {value!r}" + _did_you_mean(value, vocab.PIXEL_TYPES),
+                )
                 return
             if value in vocab.COMPLEX_PIXEL_TYPES:
-                bad("PixelType", f"{value} (complex data) is not supported by czbuild; use a "
-                    "real-valued pixel type")
+                bad(
+                    "PixelType",
+                    f"{value} (complex data) is not supported by czbuild; use a "
+                    "real-valued pixel type",
+                )
                 return
         if self.version == "3.0.0" and len(types) != 1:
-            bad("PixelType", f"version 3.0.0 takes exactly one pixel type, got {len(types)}; "
-                "use version 3.1.0 for several")
+            bad(
+                "PixelType",
+                f"version 3.0.0 takes exactly one pixel type, got {len(types)}; "
+                "use version 3.1.0 for several",
+            )
 
     def _check_classes(self, bad: Any) -> None:
         classes = self.classes
@@ -196,8 +223,10 @@ class LegacyMetadata:
                 written (wrong type, character XML cannot carry).
         """
         if include_id and self.id is None:
-            raise MetadataError("Id", "not set; write_czmodel derives it from the content, or "
-                                "pass id=... explicitly")
+            raise MetadataError(
+                "Id",
+                "not set; write_czmodel derives it from the content, or pass id=... explicitly",
+            )
         ident = self.id.lower() if include_id and self.id is not None else ""
         strings = [("Id", ident), ("ModelName", self.name), ("ColorHandling", self.color_handling)]
         strings += [("PixelType", p) for p in self.pixel_types]
@@ -215,8 +244,13 @@ class LegacyMetadata:
         for label, (name, (r, g, b)) in enumerate(
             zip(self.classes, class_colors(len(self.classes))), start=1
         ):
-            attrs = [("colB", str(b)), ("colG", str(g)), ("colR", str(r)),
-                     ("LabelValue", str(label)), ("Name", name)]
+            attrs = [
+                ("colB", str(b)),
+                ("colG", str(g)),
+                ("colR", str(r)),
+                ("LabelValue", str(label)),
+                ("Name", name),
+            ]
             items.append(_empty("Item", attrs))
         body = (
             _element("Id", ident)
@@ -292,8 +326,11 @@ def parse_xml(data: bytes) -> tuple[LegacyMetadata, dict[str, str]]:
     except UnicodeDecodeError as exc:
         raise MetadataError("", f"metadata XML is not valid UTF-8/UTF-16: {exc}") from exc
     if _FORBIDDEN_MARKUP.search(text):
-        raise MetadataError("", "metadata XML contains a DOCTYPE or ENTITY declaration; refused "
-                            "for safety (ZEN metadata never needs one)")
+        raise MetadataError(
+            "",
+            "metadata XML contains a DOCTYPE or ENTITY declaration; refused "
+            "for safety (ZEN metadata never needs one)",
+        )
     try:
         root = ET.fromstring(bytes(data))
     except ET.ParseError as exc:
@@ -317,10 +354,12 @@ def parse_xml(data: bytes) -> tuple[LegacyMetadata, dict[str, str]]:
     version = root.get("Version")
     if version is None:
         raise MetadataError("Version", "attribute Version is missing on <Model>")
-    pixel_types = tuple(item.get("PixelType", "") for item in required("Channels")
-                        if _local(item.tag) == "Item")
-    classes = tuple(item.get("Name", "") for item in required("TrainingClasses")
-                    if _local(item.tag) == "Item")
+    pixel_types = tuple(
+        item.get("PixelType", "") for item in required("Channels") if _local(item.tag) == "Item"
+    )
+    classes = tuple(
+        item.get("Name", "") for item in required("TrainingClasses") if _local(item.tag) == "Item"
+    )
     border_text = (required("BorderSize").text or "").strip()
     try:
         border_size = int(border_text)

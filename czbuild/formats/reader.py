@@ -131,18 +131,32 @@ def load_artifact(
             comment = zf.comment
     except ArchiveError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, ValueError,
-            NotImplementedError, RuntimeError) as exc:
-        raise ArchiveError(f"{path}: not a readable ZIP archive (truncated or corrupt?): {exc}") \
-            from exc
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        zlib.error,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
+        raise ArchiveError(
+            f"{path}: not a readable ZIP archive (truncated or corrupt?): {exc}"
+        ) from exc
     except OSError as exc:
         raise ArchiveError(f"{path}: cannot read: {exc}") from exc
     members = tuple(
         MemberInfo(
-            name=i.filename, size=i.file_size, compress_type=i.compress_type,
-            date_time=tuple(i.date_time), external_attr=i.external_attr,  # type: ignore[arg-type]
-            create_system=i.create_system, compress_size=i.compress_size, flag_bits=i.flag_bits,
-            extra=bytes(i.extra), crc=i.CRC,
+            name=i.filename,
+            size=i.file_size,
+            compress_type=i.compress_type,
+            date_time=tuple(i.date_time),
+            external_attr=i.external_attr,  # type: ignore[arg-type]
+            create_system=i.create_system,
+            compress_size=i.compress_size,
+            flag_bits=i.flag_bits,
+            extra=bytes(i.extra),
+            crc=i.CRC,
             sha256=hashlib.sha256(contents.get(i.filename, b"")).hexdigest(),
         )
         for i in infos
@@ -156,10 +170,15 @@ def load_artifact(
         raise ArchiveError(f"{path}: {fields['model_member']}: the model member is empty")
     license_member = fields["license_member"]
     artifact = Artifact(
-        path=path, family=family, members=members, model_bytes=model_bytes,
+        path=path,
+        family=family,
+        members=members,
+        model_bytes=model_bytes,
         payload=payload_kind(model_bytes),
         license_bytes=contents[license_member] if license_member else None,
-        metadata_bytes=contents[fields["metadata_member"]], comment=comment, **fields,
+        metadata_bytes=contents[fields["metadata_member"]],
+        comment=comment,
+        **fields,
     )
     return artifact, contents
 
@@ -197,26 +216,37 @@ def _check_entries(
             raise ArchiveError(f"{path}: member {name!r}: {problem}; refusing the archive")
         folded = name.casefold()
         if folded in seen:
-            raise ArchiveError(f"{path}: member {name!r} appears twice (also as {seen[folded]!r}); "
-                               "member names must be unique")
+            raise ArchiveError(
+                f"{path}: member {name!r} appears twice (also as {seen[folded]!r}); "
+                "member names must be unique"
+            )
         seen[folded] = name
         if info.flag_bits & 0x1:
             raise ArchiveError(f"{path}: member {name!r} is encrypted; model files never are")
         if info.compress_type not in COMPRESSION_NAMES:
-            raise ArchiveError(f"{path}: member {name!r} uses compression method "
-                               f"{info.compress_type}; only stored and deflated are accepted")
+            raise ArchiveError(
+                f"{path}: member {name!r} uses compression method "
+                f"{info.compress_type}; only stored and deflated are accepted"
+            )
         if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-            raise ArchiveError(f"{path}: member {name!r} is stored but its sizes disagree "
-                               f"({info.compress_size} vs {info.file_size}); corrupt archive")
-        if (info.file_size > _RATIO_MIN_SIZE
-                and info.file_size > max_ratio * max(info.compress_size, 1)):
-            raise ArchiveError(f"{path}: member {name!r} expands {info.compress_size} -> "
-                               f"{info.file_size} bytes (ratio > {max_ratio}); refusing a "
-                               "possible zip bomb")
+            raise ArchiveError(
+                f"{path}: member {name!r} is stored but its sizes disagree "
+                f"({info.compress_size} vs {info.file_size}); corrupt archive"
+            )
+        if info.file_size > _RATIO_MIN_SIZE and info.file_size > max_ratio * max(
+            info.compress_size, 1
+        ):
+            raise ArchiveError(
+                f"{path}: member {name!r} expands {info.compress_size} -> "
+                f"{info.file_size} bytes (ratio > {max_ratio}); refusing a "
+                "possible zip bomb"
+            )
         total += info.file_size
         if total > max_bytes:
-            raise ArchiveError(f"{path}: members add up to more than {max_bytes} bytes "
-                               "uncompressed; raise max_bytes if the file is trusted")
+            raise ArchiveError(
+                f"{path}: members add up to more than {max_bytes} bytes "
+                "uncompressed; raise max_bytes if the file is trusted"
+            )
 
 
 # --- family and members --------------------------------------------------------------------
@@ -239,8 +269,10 @@ def _family(path: Path, names: list[str]) -> str:
     if _first(names, ".xml"):
         return "czmodel"
     listed = ", ".join(names[:8]) or "none"
-    raise ArchiveError(f"{path}: neither model.json (CZANN) nor <id>.xml (CZMODEL) found "
-                       f"(members: {listed}); not a ZEN model file")
+    raise ArchiveError(
+        f"{path}: neither model.json (CZANN) nor <id>.xml (CZMODEL) found "
+        f"(members: {listed}); not a ZEN model file"
+    )
 
 
 def _license(names: list[str], reserved: set[str]) -> str | None:
@@ -267,8 +299,9 @@ def _parse_czann(path: Path, names: list[str], contents: dict[str, bytes]) -> di
         raise ArchiveError(f"{path}: no model.model (ONNX) member next to {meta_name}")
     where = f"{path}: {meta_name}"
     try:
-        doc = json.loads(contents[meta_name].decode("utf-8-sig"),
-                         object_pairs_hook=_reject_duplicate_keys)
+        doc = json.loads(
+            contents[meta_name].decode("utf-8-sig"), object_pairs_hook=_reject_duplicate_keys
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise ArchiveError(f"{where}: not valid UTF-8 JSON: {exc}") from exc
     try:
@@ -289,13 +322,14 @@ def _parse_czann(path: Path, names: list[str], contents: dict[str, bytes]) -> di
 
 
 def _parse_czmodel(path: Path, names: list[str], contents: dict[str, bytes]) -> dict[str, Any]:
-    name_id = next((n[len(MODELID_PREFIX):] for n in names if n.startswith(MODELID_PREFIX)), None)
+    name_id = next((n[len(MODELID_PREFIX) :] for n in names if n.startswith(MODELID_PREFIX)), None)
     if name_id and f"{name_id}.xml" in names:
         xml_name: str | None = f"{name_id}.xml"
     else:
         stems = {n[:-6] for n in names if n.lower().endswith(".model")}
-        xml_name = next((n for n in names if n.lower().endswith(".xml") and n[:-4] in stems),
-                        None) or _first(names, ".xml")
+        xml_name = next(
+            (n for n in names if n.lower().endswith(".xml") and n[:-4] in stems), None
+        ) or _first(names, ".xml")
     if xml_name is None:
         raise ArchiveError(f"{path}: no <id>.xml metadata member")
     stem = xml_name[:-4]

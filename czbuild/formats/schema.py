@@ -37,8 +37,10 @@ def load_schema(version: str) -> dict[str, Any]:
         MetadataError: For an unknown version (field ``FormatVersion``).
     """
     if version not in vocab.CZANN_VERSIONS:
-        raise MetadataError("FormatVersion", f"no schema for CZANN version {version!r}; known: "
-                            f"{', '.join(vocab.CZANN_VERSIONS)}")
+        raise MetadataError(
+            "FormatVersion",
+            f"no schema for CZANN version {version!r}; known: {', '.join(vocab.CZANN_VERSIONS)}",
+        )
     return json.loads(_schema_text(version))
 
 

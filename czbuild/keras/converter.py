@@ -283,7 +283,8 @@ class ModelConverter:
                 # then would make the bytes depend on machine load, so convert again first.
                 logger.warning(
                     "undefined-size conversion did not specialise to %s (%s); converting again",
-                    tile, exc,
+                    tile,
+                    exc,
                 )
                 free_model = self._wrap(pre, post, (None, None))
                 channels = free_model.inputs[0].shape[-1]

@@ -35,7 +35,7 @@ from czbuild.formats import vocab
 
 logger = logging.getLogger(__name__)
 
-from czbuild.keras.onnx_canonical import (  # noqa: F401 - canonicalize_onnx is re-exported
+from czbuild.keras.onnx_canonical import (  # noqa: E402, F401 - canonicalize_onnx is re-exported
     GRAPH_NAME,
     INPUT_NAME,
     OUTPUT_NAME,
@@ -138,7 +138,10 @@ def export_onnx(
         # wrong, not just different: convert again rather than ship or specialise it.
         logger.warning(
             "tf2onnx declared an output of rank %s for a rank-%s model output (attempt %d); "
-            "converting again", rank, expected_rank, attempt + 1,
+            "converting again",
+            rank,
+            expected_rank,
+            attempt + 1,
         )
     else:
         raise ConversionError(

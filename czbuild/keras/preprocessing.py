@@ -233,7 +233,7 @@ class Scale(_OpLayer):
 
 @keras.saving.register_keras_serializable(package="czbuild")
 class SigmoidToSoftmaxScores(_OpLayer):
-    """``concat(p, 1 - p)`` on the channel axis: 1 sigmoid channel -> 2 scores (class 0 positive)."""
+    """``concat(p, 1 - p)`` on the channel axis: 1 sigmoid channel -> 2 scores (class 0 = p)."""
 
     op_name = "sigmoid_to_softmax_scores"
 

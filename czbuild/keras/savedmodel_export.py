@@ -115,7 +115,7 @@ def canonical_clone(model: Any, *, custom_objects: Mapping[str, Any] | None = No
             config = layer.get_config()
             config["name"] = f"layer_{next(counter)}"
             return layer.__class__.from_config(config)
-        except Exception as exc:  # noqa: BLE001 - any layer may refuse; reuse it then
+        except Exception as exc:
             logger.info(
                 "layer %r cannot be re-created from its config (%s); reused", layer.name, exc
             )
@@ -125,7 +125,7 @@ def canonical_clone(model: Any, *, custom_objects: Mapping[str, Any] | None = No
         with keras.saving.custom_object_scope(dict(custom_objects or {})):
             clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
         clone.set_weights(model.get_weights())
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         logger.warning(
             "model %r cannot be cloned with canonical names (%s: %s); the SavedModel keeps its "
             "layer names and may differ between processes",

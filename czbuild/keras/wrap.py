@@ -232,7 +232,8 @@ def _rebuild(
     except Exception as exc:
         raise ModelError(
             f"model {model.name!r} (built for input {declared}) cannot be rebuilt for input "
-            f"{tuple(x.shape[1:])}: {_short(exc).rstrip('.')}. Models with Flatten/Dense layers or fixed "
+            f"{tuple(x.shape[1:])}: {_short(exc).rstrip('.')}. Models with Flatten/Dense layers or "
+            "fixed "
             "reshapes only run at the size they were built for: omit spatial_dims or use a "
             f"fully convolutional model{hint}"
         ) from exc

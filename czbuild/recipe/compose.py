@@ -83,9 +83,11 @@ def _parse_one(text: str) -> Any:
         return _parser().parse_overrides([text])[0]
     except (OverrideParseException, HydraException) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise Issue(_key_of(text), f"invalid override {text!r}: {first}; use Hydra syntax "
-                                   "such as key=value, +key=value, key=[a,b] or key=1,2,3") \
-            from None
+        raise Issue(
+            _key_of(text),
+            f"invalid override {text!r}: {first}; use Hydra syntax "
+            "such as key=value, +key=value, key=[a,b] or key=1,2,3",
+        ) from None
 
 
 def parse_overrides(texts: Sequence[str]) -> list[ParsedOverride]:
@@ -108,22 +110,29 @@ def parse_overrides(texts: Sequence[str]) -> list[ParsedOverride]:
         override = _parse_one(text)
         key = override.key_or_group
         if override.is_hydra_override():
-            raise Issue(_key_of(text), f"{text!r}: Hydra's own settings cannot be overridden "
-                                       "in czbuild")
+            raise Issue(
+                _key_of(text), f"{text!r}: Hydra's own settings cannot be overridden in czbuild"
+            )
         element = override.get_key_element()
         prefix = element[: len(element) - len(element.lstrip("+~"))]
         if override.is_sweep_override():
             if not override.is_discrete_sweep() or override.value_type.name == "GLOB_CHOICE_SWEEP":
-                raise Issue(_key_of(text), f"{text!r}: only lists of values (a,b,c), choice() "
-                                           "and range() sweeps can be expanded")
+                raise Issue(
+                    _key_of(text),
+                    f"{text!r}: only lists of values (a,b,c), choice() "
+                    "and range() sweeps can be expanded",
+                )
             points = []
             for value_text in override.sweep_string_iterator():
                 line = f"{element}={value_text}"
                 points.append((line, _parse_one(line).value()))
             out.append(ParsedOverride(text, key, prefix, override.package, tuple(points), True))
         else:
-            out.append(ParsedOverride(text, key, prefix, override.package,
-                                      ((text, override.value()),), False))
+            out.append(
+                ParsedOverride(
+                    text, key, prefix, override.package, ((text, override.value()),), False
+                )
+            )
     return out
 
 
@@ -137,7 +146,7 @@ def _resolver_names(text: str) -> list[str]:
         return []
     try:
         tree = grammar_parser.parse(text)
-    except Exception:  # noqa: BLE001 - malformed interpolation; OmegaConf reports it later
+    except Exception:
         return []
     names: list[str] = []
     stack = [tree]
@@ -159,9 +168,12 @@ def _check_resolvers(data: Any, path: Key = ()) -> None:
     elif isinstance(data, str):
         names = _resolver_names(data)
         if names:
-            raise Issue(path, f"resolver ${{{names[0]}:...}} is not allowed: a recipe must not "
-                              "depend on the clock or the environment; write the value, or use a "
-                              "plain interpolation such as ${tile}")
+            raise Issue(
+                path,
+                f"resolver ${{{names[0]}:...}} is not allowed: a recipe must not "
+                "depend on the clock or the environment; write the value, or use a "
+                "plain interpolation such as ${tile}",
+            )
 
 
 def _omegaconf_issue(exc: OmegaConfBaseException, prefix: str = "") -> Issue:
@@ -193,16 +205,20 @@ class Composer:
         with _LOCK:
             GlobalHydra.instance().clear()
             try:
-                with initialize_config_dir(config_dir=str(self._file.parent),
-                                           version_base="1.3"), warnings.catch_warnings():
+                with (
+                    initialize_config_dir(config_dir=str(self._file.parent), version_base="1.3"),
+                    warnings.catch_warnings(),
+                ):
                     # No `_self_` means "recipe last" (documented); the library stays silent.
                     warnings.filterwarnings("ignore", message=".*Defaults list is missing `_self_`")
-                    cfg = compose(config_name=self._file.stem,
-                                  overrides=[self._searchpath, *group_overrides])
+                    cfg = compose(
+                        config_name=self._file.stem, overrides=[self._searchpath, *group_overrides]
+                    )
             except MissingConfigException as exc:
                 lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-                options = [ln for ln in lines[2:] if not ln.startswith(("Config search",
-                                                                         "provider="))]
+                options = [
+                    ln for ln in lines[2:] if not ln.startswith(("Config search", "provider="))
+                ]
                 hint = f"; available: {', '.join(options)}" if options else ""
                 raise Issue((), f"{lines[0]}{hint}") from None
             except HydraException as exc:
@@ -245,14 +261,18 @@ class Composer:
                 ConfigLoaderImpl._apply_overrides_to_config([override], cfg)
             except HydraException as exc:
                 if str(exc).startswith("Could not override") and not text.startswith(("+", "~")):
-                    raise Issue(_key_of(text), f"not set in the recipe, so it cannot be "
-                                               f"changed; add it with +{text}") from None
+                    raise Issue(
+                        _key_of(text),
+                        f"not set in the recipe, so it cannot be changed; add it with +{text}",
+                    ) from None
                 cause = exc.__cause__
-                detail = (str(getattr(cause, "msg", "") or cause).splitlines()[0]
-                          if cause is not None else "")
+                detail = (
+                    str(getattr(cause, "msg", "") or cause).splitlines()[0]
+                    if cause is not None
+                    else ""
+                )
                 first = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
-                raise Issue(_key_of(text), f"{first}{': ' + detail if detail else ''}") \
-                    from None
+                raise Issue(_key_of(text), f"{first}{': ' + detail if detail else ''}") from None
         for key, value in assignments:
             try:
                 OmegaConf.update(cfg, key, value, merge=False, force_add=True)

@@ -26,8 +26,9 @@ _CHUNK = 1 << 20
 
 def canonical_json(data: Any) -> str:
     """Canonical JSON text: sorted keys, ``,``/``:`` separators, ASCII, no NaN/Infinity."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False)
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
 
 
 def spec_digest(spec: RecipeSpec) -> str:

@@ -133,14 +133,18 @@ def project_for(
         return around_cwd
     if len(by_path) > 1:
         (a, first), (b, second) = list(by_path.items())[:2]
-        raise RecipeError(f"recipes from different projects in one call: {first} (project {a}) "
-                          f"and {second} (project {b}); run czbuild once per project, or "
-                          "choose one with --project")
-    (only, word), = by_path.items()
+        raise RecipeError(
+            f"recipes from different projects in one call: {first} (project {a}) "
+            f"and {second} (project {b}); run czbuild once per project, or "
+            "choose one with --project"
+        )
+    ((only, word),) = by_path.items()
     if plain and around_cwd != only and (around_cwd / RECIPES_DIR).is_dir():
-        raise RecipeError(f"recipes from different projects in one call: {word} (project "
-                          f"{only}) and {plain[0]} (project {around_cwd}, the current "
-                          "directory's); name it by path, or choose one project with --project")
+        raise RecipeError(
+            f"recipes from different projects in one call: {word} (project "
+            f"{only}) and {plain[0]} (project {around_cwd}, the current "
+            "directory's); name it by path, or choose one project with --project"
+        )
     return only
 
 
@@ -202,5 +206,4 @@ def locate_recipe(name: str | Path, project_dir: Path) -> Path:
         return candidate
     known = list_recipes(project_dir)
     where = project_dir / RECIPES_DIR
-    raise RecipeError(f"no recipe {text!r} in {where}; "
-                      f"{choices_hint(text, known, noun='recipes')}")
+    raise RecipeError(f"no recipe {text!r} in {where}; {choices_hint(text, known, noun='recipes')}")

@@ -63,16 +63,20 @@ def _resolve_path(text: str, key: Key, ctx: ResolveContext) -> tuple[Path, str]:
     try:
         rel = os.path.relpath(path, ctx.project_dir)
     except ValueError:  # different drive on Windows
-        raise Issue(key, f"{text!r} is on another drive than the project; move it into the "
-                         "project") from None
+        raise Issue(
+            key, f"{text!r} is on another drive than the project; move it into the project"
+        ) from None
     return path, PurePosixPath(*Path(rel).parts).as_posix()
 
 
 def _existing_file(text: str, key: Key, ctx: ResolveContext, what: str) -> str:
     path, rel = _resolve_path(text, key, ctx)
     if not path.exists():
-        raise Issue(key, f"{what} not found: {text!r} (looked for {path}); paths are relative "
-                         "to the recipe file")
+        raise Issue(
+            key,
+            f"{what} not found: {text!r} (looked for {path}); paths are relative "
+            "to the recipe file",
+        )
     if not path.is_file():
         raise Issue(key, f"{what} {text!r} is a directory, expected a file")
     return rel
@@ -80,8 +84,12 @@ def _existing_file(text: str, key: Key, ctx: ResolveContext, what: str) -> str:
 
 def _source(model: ModelSource, ctx: ResolveContext) -> SourceSpec:
     if (model.path is None) == (model.factory is None):
-        raise Issue(("model",), "give exactly one of 'path' (a .keras/.h5 file or SavedModel "
-                                "directory) and 'factory' ('file.py:function')", nearest=True)
+        raise Issue(
+            ("model",),
+            "give exactly one of 'path' (a .keras/.h5 file or SavedModel "
+            "directory) and 'factory' ('file.py:function')",
+            nearest=True,
+        )
     sha = model.sha256.lower() if model.sha256 else None
     objects = tuple(
         _python_file(text, ("model", "custom_objects", i), ctx, "custom-objects file")
@@ -93,27 +101,40 @@ def _source(model: ModelSource, ctx: ResolveContext) -> SourceSpec:
         if not sep or not function.isidentifier() or not file_text:
             raise Issue(key, f"{model.factory!r} is not 'path/to/file.py:function'")
         rel = _python_file(file_text, key, ctx, "factory file")
-        return SourceSpec(kind="factory", path=rel, function=function, sha256=sha,
-                          custom_objects=objects)
+        return SourceSpec(
+            kind="factory", path=rel, function=function, sha256=sha, custom_objects=objects
+        )
     key = ("model", "path")
     assert model.path is not None
     path, rel = _resolve_path(model.path, key, ctx)
     if not path.exists():
-        raise Issue(key, f"model not found: {model.path!r} (looked for {path}); paths are "
-                         "relative to the recipe file")
+        raise Issue(
+            key,
+            f"model not found: {model.path!r} (looked for {path}); paths are "
+            "relative to the recipe file",
+        )
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
-            raise Issue(key, f"{model.path!r} is a directory but not a SavedModel (no "
-                             "saved_model.pb); give a .keras/.h5 file or a SavedModel directory")
+            raise Issue(
+                key,
+                f"{model.path!r} is a directory but not a SavedModel (no "
+                "saved_model.pb); give a .keras/.h5 file or a SavedModel directory",
+            )
         kind = "savedmodel"
     else:
         suffix = path.suffix.lower()
         if suffix == ".py":
-            raise Issue(key, f"{model.path!r} is Python code; use 'factory: "
-                             f"{model.path}:function' instead of 'path'")
+            raise Issue(
+                key,
+                f"{model.path!r} is Python code; use 'factory: "
+                f"{model.path}:function' instead of 'path'",
+            )
         if suffix not in _MODEL_SUFFIXES:
-            raise Issue(key, f"{model.path!r}: unsupported model file; use a .keras or .h5 "
-                             "file, a SavedModel directory or a factory")
+            raise Issue(
+                key,
+                f"{model.path!r}: unsupported model file; use a .keras or .h5 "
+                "file, a SavedModel directory or a factory",
+            )
         kind = _MODEL_SUFFIXES[suffix]
     return SourceSpec(kind=kind, path=rel, sha256=sha, custom_objects=objects)
 
@@ -129,14 +150,18 @@ def _format_and_version(recipe: Recipe) -> tuple[str, str, TargetSpec | None]:
     fmt = recipe.format or (vocab.family_of(version) if version else "czann")
     if version is not None and vocab.family_of(version) != fmt:
         own = vocab.CZANN_VERSIONS if fmt == "czann" else vocab.LEGACY_VERSIONS
-        raise Issue(("format_version",), f"{version} is a {vocab.family_of(version)} version "
-                    f"but format is {fmt}; use one of {', '.join(own)} or set format: "
-                    f"{vocab.family_of(version)}")
+        raise Issue(
+            ("format_version",),
+            f"{version} is a {vocab.family_of(version)} version "
+            f"but format is {fmt}; use one of {', '.join(own)} or set format: "
+            f"{vocab.family_of(version)}",
+        )
     target = recipe.target
     if target is None:
         if version is None:
-            version = vocab.DEFAULT_CZANN_VERSION if fmt == "czann" else \
-                vocab.DEFAULT_LEGACY_VERSION
+            version = (
+                vocab.DEFAULT_CZANN_VERSION if fmt == "czann" else vocab.DEFAULT_LEGACY_VERSION
+            )
         return fmt, version, None
     readable = vocab.readable_versions(target.product, target.version)
     zen = f"{_product_name(target.product)} {target.version}"
@@ -147,17 +172,27 @@ def _format_and_version(recipe: Recipe) -> tuple[str, str, TargetSpec | None]:
             oldest = (vocab.CZANN_VERSIONS if fmt == "czann" else vocab.LEGACY_VERSIONS)[0]
             need = ".".join(map(str, vocab.MIN_ZEN[oldest][idx]))
             other = "czmodel" if fmt == "czann" else "czann"
-            raise Issue(("target",), f"{zen} cannot read any {fmt} version ({fmt} needs "
-                        f"{_product_name(target.product)} >= {need}); choose a newer target "
-                        f"or format: {other}", nearest=True)
+            raise Issue(
+                ("target",),
+                f"{zen} cannot read any {fmt} version ({fmt} needs "
+                f"{_product_name(target.product)} >= {need}); choose a newer target "
+                f"or format: {other}",
+                nearest=True,
+            )
         version = picked
     elif version not in readable:
         need = ".".join(map(str, vocab.MIN_ZEN[version][idx]))
         same = [v for v in readable if vocab.family_of(v) == fmt]
-        fix = f"use format_version {same[-1]} (or remove it to pick the newest the target reads)" \
-            if same else "choose a newer target"
-        raise Issue(("format_version",), f"{zen} cannot read {fmt} {version} (needs "
-                    f"{_product_name(target.product)} >= {need}); {fix}")
+        fix = (
+            f"use format_version {same[-1]} (or remove it to pick the newest the target reads)"
+            if same
+            else "choose a newer target"
+        )
+        raise Issue(
+            ("format_version",),
+            f"{zen} cannot read {fmt} {version} (needs "
+            f"{_product_name(target.product)} >= {need}); {fix}",
+        )
     return fmt, version, TargetSpec(product=target.product, version=target.version)
 
 
@@ -165,31 +200,40 @@ def _opset(recipe: Recipe, version: str) -> int | None:
     limit = vocab.MAX_OPSET[version]
     if limit is None:
         if recipe.opset is not None:
-            raise Issue(("opset",), f"format version {version} carries a SavedModel, not ONNX; "
-                                    "remove opset")
+            raise Issue(
+                ("opset",), f"format version {version} carries a SavedModel, not ONNX; remove opset"
+            )
         return None
     if recipe.opset is None:
         return vocab.DEFAULT_OPSET[version]
     if recipe.opset > limit:
-        raise Issue(("opset",), f"opset {recipe.opset} is too high for format version "
-                                f"{version} (at most {limit}); use {limit} or lower")
+        raise Issue(
+            ("opset",),
+            f"opset {recipe.opset} is too high for format version "
+            f"{version} (at most {limit}); use {limit} or lower",
+        )
     if recipe.opset < vocab.MIN_OPSET:
-        raise Issue(("opset",), f"opset {recipe.opset} is below the minimum "
-                                f"{vocab.MIN_OPSET}; use {vocab.DEFAULT_OPSET[version]}")
+        raise Issue(
+            ("opset",),
+            f"opset {recipe.opset} is below the minimum "
+            f"{vocab.MIN_OPSET}; use {vocab.DEFAULT_OPSET[version]}",
+        )
     return recipe.opset
 
 
 def _spatial_dims(recipe: Recipe, fmt: str) -> tuple[int, int] | None:
     if recipe.tile is not None and recipe.spatial_dims is not None:
-        raise Issue(("spatial_dims",), "give either tile (square) or spatial_dims [h, w], "
-                                       "not both")
+        raise Issue(("spatial_dims",), "give either tile (square) or spatial_dims [h, w], not both")
     if recipe.tile is not None:
         return (recipe.tile, recipe.tile)
     if recipe.spatial_dims is not None:
         return (recipe.spatial_dims[0], recipe.spatial_dims[1])
     if fmt == "czmodel":
-        raise Issue(("tile",), "legacy czmodel needs a fixed tile size; set tile: 512 "
-                               "(or spatial_dims: [h, w])", nearest=True)
+        raise Issue(
+            ("tile",),
+            "legacy czmodel needs a fixed tile size; set tile: 512 (or spatial_dims: [h, w])",
+            nearest=True,
+        )
     return None
 
 
@@ -208,14 +252,14 @@ def _ops_list(items: tuple[Any, ...], section: str) -> tuple[dict[str, Any], ...
 
 _CZANN_ONLY = {
     "min_overlap": "legacy czmodel has no min_overlap; use border_size (per-side margin = "
-                   "min_overlap / 2)",
+    "min_overlap / 2)",
     "scaling": "legacy czmodel has no scaling; remove it or use format: czann",
 }
 _CZMODEL_ONLY = {
     "border_size": "border_size is a legacy czmodel key; for czann use min_overlap: "
-                   "[2*border, 2*border]",
+    "[2*border, 2*border]",
     "pixel_type": "pixel_type is a legacy czmodel key; czann takes the input channels from "
-                  "the model, remove it",
+    "the model, remove it",
     "color_handling": "color_handling is a legacy czmodel key; remove it for czann",
 }
 
@@ -233,15 +277,24 @@ def _type(meta: Metadata, fmt: str, allow_experimental: bool) -> str:
     if fmt == "czmodel":
         model_type = meta.type or "SingleClassSemanticSegmentation"
         if model_type not in vocab.SEGMENTATION_TYPES:
-            raise Issue(("metadata", "type"), f"legacy czmodel is semantic segmentation only; "
-                        f"use {' or '.join(vocab.SEGMENTATION_TYPES)} or format: czann")
+            raise Issue(
+                ("metadata", "type"),
+                f"legacy czmodel is semantic segmentation only; "
+                f"use {' or '.join(vocab.SEGMENTATION_TYPES)} or format: czann",
+            )
         return model_type
     if meta.type is None:
-        raise Issue(("metadata", "type"), "required for czann; one of "
-                    f"{', '.join(vocab.MODEL_TYPES)}", nearest=True)
+        raise Issue(
+            ("metadata", "type"),
+            f"required for czann; one of {', '.join(vocab.MODEL_TYPES)}",
+            nearest=True,
+        )
     if meta.type in vocab.EXPERIMENTAL_TYPES and not allow_experimental:
-        raise Issue(("metadata", "type"), f"{meta.type}: the output encoding ZEN expects is "
-                    "unpublished; set allow_experimental_types: true to build it anyway")
+        raise Issue(
+            ("metadata", "type"),
+            f"{meta.type}: the output encoding ZEN expects is "
+            "unpublished; set allow_experimental_types: true to build it anyway",
+        )
     return meta.type
 
 
@@ -254,12 +307,19 @@ def _classes(meta: Metadata, model_type: str) -> tuple[str, ...] | None:
         return None
     if classes is None:
         if model_type in vocab.SEGMENTATION_TYPES:
-            raise Issue(key, "required for segmentation: one name per output channel, e.g. "
-                             "[Background, Foreground]", nearest=True)
+            raise Issue(
+                key,
+                "required for segmentation: one name per output channel, e.g. "
+                "[Background, Foreground]",
+                nearest=True,
+            )
         return None
     if len(classes) < 2:
-        raise Issue(key, f"{len(classes)} class(es) given; segmentation needs at least 2 "
-                         "(include the background)")
+        raise Issue(
+            key,
+            f"{len(classes)} class(es) given; segmentation needs at least 2 "
+            "(include the background)",
+        )
     for i, name in enumerate(classes):
         if not name.strip():
             raise Issue(key + (i,), "class names must not be empty")
@@ -277,11 +337,16 @@ def _min_overlap(meta: Metadata, dims: tuple[int, int] | None) -> tuple[int, int
         raise Issue(key, f"{len(overlap)} value(s) given; give one per spatial dim: [h, w]")
     for i, value in enumerate(overlap):
         if value < 0 or value % 2:
-            raise Issue(key + (i,), f"{value} must be even and >= 0 (it is 2 x the border "
-                                    "hidden on each side)")
+            raise Issue(
+                key + (i,),
+                f"{value} must be even and >= 0 (it is 2 x the border hidden on each side)",
+            )
         if dims is not None and value >= dims[i]:
-            raise Issue(key + (i,), f"overlap {value} is not smaller than the tile size "
-                                    f"{dims[i]}; use a smaller overlap or a larger tile")
+            raise Issue(
+                key + (i,),
+                f"overlap {value} is not smaller than the tile size "
+                f"{dims[i]}; use a smaller overlap or a larger tile",
+            )
     return (overlap[0], overlap[1])
 
 
@@ -291,8 +356,9 @@ def _scaling(meta: Metadata, version: str) -> tuple[float, ...] | None:
     if scaling is None:
         return None
     if version == "1.0.0":
-        raise Issue(key, "CZANN 1.0.0 has no Scaling; use format_version 1.1.0 or newer, or "
-                         "remove scaling")
+        raise Issue(
+            key, "CZANN 1.0.0 has no Scaling; use format_version 1.1.0 or newer, or remove scaling"
+        )
     allowed = (2,) if version == "1.1.0" else (2, 3)
     if len(scaling) not in allowed:
         need = "exactly 2 values [x, y]" if allowed == (2,) else "2 or 3 values [x, y(, z)]"
@@ -309,15 +375,20 @@ def _model_id(meta: Metadata) -> str | None:
     try:
         return str(uuid.UUID(meta.id))
     except ValueError:
-        raise Issue(("metadata", "id"), f"{meta.id!r} is not a UUID; remove it to derive the "
-                                        "id from the content") from None
+        raise Issue(
+            ("metadata", "id"),
+            f"{meta.id!r} is not a UUID; remove it to derive the id from the content",
+        ) from None
 
 
 def _legacy(meta: Metadata, version: str, dims: tuple[int, int] | None) -> dict[str, Any]:
     if meta.pixel_type is None:
-        raise Issue(("metadata", "pixel_type"), "required for czmodel, one of "
-                    f"{', '.join(t for t in vocab.PIXEL_TYPES if t not in vocab.COMPLEX_PIXEL_TYPES)}",
-                    nearest=True)
+        raise Issue(
+            ("metadata", "pixel_type"),
+            "required for czmodel, one of "
+            f"{', '.join(t for t in vocab.PIXEL_TYPES if t not in vocab.COMPLEX_PIXEL_TYPES)}",
+            nearest=True,
+        )
     for i, pixel in enumerate(meta.pixel_type):
         if pixel in vocab.COMPLEX_PIXEL_TYPES:
             key: Key = ("metadata", "pixel_type") + ((i,) if len(meta.pixel_type) > 1 else ())
@@ -325,19 +396,34 @@ def _legacy(meta: Metadata, version: str, dims: tuple[int, int] | None) -> dict[
     if version == "3.0.0" and len(meta.pixel_type) != 1:
         raise Issue(("metadata", "pixel_type"), "czmodel 3.0.0 takes exactly one pixel type")
     if meta.color_handling is None:
-        raise Issue(("metadata", "color_handling"), "required for czmodel: "
-                    f"{' or '.join(vocab.COLOR_HANDLINGS)}", nearest=True)
+        raise Issue(
+            ("metadata", "color_handling"),
+            f"required for czmodel: {' or '.join(vocab.COLOR_HANDLINGS)}",
+            nearest=True,
+        )
     border = meta.border_size or 0
     if dims is not None and 2 * border >= min(dims):
-        raise Issue(("metadata", "border_size"), f"a border of {border} on each side leaves "
-                    f"nothing of a {dims[0]}x{dims[1]} tile; the tile must be larger than "
-                    f"{2 * border}")
-    return {"pixel_type": meta.pixel_type, "color_handling": meta.color_handling,
-            "border_size": border}
+        raise Issue(
+            ("metadata", "border_size"),
+            f"a border of {border} on each side leaves "
+            f"nothing of a {dims[0]}x{dims[1]} tile; the tile must be larger than "
+            f"{2 * border}",
+        )
+    return {
+        "pixel_type": meta.pixel_type,
+        "color_handling": meta.color_handling,
+        "border_size": border,
+    }
 
 
-def _metadata(recipe: Recipe, name: str, fmt: str, version: str,
-              dims: tuple[int, int] | None, ctx: ResolveContext) -> MetadataSpec:
+def _metadata(
+    recipe: Recipe,
+    name: str,
+    fmt: str,
+    version: str,
+    dims: tuple[int, int] | None,
+    ctx: ResolveContext,
+) -> MetadataSpec:
     meta = recipe.metadata
     _misplaced(meta, fmt, ctx.format_swept)
     model_type = _type(meta, fmt, recipe.allow_experimental_types)
@@ -350,8 +436,9 @@ def _metadata(recipe: Recipe, name: str, fmt: str, version: str,
     if not fields["model_name"].strip():
         raise Issue(("metadata", "model_name"), "must not be empty")
     if meta.license is not None:
-        fields["license"] = _existing_file(meta.license, ("metadata", "license"), ctx,
-                                           "licence file")
+        fields["license"] = _existing_file(
+            meta.license, ("metadata", "license"), ctx, "licence file"
+        )
     if fmt == "czann":
         fields["min_overlap"] = _min_overlap(meta, dims)
         fields["scaling"] = _scaling(meta, version)
@@ -375,8 +462,11 @@ def resolve_recipe(recipe: Recipe, name: str, ctx: ResolveContext) -> RecipeSpec
         Issue: The first problem found, naming its key.
     """
     if recipe.name is not None and recipe.name != name:
-        raise Issue(("name",), f"{recipe.name!r} differs from the file name {name!r}; rename "
-                               "the file or the name (or remove name:)")
+        raise Issue(
+            ("name",),
+            f"{recipe.name!r} differs from the file name {name!r}; rename "
+            "the file or the name (or remove name:)",
+        )
     fmt, version, target = _format_and_version(recipe)
     opset = _opset(recipe, version)
     dims = _spatial_dims(recipe, fmt)

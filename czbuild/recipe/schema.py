@@ -60,7 +60,7 @@ def _number(value: Any) -> Any:
     """Accept int/float (not bool, not strings) and require a finite value."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         # pydantic turns ValueError (not TypeError) into a validation error
-        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")  # noqa: TRY004
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
     if not math.isfinite(float(value)):
         raise ValueError(f"expected a finite number, got {value!r}")
     return float(value)
@@ -73,7 +73,7 @@ def _one_or_many(value: Any) -> Any:
 
 def _zen_version(value: Any) -> Any:
     if isinstance(value, float):
-        raise ValueError(  # noqa: TRY004 - pydantic needs ValueError
+        raise ValueError(
             f"write the ZEN version as a quoted string such as '3.13': YAML read it as the "
             f"number {value!r} (and reads 3.10 as 3.1)"
         )
@@ -119,8 +119,7 @@ def _op_schemas() -> list[dict[str, Any]]:
     for name, definition in _ops.OPS.items():
         props: dict[str, Any] = {"op": {"const": name}}
         for arg in definition.args:
-            props[arg.name] = dict(numbers if arg.kind == "floats" else order,
-                                   description=arg.doc)
+            props[arg.name] = dict(numbers if arg.kind == "floats" else order, description=arg.doc)
         alternatives.append(
             {
                 "type": "object",
@@ -265,14 +264,21 @@ _MIN_TILING_MAX_TILE = 128
 
 def _tiling_max_tile(value: Any) -> Any:
     """0 (no limit) or at least 128: a proxy tile keeps the tile size modulo 128."""
-    if isinstance(value, int) and not isinstance(value, bool) and (
-            value < 0 or 0 < value < _MIN_TILING_MAX_TILE):
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and (value < 0 or 0 < value < _MIN_TILING_MAX_TILE)
+    ):
         raise ValueError(f"must be 0 (no limit) or at least {_MIN_TILING_MAX_TILE}, got {value}")
     return value
 
 
-Tolerance = Annotated[float, BeforeValidator(_number), Field(ge=0.0, le=1.0),
-                      WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
+Tolerance = Annotated[
+    float,
+    BeforeValidator(_number),
+    Field(ge=0.0, le=1.0),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1}),
+]
 
 
 class Verify(_Strict):
@@ -293,8 +299,9 @@ class Verify(_Strict):
     tiling_max_tile: Annotated[
         StrictInt,
         AfterValidator(_tiling_max_tile),
-        WithJsonSchema({"type": "integer",
-                        "anyOf": [{"const": 0}, {"minimum": _MIN_TILING_MAX_TILE}]}),
+        WithJsonSchema(
+            {"type": "integer", "anyOf": [{"const": 0}, {"minimum": _MIN_TILING_MAX_TILE}]}
+        ),
     ] = Field(
         VERIFY_DEFAULTS["tiling_max_tile"],
         description="Artifacts with a larger tile are checked for seams on a proxy tile of at "

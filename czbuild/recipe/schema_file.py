@@ -42,8 +42,7 @@ def write_schema(path: Path | str, text: str) -> Path:
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise CzbuildError(f"cannot write the schema to {target}: "
-                           f"{exc.strerror or exc}") from None
+        raise CzbuildError(f"cannot write the schema to {target}: {exc.strerror or exc}") from None
     return target
 
 

@@ -75,8 +75,11 @@ class RecipeSource:
                     if isinstance(k_node, yaml.ScalarNode) and k_node.value == part:
                         found, node = k_node, v_node
                         break
-            elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
-                  and 0 <= part < len(node.value)):
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(part, int)
+                and 0 <= part < len(node.value)
+            ):
                 node = node.value[part]
                 found = node
             if found is None:
@@ -91,10 +94,19 @@ class RecipeSource:
             for part in key[:-1]:
                 nxt = None
                 if isinstance(node, yaml.MappingNode):
-                    nxt = next((v for k, v in node.value
-                                if isinstance(k, yaml.ScalarNode) and k.value == part), None)
-                elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
-                        and part < len(node.value):
+                    nxt = next(
+                        (
+                            v
+                            for k, v in node.value
+                            if isinstance(k, yaml.ScalarNode) and k.value == part
+                        ),
+                        None,
+                    )
+                elif (
+                    isinstance(node, yaml.SequenceNode)
+                    and isinstance(part, int)
+                    and part < len(node.value)
+                ):
                     nxt = node.value[part]
                 if nxt is None:
                     return key
@@ -256,8 +268,9 @@ def read_source(path: Path, *, project_dir: Path | None = None) -> RecipeSource:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         line = mark.line + 1 if mark is not None else None
-        raise err(f"malformed YAML: {problem}; fix the syntax (indentation, quotes, colons)",
-                  None, line) from None
+        raise err(
+            f"malformed YAML: {problem}; fix the syntax (indentation, quotes, colons)", None, line
+        ) from None
     if root is None:
         raise err("the recipe is empty; start from an example in recipes/ or docs/recipes.md")
     if not isinstance(root, yaml.MappingNode):

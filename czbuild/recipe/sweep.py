@@ -112,10 +112,12 @@ class SweepPoint:
             self,
             items=tuple(items),
             values=tuple(values),
-            group_overrides=_drop(self.group_overrides, [p.line for p in pins
-                                                         if p.kind == "group"]),
-            value_overrides=_drop(self.value_overrides, [p.line for p in pins
-                                                         if p.kind == "value"]),
+            group_overrides=_drop(
+                self.group_overrides, [p.line for p in pins if p.kind == "group"]
+            ),
+            value_overrides=_drop(
+                self.value_overrides, [p.line for p in pins if p.kind == "value"]
+            ),
             pins=tuple(p for p in self.pins if p not in pins),
         )
 
@@ -202,8 +204,10 @@ def check_recipe_key(key: str) -> Key:
         if valid is None:
             break
         if part not in valid:
-            raise Issue(path[: depth + 1], f"unknown key {part!r}; "
-                                           f"{choices_hint(part, valid, noun='valid keys')}")
+            raise Issue(
+                path[: depth + 1],
+                f"unknown key {part!r}; {choices_hint(part, valid, noun='valid keys')}",
+            )
     return path
 
 
@@ -235,8 +239,8 @@ def _norm(key: str) -> str:
 
 def _is_group_value(key: str, value: Any, groups: Mapping[str, Sequence[str]]) -> bool:
     return key in groups and (
-        isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str)
-                                                                   for v in value))
+        isinstance(value, str)
+        or (isinstance(value, list) and all(isinstance(v, str) for v in value))
     )
 
 
@@ -247,8 +251,9 @@ def _group_line(line: str, key: str, prefix: str, in_defaults: frozenset[str]) -
     return line
 
 
-def _fixed(override: ParsedOverride, groups: Mapping[str, Sequence[str]],
-           in_defaults: frozenset[str]) -> tuple[str, str, Any, Literal["group", "value"], str]:
+def _fixed(
+    override: ParsedOverride, groups: Mapping[str, Sequence[str]], in_defaults: frozenset[str]
+) -> tuple[str, str, Any, Literal["group", "value"], str]:
     """Name key, name text, value, kind and composer line of a one-value override."""
     line, value = override.points[0]
     key = _norm(override.key)
@@ -256,10 +261,16 @@ def _fixed(override: ParsedOverride, groups: Mapping[str, Sequence[str]],
         key, text, value = "~" + key, "", None
     else:
         text = format_value(value)
-    if (override.prefix == "~" and override.key in groups) or \
-            _is_group_value(override.key, value, groups):
-        return key, text, value, "group", _group_line(line, override.key, override.prefix,
-                                                      in_defaults)
+    if (override.prefix == "~" and override.key in groups) or _is_group_value(
+        override.key, value, groups
+    ):
+        return (
+            key,
+            text,
+            value,
+            "group",
+            _group_line(line, override.key, override.prefix, in_defaults),
+        )
     return key, text, value, "value", line
 
 
@@ -307,8 +318,11 @@ def plan_points(
         for line, value in override.points:
             grouped = override.prefix == "~" or _is_group_value(override.key, value, groups)
             kind = "group" if grouped else "value"
-            payload = _group_line(line, override.key, override.prefix, groups_in_defaults) \
-                if grouped else line
+            payload = (
+                _group_line(line, override.key, override.prefix, groups_in_defaults)
+                if grouped
+                else line
+            )
             entries.append((format_value(value), value, kind, payload, ("cli", line)))
         axes.append((_norm(override.key), entries))
     axes.sort(key=lambda axis: axis[0])
@@ -342,13 +356,15 @@ def plan_points(
             else:
                 assigns.append(payload)
         named.sort(key=lambda n: (n[0], n[1]))
-        points.append(SweepPoint(
-            items=tuple((k, t) for k, t, _ in named),
-            group_overrides=tuple(group_o),
-            value_overrides=tuple(value_o),
-            assignments=tuple(assigns),
-            origins=tuple(origins),
-            values=tuple((k, v) for k, _, v in named),
-            pins=tuple(pins),
-        ))
+        points.append(
+            SweepPoint(
+                items=tuple((k, t) for k, t, _ in named),
+                group_overrides=tuple(group_o),
+                value_overrides=tuple(value_o),
+                assignments=tuple(assigns),
+                origins=tuple(origins),
+                values=tuple((k, v) for k, _, v in named),
+                pins=tuple(pins),
+            )
+        )
     return points

@@ -68,17 +68,25 @@ def check_target(target: Target | None) -> tuple[str, ...]:
     parts = target.version.strip().split(".")
     if any(len(p) > 1 and p.startswith("0") for p in parts):
         clean = ".".join(str(int(p)) for p in parts)
-        raise Issue(_KEY, f"{target.version!r} has leading zeros; write the release as ZEN "
-                          f"names it, e.g. '{clean}'")
+        raise Issue(
+            _KEY,
+            f"{target.version!r} has leading zeros; write the release as ZEN "
+            f"names it, e.g. '{clean}'",
+        )
     version = vocab.parse_zen_version(target.version)
     oldest, newest = known_zen_range(product)
     if version < oldest:
-        raise Issue(_KEY, f"{zen} {_text(version)} is older than {zen} {_text(oldest)}, the "
-                          f"first release that opens ZEN model files; use '{_text(oldest)}' "
-                          f"or newer (e.g. the bundled /target: zen-{product}-{_text(oldest)})")
+        raise Issue(
+            _KEY,
+            f"{zen} {_text(version)} is older than {zen} {_text(oldest)}, the "
+            f"first release that opens ZEN model files; use '{_text(oldest)}' "
+            f"or newer (e.g. the bundled /target: zen-{product}-{_text(oldest)})",
+        )
     if version > newest:
-        note = (f"{zen} {_text(version)} is newer than the newest release czbuild knows "
-                f"({zen} {_text(newest)}); assuming it reads every format version "
-                f"{zen} {_text(newest)} reads")
+        note = (
+            f"{zen} {_text(version)} is newer than the newest release czbuild knows "
+            f"({zen} {_text(newest)}); assuming it reads every format version "
+            f"{zen} {_text(newest)} reads"
+        )
         return (note,)
     return ()

@@ -124,8 +124,9 @@ def _overlaps(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 class _RecipeLoader:
     """Loads the variants of one recipe file (one instance per recipe and call)."""
 
-    def __init__(self, file: Path, project_dir: Path, cli: Sequence[ParsedOverride],
-                 cli_texts: Sequence[str]) -> None:
+    def __init__(
+        self, file: Path, project_dir: Path, cli: Sequence[ParsedOverride], cli_texts: Sequence[str]
+    ) -> None:
         self.project_dir = project_dir
         self.source: RecipeSource = read_source(file, project_dir=project_dir)
         self.search = config_search_path(project_dir)
@@ -136,12 +137,13 @@ class _RecipeLoader:
 
     # --- errors ---------------------------------------------------------------------------
 
-    def _error(self, issue: Issue, point: SweepPoint | None = None,
-               variant: str | None = None) -> RecipeError:
+    def _error(
+        self, issue: Issue, point: SweepPoint | None = None, variant: str | None = None
+    ) -> RecipeError:
         """Turn an Issue into a RecipeError with the best line and where the value came from."""
         note = ""
         line = None
-        for key, origin in (point.origins if point else ()):
+        for key, origin in point.origins if point else ():
             if _overlaps(parse_key(key), issue.key):
                 if origin[0] == "sweep":
                     line = self.source.line_of(("sweep", origin[1], origin[2]))
@@ -149,14 +151,21 @@ class _RecipeLoader:
                     note = f" (from the command line: {origin[1]})"
                 break
         else:
-            cli_hit = [t for t in self.cli_texts if issue.key and _overlaps(
-                parse_key(t.split("=", 1)[0].lstrip("+~").split("@", 1)[0]), issue.key)]
+            cli_hit = [
+                t
+                for t in self.cli_texts
+                if issue.key
+                and _overlaps(
+                    parse_key(t.split("=", 1)[0].lstrip("+~").split("@", 1)[0]), issue.key
+                )
+            ]
             if cli_hit:
                 note = f" (from the command line: {cli_hit[0]})"
         if variant and point and point.items:
             note += f" (variant {variant})"
-        err = self.source.error(issue.message + note, issue.key or None,
-                                nearest=issue.nearest, line=line)
+        err = self.source.error(
+            issue.message + note, issue.key or None, nearest=issue.nearest, line=line
+        )
         return err
 
     # --- checks before composing ----------------------------------------------------------
@@ -166,11 +175,16 @@ class _RecipeLoader:
         if options is None:
             raise self.source.error(
                 f"no config group {group!r}; {choices_hint(group, self.groups, noun='groups')}",
-                key, line=line)
+                key,
+                line=line,
+            )
         if option not in options:
             raise self.source.error(
                 f"no config {group}/{option}.yaml in {self._where()}; "
-                f"{choices_hint(option, options, noun=f'{group} options')}", key, line=line)
+                f"{choices_hint(option, options, noun=f'{group} options')}",
+                key,
+                line=line,
+            )
 
     def _where(self) -> str:
         return ", ".join(str(p) for p in [self.source.path.parent, *self.search])
@@ -181,9 +195,11 @@ class _RecipeLoader:
             if entry.group is None:
                 name = entry.options[0]
                 if not (self.source.path.parent / f"{name}.yaml").is_file() and not any(
-                        (p / f"{name}.yaml").is_file() for p in self.search):
-                    raise self.source.error(f"no config {name}.yaml on the search path "
-                                            f"({self._where()})", key)
+                    (p / f"{name}.yaml").is_file() for p in self.search
+                ):
+                    raise self.source.error(
+                        f"no config {name}.yaml on the search path ({self._where()})", key
+                    )
                 continue
             if entry.optional and entry.group not in self.groups:
                 continue
@@ -203,32 +219,43 @@ class _RecipeLoader:
                 try:
                     check_recipe_key(override.key)
                 except Issue as issue:
-                    raise self.source.error(f"{issue.message} (command line: {override.text})",
-                                            issue.key) from None
+                    raise self.source.error(
+                        f"{issue.message} (command line: {override.text})", issue.key
+                    ) from None
 
     # --- composition ----------------------------------------------------------------------
 
     def _sweep_section(self) -> dict[str, list[Any]]:
-        fixed = plan_points({}, [o for o in self.cli if not o.is_sweep], groups=self.groups,
-                            groups_in_defaults=self.source.groups_in_defaults())[0]
+        fixed = plan_points(
+            {},
+            [o for o in self.cli if not o.is_sweep],
+            groups=self.groups,
+            groups_in_defaults=self.source.groups_in_defaults(),
+        )[0]
         base = self.composer.compose(fixed.group_overrides, fixed.value_overrides)
         sweep = base.get("sweep") or {}
         if not isinstance(sweep, Mapping):
-            raise self.source.error("must be a mapping of dotted keys to lists of values, e.g. "
-                                    "{tile: [256, 512]}", ("sweep",))
+            raise self.source.error(
+                "must be a mapping of dotted keys to lists of values, e.g. {tile: [256, 512]}",
+                ("sweep",),
+            )
         out: dict[str, list[Any]] = {}
         for key, values in sweep.items():
             check_sweep_key(str(key))
             if not isinstance(values, list) or not values:
-                raise Issue(("sweep", str(key)), "must be a non-empty list of values, e.g. "
-                                                 "[256, 512]")
+                raise Issue(
+                    ("sweep", str(key)), "must be a non-empty list of values, e.g. [256, 512]"
+                )
             root = parse_key(str(key))[0]
             for i, value in enumerate(values):
                 if root in self.groups and isinstance(value, str) and len(parse_key(key)) == 1:
                     options = self.groups[root]
                     if value not in options:
-                        raise Issue(("sweep", str(key), i), f"no config {root}/{value}.yaml; "
-                                    f"{choices_hint(value, options, noun=f'{root} options')}")
+                        raise Issue(
+                            ("sweep", str(key), i),
+                            f"no config {root}/{value}.yaml; "
+                            f"{choices_hint(value, options, noun=f'{root} options')}",
+                        )
             out[str(key)] = values
         return out
 
@@ -239,8 +266,9 @@ class _RecipeLoader:
             sweep = self._sweep_section()
         except Issue as issue:
             raise self._error(issue) from None
-        points = plan_points(sweep, self.cli, groups=self.groups,
-                             groups_in_defaults=self.source.groups_in_defaults())
+        points = plan_points(
+            sweep, self.cli, groups=self.groups, groups_in_defaults=self.source.groups_in_defaults()
+        )
         variants: list[Variant] = []
         seen: dict[str, str] = {}
         for point in points:
@@ -283,16 +311,20 @@ class _RecipeLoader:
         stem = self.source.stem
         name = variant_name(stem, point.items)
         try:
-            data = self.composer.compose(point.group_overrides, point.value_overrides,
-                                         point.assignments)
+            data = self.composer.compose(
+                point.group_overrides, point.value_overrides, point.assignments
+            )
             data.pop("sweep", None)
             try:
                 recipe = Recipe.model_validate(data)
             except ValidationError as exc:
                 raise issue_from_validation(exc, Recipe) from None
             notes = check_target(recipe.target)
-            ctx = ResolveContext(recipe_file=self.source.path, project_dir=self.project_dir,
-                                 format_swept=any(k == "format" for k, _ in point.origins))
+            ctx = ResolveContext(
+                recipe_file=self.source.path,
+                project_dir=self.project_dir,
+                format_swept=any(k == "format" for k, _ in point.origins),
+            )
             spec = resolve_recipe(recipe, stem, ctx)
         except Issue as issue:
             raise self._error(issue, point, name) from None
@@ -338,8 +370,11 @@ def load_variants(
         RecipeError: Any problem with a recipe or an override, naming the file and key.
     """
     project = Path(project_dir).absolute()
-    files = [locate_recipe(n, project) for n in names] if names is not None else [
-        project / "recipes" / f"{n}.yaml" for n in list_recipes(project)]
+    files = (
+        [locate_recipe(n, project) for n in names]
+        if names is not None
+        else [project / "recipes" / f"{n}.yaml" for n in list_recipes(project)]
+    )
     try:
         cli = parse_overrides(list(overrides))
     except Issue as issue:
@@ -350,8 +385,9 @@ def load_variants(
                 display = where.relative_to(project).as_posix()
             except ValueError:
                 display = str(where)
-        raise RecipeError(f"{issue.message} (command line)", file=display,
-                          key=format_key(issue.key) or None) from None
+        raise RecipeError(
+            f"{issue.message} (command line)", file=display, key=format_key(issue.key) or None
+        ) from None
     variants: list[Variant] = []
     outputs: dict[PurePosixPath, Variant] = {}
     for file in dict.fromkeys(files):
@@ -359,9 +395,11 @@ def load_variants(
         for variant in loader.load():
             other = outputs.get(variant.output)
             if other is not None:
-                raise RecipeError(f"variant {variant.name} writes the same output {variant.output} "
-                                  f"as {other.recipe_file}; rename one of the recipes",
-                                  file=loader.source.display)
+                raise RecipeError(
+                    f"variant {variant.name} writes the same output {variant.output} "
+                    f"as {other.recipe_file}; rename one of the recipes",
+                    file=loader.source.display,
+                )
             outputs[variant.output] = variant
             variants.append(variant)
     return variants
@@ -379,6 +417,8 @@ def check_source_pin(variant: Variant) -> None:
     actual = source_sha256(variant.path(variant.spec.model.path))
     if actual != pinned:
         source = read_source(variant.recipe_file, project_dir=variant.project_dir)
-        raise source.error(f"the model source {variant.spec.model.path} has sha256 {actual}, "
-                           f"not the pinned {pinned}; update the pin if the change is intended",
-                           ("model", "sha256"))
+        raise source.error(
+            f"the model source {variant.spec.model.path} has sha256 {actual}, "
+            f"not the pinned {pinned}; update the pin if the change is intended",
+            ("model", "sha256"),
+        )

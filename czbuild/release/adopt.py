@@ -24,8 +24,9 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def adopt(scratch_dir: Path, out_dir: Path, variants: Sequence[Any], *,
-          lock_timeout: float = 60.0) -> list[str]:
+def adopt(
+    scratch_dir: Path, out_dir: Path, variants: Sequence[Any], *, lock_timeout: float = 60.0
+) -> list[str]:
     """Copy the scratch artifacts (and stamps) of ``variants`` into ``out_dir``.
 
     Args:
@@ -41,10 +42,10 @@ def adopt(scratch_dir: Path, out_dir: Path, variants: Sequence[Any], *,
     Raises:
         BuildError: Another build holds ``out_dir``'s lock.
     """
-    from czbuild.build import locking, status
-    from czbuild.build.hashing import HashCache
-    from czbuild.build.manifest import write_manifest
-    from czbuild.build.stamps import read_stamp, remove_stamp, state_dir, write_stamp
+    from czbuild.builder import locking, status
+    from czbuild.builder.hashing import HashCache
+    from czbuild.builder.manifest import write_manifest
+    from czbuild.builder.stamps import read_stamp, remove_stamp, state_dir, write_stamp
     from czbuild.formats.ziputil import atomic_write
 
     scratch_dir, out_dir = Path(scratch_dir), Path(out_dir).absolute()

@@ -91,11 +91,17 @@ class VariantCheck:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "variant": self.variant, "output": self.output, "status": self.status, "ok": self.ok,
-            "headline": self.headline, "expected_sha256": self.expected_sha256,
+            "variant": self.variant,
+            "output": self.output,
+            "status": self.status,
+            "ok": self.ok,
+            "headline": self.headline,
+            "expected_sha256": self.expected_sha256,
             "actual_sha256": self.actual_sha256,
             "differences": [d.to_json() for d in self.differences],
-            "reasons": list(self.reasons), "notes": list(self.notes), "reference": self.reference,
+            "reasons": list(self.reasons),
+            "notes": list(self.notes),
+            "reference": self.reference,
         }
 
 
@@ -127,9 +133,13 @@ class CheckReport:
         return {s: n for s in STATUSES if (n := sum(r.status == s for r in self.results))}
 
     def to_json(self) -> dict[str, Any]:
-        return {"lock_file": str(self.lock_file), "ok": self.ok, "counts": self.counts(),
-                "extra_entries": list(self.extra_entries),
-                "variants": [r.to_json() for r in self.results]}
+        return {
+            "lock_file": str(self.lock_file),
+            "ok": self.ok,
+            "counts": self.counts(),
+            "extra_entries": list(self.extra_entries),
+            "variants": [r.to_json() for r in self.results],
+        }
 
 
 def check_lock(
@@ -151,7 +161,7 @@ def check_lock(
         variants: The variants to check (from :func:`czbuild.recipe.load_variants`).
         project_dir: The project folder (holds ``czbuild.lock``).
         lock_file: The lock file (default ``<project>/czbuild.lock``).
-        options: A :class:`czbuild.build.BuildOptions` template (jobs, backend, lock
+        options: A :class:`czbuild.builder.BuildOptions` template (jobs, backend, lock
             timeout); its output folder is replaced by the scratch folder.
         reference_dirs: Folders searched for the previous artifact (same relative path,
             sha256 as locked), e.g. the build folder.
@@ -169,7 +179,7 @@ def check_lock(
     Raises:
         LockFileError: The lock file cannot be parsed.
     """
-    from czbuild.build import BuildOptions, build
+    from czbuild.builder import BuildOptions, build
 
     lock_file = Path(lock_file) if lock_file else lock_path(project_dir)
     lock = read_lock(lock_file)
@@ -186,19 +196,32 @@ def check_lock(
             report = build(todo, build_options, out=stream or io.StringIO())
             failed = dict(report.summary.failed)
             if not report.ok and not failed:
-                failed = {v.name: f"the build did not complete (exit code {report.exit_code})"
-                          for v in todo}
+                failed = {
+                    v.name: f"the build did not complete (exit code {report.exit_code})"
+                    for v in todo
+                }
         results = tuple(
-            _check_one(v, lock, fresh[v.name], scratch, refs, failed, tolerance,
-                       rebuilt=any(t is v for t in todo))
+            _check_one(
+                v,
+                lock,
+                fresh[v.name],
+                scratch,
+                refs,
+                failed,
+                tolerance,
+                rebuilt=any(t is v for t in todo),
+            )
             for v in variants
         )
     finally:
         if own_scratch:
             shutil.rmtree(scratch, ignore_errors=True)
-    return CheckReport(lock_file=lock_file, results=results,
-                       extra_entries=tuple(extra_entries(lock, variants)) if full else (),
-                       scratch_dir=None if own_scratch else scratch)
+    return CheckReport(
+        lock_file=lock_file,
+        results=results,
+        extra_entries=tuple(extra_entries(lock, variants)) if full else (),
+        scratch_dir=None if own_scratch else scratch,
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -218,15 +241,30 @@ def find_reference(entry: LockEntry, dirs: Iterable[Path]) -> Path | None:
     return None
 
 
-def _check_one(variant: Any, lock: LockFile, fresh: Freshness, scratch: Path, refs: list[Path],
-               failed: dict[str, str], tolerance: float, *, rebuilt: bool) -> VariantCheck:
+def _check_one(
+    variant: Any,
+    lock: LockFile,
+    fresh: Freshness,
+    scratch: Path,
+    refs: list[Path],
+    failed: dict[str, str],
+    tolerance: float,
+    *,
+    rebuilt: bool,
+) -> VariantCheck:
     output = PurePosixPath(variant.output).as_posix()
     entry = lock.get(variant.name)
-    base = VariantCheck(variant=variant.name, output=output, status=MATCH,
-                        expected_sha256=entry.sha256 if entry else None,
-                        notes=fresh.notes)
+    base = VariantCheck(
+        variant=variant.name,
+        output=output,
+        status=MATCH,
+        expected_sha256=entry.sha256 if entry else None,
+        notes=fresh.notes,
+    )
     if variant.name in failed:
-        return replace(base, status=FAILED, reasons=(f"the rebuild failed: {failed[variant.name]}",))
+        return replace(
+            base, status=FAILED, reasons=(f"the rebuild failed: {failed[variant.name]}",)
+        )
     artifact = scratch / output
     actual = _sha256(artifact) if rebuilt and artifact.is_file() else None
     if fresh.status is not None:
@@ -243,39 +281,57 @@ def _check_one(variant: Any, lock: LockFile, fresh: Freshness, scratch: Path, re
         notes.append(f"compared field by field with the previous artifact {reference}")
     else:
         looked = ", ".join(str(d) for d in refs) or "nowhere"
-        notes.append(f"no previous artifact with the locked sha256 (looked in: {looked}); only "
-                     "the lock's member hashes could be compared")
+        notes.append(
+            f"no previous artifact with the locked sha256 (looked in: {looked}); only "
+            "the lock's member hashes could be compared"
+        )
     diffs = explain_differences(reference or entry, artifact, labels=("lock", "rebuilt"))
-    result = replace(base, status=DIFFERS, differences=tuple(diffs), notes=tuple(notes),
-                     reference=str(reference) if reference else None)
+    result = replace(
+        base,
+        status=DIFFERS,
+        differences=tuple(diffs),
+        notes=tuple(notes),
+        reference=str(reference) if reference else None,
+    )
     if entry.numeric_members:
         return _numeric_fallback(result, entry, reference, artifact, tolerance)
     return result
 
 
-def _numeric_fallback(result: VariantCheck, entry: LockEntry, reference: Path | None,
-                      artifact: Path, tolerance: float) -> VariantCheck:
+def _numeric_fallback(
+    result: VariantCheck, entry: LockEntry, reference: Path | None, artifact: Path, tolerance: float
+) -> VariantCheck:
     """Pass a variant whose only differences are in its ``numeric`` member (and the Id)."""
     family = family_of([m.name for m in entry.members], entry.path)
     if not _confined(result.differences, family):
         return result
     if reference is None:
-        note = (f"member(s) {', '.join(entry.numeric_members)} are only numerically reproducible "
-                "(see the lock entry); keep the previous artifact in the build folder so the "
-                "check can compare it numerically")
+        note = (
+            f"member(s) {', '.join(entry.numeric_members)} are only numerically reproducible "
+            "(see the lock entry); keep the previous artifact in the build folder so the "
+            "check can compare it numerically"
+        )
         return replace(result, notes=result.notes + (note,))
     from czbuild.errors import ArchiveError
     from czbuild.formats.reader import read_artifact
     from czbuild.release.numeric import compare_payloads
 
     try:
-        numeric = compare_payloads(read_artifact(reference).model_bytes,
-                                   read_artifact(artifact).model_bytes, tolerance=tolerance)
+        numeric = compare_payloads(
+            read_artifact(reference).model_bytes,
+            read_artifact(artifact).model_bytes,
+            tolerance=tolerance,
+        )
     except ArchiveError as exc:
         diff = Difference(NUMERIC, f"numeric comparison impossible: {exc}")
         return replace(result, differences=result.differences + (diff,))
-    diff = Difference(NUMERIC, f"model payload: {numeric.message}", field="max_abs_diff",
-                      expected=0.0, actual=numeric.max_abs_diff)
+    diff = Difference(
+        NUMERIC,
+        f"model payload: {numeric.message}",
+        field="max_abs_diff",
+        expected=0.0,
+        actual=numeric.max_abs_diff,
+    )
     status = NUMERIC_MATCH if numeric.ok else DIFFERS
     return replace(result, status=status, differences=result.differences + (diff,))
 

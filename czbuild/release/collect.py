@@ -35,7 +35,7 @@ def lock_toolchain(toolchain: Mapping[str, str]) -> dict[str, str]:
 
 def read_manifest(out_dir: Path) -> dict[str, dict[str, Any]]:
     """The build manifest's artifact records by variant name ({} when there is none)."""
-    from czbuild.build.manifest import manifest_path
+    from czbuild.builder.manifest import manifest_path
 
     try:
         data = json.loads(manifest_path(Path(out_dir)).read_text(encoding="utf-8"))
@@ -90,16 +90,27 @@ def entry_from_artifact(
         sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     members = tuple(
         LockedMember(
-            name=e.name, sha256=known[e.name], size=e.size, date_time=e.date_text,
-            mode=e.mode_text, compression=e.compression_text,
+            name=e.name,
+            sha256=known[e.name],
+            size=e.size,
+            date_time=e.date_text,
+            mode=e.mode_text,
+            compression=e.compression_text,
             reproducible=member_policy(member_role(family, e.name), payload),
         )
         for e in snapshot.entries
     )
     return LockEntry(
-        variant=variant, recipe=recipe, recipe_file=recipe_file, spec_digest=spec_digest,
-        inputs=dict(sorted(inputs.items())), toolchain=dict(sorted(toolchain.items())),
-        path=relative_path, sha256=sha256, size=Path(path).stat().st_size, payload=payload,
+        variant=variant,
+        recipe=recipe,
+        recipe_file=recipe_file,
+        spec_digest=spec_digest,
+        inputs=dict(sorted(inputs.items())),
+        toolchain=dict(sorted(toolchain.items())),
+        path=relative_path,
+        sha256=sha256,
+        size=Path(path).stat().st_size,
+        payload=payload,
         members=members,
     )
 
@@ -111,15 +122,21 @@ def _payload_kind(path: Path, member: str) -> str:
 
 def _still_valid(entry: LockEntry, record: Mapping[str, Any], toolchain: Mapping[str, str]) -> bool:
     """Whether ``entry`` already describes the manifest record (no need to open the artifact)."""
-    if (entry.sha256 != record.get("sha256") or entry.path != record.get("path")
-            or entry.spec_digest != record.get("spec_digest")
-            or dict(entry.inputs) != _inputs(record) or dict(entry.toolchain) != toolchain
-            or entry.recipe != record.get("recipe")
-            or entry.recipe_file != record.get("recipe_file")):
+    if (
+        entry.sha256 != record.get("sha256")
+        or entry.path != record.get("path")
+        or entry.spec_digest != record.get("spec_digest")
+        or dict(entry.inputs) != _inputs(record)
+        or dict(entry.toolchain) != toolchain
+        or entry.recipe != record.get("recipe")
+        or entry.recipe_file != record.get("recipe_file")
+    ):
         return False
     family = family_of([m.name for m in entry.members], entry.path)
-    return all(m.reproducible == member_policy(member_role(family, m.name), entry.payload)
-               for m in entry.members)
+    return all(
+        m.reproducible == member_policy(member_role(family, m.name), entry.payload)
+        for m in entry.members
+    )
 
 
 def entries_from_build(
@@ -153,10 +170,15 @@ def entries_from_build(
         if not artifact.is_file():
             continue
         entries[name] = entry_from_artifact(
-            artifact, variant=name, recipe=record.get("recipe") or "",
+            artifact,
+            variant=name,
+            recipe=record.get("recipe") or "",
             recipe_file=record.get("recipe_file") or "",
-            spec_digest=record.get("spec_digest") or "", inputs=_inputs(record),
-            toolchain=toolchain, relative_path=record["path"], sha256=record.get("sha256"),
+            spec_digest=record.get("spec_digest") or "",
+            inputs=_inputs(record),
+            toolchain=toolchain,
+            relative_path=record["path"],
+            sha256=record.get("sha256"),
             member_hashes=record.get("members") or None,
         )
     return entries

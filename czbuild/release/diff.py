@@ -81,10 +81,16 @@ def explain_differences(
     try:
         exp, act = read_zip(exp_path), read_zip(act_path)
     except ArchiveError as exc:
-        return [Difference(ARCHIVE, f"cannot compare the archives: {exc}"),
-                Difference(FILE, f"file sha256 differs: {short_hash(exp_sha)} ({labels[0]}) vs "
-                                 f"{short_hash(act_sha)} ({labels[1]})",
-                           expected=exp_sha, actual=act_sha)]
+        return [
+            Difference(ARCHIVE, f"cannot compare the archives: {exc}"),
+            Difference(
+                FILE,
+                f"file sha256 differs: {short_hash(exp_sha)} ({labels[0]}) vs "
+                f"{short_hash(act_sha)} ({labels[1]})",
+                expected=exp_sha,
+                actual=act_sha,
+            ),
+        ]
     family = family_of(exp.names(), exp_path)
     diffs = compare_archives(exp, act, family=family, labels=labels)
     if not diffs:
@@ -127,18 +133,33 @@ def explain_against_lock(
             ("compression", "compression", member.compression, act_entry.compression_text),
         ):
             if exp_v and exp_v != act_v:
-                diffs.append(Difference(HEADER, f"{where}: {what} differs: {exp_v} ({labels[0]}) "
-                                                f"vs {act_v} ({labels[1]})",
-                                        member=act_name, field=fld, expected=exp_v, actual=act_v))
+                diffs.append(
+                    Difference(
+                        HEADER,
+                        f"{where}: {what} differs: {exp_v} ({labels[0]}) vs {act_v} ({labels[1]})",
+                        member=act_name,
+                        field=fld,
+                        expected=exp_v,
+                        actual=act_v,
+                    )
+                )
         if member.sha256 != act_entry.sha256:
-            diffs.append(_content(act_name, member.sha256, act_entry.sha256, member.size,
-                                  act_entry.size, labels))
+            diffs.append(
+                _content(
+                    act_name, member.sha256, act_entry.sha256, member.size, act_entry.size, labels
+                )
+            )
     if not diffs:
-        diffs.append(Difference(
-            ARCHIVE, f"every member and entry header matches the lock, but the archive bytes "
-                     f"differ ({short_hash(entry.sha256)} ({labels[0]}) vs {short_hash(sha)} "
-                     f"({labels[1]})): ZIP structure (host system, extra fields, flags, comment)",
-            expected=entry.sha256, actual=sha))
+        diffs.append(
+            Difference(
+                ARCHIVE,
+                f"every member and entry header matches the lock, but the archive bytes "
+                f"differ ({short_hash(entry.sha256)} ({labels[0]}) vs {short_hash(sha)} "
+                f"({labels[1]})): ZIP structure (host system, extra fields, flags, comment)",
+                expected=entry.sha256,
+                actual=sha,
+            )
+        )
     return diffs
 
 
@@ -146,7 +167,11 @@ def explain_against_lock(
 
 
 def compare_archives(
-    exp: ZipSnapshot, act: ZipSnapshot, *, family: str, labels: Labels = DEFAULT_LABELS,
+    exp: ZipSnapshot,
+    act: ZipSnapshot,
+    *,
+    family: str,
+    labels: Labels = DEFAULT_LABELS,
     nested_in: str | None = None,
 ) -> list[Difference]:
     """Differences between two read archives (outer artifact, or a nested SavedModel zip).
@@ -159,10 +184,16 @@ def compare_archives(
     """
     diffs: list[Difference] = []
     if exp.comment != act.comment:
-        diffs.append(Difference(ARCHIVE, f"{_prefix(nested_in)}archive comment differs: "
-                                         f"{show(exp.comment.decode('latin-1'))} ({labels[0]}) vs "
-                                         f"{show(act.comment.decode('latin-1'))} ({labels[1]})",
-                                member=nested_in, field="comment"))
+        diffs.append(
+            Difference(
+                ARCHIVE,
+                f"{_prefix(nested_in)}archive comment differs: "
+                f"{show(exp.comment.decode('latin-1'))} ({labels[0]}) vs "
+                f"{show(act.comment.decode('latin-1'))} ({labels[1]})",
+                member=nested_in,
+                field="comment",
+            )
+        )
     pairs = pair_members(exp.names(), act.names(), None if nested_in else family)
     diffs += _member_set(pairs, family, labels, nested_in)
     diffs += _order(pairs, act.names(), labels, nested_in)
@@ -175,17 +206,30 @@ def compare_archives(
         if e.sha256 == a.sha256:
             continue
         if nested_in is not None:
-            diffs.append(Difference(
-                SAVEDMODEL, f"member {nested_in}: SavedModel file {act_name} differs "
-                            f"({e.size} bytes, sha256 {short_hash(e.sha256)} ({labels[0]}) vs "
-                            f"{a.size} bytes, {short_hash(a.sha256)} ({labels[1]}))",
-                member=nested_in, field=act_name, expected=e.sha256, actual=a.sha256))
+            diffs.append(
+                Difference(
+                    SAVEDMODEL,
+                    f"member {nested_in}: SavedModel file {act_name} differs "
+                    f"({e.size} bytes, sha256 {short_hash(e.sha256)} ({labels[0]}) vs "
+                    f"{a.size} bytes, {short_hash(a.sha256)} ({labels[1]}))",
+                    member=nested_in,
+                    field=act_name,
+                    expected=e.sha256,
+                    actual=a.sha256,
+                )
+            )
             continue
         diffs.append(_content(act_name, e.sha256, a.sha256, e.size, a.size, labels))
         role = member_role(family, act_name)
-        diffs += _explain_member(role, family, act_name, exp.contents[exp_name],
-                                 act.contents[act_name], labels,
-                                 others_differ=_others_differ(exp, act, pairs, family))
+        diffs += _explain_member(
+            role,
+            family,
+            act_name,
+            exp.contents[exp_name],
+            act.contents[act_name],
+            labels,
+            others_differ=_others_differ(exp, act, pairs, family),
+        )
     return diffs
 
 
@@ -207,8 +251,9 @@ def pair_members(
         if family is not None:
             role = member_role(family, name)
             candidates = [n for n in act_left if member_role(family, n) == role]
-            same_role_exp = [n for n in exp_names if n not in act_names
-                             and member_role(family, n) == role]
+            same_role_exp = [
+                n for n in exp_names if n not in act_names and member_role(family, n) == role
+            ]
             if len(candidates) == 1 and len(same_role_exp) == 1:
                 match = candidates[0]
                 act_left.remove(match)
@@ -221,50 +266,89 @@ def _prefix(nested_in: str | None) -> str:
     return f"member {nested_in}: SavedModel " if nested_in else ""
 
 
-def _member_set(pairs: list[tuple[str | None, str | None]], family: str, labels: Labels,
-                nested_in: str | None = None) -> list[Difference]:
+def _member_set(
+    pairs: list[tuple[str | None, str | None]],
+    family: str,
+    labels: Labels,
+    nested_in: str | None = None,
+) -> list[Difference]:
     diffs: list[Difference] = []
     kind = SAVEDMODEL if nested_in else MEMBERS
     what = "file" if nested_in else "member"
     renames = [(e, a) for e, a in pairs if e and a and e != a]
     exp_id, act_id = _model_id([e for e, _ in renames]), _model_id([a for _, a in renames])
-    if renames and family == "czmodel" and exp_id and act_id and exp_id != act_id and all(
-            e.replace(exp_id, act_id) == a for e, a in renames):
-        diffs.append(Difference(
-            MEMBERS, f"member names embed the model Id, which differs: {exp_id} ({labels[0]}) vs "
-                     f"{act_id} ({labels[1]}); the Id is derived from the metadata and the "
-                     "payload, so it follows the content differences below (pin metadata.id in "
-                     "the recipe to keep it fixed)",
-            field="Id", expected=exp_id, actual=act_id))
+    if (
+        renames
+        and family == "czmodel"
+        and exp_id
+        and act_id
+        and exp_id != act_id
+        and all(e.replace(exp_id, act_id) == a for e, a in renames)
+    ):
+        diffs.append(
+            Difference(
+                MEMBERS,
+                f"member names embed the model Id, which differs: {exp_id} ({labels[0]}) vs "
+                f"{act_id} ({labels[1]}); the Id is derived from the metadata and the "
+                "payload, so it follows the content differences below (pin metadata.id in "
+                "the recipe to keep it fixed)",
+                field="Id",
+                expected=exp_id,
+                actual=act_id,
+            )
+        )
     else:
         for e, a in renames:
-            diffs.append(Difference(kind, f"{_prefix(nested_in)}{what} renamed: {e} "
-                                          f"({labels[0]}) vs {a} ({labels[1]})",
-                                    member=nested_in or a, field="name", expected=e, actual=a))
+            diffs.append(
+                Difference(
+                    kind,
+                    f"{_prefix(nested_in)}{what} renamed: {e} ({labels[0]}) vs {a} ({labels[1]})",
+                    member=nested_in or a,
+                    field="name",
+                    expected=e,
+                    actual=a,
+                )
+            )
     for e, a in pairs:
         if a is None:
-            diffs.append(Difference(kind, f"{_prefix(nested_in)}{what} {e} is missing in "
-                                          f"{labels[1]}", member=nested_in or e,
-                                    field=e if nested_in else None, expected=e))
+            diffs.append(
+                Difference(
+                    kind,
+                    f"{_prefix(nested_in)}{what} {e} is missing in {labels[1]}",
+                    member=nested_in or e,
+                    field=e if nested_in else None,
+                    expected=e,
+                )
+            )
         elif e is None:
-            diffs.append(Difference(kind, f"{_prefix(nested_in)}{what} {a} appears only in "
-                                          f"{labels[1]}", member=nested_in or a,
-                                    field=a if nested_in else None, actual=a))
+            diffs.append(
+                Difference(
+                    kind,
+                    f"{_prefix(nested_in)}{what} {a} appears only in {labels[1]}",
+                    member=nested_in or a,
+                    field=a if nested_in else None,
+                    actual=a,
+                )
+            )
     return diffs
 
 
 def _model_id(names: Sequence[str]) -> str | None:
     for name in names:
         if name.startswith(MODELID_PREFIX):
-            return name[len(MODELID_PREFIX):]
+            return name[len(MODELID_PREFIX) :]
     for name in names:
         if name.lower().endswith((".xml", ".model")):
             return name.rsplit(".", 1)[0]
     return None
 
 
-def _order(pairs: list[tuple[str | None, str | None]], act_names: Sequence[str],
-           labels: Labels, nested_in: str | None = None) -> list[Difference]:
+def _order(
+    pairs: list[tuple[str | None, str | None]],
+    act_names: Sequence[str],
+    labels: Labels,
+    nested_in: str | None = None,
+) -> list[Difference]:
     """The member order of the paired members (``pairs`` follow the expected order)."""
     paired = [(e, a) for e, a in pairs if e is not None and a is not None]
     wanted = [a for _, a in paired]
@@ -274,19 +358,31 @@ def _order(pairs: list[tuple[str | None, str | None]], act_names: Sequence[str],
         return []
     exp_order = [e for e, _ in paired]
     what = "file" if nested_in else "member"
-    return [Difference(ORDER, f"{_prefix(nested_in)}{what} order differs: "
-                              f"{', '.join(map(str, exp_order))} ({labels[0]}) vs "
-                              f"{', '.join(actual)} ({labels[1]})",
-                       member=nested_in, field="order", expected=exp_order, actual=actual)]
+    return [
+        Difference(
+            ORDER,
+            f"{_prefix(nested_in)}{what} order differs: "
+            f"{', '.join(map(str, exp_order))} ({labels[0]}) vs "
+            f"{', '.join(actual)} ({labels[1]})",
+            member=nested_in,
+            field="order",
+            expected=exp_order,
+            actual=actual,
+        )
+    ]
 
 
 def _headers(e: Entry, a: Entry, labels: Labels, nested_in: str | None) -> list[Difference]:
-    where = (f"member {nested_in}: SavedModel file {a.name}" if nested_in else f"member {a.name}")
+    where = f"member {nested_in}: SavedModel file {a.name}" if nested_in else f"member {a.name}"
     checks = (
         ("date_time", "entry time", date_text(e.date_time), date_text(a.date_time)),
         ("mode", "file mode", e.mode_text, a.mode_text),
-        ("compression", "compression", compression_text(e.compress_type),
-         compression_text(a.compress_type)),
+        (
+            "compression",
+            "compression",
+            compression_text(e.compress_type),
+            compression_text(a.compress_type),
+        ),
         ("create_system", "host system byte", e.create_system, a.create_system),
         ("extra", "extra field", e.extra.hex(), a.extra.hex()),
         ("flag_bits", "flags", hex(e.flag_bits), hex(a.flag_bits)),
@@ -294,33 +390,52 @@ def _headers(e: Entry, a: Entry, labels: Labels, nested_in: str | None) -> list[
     out = []
     for fld, what, exp_v, act_v in checks:
         if exp_v != act_v:
-            out.append(Difference(HEADER, f"{where}: {what} differs: {exp_v or '(none)'} "
-                                          f"({labels[0]}) vs {act_v or '(none)'} ({labels[1]})",
-                                  member=nested_in or a.name, field=fld, expected=exp_v,
-                                  actual=act_v))
+            out.append(
+                Difference(
+                    HEADER,
+                    f"{where}: {what} differs: {exp_v or '(none)'} "
+                    f"({labels[0]}) vs {act_v or '(none)'} ({labels[1]})",
+                    member=nested_in or a.name,
+                    field=fld,
+                    expected=exp_v,
+                    actual=act_v,
+                )
+            )
     return out
 
 
-def _content(name: str, exp_sha: str, act_sha: str, exp_size: int, act_size: int,
-             labels: Labels) -> Difference:
+def _content(
+    name: str, exp_sha: str, act_sha: str, exp_size: int, act_size: int, labels: Labels
+) -> Difference:
     sizes = f"{exp_size} vs {act_size} bytes" if exp_size != act_size else f"both {exp_size} bytes"
-    return Difference(CONTENT, f"member {name}: content differs ({sizes}; sha256 "
-                               f"{short_hash(exp_sha)} ({labels[0]}) vs {short_hash(act_sha)} "
-                               f"({labels[1]}))",
-                      member=name, expected=exp_sha, actual=act_sha)
+    return Difference(
+        CONTENT,
+        f"member {name}: content differs ({sizes}; sha256 "
+        f"{short_hash(exp_sha)} ({labels[0]}) vs {short_hash(act_sha)} "
+        f"({labels[1]}))",
+        member=name,
+        expected=exp_sha,
+        actual=act_sha,
+    )
 
 
 def _structure_difference(exp: bytes, act: bytes, labels: Labels) -> Difference:
     offset = next((i for i, (x, y) in enumerate(zip(exp, act)) if x != y), min(len(exp), len(act)))
-    return Difference(ARCHIVE, f"member contents and entry headers are identical, but the ZIP "
-                               f"structure differs from byte offset {offset} on ({len(exp)} "
-                               f"bytes ({labels[0]}) vs {len(act)} ({labels[1]})): local "
-                               "headers, central directory, ZIP64 records or data descriptors",
-                      field="structure", expected=len(exp), actual=len(act))
+    return Difference(
+        ARCHIVE,
+        f"member contents and entry headers are identical, but the ZIP "
+        f"structure differs from byte offset {offset} on ({len(exp)} "
+        f"bytes ({labels[0]}) vs {len(act)} ({labels[1]})): local "
+        "headers, central directory, ZIP64 records or data descriptors",
+        field="structure",
+        expected=len(exp),
+        actual=len(act),
+    )
 
 
-def _others_differ(exp: ZipSnapshot, act: ZipSnapshot,
-                   pairs: list[tuple[str | None, str | None]], family: str) -> bool:
+def _others_differ(
+    exp: ZipSnapshot, act: ZipSnapshot, pairs: list[tuple[str | None, str | None]], family: str
+) -> bool:
     """Whether a non-metadata member's content differs (the derived Id then differs too)."""
     for e, a in pairs:
         if e is None or a is None:
@@ -335,8 +450,16 @@ def _others_differ(exp: ZipSnapshot, act: ZipSnapshot,
 # --- members by role ------------------------------------------------------------------------------
 
 
-def _explain_member(role: str, family: str, name: str, exp: bytes, act: bytes, labels: Labels,
-                    *, others_differ: bool) -> list[Difference]:
+def _explain_member(
+    role: str,
+    family: str,
+    name: str,
+    exp: bytes,
+    act: bytes,
+    labels: Labels,
+    *,
+    others_differ: bool,
+) -> list[Difference]:
     if role == METADATA_ROLE:
         return explain_metadata(family, name, exp, act, labels, id_derived=others_differ)
     if role == MODEL:
@@ -346,39 +469,66 @@ def _explain_member(role: str, family: str, name: str, exp: bytes, act: bytes, l
     return []  # MODELID: the name is all there is
 
 
-def explain_metadata(family: str, member: str, exp: bytes, act: bytes,
-                     labels: Labels = DEFAULT_LABELS, *, id_derived: bool = False
-                     ) -> list[Difference]:
+def explain_metadata(
+    family: str,
+    member: str,
+    exp: bytes,
+    act: bytes,
+    labels: Labels = DEFAULT_LABELS,
+    *,
+    id_derived: bool = False,
+) -> list[Difference]:
     """Field-level differences of two ``model.json`` / ``<id>.xml`` members."""
     try:
         exp_fields, act_fields = _metadata_fields(family, exp), _metadata_fields(family, act)
     except (ValueError, MetadataError) as exc:
-        return [Difference(METADATA, f"member {member}: metadata cannot be parsed for a "
-                                     f"field-level comparison: {exc}", member=member)]
+        return [
+            Difference(
+                METADATA,
+                f"member {member}: metadata cannot be parsed for a field-level comparison: {exc}",
+                member=member,
+            )
+        ]
     diffs: list[Difference] = []
     for key in list(exp_fields) + [k for k in act_fields if k not in exp_fields]:
         if key not in act_fields:
-            message = (f"metadata field {key} is missing in {labels[1]} ({labels[0]}: "
-                       f"{show(exp_fields[key])})")
+            message = (
+                f"metadata field {key} is missing in {labels[1]} ({labels[0]}: "
+                f"{show(exp_fields[key])})"
+            )
         elif key not in exp_fields:
             message = f"metadata field {key} appears only in {labels[1]}: {show(act_fields[key])}"
         elif exp_fields[key] != act_fields[key]:
-            message = (f"metadata field {key} differs: {show(exp_fields[key])} ({labels[0]}) vs "
-                       f"{show(act_fields[key])} ({labels[1]})")
+            message = (
+                f"metadata field {key} differs: {show(exp_fields[key])} ({labels[0]}) vs "
+                f"{show(act_fields[key])} ({labels[1]})"
+            )
             if key == "Id" and id_derived:
                 message += " (derived from the content: follows the other differences)"
         else:
             continue
-        diffs.append(Difference(METADATA, f"member {member}: {message}", member=member, field=key,
-                                expected=exp_fields.get(key), actual=act_fields.get(key)))
+        diffs.append(
+            Difference(
+                METADATA,
+                f"member {member}: {message}",
+                member=member,
+                field=key,
+                expected=exp_fields.get(key),
+                actual=act_fields.get(key),
+            )
+        )
     if not diffs:
         if list(exp_fields) != list(act_fields):
-            message = (f"member {member}: metadata key order differs: {list(exp_fields)} "
-                       f"({labels[0]}) vs {list(act_fields)} ({labels[1]})")
+            message = (
+                f"member {member}: metadata key order differs: {list(exp_fields)} "
+                f"({labels[0]}) vs {list(act_fields)} ({labels[1]})"
+            )
         else:
             what = "JSON" if family == "czann" else "XML"
-            message = (f"member {member}: same metadata fields and values, but the {what} "
-                       "serialisation differs (whitespace, escaping, quoting or number format)")
+            message = (
+                f"member {member}: same metadata fields and values, but the {what} "
+                "serialisation differs (whitespace, escaping, quoting or number format)"
+            )
         diffs.append(Difference(METADATA, message, member=member, field="(serialisation)"))
     return diffs
 
@@ -393,22 +543,35 @@ def _metadata_fields(family: str, data: bytes) -> dict[str, object]:
 
     metadata, extra = parse_xml(data)
     fields: dict[str, object] = {
-        "Version": metadata.version, "Id": metadata.id, "ModelName": metadata.name,
-        "ColorHandling": metadata.color_handling, "Channels": list(metadata.pixel_types),
-        "TrainingClasses": list(metadata.classes), "BorderSize": metadata.border_size,
+        "Version": metadata.version,
+        "Id": metadata.id,
+        "ModelName": metadata.name,
+        "ColorHandling": metadata.color_handling,
+        "Channels": list(metadata.pixel_types),
+        "TrainingClasses": list(metadata.classes),
+        "BorderSize": metadata.border_size,
     }
     fields.update({k: v for k, v in extra.items() if k not in fields})
     return fields
 
 
-def explain_payload(member: str, exp: bytes, act: bytes,
-                    labels: Labels = DEFAULT_LABELS) -> list[Difference]:
+def explain_payload(
+    member: str, exp: bytes, act: bytes, labels: Labels = DEFAULT_LABELS
+) -> list[Difference]:
     """Differences inside the network payload: ONNX fields, or files of a SavedModel zip."""
     exp_kind, act_kind = payload_kind_of(exp), payload_kind_of(act)
     if exp_kind != act_kind:
-        return [Difference(CONTENT, f"member {member}: payload kind differs: {exp_kind} "
-                                    f"({labels[0]}) vs {act_kind} ({labels[1]})",
-                           member=member, field="payload", expected=exp_kind, actual=act_kind)]
+        return [
+            Difference(
+                CONTENT,
+                f"member {member}: payload kind differs: {exp_kind} "
+                f"({labels[0]}) vs {act_kind} ({labels[1]})",
+                member=member,
+                field="payload",
+                expected=exp_kind,
+                actual=act_kind,
+            )
+        ]
     if exp_kind == "onnx":
         from czbuild.release.onnx_diff import explain_onnx
 
@@ -416,23 +579,42 @@ def explain_payload(member: str, exp: bytes, act: bytes,
     try:
         exp_zip, act_zip = read_zip(exp), read_zip(act)
     except ArchiveError as exc:
-        return [Difference(SAVEDMODEL, f"member {member}: the SavedModel zip cannot be read: "
-                                       f"{exc}", member=member)]
+        return [
+            Difference(
+                SAVEDMODEL,
+                f"member {member}: the SavedModel zip cannot be read: {exc}",
+                member=member,
+            )
+        ]
     diffs = compare_archives(exp_zip, act_zip, family="", labels=labels, nested_in=member)
     if not diffs:
-        diffs.append(Difference(SAVEDMODEL, f"member {member}: same SavedModel files and entry "
-                                            "headers, but the nested ZIP structure differs",
-                                member=member, field="structure"))
+        diffs.append(
+            Difference(
+                SAVEDMODEL,
+                f"member {member}: same SavedModel files and entry "
+                "headers, but the nested ZIP structure differs",
+                member=member,
+                field="structure",
+            )
+        )
     return diffs
 
 
 def _text_difference(member: str, what: str, exp: bytes, act: bytes, labels: Labels) -> Difference:
     exp_lines, act_lines = exp.splitlines(), act.splitlines()
-    line = next((i for i, (x, y) in enumerate(zip(exp_lines, act_lines)) if x != y),
-                min(len(exp_lines), len(act_lines)))
-    return Difference(CONTENT, f"member {member}: {what} differs from line {line + 1} on "
-                               f"({len(exp)} bytes ({labels[0]}) vs {len(act)} ({labels[1]}))",
-                      member=member, field="text", expected=len(exp), actual=len(act))
+    line = next(
+        (i for i, (x, y) in enumerate(zip(exp_lines, act_lines)) if x != y),
+        min(len(exp_lines), len(act_lines)),
+    )
+    return Difference(
+        CONTENT,
+        f"member {member}: {what} differs from line {line + 1} on "
+        f"({len(exp)} bytes ({labels[0]}) vs {len(act)} ({labels[1]}))",
+        member=member,
+        field="text",
+        expected=len(exp),
+        actual=len(act),
+    )
 
 
 def _file_sha256(path: Path) -> str:

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Kinds of difference, from the outside of an artifact in.
-FILE = "file"            # only the file hash is known to differ
-ARCHIVE = "archive"      # archive comment, ZIP structure, unreadable archive
-MEMBERS = "members"      # a member missing, extra or renamed
-ORDER = "order"          # member order
-HEADER = "header"        # entry time, mode, compression, host system, extra field, flags
-CONTENT = "content"      # a member's bytes
-METADATA = "metadata"    # a model.json key / legacy XML element
-ONNX = "onnx"            # a field of the ONNX payload
+FILE = "file"  # only the file hash is known to differ
+ARCHIVE = "archive"  # archive comment, ZIP structure, unreadable archive
+MEMBERS = "members"  # a member missing, extra or renamed
+ORDER = "order"  # member order
+HEADER = "header"  # entry time, mode, compression, host system, extra field, flags
+CONTENT = "content"  # a member's bytes
+METADATA = "metadata"  # a model.json key / legacy XML element
+ONNX = "onnx"  # a field of the ONNX payload
 SAVEDMODEL = "savedmodel"  # a file inside the nested SavedModel zip
-NUMERIC = "numeric"      # outcome of a numeric comparison
-NOTE = "note"            # context, not a difference by itself
+NUMERIC = "numeric"  # outcome of a numeric comparison
+NOTE = "note"  # context, not a difference by itself
 
 _CONTENT_KINDS = (MEMBERS, CONTENT, METADATA, ONNX, SAVEDMODEL)
 
@@ -53,9 +53,14 @@ class Difference:
         return self.message
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "member": self.member, "field": self.field,
-                "expected": _jsonable(self.expected), "actual": _jsonable(self.actual),
-                "message": self.message}
+        return {
+            "kind": self.kind,
+            "member": self.member,
+            "field": self.field,
+            "expected": _jsonable(self.expected),
+            "actual": _jsonable(self.actual),
+            "message": self.message,
+        }
 
 
 def _jsonable(value: Any) -> Any:
@@ -97,8 +102,10 @@ def headline(differences: Sequence[Difference]) -> str:
     if all(d.kind == HEADER for d in real):
         fields = sorted({d.field or "" for d in real})
         if fields == ["date_time"]:
-            return ("timestamps only: every member's content is identical, the ZIP entry times "
-                    "differ (was SOURCE_DATE_EPOCH set differently?)")
+            return (
+                "timestamps only: every member's content is identical, the ZIP entry times "
+                "differ (was SOURCE_DATE_EPOCH set differently?)"
+            )
         return f"ZIP entry headers only ({', '.join(fields)}): every member's content is identical"
     members = []
     for d in real:
@@ -107,8 +114,11 @@ def headline(differences: Sequence[Difference]) -> str:
     if members:
         detail = []
         for name in members:
-            fields = [d.field.replace(":", " ") for d in real if d.member == name and d.field
-                      and d.kind in (METADATA, ONNX, SAVEDMODEL)]
+            fields = [
+                d.field.replace(":", " ")
+                for d in real
+                if d.member == name and d.field and d.kind in (METADATA, ONNX, SAVEDMODEL)
+            ]
             detail.append(f"{name} ({', '.join(dict.fromkeys(fields))})" if fields else name)
         return f"{len(members)} member(s) differ: {'; '.join(detail)}"
     return real[0].message

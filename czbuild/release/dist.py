@@ -42,10 +42,13 @@ def check_target(dist: Path) -> None:
         return
     if not dist.is_dir():
         raise BuildError(f"{dist}: exists and is not a folder; choose another --out")
-    if any(dist.iterdir()) and not ((dist / MANIFEST_NAME).is_file()
-                                    and (dist / SUMS_NAME).is_file()):
-        raise BuildError(f"{dist}: exists, is not empty and is not a czbuild release folder "
-                         f"(no {MANIFEST_NAME} / {SUMS_NAME}); choose another --out or remove it")
+    if any(dist.iterdir()) and not (
+        (dist / MANIFEST_NAME).is_file() and (dist / SUMS_NAME).is_file()
+    ):
+        raise BuildError(
+            f"{dist}: exists, is not empty and is not a czbuild release folder "
+            f"(no {MANIFEST_NAME} / {SUMS_NAME}); choose another --out or remove it"
+        )
 
 
 def render_sums(files: Mapping[str, str]) -> bytes:
@@ -60,12 +63,14 @@ def render_manifest(manifest: Mapping[str, Any]) -> bytes:
     """Canonical JSON: sorted keys, two-space indent, ASCII, final newline."""
     import json
 
-    return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=True, allow_nan=False)
-            + "\n").encode("ascii")
+    return (
+        json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=True, allow_nan=False) + "\n"
+    ).encode("ascii")
 
 
-def write_dist(dist: Path, artifacts: Sequence[tuple[str, Path]],
-               manifest: Mapping[str, Any]) -> dict[str, str]:
+def write_dist(
+    dist: Path, artifacts: Sequence[tuple[str, Path]], manifest: Mapping[str, Any]
+) -> dict[str, str]:
     """Write the release folder.
 
     Args:

@@ -96,8 +96,9 @@ class ZipSnapshot:
         return next((e for e in self.entries if e.name == name), None)
 
 
-def read_zip(source: Path | bytes, *, read_contents: bool = True,
-             max_bytes: int = MAX_BYTES) -> ZipSnapshot:
+def read_zip(
+    source: Path | bytes, *, read_contents: bool = True, max_bytes: int = MAX_BYTES
+) -> ZipSnapshot:
     """Read the entries (and contents) of a ZIP file or of ZIP bytes.
 
     Args:
@@ -119,15 +120,28 @@ def read_zip(source: Path | bytes, *, read_contents: bool = True,
             comment = zf.comment
     except ArchiveError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError,
-            NotImplementedError, RuntimeError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        ValueError,
+        OSError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         raise ArchiveError(f"{what}: not a readable ZIP archive: {exc}") from exc
     entries = tuple(
-        Entry(name=i.filename, size=i.file_size,
-              sha256=hashlib.sha256(contents[i.filename]).hexdigest() if read_contents else "",
-              date_time=tuple(i.date_time), compress_type=i.compress_type,
-              external_attr=i.external_attr, create_system=i.create_system,
-              extra=bytes(i.extra), flag_bits=i.flag_bits)
+        Entry(
+            name=i.filename,
+            size=i.file_size,
+            sha256=hashlib.sha256(contents[i.filename]).hexdigest() if read_contents else "",
+            date_time=tuple(i.date_time),
+            compress_type=i.compress_type,
+            external_attr=i.external_attr,
+            create_system=i.create_system,
+            extra=bytes(i.extra),
+            flag_bits=i.flag_bits,
+        )
         for i in infos
     )
     return ZipSnapshot(entries=entries, comment=comment, contents=contents)

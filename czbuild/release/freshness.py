@@ -46,8 +46,8 @@ class Freshness:
 
 
 def _cache(reference_dir: Path | None) -> Any:
-    from czbuild.build.hashing import HashCache
-    from czbuild.build.stamps import state_dir
+    from czbuild.builder.hashing import HashCache
+    from czbuild.builder.stamps import state_dir
 
     if reference_dir is not None:
         path = state_dir(Path(reference_dir)) / "hashcache.json"
@@ -56,8 +56,9 @@ def _cache(reference_dir: Path | None) -> Any:
     return HashCache(None)
 
 
-def freshness(variants: Iterable[Any], lock: LockFile, *, reference_dir: Path | None = None
-              ) -> dict[str, Freshness]:
+def freshness(
+    variants: Iterable[Any], lock: LockFile, *, reference_dir: Path | None = None
+) -> dict[str, Freshness]:
     """Compare each variant's fingerprint with its lock entry (see the module docstring).
 
     Args:
@@ -65,7 +66,7 @@ def freshness(variants: Iterable[Any], lock: LockFile, *, reference_dir: Path | 
         lock: The lock file.
         reference_dir: A build folder whose hash cache may spare re-reading large inputs.
     """
-    from czbuild.build.fingerprint import compute_fingerprint
+    from czbuild.builder.fingerprint import compute_fingerprint
 
     cache = _cache(reference_dir)
     out: dict[str, Freshness] = {}
@@ -76,23 +77,33 @@ def freshness(variants: Iterable[Any], lock: LockFile, *, reference_dir: Path | 
         entry = lock.get(variant.name)
         if entry is None:
             out[variant.name] = Freshness(
-                variant.name, MISSING,
+                variant.name,
+                MISSING,
                 (f"{variant.name} has no entry in the lock file (a new recipe or sweep point?)",),
-                inputs=inputs, toolchain=toolchain)
+                inputs=inputs,
+                toolchain=toolchain,
+            )
             continue
         reasons = _stale_reasons(entry, variant, fp, inputs)
         out[variant.name] = Freshness(
-            variant.name, STALE if reasons else None, tuple(reasons),
-            tuple(_toolchain_notes(entry, toolchain)), inputs=inputs, toolchain=toolchain)
+            variant.name,
+            STALE if reasons else None,
+            tuple(reasons),
+            tuple(_toolchain_notes(entry, toolchain)),
+            inputs=inputs,
+            toolchain=toolchain,
+        )
     return out
 
 
 def _stale_reasons(entry: LockEntry, variant: Any, fp: Any, inputs: dict[str, str]) -> list[str]:
     reasons = []
     if entry.spec_digest != variant.digest:
-        reasons.append(f"the resolved recipe changed since the lock was written (spec digest "
-                       f"{short_hash(entry.spec_digest)} in the lock, {short_hash(variant.digest)} "
-                       f"now; see `czbuild show {variant.recipe}`)")
+        reasons.append(
+            f"the resolved recipe changed since the lock was written (spec digest "
+            f"{short_hash(entry.spec_digest)} in the lock, {short_hash(variant.digest)} "
+            f"now; see `czbuild show {variant.recipe}`)"
+        )
     output = PurePosixPath(variant.output).as_posix()
     if entry.path != output:
         reasons.append(f"the output path changed: {entry.path} in the lock, {output} now")
@@ -100,26 +111,33 @@ def _stale_reasons(entry: LockEntry, variant: Any, fp: Any, inputs: dict[str, st
         reasons.append(f"input {missing.path} ({missing.role}) is missing")
     for path in sorted(set(entry.inputs) | set(inputs)):
         old, new = entry.inputs.get(path), inputs.get(path)
-        if old == new or new is None and any(m.path == path for m in fp.missing_inputs):
+        if old == new or (new is None and any(m.path == path for m in fp.missing_inputs)):
             continue
         if old is None:
             reasons.append(f"new input {path} (not in the lock)")
         elif new is None:
             reasons.append(f"input {path} is no longer used")
         else:
-            reasons.append(f"input {path} changed (sha256 {short_hash(old)} in the lock, "
-                           f"{short_hash(new)} now)")
+            reasons.append(
+                f"input {path} changed (sha256 {short_hash(old)} in the lock, "
+                f"{short_hash(new)} now)"
+            )
     return reasons
 
 
 def _toolchain_notes(entry: LockEntry, toolchain: dict[str, str]) -> list[str]:
-    changes = [f"{name} {entry.toolchain.get(name, '-')} (lock) vs {toolchain.get(name, '-')} (here)"
-               for name in sorted(set(entry.toolchain) | set(toolchain))
-               if entry.toolchain.get(name) != toolchain.get(name)]
+    changes = [
+        f"{name} {entry.toolchain.get(name, '-')} (lock) vs {toolchain.get(name, '-')} (here)"
+        for name in sorted(set(entry.toolchain) | set(toolchain))
+        if entry.toolchain.get(name) != toolchain.get(name)
+    ]
     if not changes:
         return []
-    return ["the toolchain differs from the one that wrote the lock: " + ", ".join(changes)
-            + "; different bytes are then possible"]
+    return [
+        "the toolchain differs from the one that wrote the lock: "
+        + ", ".join(changes)
+        + "; different bytes are then possible"
+    ]
 
 
 def extra_entries(lock: LockFile, variants: Iterable[Any]) -> list[str]:

@@ -52,14 +52,19 @@ class GitState:
     def to_json(self) -> dict[str, object] | None:
         if not self.available:
             return None
-        return {"commit": self.commit, "tag": self.tag, "dirty": bool(self.dirty),
-                "dirty_files": list(self.dirty)}
+        return {
+            "commit": self.commit,
+            "tag": self.tag,
+            "dirty": bool(self.dirty),
+            "dirty_files": list(self.dirty),
+        }
 
 
 def _git(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, check=False,
-                          timeout=60)
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, check=False, timeout=60
+    )
 
 
 def _text(proc: subprocess.CompletedProcess[bytes]) -> str | None:
@@ -79,20 +84,38 @@ def git_state(project_dir: Path, scope: Sequence[str]) -> GitState:
     tag = _text(_git(["describe", "--tags", "--exact-match", "HEAD"], project)) if commit else None
     time_text = _text(_git(["log", "-1", "--format=%ct", "HEAD"], project)) if commit else None
     dirty, ignored = _status(project, Path(top), scope)
-    return GitState(True, commit=commit, tag=tag or None,
-                    commit_time=int(time_text) if time_text and time_text.isdigit() else None,
-                    dirty=dirty, ignored=ignored)
+    return GitState(
+        True,
+        commit=commit,
+        tag=tag or None,
+        commit_time=int(time_text) if time_text and time_text.isdigit() else None,
+        dirty=dirty,
+        ignored=ignored,
+    )
 
 
-def _status(project: Path, top: Path, scope: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _status(
+    project: Path, top: Path, scope: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if not scope:
         return (), ()
     specs = [f":(literal){p}" for p in scope]
-    proc = _git(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching",
-                 "--", *specs], project)
+    proc = _git(
+        [
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--ignored=matching",
+            "--",
+            *specs,
+        ],
+        project,
+    )
     if proc.returncode != 0:
-        raise BuildError(f"{project}: `git status` failed: "
-                         f"{proc.stderr.decode('utf-8', 'replace').strip()}")
+        raise BuildError(
+            f"{project}: `git status` failed: {proc.stderr.decode('utf-8', 'replace').strip()}"
+        )
     dirty: set[str] = set()
     ignored: set[str] = set()
     fields = proc.stdout.decode("utf-8", "surrogateescape").split("\0")

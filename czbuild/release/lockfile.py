@@ -31,9 +31,11 @@ from czbuild.errors import CzbuildError
 
 LOCK_NAME = "czbuild.lock"
 LOCK_FORMAT = 1
-_COMMENT = ("czbuild lock file: what each recipe variant is built from and the exact bytes it "
-            "gives. Written by `czbuild build`, checked by `czbuild check` / `czbuild build "
-            "--locked` / `czbuild release`. Commit it; do not edit it by hand.")
+_COMMENT = (
+    "czbuild lock file: what each recipe variant is built from and the exact bytes it "
+    "gives. Written by `czbuild build`, checked by `czbuild check` / `czbuild build "
+    "--locked` / `czbuild release`. Commit it; do not edit it by hand."
+)
 
 #: Member policies: ``bytes`` (default) must match byte for byte; ``numeric`` members are
 #: compared by running the payload (see :mod:`czbuild.release.policy`).
@@ -71,9 +73,14 @@ class LockedMember:
     reproducible: str = BYTES
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "sha256": self.sha256, "size": self.size,
-                                "date_time": self.date_time, "mode": self.mode,
-                                "compression": self.compression}
+        data: dict[str, Any] = {
+            "name": self.name,
+            "sha256": self.sha256,
+            "size": self.size,
+            "date_time": self.date_time,
+            "mode": self.mode,
+            "compression": self.compression,
+        }
         if self.reproducible != BYTES:
             data["reproducible"] = self.reproducible
         return data
@@ -191,8 +198,10 @@ def _render(value: Any, indent: int, key: str | None) -> str:
     if isinstance(value, Mapping):
         if not value:
             return "{}"
-        items = [f"{inner}{_scalar(str(k))}: {_render(value[k], indent + 1, str(k))}"
-                 for k in sorted(value, key=str)]
+        items = [
+            f"{inner}{_scalar(str(k))}: {_render(value[k], indent + 1, str(k))}"
+            for k in sorted(value, key=str)
+        ]
         return "{\n" + ",\n".join(items) + f"\n{pad}}}"
     if isinstance(value, (list, tuple)):
         if not value:
@@ -230,8 +239,14 @@ class _Reader:
             "or delete it and run `czbuild build` to write a new one"
         )
 
-    def get(self, data: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...],
-            default: Any = ...) -> Any:
+    def get(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        where: str,
+        kind: type | tuple[type, ...],
+        default: Any = ...,
+    ) -> Any:
         dotted = f"{where}.{key}" if where else key
         if key not in data:
             if default is not ...:
@@ -309,8 +324,10 @@ def parse_lock(text: str, *, source: str = LOCK_NAME) -> LockFile:
         raise reader.fail("(top level)", "expected an object")
     version = reader.get(data, "format", "", int)
     if version != LOCK_FORMAT:
-        raise LockFileError(f"{source}: format: {version} is not supported by this czbuild "
-                            f"(it reads format {LOCK_FORMAT}); upgrade czbuild")
+        raise LockFileError(
+            f"{source}: format: {version} is not supported by this czbuild "
+            f"(it reads format {LOCK_FORMAT}); upgrade czbuild"
+        )
     variants = reader.get(data, "variants", "", dict)
     return LockFile({name: reader.entry(name, variants[name]) for name in sorted(variants)})
 
@@ -337,7 +354,7 @@ def read_lock(path: Path) -> LockFile:
 
 def write_lock(path: Path, lock: LockFile) -> bool:
     """Write ``lock`` atomically if its text differs from the file; returns whether it wrote."""
-    from czbuild.build.jsonio import atomic_write_bytes
+    from czbuild.builder.jsonio import atomic_write_bytes
 
     data = render_lock(lock).encode("ascii")
     try:
@@ -382,5 +399,11 @@ def update_lock(
         removed = sorted(name for name in current.entries if name not in alive)
     updated = current.with_entries(entries, drop=removed)
     written = write_lock(path, updated)
-    return LockUpdate(path=Path(path), added=tuple(sorted(added)), changed=tuple(sorted(changed)),
-                      removed=tuple(removed), unchanged=tuple(sorted(unchanged)), written=written)
+    return LockUpdate(
+        path=Path(path),
+        added=tuple(sorted(added)),
+        changed=tuple(sorted(changed)),
+        removed=tuple(removed),
+        unchanged=tuple(sorted(unchanged)),
+        written=written,
+    )

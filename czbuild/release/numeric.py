@@ -75,15 +75,24 @@ def compare_payloads(
             x = rng.random(shape, dtype=np.float32)
             ye, ya = run_e(x), run_a(x)
             if ye.shape != ya.shape:
-                raise ArchiveError(f"the payloads give different output shapes: {ye.shape} vs "
-                                   f"{ya.shape}")
+                raise ArchiveError(
+                    f"the payloads give different output shapes: {ye.shape} vs {ya.shape}"
+                )
             worst = max(worst, float(np.max(np.abs(ye.astype(np.float64) - ya.astype(np.float64)))))
     ok = worst <= tolerance
     verdict = "functionally identical" if ok else "NOT functionally identical"
-    message = (f"{verdict} within tol {tolerance:g}: max abs diff {worst:.3g} on {samples} "
-               f"seeded tensors of shape {list(shape)}")
-    return NumericResult(ok=ok, max_abs_diff=worst, tolerance=tolerance, samples=samples,
-                         input_shape=shape, message=message)
+    message = (
+        f"{verdict} within tol {tolerance:g}: max abs diff {worst:.3g} on {samples} "
+        f"seeded tensors of shape {list(shape)}"
+    )
+    return NumericResult(
+        ok=ok,
+        max_abs_diff=worst,
+        tolerance=tolerance,
+        samples=samples,
+        input_shape=shape,
+        message=message,
+    )
 
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -106,10 +115,11 @@ def _savedmodel(data: bytes, root: Path) -> tuple[Runner, tuple[int | None, ...]
         loaded = tf.saved_model.load(str(base))
         signature = loaded.signatures["serving_default"]
     except Exception as exc:
-        raise ArchiveError(f"the SavedModel payload does not load: {type(exc).__name__}: "
-                           f"{str(exc)[:200]}") from exc
+        raise ArchiveError(
+            f"the SavedModel payload does not load: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from exc
     _, kwargs = signature.structured_input_signature
-    (name, spec), = kwargs.items()
+    ((name, spec),) = kwargs.items()
     (out_name,) = signature.structured_outputs
 
     def run(x: np.ndarray, _keep: Any = loaded) -> np.ndarray:
@@ -126,8 +136,9 @@ def _onnx(data: bytes, root: Path) -> tuple[Runner, tuple[int | None, ...]]:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(data, sess_options=options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            data, sess_options=options, providers=["CPUExecutionProvider"]
+        )
     except Exception as exc:
         raise ArchiveError(f"the ONNX payload does not load: {str(exc)[:200]}") from exc
     inp = session.get_inputs()[0]

@@ -28,9 +28,14 @@ def explain_onnx(member: str, exp: bytes, act: bytes, labels: Labels) -> list[Di
         model = onnx.ModelProto()
         try:
             model.ParseFromString(data)
-        except Exception as exc:  # noqa: BLE001 - DecodeError and friends
-            return [Difference(ONNX, f"member {member}: the {side} payload is not a parseable "
-                                     f"ONNX model: {exc}", member=member)]
+        except Exception as exc:
+            return [
+                Difference(
+                    ONNX,
+                    f"member {member}: the {side} payload is not a parseable ONNX model: {exc}",
+                    member=member,
+                )
+            ]
         models.append(model)
     e, a = models
     out = _Collector(member, labels)
@@ -40,9 +45,11 @@ def explain_onnx(member: str, exp: bytes, act: bytes, labels: Labels) -> list[Di
     _initializers(out, e.graph, a.graph)
     _value_info(out, e.graph, a.graph)
     if not out.diffs:
-        how = ("the deterministic serialisations are equal, so only field order or encoding "
-               "differs" if e.SerializeToString(deterministic=True)
-               == a.SerializeToString(deterministic=True) else "unknown fields or encodings differ")
+        how = (
+            "the deterministic serialisations are equal, so only field order or encoding differs"
+            if e.SerializeToString(deterministic=True) == a.SerializeToString(deterministic=True)
+            else "unknown fields or encodings differ"
+        )
         out.add("(serialisation)", f"same ONNX content, but the bytes differ: {how}")
     return out.diffs
 
@@ -54,20 +61,36 @@ class _Collector:
         self.diffs: list[Difference] = []
 
     def add(self, field: str, message: str, expected: Any = None, actual: Any = None) -> None:
-        self.diffs.append(Difference(ONNX, f"member {self.member}: {message}", member=self.member,
-                                     field=field, expected=expected, actual=actual))
+        self.diffs.append(
+            Difference(
+                ONNX,
+                f"member {self.member}: {message}",
+                member=self.member,
+                field=field,
+                expected=expected,
+                actual=actual,
+            )
+        )
 
     def value(self, field: str, what: str, exp: Any, act: Any) -> None:
         if exp != act:
-            self.add(field, f"{what} differs: {show(exp)} ({self.labels[0]}) vs {show(act)} "
-                            f"({self.labels[1]})", exp, act)
+            self.add(
+                field,
+                f"{what} differs: {show(exp)} ({self.labels[0]}) vs {show(act)} ({self.labels[1]})",
+                exp,
+                act,
+            )
 
 
 def _model_fields(out: _Collector, e: Any, a: Any) -> None:
     out.value("ir_version", "ir_version", e.ir_version, a.ir_version)
     out.value("opset", "opset imports", _opsets(e), _opsets(a))
-    out.value("producer", "producer", f"{e.producer_name} {e.producer_version}".strip(),
-              f"{a.producer_name} {a.producer_version}".strip())
+    out.value(
+        "producer",
+        "producer",
+        f"{e.producer_name} {e.producer_version}".strip(),
+        f"{a.producer_name} {a.producer_version}".strip(),
+    )
     out.value("domain", "model domain", e.domain, a.domain)
     out.value("model_version", "model_version", e.model_version, a.model_version)
     out.value("doc_string", "model doc_string", e.doc_string, a.doc_string)
@@ -86,9 +109,12 @@ def _props(model: Any) -> dict[str, str]:
 
 def _value_type(value: Any) -> tuple[int, list[Any]]:
     tensor = value.type.tensor_type
-    dims = [d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value")
-                                                            else "?")
-            for d in tensor.shape.dim]
+    dims = [
+        d.dim_param
+        if d.HasField("dim_param")
+        else (d.dim_value if d.HasField("dim_value") else "?")
+        for d in tensor.shape.dim
+    ]
     return tensor.elem_type, dims
 
 
@@ -96,24 +122,41 @@ def _io(out: _Collector, e: Any, a: Any) -> None:
     inits_e = {t.name for t in e.initializer}
     inits_a = {t.name for t in a.initializer}
     for role, exp_list, act_list in (
-        ("input", [v for v in e.input if v.name not in inits_e],
-         [v for v in a.input if v.name not in inits_a]),
+        (
+            "input",
+            [v for v in e.input if v.name not in inits_e],
+            [v for v in a.input if v.name not in inits_a],
+        ),
         ("output", list(e.output), list(a.output)),
     ):
         exp_names, act_names = [v.name for v in exp_list], [v.name for v in act_list]
         if exp_names != act_names:
-            out.add(f"graph.{role}s", f"graph {role} names differ: {exp_names} ({out.labels[0]}) "
-                                      f"vs {act_names} ({out.labels[1]})", exp_names, act_names)
+            out.add(
+                f"graph.{role}s",
+                f"graph {role} names differ: {exp_names} ({out.labels[0]}) "
+                f"vs {act_names} ({out.labels[1]})",
+                exp_names,
+                act_names,
+            )
             continue
         for ev, av in zip(exp_list, act_list):
             (et, ed), (at, ad) = _value_type(ev), _value_type(av)
             if et != at:
-                out.add(f"{role}:{ev.name}", f"graph {role} '{ev.name}' element type differs: "
-                                             f"{et} ({out.labels[0]}) vs {at} ({out.labels[1]})",
-                        et, at)
+                out.add(
+                    f"{role}:{ev.name}",
+                    f"graph {role} '{ev.name}' element type differs: "
+                    f"{et} ({out.labels[0]}) vs {at} ({out.labels[1]})",
+                    et,
+                    at,
+                )
             if ed != ad:
-                out.add(f"{role}:{ev.name}", f"graph {role} '{ev.name}' shape differs: {ed} "
-                                             f"({out.labels[0]}) vs {ad} ({out.labels[1]})", ed, ad)
+                out.add(
+                    f"{role}:{ev.name}",
+                    f"graph {role} '{ev.name}' shape differs: {ed} "
+                    f"({out.labels[0]}) vs {ad} ({out.labels[1]})",
+                    ed,
+                    ad,
+                )
 
 
 def _attribute_values(node: Any) -> dict[str, Any]:
@@ -140,17 +183,23 @@ def _nodes(out: _Collector, e: Any, a: Any) -> None:
             delta = act_ops[op] - exp_ops[op]
             if delta:
                 changes.append(f"{delta:+d} {op}")
-        out.add("nodes", f"node count differs: {len(exp_nodes)} ({out.labels[0]}) vs "
-                         f"{len(act_nodes)} ({out.labels[1]}); op types: {', '.join(changes) or 'same'}",
-                len(exp_nodes), len(act_nodes))
+        out.add(
+            "nodes",
+            f"node count differs: {len(exp_nodes)} ({out.labels[0]}) vs "
+            f"{len(act_nodes)} ({out.labels[1]}); op types: {', '.join(changes) or 'same'}",
+            len(exp_nodes),
+            len(act_nodes),
+        )
         return
     reported = 0
     differing = 0
     for index, (en, an) in enumerate(zip(exp_nodes, act_nodes)):
         problems = []
         for what, ev, av in (
-            ("op type", en.op_type, an.op_type), ("domain", en.domain, an.domain),
-            ("name", en.name, an.name), ("inputs", list(en.input), list(an.input)),
+            ("op type", en.op_type, an.op_type),
+            ("domain", en.domain, an.domain),
+            ("name", en.name, an.name),
+            ("inputs", list(en.input), list(an.input)),
             ("outputs", list(en.output), list(an.output)),
             ("doc_string", en.doc_string, an.doc_string),
         ):
@@ -159,15 +208,21 @@ def _nodes(out: _Collector, e: Any, a: Any) -> None:
         ea, aa = _attribute_values(en), _attribute_values(an)
         for name in sorted(set(ea) | set(aa)):
             if ea.get(name) != aa.get(name):
-                problems.append(f"attribute {name} {_short(ea.get(name))} vs {_short(aa.get(name))}")
+                problems.append(
+                    f"attribute {name} {_short(ea.get(name))} vs {_short(aa.get(name))}"
+                )
         if not problems:
             continue
         differing += 1
         if reported < MAX_NODE_DIFFERENCES:
             reported += 1
-            out.add(f"node:{index}", f"node {index} ({en.op_type} '{en.name}') differs: "
-                                     + "; ".join(problems) + f" ({out.labels[0]} vs "
-                                     f"{out.labels[1]})")
+            out.add(
+                f"node:{index}",
+                f"node {index} ({en.op_type} '{en.name}') differs: "
+                + "; ".join(problems)
+                + f" ({out.labels[0]} vs "
+                f"{out.labels[1]})",
+            )
     if differing > reported:
         out.add("nodes", f"... and {differing - reported} more differing nodes")
 
@@ -193,18 +248,24 @@ def _initializers(out: _Collector, e: Any, a: Any) -> None:
             continue
         field = f"initializer:{name}"
         if et.data_type != at.data_type or list(et.dims) != list(at.dims):
-            out.add(field, f"initializer {name} differs: dtype/shape {et.data_type} "
-                           f"{list(et.dims)} ({out.labels[0]}) vs {at.data_type} "
-                           f"{list(at.dims)} ({out.labels[1]})")
+            out.add(
+                field,
+                f"initializer {name} differs: dtype/shape {et.data_type} "
+                f"{list(et.dims)} ({out.labels[0]}) vs {at.data_type} "
+                f"{list(at.dims)} ({out.labels[1]})",
+            )
             continue
         try:
             ev, av = numpy_helper.to_array(et), numpy_helper.to_array(at)
-        except Exception as exc:  # noqa: BLE001 - external data, exotic types
+        except Exception as exc:
             out.add(field, f"initializer {name} differs (values not comparable: {exc})")
             continue
         if ev.tobytes() == av.tobytes():
-            out.add(field, f"initializer {name} has the same values but is encoded differently "
-                           "(raw_data vs typed fields, or doc_string/name fields)")
+            out.add(
+                field,
+                f"initializer {name} has the same values but is encoded differently "
+                "(raw_data vs typed fields, or doc_string/name fields)",
+            )
             continue
         out.add(field, _value_message(name, ev, av))
 
@@ -215,8 +276,10 @@ def _value_message(name: str, ev: Any, av: Any) -> str:
     if ev.dtype.kind in "fc" or ev.dtype.kind in "iu":
         diff = np.abs(ev.astype(np.float64) - av.astype(np.float64))
         changed = int(np.count_nonzero(ev != av))
-        return (f"initializer {name} differs: max abs diff {float(diff.max()):.3g} "
-                f"({changed} of {ev.size} values)")
+        return (
+            f"initializer {name} differs: max abs diff {float(diff.max()):.3g} "
+            f"({changed} of {ev.size} values)"
+        )
     changed = int(np.count_nonzero(ev != av))
     return f"initializer {name} differs ({changed} of {ev.size} values)"
 
@@ -235,6 +298,8 @@ def _value_info(out: _Collector, e: Any, a: Any) -> None:
     if extra:
         parts.append(f"{len(extra)} only in {out.labels[1]} (e.g. {extra[0]})")
     if changed:
-        parts.append(f"{len(changed)} with other types/shapes (e.g. {changed[0]}: "
-                     f"{exp[changed[0]][1]} vs {act[changed[0]][1]})")
+        parts.append(
+            f"{len(changed)} with other types/shapes (e.g. {changed[0]}: "
+            f"{exp[changed[0]][1]} vs {act[changed[0]][1]})"
+        )
     out.add("value_info", "value_info differs: " + "; ".join(parts))

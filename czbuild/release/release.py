@@ -115,9 +115,12 @@ def default_verifier() -> Verifier | None:
             return VerifyOutcome(PASSED, f"{len(report.checks)} checks, none failed")
         failed = report.failed
         first = failed[0]
-        return VerifyOutcome(FAILED, f"{len(failed)} failed check(s): "
-                                     f"{', '.join(c.name for c in failed)} ({first.name}: "
-                                     f"{first.message})")
+        return VerifyOutcome(
+            FAILED,
+            f"{len(failed)} failed check(s): "
+            f"{', '.join(c.name for c in failed)} ({first.name}: "
+            f"{first.message})",
+        )
 
     return run
 
@@ -154,7 +157,7 @@ def release(
         variants: Every recipe variant of the project.
         project_dir: The project folder.
         dist_dir: The release folder (default ``<project>/dist``).
-        options: A :class:`czbuild.build.BuildOptions` template (jobs, backend, timeout).
+        options: A :class:`czbuild.builder.BuildOptions` template (jobs, backend, timeout).
         allow_dirty: Release even with uncommitted release inputs (recorded).
         allow_stale_lock: Release even if the lock is missing entries, has extra ones, or
             an artifact differs from it (recorded per artifact).
@@ -184,10 +187,17 @@ def release(
     check_target(dist)
     scratch = Path(tempfile.mkdtemp(prefix="czbuild-release-"))
     try:
-        report = check_lock(variants, project_dir=project, lock_file=lock_file, options=options,
-                            reference_dirs=reference_dirs, scratch_dir=scratch, build_stale=True,
-                            full=True,
-                            stream=stream)
+        report = check_lock(
+            variants,
+            project_dir=project,
+            lock_file=lock_file,
+            options=options,
+            reference_dirs=reference_dirs,
+            scratch_dir=scratch,
+            build_stale=True,
+            full=True,
+            stream=stream,
+        )
         _check_results(report, allow_stale_lock, notes)
         outcomes = _verify(variants, scratch, verify, verifier, notes)
         artifacts, entries = _describe(variants, scratch, report, outcomes)
@@ -195,8 +205,15 @@ def release(
         sums = write_dist(dist, [(a.path, scratch / a.path) for a in artifacts], manifest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return ReleaseReport(dist_dir=dist, artifacts=tuple(artifacts), git=git, check=report,
-                         manifest=manifest, sums=sums, notes=tuple(notes))
+    return ReleaseReport(
+        dist_dir=dist,
+        artifacts=tuple(artifacts),
+        git=git,
+        check=report,
+        manifest=manifest,
+        sums=sums,
+        notes=tuple(notes),
+    )
 
 
 def _listing(items: Sequence[str]) -> str:
@@ -206,8 +223,10 @@ def _listing(items: Sequence[str]) -> str:
 
 def _check_git(git: GitState, allow_dirty: bool, notes: list[str]) -> None:
     if not git.available:
-        notes.append("no git commit recorded (not in a git work tree, or git is not "
-                     "available); the uncommitted-changes check was skipped")
+        notes.append(
+            "no git commit recorded (not in a git work tree, or git is not "
+            "available); the uncommitted-changes check was skipped"
+        )
         return
     if git.commit is None:
         notes.append("the git repository has no commit yet: no commit recorded")
@@ -222,8 +241,13 @@ def _check_git(git: GitState, allow_dirty: bool, notes: list[str]) -> None:
     notes.append(f"released with uncommitted changes (--allow-dirty): {_listing(list(git.dirty))}")
 
 
-def _check_lock_fresh(variants: Sequence[Any], lock_file: Path, allow: bool, notes: list[str],
-                      reference_dirs: Iterable[Path]) -> dict[str, Freshness]:
+def _check_lock_fresh(
+    variants: Sequence[Any],
+    lock_file: Path,
+    allow: bool,
+    notes: list[str],
+    reference_dirs: Iterable[Path],
+) -> dict[str, Freshness]:
     lock = read_lock(lock_file)
     refs = list(reference_dirs)
     fresh = freshness(variants, lock, reference_dir=refs[0] if refs else None)
@@ -246,8 +270,10 @@ def _check_lock_fresh(variants: Sequence[Any], lock_file: Path, allow: bool, not
 def _check_results(report: CheckReport, allow_stale: bool, notes: list[str]) -> None:
     failed = [r for r in report.results if r.status == FAILED]
     if failed:
-        raise BuildError("the release build failed: " + " | ".join(
-            f"{r.variant}: {'; '.join(r.reasons)}" for r in failed))
+        raise BuildError(
+            "the release build failed: "
+            + " | ".join(f"{r.variant}: {'; '.join(r.reasons)}" for r in failed)
+        )
     differs = [r for r in report.results if r.status == DIFFERS]
     if not differs:
         return
@@ -257,14 +283,23 @@ def _check_results(report: CheckReport, allow_stale: bool, notes: list[str]) -> 
         details.append(f"{r.variant} ({r.output}): {r.headline}\n    - " + "\n    - ".join(lines))
     message = "rebuilt artifacts differ from czbuild.lock:\n" + "\n".join(details)
     if not allow_stale:
-        raise LockMismatchError(message + "\nFix the cause, or run `czbuild build` to accept the "
-                                "new bytes into the lock, or pass --allow-stale-lock")
-    notes.append(f"released artifacts that differ from the lock (--allow-stale-lock): "
-                 f"{', '.join(r.variant for r in differs)}")
+        raise LockMismatchError(
+            message + "\nFix the cause, or run `czbuild build` to accept the "
+            "new bytes into the lock, or pass --allow-stale-lock"
+        )
+    notes.append(
+        f"released artifacts that differ from the lock (--allow-stale-lock): "
+        f"{', '.join(r.variant for r in differs)}"
+    )
 
 
-def _verify(variants: Sequence[Any], scratch: Path, verify: bool, verifier: Verifier | None,
-            notes: list[str]) -> dict[str, VerifyOutcome]:
+def _verify(
+    variants: Sequence[Any],
+    scratch: Path,
+    verify: bool,
+    verifier: Verifier | None,
+    notes: list[str],
+) -> dict[str, VerifyOutcome]:
     if not verify:
         notes.append("artifacts not verified (--no-verify)")
         return {v.name: VerifyOutcome(SKIPPED, "--no-verify") for v in variants}
@@ -277,13 +312,17 @@ def _verify(variants: Sequence[Any], scratch: Path, verify: bool, verifier: Veri
         outcomes[variant.name] = verifier(scratch / PurePosixPath(variant.output), variant)
     failed = [n for n, o in outcomes.items() if o.status == FAILED]
     if failed:
-        raise VerifyError("verification failed: " + " | ".join(
-            f"{n}: {outcomes[n].message}" for n in failed) + " (see `czbuild verify`)")
+        raise VerifyError(
+            "verification failed: "
+            + " | ".join(f"{n}: {outcomes[n].message}" for n in failed)
+            + " (see `czbuild verify`)"
+        )
     return outcomes
 
 
-def _describe(variants: Sequence[Any], scratch: Path, report: CheckReport,
-              outcomes: dict[str, VerifyOutcome]) -> tuple[list[ReleasedArtifact], list[dict]]:
+def _describe(
+    variants: Sequence[Any], scratch: Path, report: CheckReport, outcomes: dict[str, VerifyOutcome]
+) -> tuple[list[ReleasedArtifact], list[dict]]:
     status = {r.variant: r.status for r in report.results}
     artifacts, entries = [], []
     for variant in sorted(variants, key=lambda v: PurePosixPath(v.output).as_posix()):
@@ -291,23 +330,45 @@ def _describe(variants: Sequence[Any], scratch: Path, report: CheckReport,
         data = (scratch / rel).read_bytes()
         sha = hashlib.sha256(data).hexdigest()
         snapshot = read_zip(scratch / rel)
-        artifacts.append(ReleasedArtifact(variant.name, rel, sha, len(data),
-                                          status.get(variant.name, MATCH), outcomes[variant.name]))
-        entries.append({
-            "variant": variant.name, "recipe": variant.recipe, "path": rel, "sha256": sha,
-            "size": len(data), "spec_digest": variant.digest,
-            "members": [{"name": e.name, "sha256": e.sha256, "size": e.size}
-                        for e in snapshot.entries],
-            "lock": status.get(variant.name, MATCH), "verify": outcomes[variant.name].status,
-        })
+        artifacts.append(
+            ReleasedArtifact(
+                variant.name,
+                rel,
+                sha,
+                len(data),
+                status.get(variant.name, MATCH),
+                outcomes[variant.name],
+            )
+        )
+        entries.append(
+            {
+                "variant": variant.name,
+                "recipe": variant.recipe,
+                "path": rel,
+                "sha256": sha,
+                "size": len(data),
+                "spec_digest": variant.digest,
+                "members": [
+                    {"name": e.name, "sha256": e.sha256, "size": e.size} for e in snapshot.entries
+                ],
+                "lock": status.get(variant.name, MATCH),
+                "verify": outcomes[variant.name].status,
+            }
+        )
     return artifacts, entries
 
 
-def _manifest(variants: Sequence[Any], git: GitState, lock_file: Path, report: CheckReport,
-              entries: list[dict], fresh: dict[str, Freshness], notes: list[str]
-              ) -> dict[str, Any]:
-    from czbuild.build.fingerprint import display_path
-    from czbuild.build.toolchain import toolchain_versions
+def _manifest(
+    variants: Sequence[Any],
+    git: GitState,
+    lock_file: Path,
+    report: CheckReport,
+    entries: list[dict],
+    fresh: dict[str, Freshness],
+    notes: list[str],
+) -> dict[str, Any]:
+    from czbuild.builder.fingerprint import display_path
+    from czbuild.builder.toolchain import toolchain_versions
 
     by_name = {v.name: v for v in variants}
     for entry in entries:
@@ -322,12 +383,18 @@ def _manifest(variants: Sequence[Any], git: GitState, lock_file: Path, report: C
     return {
         "format": RELEASE_FORMAT,
         "git": git.to_json(),
-        "lock": {"file": LOCK_NAME, "sha256": lock_sha, "ok": report.ok,
-                 "extra_entries": list(report.extra_entries)},
+        "lock": {
+            "file": LOCK_NAME,
+            "sha256": lock_sha,
+            "ok": report.ok,
+            "extra_entries": list(report.extra_entries),
+        },
         "toolchain": lock_toolchain(toolchain_versions()),
         "source_date_epoch": int(epoch) if epoch.lstrip("-").isdigit() else None,
-        "recipes": {v.recipe: display_path(Path(v.recipe_file), v.project_dir)
-                    for v in sorted(variants, key=lambda v: v.recipe)},
+        "recipes": {
+            v.recipe: display_path(Path(v.recipe_file), v.project_dir)
+            for v in sorted(variants, key=lambda v: v.recipe)
+        },
         "artifacts": entries,
         "notes": list(notes),
     }

@@ -46,7 +46,7 @@ def update_lock_from_build(
     Returns:
         What changed.
     """
-    from czbuild.build import locking
+    from czbuild.builder import locking
 
     path = Path(lock_file) if lock_file else lock_path(project_dir)
     out_dir = Path(out_dir).absolute()

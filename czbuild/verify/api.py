@@ -52,8 +52,12 @@ BUILD_DEFAULTS: dict[str, Any] = {
 }
 _ZIP_MAGIC = b"PK\x03\x04"
 _LATER = {
-    "container": ("container.members", "container.metadata", "container.layout",
-                  "container.hygiene"),
+    "container": (
+        "container.members",
+        "container.metadata",
+        "container.layout",
+        "container.hygiene",
+    ),
     "payload": ("payload.model", "payload.io", "payload.opset"),
     "run": ("semantics",),
     "fidelity": ("fidelity",),
@@ -120,32 +124,65 @@ def verify_artifact(
     try:
         info, runner = _static_checks(path, report, strict=strict, max_bytes=max_bytes)
         if recipe_variant is not None:
-            _stage(report, RECIPE_METADATA, "none",
-                   lambda: check_recipe_metadata(report, recipe_variant))
+            _stage(
+                report,
+                RECIPE_METADATA,
+                "none",
+                lambda: check_recipe_metadata(report, recipe_variant),
+            )
         if info is None or runner is None:
             return report
-        samples = _stage(report, "semantics", "run", lambda: check_semantics(
-            runner, info, report, tolerance=tolerance, seed=seed))
+        samples = _stage(
+            report,
+            "semantics",
+            "run",
+            lambda: check_semantics(runner, info, report, tolerance=tolerance, seed=seed),
+        )
         if samples is None:
             _skip_from(report, "fidelity", "the packaged model does not run")
             return report
         _pictures(report, info, samples)
-        reference = _reference(report, recipe_variant, source_model, preprocessing,
-                               postprocessing, custom_objects)
+        reference = _reference(
+            report, recipe_variant, source_model, preprocessing, postprocessing, custom_objects
+        )
         if reference is not None:
-            _stage(report, "fidelity", "fidelity", lambda: check_fidelity(
-                runner, reference, info, report, tolerance=tolerance, seed=seed))
+            _stage(
+                report,
+                "fidelity",
+                "fidelity",
+                lambda: check_fidelity(
+                    runner, reference, info, report, tolerance=tolerance, seed=seed
+                ),
+            )
         elif report.get("fidelity") is None:
-            report.add("fidelity", SKIPPED, None, "no recipe or source model given "
-                       "(use --recipe, or pass recipe_variant= / source_model=)")
+            report.add(
+                "fidelity",
+                SKIPPED,
+                None,
+                "no recipe or source model given "
+                "(use --recipe, or pass recipe_variant= / source_model=)",
+            )
         if not tiling:
             skip_all(report, "tiling checks disabled (--no-tiling)")
         else:
             fidelity = report.get("fidelity")
             unfaithful = fidelity is not None and fidelity.status == FAILED
-            arrays = _stage(report, "tiling.seams", "tiling", lambda: check_tiling(
-                runner, reference, info, report, tolerance=tolerance, seed=seed,
-                reference_tiles=unfaithful, analysis=analysis, max_tile=tiling_max_tile))
+            arrays = _stage(
+                report,
+                "tiling.seams",
+                "tiling",
+                lambda: check_tiling(
+                    runner,
+                    reference,
+                    info,
+                    report,
+                    tolerance=tolerance,
+                    seed=seed,
+                    reference_tiles=unfaithful,
+                    analysis=analysis,
+                    max_tile=tiling_max_tile,
+                ),
+            )
             _tiling_pictures(report, info, arrays or {}, tolerance)
         return report
     finally:
@@ -186,16 +223,25 @@ def verify_built_artifact(
     Returns:
         The report; the build fails the artifact when ``report.ok`` is False.
     """
-    given = {"tolerance": tolerance, "tiling": tiling, "seed": seed,
-             "tiling_max_tile": tiling_max_tile, "overlap_analysis": overlap_analysis}
-    settings = {**build_settings(variant),
-                **{k: v for k, v in given.items() if v is not None}}
+    given = {
+        "tolerance": tolerance,
+        "tiling": tiling,
+        "seed": seed,
+        "tiling_max_tile": tiling_max_tile,
+        "overlap_analysis": overlap_analysis,
+    }
+    settings = {**build_settings(variant), **{k: v for k, v in given.items() if v is not None}}
     return verify_artifact(
-        path, recipe_variant=variant, source_model=source_model,
-        tolerance=float(settings["tolerance"]), tiling=bool(settings["tiling"]),
-        seed=int(settings["seed"]), strict=True,
+        path,
+        recipe_variant=variant,
+        source_model=source_model,
+        tolerance=float(settings["tolerance"]),
+        tiling=bool(settings["tiling"]),
+        seed=int(settings["seed"]),
+        strict=True,
         tiling_max_tile=int(settings["tiling_max_tile"]) or None,
-        overlap_analysis=ALWAYS if settings["overlap_analysis"] else ON_FAILURE)
+        overlap_analysis=ALWAYS if settings["overlap_analysis"] else ON_FAILURE,
+    )
 
 
 def build_settings(variant: Any) -> dict[str, Any]:
@@ -204,12 +250,15 @@ def build_settings(variant: Any) -> dict[str, Any]:
     Accepts a resolved :class:`~czbuild.recipe.RecipeSpec` or its plain (mapping) form.
     """
     spec = getattr(variant, "spec", None)
-    section: Any = spec.get("verify") if isinstance(spec, Mapping) else getattr(spec, "verify",
-                                                                               None)
+    section: Any = (
+        spec.get("verify") if isinstance(spec, Mapping) else getattr(spec, "verify", None)
+    )
     if section is not None and not isinstance(section, Mapping):
         section = section.model_dump() if hasattr(section, "model_dump") else vars(section)
-    return {**BUILD_DEFAULTS, **{k: v for k, v in dict(section or {}).items()
-                                 if k in BUILD_DEFAULTS}}
+    return {
+        **BUILD_DEFAULTS,
+        **{k: v for k, v in dict(section or {}).items() if k in BUILD_DEFAULTS},
+    }
 
 
 def _analysis_mode(value: bool | str) -> str:
@@ -218,8 +267,9 @@ def _analysis_mode(value: bool | str) -> str:
     if value is False:
         return NEVER
     if value not in ANALYSIS_MODES:
-        raise ValueError(f"overlap_analysis must be a bool or one of {ANALYSIS_MODES}, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"overlap_analysis must be a bool or one of {ANALYSIS_MODES}, got {value!r}"
+        )
     return str(value)
 
 
@@ -234,8 +284,12 @@ def _stage(report: VerifyReport, name: str, later: str, func: Any) -> Any:
         report.add(name, FAILED, "error", str(exc))
     except Exception as exc:
         log.debug("verification stage %s failed", name, exc_info=True)
-        report.add(name, FAILED, "verifier error",
-                   f"unexpected {type(exc).__name__} while checking: {str(exc)[:300]}")
+        report.add(
+            name,
+            FAILED,
+            "verifier error",
+            f"unexpected {type(exc).__name__} while checking: {str(exc)[:300]}",
+        )
     for skipped in _LATER.get(later, ()):
         if report.get(skipped) is None and skipped != name:
             report.add(skipped, SKIPPED, None, f"{name} could not complete")
@@ -246,49 +300,80 @@ def _static_checks(
     path: Path, report: VerifyReport, *, strict: bool, max_bytes: int
 ) -> tuple[ModelInfo | None, Runner | None]:
     """Container and payload checks; the filled-in info and a runner when the model can run."""
-    container = _stage(report, "container.archive", "none",
-                       lambda: read_container(path, report, max_bytes=max_bytes))
+    container = _stage(
+        report,
+        "container.archive",
+        "none",
+        lambda: read_container(path, report, max_bytes=max_bytes),
+    )
     if container is None:
         _skip_from(report, "container", "the archive is unreadable")
         return None, None
-    layout = _stage(report, "container.members", "none",
-                    lambda: check_members(container, report))
+    layout = _stage(report, "container.members", "none", lambda: check_members(container, report))
     if layout is None:
         _skip_from(report, "container", "the members are not usable", first=1)
         return None, None
-    parsed = _stage(report, "container.metadata", "none", lambda: check_metadata(
-        container.read(layout.metadata), layout, report))
+    parsed = _stage(
+        report,
+        "container.metadata",
+        "none",
+        lambda: check_metadata(container.read(layout.metadata), layout, report),
+    )
     info, metadata = parsed if parsed else (None, None)
-    _stage(report, "container.layout", "none",
-           lambda: hygiene.check_layout(container, layout, report, strict=strict))
+    _stage(
+        report,
+        "container.layout",
+        "none",
+        lambda: hygiene.check_layout(container, layout, report, strict=strict),
+    )
     expected = _expected_date_time() if strict else None
-    _stage(report, "container.hygiene", "none", lambda: hygiene.check_hygiene(
-        container, layout, metadata, report, strict=strict, expected_date_time=expected))
+    _stage(
+        report,
+        "container.hygiene",
+        "none",
+        lambda: hygiene.check_hygiene(
+            container, layout, metadata, report, strict=strict, expected_date_time=expected
+        ),
+    )
     if info is None:
         _skip_from(report, "payload", "the metadata is not valid")
         return None, None
     data = container.read(layout.model)
-    result = _stage(report, "payload.model", "payload",
-                    lambda: _payload(data, info, report, strict=strict, max_bytes=max_bytes))
+    result = _stage(
+        report,
+        "payload.model",
+        "payload",
+        lambda: _payload(data, info, report, strict=strict, max_bytes=max_bytes),
+    )
     if result is None:
         _skip_from(report, "run", "the payload cannot be run")
         return None, None
     return result
 
 
-def _payload(data: bytes, info: ModelInfo, report: VerifyReport, *, strict: bool,
-             max_bytes: int) -> tuple[ModelInfo, Runner] | None:
+def _payload(
+    data: bytes, info: ModelInfo, report: VerifyReport, *, strict: bool, max_bytes: int
+) -> tuple[ModelInfo, Runner] | None:
     is_zip = data.startswith(_ZIP_MAGIC)
     savedmodel_ok = info.version == "3.0.0" or (
-        info.family == "czann" and info.version in ("1.0.0", "1.1.0"))
+        info.family == "czann" and info.version in ("1.0.0", "1.1.0")
+    )
     if is_zip and not savedmodel_ok:
-        report.add("payload.model", FAILED, "SavedModel zip",
-                   f"a zipped SavedModel payload is not allowed in {info.family.upper()} "
-                   f"{info.version}; it needs ONNX")
+        report.add(
+            "payload.model",
+            FAILED,
+            "SavedModel zip",
+            f"a zipped SavedModel payload is not allowed in {info.family.upper()} "
+            f"{info.version}; it needs ONNX",
+        )
         return None
     if info.version == "3.0.0" and not is_zip:
-        report.add("payload.model", FAILED, "not a zip",
-                   "legacy 3.0.0 needs a zipped SavedModel payload (starts with PK\\x03\\x04)")
+        report.add(
+            "payload.model",
+            FAILED,
+            "not a zip",
+            "legacy 3.0.0 needs a zipped SavedModel payload (starts with PK\\x03\\x04)",
+        )
         return None
     if is_zip:
         from czbuild.verify.savedmodel_payload import check_savedmodel
@@ -302,9 +387,13 @@ def _payload(data: bytes, info: ModelInfo, report: VerifyReport, *, strict: bool
     dims = _onnx_input_dims(data)
     try:
         runner = OnnxRunner(data, dims)
-    except Exception as exc:  # noqa: BLE001 - never crash: reported as a finding
-        report.add("semantics", FAILED, "does not run",
-                   f"onnxruntime cannot load the model: {type(exc).__name__}: {str(exc)[:300]}")
+    except Exception as exc:
+        report.add(
+            "semantics",
+            FAILED,
+            "does not run",
+            f"onnxruntime cannot load the model: {type(exc).__name__}: {str(exc)[:300]}",
+        )
         return None
     return filled, runner
 
@@ -316,23 +405,29 @@ def _onnx_input_dims(data: bytes) -> list[int | None]:
     model.ParseFromString(data)
     inits = {t.name for t in model.graph.initializer}
     (value,) = [v for v in model.graph.input if v.name not in inits]
-    return [d.dim_value if d.HasField("dim_value") else None
-            for d in value.type.tensor_type.shape.dim]
+    return [
+        d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim
+    ]
 
 
-def _reference(report: VerifyReport, variant: Any, source: Any, pre: Any, post: Any,
-               custom_objects: Any) -> SourceChain | None:
+def _reference(
+    report: VerifyReport, variant: Any, source: Any, pre: Any, post: Any, custom_objects: Any
+) -> SourceChain | None:
     if variant is None and source is None:
         return None
     what = "the recipe's source model" if variant is not None else "the source model"
     try:
         if variant is not None:
             return from_variant(variant, source=source)
-        return load_source(source, preprocessing=pre or (), postprocessing=post or (),
-                           custom_objects=custom_objects)
+        return load_source(
+            source,
+            preprocessing=pre or (),
+            postprocessing=post or (),
+            custom_objects=custom_objects,
+        )
     except CzbuildError as exc:
         message = f"cannot load {what}: {exc}"
-    except Exception as exc:  # noqa: BLE001 - never crash: reported as a finding
+    except Exception as exc:
         message = f"cannot load {what}: {type(exc).__name__}: {exc}"
     report.add("fidelity", FAILED, "no reference", message)
     return None
@@ -350,8 +445,8 @@ def _expected_date_time() -> tuple[int, ...] | None:
 def _skip_from(report: VerifyReport, group: str, reason: str, first: int = 0) -> None:
     order = ["container", "payload", "run", "fidelity", "tiling"]
     names: list[str] = []
-    for g in order[order.index(group):]:
-        names.extend(_LATER[g][first if g == group else 0:])
+    for g in order[order.index(group) :]:
+        names.extend(_LATER[g][first if g == group else 0 :])
     for name in names:
         if report.get(name) is None:
             report.add(name, SKIPPED, None, reason)
@@ -383,8 +478,9 @@ def _pictures(report: VerifyReport, info: ModelInfo, samples: Any) -> None:
         log.debug("rendering sample pictures failed", exc_info=True)
 
 
-def _tiling_pictures(report: VerifyReport, info: ModelInfo, arrays: dict[str, Any],
-                     tolerance: float) -> None:
+def _tiling_pictures(
+    report: VerifyReport, info: ModelInfo, arrays: dict[str, Any], tolerance: float
+) -> None:
     if not arrays:
         return
     try:
@@ -393,6 +489,7 @@ def _tiling_pictures(report: VerifyReport, info: ModelInfo, arrays: dict[str, An
         if out is not None:
             report.images["output"] = out
         report.images["seam_error"] = images.render_error(
-            arrays["seam_error"], tolerance, arrays.get("cuts"))
+            arrays["seam_error"], tolerance, arrays.get("cuts")
+        )
     except Exception:
         log.debug("rendering tiling pictures failed", exc_info=True)

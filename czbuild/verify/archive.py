@@ -195,7 +195,7 @@ def read_zip(
                 container.data[m.index] = _bounded_read(zf, info, m.size)
             except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:
                 problems.append(f"{m.name!r}: cannot be read: {exc}")
-            except Exception as exc:  # noqa: BLE001 - zlib.error and other codec errors
+            except Exception as exc:
                 problems.append(f"{m.name!r}: cannot be decompressed: {exc}")
     return container, problems
 

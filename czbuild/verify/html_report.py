@@ -21,12 +21,16 @@ from czbuild.verify.report import VerifyReport
 _CAPTIONS = {
     "input": "Sample input (synthetic, in the format's input range)",
     "output": "Packaged model output (stitched from tiles when tiling ran; classes in ZEN's "
-              "colours)",
+    "colours)",
     "seam_error": "Seam error of tiled vs whole-image prediction (blue: tile cuts; "
-                  "bright: above tolerance)",
+    "bright: above tolerance)",
 }
-_STATUS_COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "warning": "#9a6700",
-                   "skipped": "#6e7781"}
+_STATUS_COLOURS = {
+    "passed": "#1a7f37",
+    "failed": "#cf222e",
+    "warning": "#9a6700",
+    "skipped": "#6e7781",
+}
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#1f2328}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #d0d7de;padding:.3em .6em;
@@ -37,8 +41,9 @@ figcaption{font-size:.85em;max-width:22em}code{font-size:.9em}
 """
 
 
-def write_html_report(report: VerifyReport, out_dir: str | os.PathLike[str],
-                      stem: str | None = None) -> list[Path]:
+def write_html_report(
+    report: VerifyReport, out_dir: str | os.PathLike[str], stem: str | None = None
+) -> list[Path]:
     """Write the HTML page, the PNG pictures and the JSON report of ``report``.
 
     Args:
@@ -64,8 +69,10 @@ def write_html_report(report: VerifyReport, out_dir: str | os.PathLike[str],
         png.write_bytes(data)
         written.append(png)
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-        figures.append(f'<figure><img src="{uri}" alt="{name}"><figcaption>'
-                       f"{html.escape(_CAPTIONS[name])}</figcaption></figure>")
+        figures.append(
+            f'<figure><img src="{uri}" alt="{name}"><figcaption>'
+            f"{html.escape(_CAPTIONS[name])}</figcaption></figure>"
+        )
     page = folder / f"{stem}.html"
     page.write_text(_page(report, figures), encoding="utf-8")
     report_json = folder / f"{stem}.json"
@@ -79,11 +86,12 @@ def _page(report: VerifyReport, figures: list[str]) -> str:
     colour = _STATUS_COLOURS["passed" if report.ok else "failed"]
     counts = ", ".join(f"{n} {s}" for s, n in report.summary().items() if n)
     kind = f"{(report.family or '?').upper()} {report.version or '?'}"
-    rows_meta = "".join(f"<tr><th>{e(str(k))}</th><td>{e(_fmt(v))}</td></tr>"
-                        for k, v in report.metadata.items())
+    rows_meta = "".join(
+        f"<tr><th>{e(str(k))}</th><td>{e(_fmt(v))}</td></tr>" for k, v in report.metadata.items()
+    )
     rows_checks = "".join(
-        f"<tr><td><code>{e(c.name)}</code></td><td class=status style=\"color:"
-        f"{_STATUS_COLOURS[c.status]}\">{e(c.status)}</td><td>{e(_fmt(c.figure))}</td>"
+        f'<tr><td><code>{e(c.name)}</code></td><td class=status style="color:'
+        f'{_STATUS_COLOURS[c.status]}">{e(c.status)}</td><td>{e(_fmt(c.figure))}</td>'
         f"<td>{e(c.message)}</td></tr>"
         for c in report.checks
     )
@@ -91,7 +99,7 @@ def _page(report: VerifyReport, figures: list[str]) -> str:
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
         f"<title>czbuild verify: {e(report.path.name)}</title><style>{_STYLE}</style></head>"
         f"<body><h1>{e(report.path.name)}</h1>"
-        f"<p>{e(kind)} &middot; <span class=status style=\"color:{colour}\">{verdict}</span>"
+        f'<p>{e(kind)} &middot; <span class=status style="color:{colour}">{verdict}</span>'
         f" &middot; {e(counts)}</p>"
         + ("<h2>Pictures</h2>" + "".join(figures) if figures else "")
         + "<h2>Checks</h2><table><tr><th>check</th><th>status</th><th>figure</th>"

@@ -48,8 +48,14 @@ def check_layout(
                 problems.append(f"{name!r} should be named {want!r}")
     if layout.license is not None and layout.license.name != LICENSE_NAME:
         problems.append(f"licence member {layout.license.name!r} should be named {LICENSE_NAME!r}")
-    _add(report, "container.layout", problems, strict,
-         "members in canonical order, stored, licence named license.txt", order=files)
+    _add(
+        report,
+        "container.layout",
+        problems,
+        strict,
+        "members in canonical order, stored, licence named license.txt",
+        order=files,
+    )
 
 
 def check_hygiene(
@@ -85,22 +91,52 @@ def check_hygiene(
             f"entry time {_fmt_time(times[0])} differs from the build's "
             f"{_fmt_time(tuple(expected_date_time))} (SOURCE_DATE_EPOCH)"
         )
-    _per_member(members, "external_attr", lambda m: m.external_attr != FILE_ATTR,
-                lambda m: oct(m.external_attr >> 16), "file mode other than 0o100644", problems)
-    _per_member(members, "create_system", lambda m: m.create_system != UNIX,
-                lambda m: m.create_system, "create_system other than 3 (Unix)", problems)
-    _per_member(members, "extra", lambda m: bool(m.extra), lambda m: len(m.extra),
-                "extra fields", problems)
-    _per_member(members, "flag", lambda m: bool(m.flag_bits & _DATA_DESCRIPTOR),
-                lambda m: m.flag_bits, "data descriptors", problems)
-    _per_member(members, "name", lambda m: not m.name.isascii(), lambda m: m.name,
-                "non-ASCII names", problems)
+    _per_member(
+        members,
+        "external_attr",
+        lambda m: m.external_attr != FILE_ATTR,
+        lambda m: oct(m.external_attr >> 16),
+        "file mode other than 0o100644",
+        problems,
+    )
+    _per_member(
+        members,
+        "create_system",
+        lambda m: m.create_system != UNIX,
+        lambda m: m.create_system,
+        "create_system other than 3 (Unix)",
+        problems,
+    )
+    _per_member(
+        members, "extra", lambda m: bool(m.extra), lambda m: len(m.extra), "extra fields", problems
+    )
+    _per_member(
+        members,
+        "flag",
+        lambda m: bool(m.flag_bits & _DATA_DESCRIPTOR),
+        lambda m: m.flag_bits,
+        "data descriptors",
+        problems,
+    )
+    _per_member(
+        members,
+        "name",
+        lambda m: not m.name.isascii(),
+        lambda m: m.name,
+        "non-ASCII names",
+        problems,
+    )
     if container.comment:
         problems.append(f"archive comment of {len(container.comment)} bytes")
     problems.extend(_metadata_problems(container, layout, metadata))
-    _add(report, "container.hygiene", problems, strict,
-         "fixed timestamps and attributes, canonical metadata bytes (reproducible)",
-         date_times=[_fmt_time(t) for t in times])
+    _add(
+        report,
+        "container.hygiene",
+        problems,
+        strict,
+        "fixed timestamps and attributes, canonical metadata bytes (reproducible)",
+        date_times=[_fmt_time(t) for t in times],
+    )
 
 
 def _expected_order(layout: Layout) -> list[str]:
@@ -128,7 +164,7 @@ def _metadata_problems(container: Container, layout: Layout, metadata: Any) -> l
         canonical = (
             metadata.to_json_bytes() if layout.family == "czann" else metadata.to_xml_bytes()
         )
-    except Exception as exc:  # noqa: BLE001 - valid metadata that cannot be serialised: a finding
+    except Exception as exc:
         return [f"metadata cannot be serialised canonically: {exc}"]
     if data != canonical:
         return [f"{layout.metadata.name} is not in the canonical serialisation (§2.3 / §3.2)"]
@@ -141,12 +177,23 @@ def _fmt_time(t: tuple[int, ...]) -> str:
 
 
 def _add(
-    report: VerifyReport, name: str, problems: list[str], strict: bool, ok_message: str,
+    report: VerifyReport,
+    name: str,
+    problems: list[str],
+    strict: bool,
+    ok_message: str,
     **details: Any,
 ) -> None:
     if not problems:
         report.add(name, PASSED, "canonical", ok_message, **details)
         return
     status = FAILED if strict else WARNING
-    report.add(name, status, f"{len(problems)} deviation(s)", "; ".join(problems),
-               problems=problems, strict=strict, **details)
+    report.add(
+        name,
+        status,
+        f"{len(problems)} deviation(s)",
+        "; ".join(problems),
+        problems=problems,
+        strict=strict,
+        **details,
+    )

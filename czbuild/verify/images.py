@@ -37,8 +37,12 @@ def encode_png(image: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
     header = struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 def enlarge(image: np.ndarray, minimum: int = MIN_DISPLAY) -> np.ndarray:
@@ -88,8 +92,11 @@ def render_error(
     error = np.asarray(error, np.float64)
     top = max(float(error.max()), tolerance * 10)
     ratio = np.log(np.maximum(error, tolerance) / tolerance) / np.log(top / tolerance)
-    t = np.where(error > tolerance, 0.4 + 0.6 * np.clip(ratio, 0.0, 1.0),
-                 0.3 * np.clip(error / tolerance, 0.0, 1.0))
+    t = np.where(
+        error > tolerance,
+        0.4 + 0.6 * np.clip(ratio, 0.0, 1.0),
+        0.3 * np.clip(error / tolerance, 0.0, 1.0),
+    )
     r = np.clip(t * 3, 0, 1)
     g = np.clip(t * 3 - 1, 0, 1)
     b = np.clip(t * 3 - 2, 0, 1)

@@ -204,9 +204,7 @@ def _legacy_layout(files: list[Member], problems: list[str]) -> Layout | None:
     legacy_id = marker.name[len(MODELID_PREFIX) :]
     stems = {xml.name[: -len(".xml")], model.name[: -len(".model")], legacy_id}
     if len(stems) != 1:
-        problems.append(
-            f"member ids disagree: {xml.name!r}, {model.name!r}, {marker.name!r}"
-        )
+        problems.append(f"member ids disagree: {xml.name!r}, {model.name!r}, {marker.name!r}")
         return None
     rest = [m for m in files if m not in (xml, model, marker)]
     if len(rest) > 1:

@@ -51,27 +51,48 @@ def _check_model(data: bytes, report: VerifyReport) -> Any:
         report.add("payload.model", FAILED, "not ONNX", f"the payload is not an ONNX model: {exc}")
         return None
     if not model.HasField("graph") or not model.graph.node:
-        report.add("payload.model", FAILED, "not ONNX",
-                   "the payload parses but holds no ONNX graph (not an ONNX model?)")
+        report.add(
+            "payload.model",
+            FAILED,
+            "not ONNX",
+            "the payload parses but holds no ONNX graph (not an ONNX model?)",
+        )
         return None
     problems: list[str] = []
     try:
         onnx.checker.check_model(model, full_check=True)
-    except Exception as exc:  # noqa: BLE001 - ValidationError, InferenceError and others
+    except Exception as exc:
         problems.append(f"onnx.checker: {type(exc).__name__}: {str(exc).strip()[:500]}")
-    external = [t.name for t in model.graph.initializer
-                if t.data_location == onnx.TensorProto.EXTERNAL or t.external_data]
+    external = [
+        t.name
+        for t in model.graph.initializer
+        if t.data_location == onnx.TensorProto.EXTERNAL or t.external_data
+    ]
     if external:
         problems.append(f"weights stored as external data: {external[:5]}")
     params = sum(_numel(t.dims) for t in model.graph.initializer)
-    details = {"nodes": len(model.graph.node), "parameters": params,
-               "producer": f"{model.producer_name} {model.producer_version}".strip()}
+    details = {
+        "nodes": len(model.graph.node),
+        "parameters": params,
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+    }
     if problems:
-        report.add("payload.model", FAILED, f"{len(problems)} problem(s)", "; ".join(problems),
-                   problems=problems, **details)
+        report.add(
+            "payload.model",
+            FAILED,
+            f"{len(problems)} problem(s)",
+            "; ".join(problems),
+            problems=problems,
+            **details,
+        )
         return None
-    report.add("payload.model", PASSED, f"{len(model.graph.node)} nodes, {params} weights",
-               "ONNX model loads, passes onnx.checker and embeds all weights", **details)
+    report.add(
+        "payload.model",
+        PASSED,
+        f"{len(model.graph.node)} nodes, {params} weights",
+        "ONNX model loads, passes onnx.checker and embeds all weights",
+        **details,
+    )
     return model
 
 
@@ -84,8 +105,10 @@ def _check_opset(model: Any, info: ModelInfo, report: VerifyReport) -> None:
     if opset is None:
         problems.append("no ai.onnx opset import")
     elif limit is not None and not vocab.MIN_OPSET <= opset <= limit:
-        problems.append(f"opset {opset} outside {vocab.MIN_OPSET}..{limit}, what "
-                        f"{info.family.upper()} {info.version} targets can run")
+        problems.append(
+            f"opset {opset} outside {vocab.MIN_OPSET}..{limit}, what "
+            f"{info.family.upper()} {info.version} targets can run"
+        )
     others = sorted(d for d in opsets if d not in _STANDARD_DOMAINS)
     if others:
         problems.append(f"non-standard opset domains {others}")
@@ -96,18 +119,31 @@ def _check_opset(model: Any, info: ModelInfo, report: VerifyReport) -> None:
         problems.append(f"{len(model.functions)} model-local functions")
     max_ir = vocab.MAX_IR_VERSION.get(info.version)
     if max_ir is not None and model.ir_version > max_ir:
-        problems.append(f"ir_version {model.ir_version} above {max_ir}, the highest the ONNX "
-                        f"Runtime of {info.family.upper()} {info.version} targets reads")
+        problems.append(
+            f"ir_version {model.ir_version} above {max_ir}, the highest the ONNX "
+            f"Runtime of {info.family.upper()} {info.version} targets reads"
+        )
     figure = f"opset {opset}, IR {model.ir_version}"
-    details = {"opset": opset, "max_opset": limit, "ir_version": model.ir_version,
-               "max_ir_version": max_ir, "domains": sorted(opsets)}
+    details = {
+        "opset": opset,
+        "max_opset": limit,
+        "ir_version": model.ir_version,
+        "max_ir_version": max_ir,
+        "domains": sorted(opsets),
+    }
     if problems:
-        report.add("payload.opset", FAILED, figure, "; ".join(problems), problems=problems,
-                   **details)
+        report.add(
+            "payload.opset", FAILED, figure, "; ".join(problems), problems=problems, **details
+        )
     else:
-        report.add("payload.opset", PASSED, figure,
-                   f"standard domain only, opset and IR version readable by "
-                   f"{info.family.upper()} {info.version} targets", **details)
+        report.add(
+            "payload.opset",
+            PASSED,
+            figure,
+            f"standard domain only, opset and IR version readable by "
+            f"{info.family.upper()} {info.version} targets",
+            **details,
+        )
 
 
 def _dims(value_info: Any) -> tuple[int, list[int | None]] | None:
@@ -129,10 +165,16 @@ def _check_io(model: Any, info: ModelInfo, report: VerifyReport) -> ModelInfo | 
     problems: list[str] = []
     warnings: list[str] = []
     if len(inputs) != 1 or len(outputs) != 1:
-        problems.append(f"{len(inputs)} inputs and {len(outputs)} outputs; exactly one each "
-                        "is required")
-        report.add("payload.io", FAILED, f"{len(inputs)} in / {len(outputs)} out",
-                   "; ".join(problems), problems=problems)
+        problems.append(
+            f"{len(inputs)} inputs and {len(outputs)} outputs; exactly one each is required"
+        )
+        report.add(
+            "payload.io",
+            FAILED,
+            f"{len(inputs)} in / {len(outputs)} out",
+            "; ".join(problems),
+            problems=problems,
+        )
         return None
     shapes = {}
     for role, value in (("input", inputs[0]), ("output", outputs[0])):
@@ -142,8 +184,10 @@ def _check_io(model: Any, info: ModelInfo, report: VerifyReport) -> ModelInfo | 
             continue
         elem_type, dims = parsed
         if elem_type != onnx.TensorProto.FLOAT:
-            problems.append(f"{role} {value.name!r} has element type "
-                            f"{onnx.TensorProto.DataType.Name(elem_type)}, not FLOAT (float32)")
+            problems.append(
+                f"{role} {value.name!r} has element type "
+                f"{onnx.TensorProto.DataType.Name(elem_type)}, not FLOAT (float32)"
+            )
         if not dims:
             problems.append(f"{role} {value.name!r} has no shape")
             continue
@@ -151,8 +195,13 @@ def _check_io(model: Any, info: ModelInfo, report: VerifyReport) -> ModelInfo | 
             problems.append(f"{role} batch dim is {dims[0]}; must be 1 or symbolic")
         shapes[role] = dims
     if problems:
-        report.add("payload.io", FAILED, f"{len(problems)} problem(s)", "; ".join(problems),
-                   problems=problems)
+        report.add(
+            "payload.io",
+            FAILED,
+            f"{len(problems)} problem(s)",
+            "; ".join(problems),
+            problems=problems,
+        )
         return None
     in_dims, out_dims = shapes["input"], shapes["output"]
     if info.family == "czmodel":
@@ -161,53 +210,81 @@ def _check_io(model: Any, info: ModelInfo, report: VerifyReport) -> ModelInfo | 
         _match("InputShape", in_dims, info.input_shape, problems)
         _match("OutputShape", out_dims, info.output_shape, problems)
     figure = f"{_fmt(in_dims)} -> {_fmt(out_dims)}"
-    details = {"input": _fmt(in_dims), "output": _fmt(out_dims),
-               "input_name": inputs[0].name, "output_name": outputs[0].name}
+    details = {
+        "input": _fmt(in_dims),
+        "output": _fmt(out_dims),
+        "input_name": inputs[0].name,
+        "output_name": outputs[0].name,
+    }
     if problems:
-        report.add("payload.io", FAILED, figure, "; ".join(problems + warnings),
-                   problems=problems, warnings=warnings, **details)
+        report.add(
+            "payload.io",
+            FAILED,
+            figure,
+            "; ".join(problems + warnings),
+            problems=problems,
+            warnings=warnings,
+            **details,
+        )
         return None
     status = WARNING if warnings else PASSED
-    message = "; ".join(warnings) if warnings else (
-        "one float32 input and output, batch 1 or symbolic, shapes agree with the metadata")
+    message = (
+        "; ".join(warnings)
+        if warnings
+        else ("one float32 input and output, batch 1 or symbolic, shapes agree with the metadata")
+    )
     report.add("payload.io", status, figure, message, warnings=warnings, **details)
     return info
 
 
-def _match(key: str, dims: list[int | None], shape: tuple[int, ...] | None,
-           problems: list[str]) -> None:
+def _match(
+    key: str, dims: list[int | None], shape: tuple[int, ...] | None, problems: list[str]
+) -> None:
     if shape is None:
         return
     if len(dims) != len(shape) + 1:
-        problems.append(f"model rank {len(dims)} (with batch) but {key} {list(shape)} needs "
-                        f"{len(shape) + 1}")
+        problems.append(
+            f"model rank {len(dims)} (with batch) but {key} {list(shape)} needs {len(shape) + 1}"
+        )
         return
     for axis, (have, want) in enumerate(zip(dims[1:], shape)):
         if have is not None and have != want:
             problems.append(f"{key}[{axis}] is {want} but the model's dim is {have}")
 
 
-def _legacy_shapes(in_dims: list[int | None], out_dims: list[int | None], info: ModelInfo,
-                   problems: list[str], warnings: list[str]) -> ModelInfo:
+def _legacy_shapes(
+    in_dims: list[int | None],
+    out_dims: list[int | None],
+    info: ModelInfo,
+    problems: list[str],
+    warnings: list[str],
+) -> ModelInfo:
     if len(in_dims) != 4 or len(out_dims) != 4:
-        problems.append(f"legacy models are 2D: input rank {len(in_dims)}, output rank "
-                        f"{len(out_dims)}, both must be 4 (N, H, W, C)")
+        problems.append(
+            f"legacy models are 2D: input rank {len(in_dims)}, output rank "
+            f"{len(out_dims)}, both must be 4 (N, H, W, C)"
+        )
         return info
     if any(d is None for d in in_dims[1:]):
         problems.append(f"legacy models need fixed H, W and C, input is {_fmt(in_dims)}")
     if out_dims[-1] is not None and info.classes and out_dims[-1] != len(info.classes):
-        problems.append(f"the model outputs {out_dims[-1]} channels but the metadata lists "
-                        f"{len(info.classes)} classes")
+        problems.append(
+            f"the model outputs {out_dims[-1]} channels but the metadata lists "
+            f"{len(info.classes)} classes"
+        )
     for axis in (1, 2):
         if None not in (in_dims[axis], out_dims[axis]) and in_dims[axis] != out_dims[axis]:
-            problems.append(f"output spatial size {_fmt(out_dims)} differs from input "
-                            f"{_fmt(in_dims)}")
+            problems.append(
+                f"output spatial size {_fmt(out_dims)} differs from input {_fmt(in_dims)}"
+            )
             break
     channels = in_dims[-1]
     expected = sum(vocab.PIXEL_TYPE_CHANNELS.get(p, 0) for p in info.pixel_types)
     if channels is not None and info.pixel_types and channels != expected:
-        warnings.append(f"pixel types {list(info.pixel_types)} carry {expected} channel(s) but "
-                        f"the model takes {channels} (§6 rule 13; ZEN behaviour unconfirmed)")
+        warnings.append(
+            f"pixel types {list(info.pixel_types)} carry {expected} channel(s) but "
+            f"the model takes {channels} (§6 rule 13; ZEN behaviour unconfirmed)"
+        )
     if problems:
         return info
     h, w, c = in_dims[1], in_dims[2], in_dims[3]

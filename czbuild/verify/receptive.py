@@ -58,8 +58,9 @@ def measure(
     probes[:, cy, cx, :] = (low + high) - probes[:, cy, cx, :]
     # Make sure the perturbation is large even where the base value sits mid-range.
     mid = np.abs(probes[:, cy, cx, :] - bases[:, cy, cx, :]) < 0.25 * (high - low)
-    probes[:, cy, cx, :] = np.where(mid, np.where(bases[:, cy, cx, :] < (low + high) / 2,
-                                                  high, low), probes[:, cy, cx, :])
+    probes[:, cy, cx, :] = np.where(
+        mid, np.where(bases[:, cy, cx, :] < (low + high) / 2, high, low), probes[:, cy, cx, :]
+    )
     out = np.asarray(predict(np.concatenate([bases, probes])), dtype=np.float64)
     y0, y1 = out[:TRIALS], out[TRIALS:]
     scale = max(1.0, float(np.max(np.abs(y0))))

@@ -30,23 +30,27 @@ def expected_fields(variant: Any) -> dict[str, Any]:
     family = "czann" if spec.format == "czann" else "czmodel"
     fields: dict[str, Any] = {"Format": family, "FormatVersion": spec.format_version}
     if family == "czann":
-        fields.update({
-            "Type": md.type,
-            "Classes": _plain(md.classes) if md.classes is not None else None,
-            "ModelName": md.model_name,
-            "MinOverlap": _plain(md.min_overlap) if md.min_overlap is not None else None,
-            "Scaling": _plain(md.scaling) if md.scaling is not None else None,
-        })
+        fields.update(
+            {
+                "Type": md.type,
+                "Classes": _plain(md.classes) if md.classes is not None else None,
+                "ModelName": md.model_name,
+                "MinOverlap": _plain(md.min_overlap) if md.min_overlap is not None else None,
+                "Scaling": _plain(md.scaling) if md.scaling is not None else None,
+            }
+        )
         if spec.spatial_dims is not None:
             fields["InputShape tile"] = _plain(spec.spatial_dims)
     else:
-        fields.update({
-            "Classes": _plain(md.classes or ()),
-            "ModelName": md.model_name,
-            "BorderSize": int(md.border_size or 0),
-            "PixelTypes": _plain(md.pixel_type or ()),
-            "ColorHandling": md.color_handling,
-        })
+        fields.update(
+            {
+                "Classes": _plain(md.classes or ()),
+                "ModelName": md.model_name,
+                "BorderSize": int(md.border_size or 0),
+                "PixelTypes": _plain(md.pixel_type or ()),
+                "ColorHandling": md.color_handling,
+            }
+        )
     if md.id is not None:
         fields["Id"] = md.id.lower()
     return fields
@@ -78,24 +82,41 @@ def check_recipe_metadata(report: VerifyReport, variant: Any) -> None:
         return
     expected = expected_fields(variant)
     actual = actual_fields(report, expected)
-    differing = {k: {"artifact": actual.get(k), "recipe": v} for k, v in expected.items()
-                 if not _same(actual.get(k), v)}
+    differing = {
+        k: {"artifact": actual.get(k), "recipe": v}
+        for k, v in expected.items()
+        if not _same(actual.get(k), v)
+    }
     name = getattr(variant, "name", "the recipe")
     if differing:
-        problems = [f"{k}: artifact {d['artifact']!r}, recipe {d['recipe']!r}"
-                    for k, d in differing.items()]
-        report.add(NAME, FAILED, f"{len(differing)} field(s) differ",
-                   f"the metadata differs from what {name} resolves to: " + "; ".join(problems),
-                   differing=differing, expected=expected)
+        problems = [
+            f"{k}: artifact {d['artifact']!r}, recipe {d['recipe']!r}" for k, d in differing.items()
+        ]
+        report.add(
+            NAME,
+            FAILED,
+            f"{len(differing)} field(s) differ",
+            f"the metadata differs from what {name} resolves to: " + "; ".join(problems),
+            differing=differing,
+            expected=expected,
+        )
     else:
-        report.add(NAME, PASSED, f"{len(expected)} fields",
-                   f"the metadata matches {name} ({', '.join(expected)})", expected=expected)
+        report.add(
+            NAME,
+            PASSED,
+            f"{len(expected)} fields",
+            f"the metadata matches {name} ({', '.join(expected)})",
+            expected=expected,
+        )
 
 
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not (
-            isinstance(a, bool) or isinstance(b, bool)):
+    if (
+        isinstance(a, (int, float))
+        and isinstance(b, (int, float))
+        and not (isinstance(a, bool) or isinstance(b, bool))
+    ):
         return float(a) == float(b)
     return bool(a == b)

@@ -2,8 +2,9 @@
 
 A runner is a callable ``runner(x) -> y`` on batches; models whose batch dim is fixed to 1 are
 fed one tile at a time, others at most about a megapixel per call (:data:`PIXELS_PER_CALL`),
-so a batch of large tiles does not multiply the peak memory of the run. ONNX payloads run in onnxruntime (imported lazily, single-threaded on
-the CPU), zipped SavedModel payloads through their serving signature in TensorFlow.
+so a batch of large tiles does not multiply the peak memory of the run. ONNX payloads run in
+onnxruntime (imported lazily, single-threaded on the CPU), zipped SavedModel payloads through
+their serving signature in TensorFlow.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ class Runner:
         step = 1 if self.fixed_batch else max(1, PIXELS_PER_CALL // max(pixels, 1))
         if x.shape[0] <= step:
             return self._run(x)
-        return np.concatenate([self._run(x[i : i + step]) for i in range(0, x.shape[0], step)],
-                              axis=0)
+        return np.concatenate(
+            [self._run(x[i : i + step]) for i in range(0, x.shape[0], step)], axis=0
+        )
 
     def _run(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -46,8 +46,12 @@ def check_savedmodel(
             return None
         signature, keepalive = loaded
         result = _check_io(signature, keepalive, info, report, tmp)
-        report.add("payload.opset", SKIPPED, None,
-                   "SavedModel payload: no ONNX opset (TF 2.0.0 op availability not checked)")
+        report.add(
+            "payload.opset",
+            SKIPPED,
+            None,
+            "SavedModel payload: no ONNX opset (TF 2.0.0 op availability not checked)",
+        )
         _hygiene(nested, report, strict)
         if result is None:
             tmp.cleanup()
@@ -60,9 +64,13 @@ def check_savedmodel(
 def _read_nested(data: bytes, report: VerifyReport, max_bytes: int) -> Container | None:
     try:
         nested, problems = read_zip(data, max_bytes=max_bytes)
-    except Exception as exc:  # noqa: BLE001 - BadZipFile, EOFError, ...
-        report.add("payload.model", FAILED, "unreadable",
-                   f"the SavedModel payload is not a readable ZIP archive: {exc}")
+    except Exception as exc:
+        report.add(
+            "payload.model",
+            FAILED,
+            "unreadable",
+            f"the SavedModel payload is not a readable ZIP archive: {exc}",
+        )
         return None
     for member in nested.members:
         reason = unsafe_name_reason(member.name)
@@ -76,8 +84,13 @@ def _read_nested(data: bytes, report: VerifyReport, max_bytes: int) -> Container
     if "saved_model.pb" not in names:
         problems.append("no saved_model.pb at the root of the payload")
     if problems:
-        report.add("payload.model", FAILED, f"{len(problems)} problem(s)", "; ".join(problems),
-                   problems=problems)
+        report.add(
+            "payload.model",
+            FAILED,
+            f"{len(problems)} problem(s)",
+            "; ".join(problems),
+            problems=problems,
+        )
         return None
     return nested
 
@@ -100,23 +113,40 @@ def _load(root: Path, report: VerifyReport) -> tuple[Any, Any] | None:
 
     try:
         loaded = tf.saved_model.load(str(root))
-    except Exception as exc:  # noqa: BLE001 - TF raises many types for corrupt SavedModels
-        report.add("payload.model", FAILED, "unloadable",
-                   f"tf.saved_model.load failed: {type(exc).__name__}: {str(exc)[:300]}")
+    except Exception as exc:
+        report.add(
+            "payload.model",
+            FAILED,
+            "unloadable",
+            f"tf.saved_model.load failed: {type(exc).__name__}: {str(exc)[:300]}",
+        )
         return None
     signatures = getattr(loaded, "signatures", {})
     if "serving_default" not in signatures:
-        report.add("payload.model", FAILED, "no serving signature",
-                   f"the SavedModel has no serving_default signature ({sorted(signatures)})")
+        report.add(
+            "payload.model",
+            FAILED,
+            "no serving signature",
+            f"the SavedModel has no serving_default signature ({sorted(signatures)})",
+        )
         return None
-    report.add("payload.model", PASSED, "SavedModel",
-               "zipped SavedModel unpacks safely and loads with a serving_default signature",
-               signatures=sorted(signatures))
+    report.add(
+        "payload.model",
+        PASSED,
+        "SavedModel",
+        "zipped SavedModel unpacks safely and loads with a serving_default signature",
+        signatures=sorted(signatures),
+    )
     return signatures["serving_default"], loaded
 
 
-def _check_io(signature: Any, keepalive: Any, info: ModelInfo, report: VerifyReport,
-              tmp: tempfile.TemporaryDirectory) -> tuple[ModelInfo, SavedModelRunner] | None:
+def _check_io(
+    signature: Any,
+    keepalive: Any,
+    info: ModelInfo,
+    report: VerifyReport,
+    tmp: tempfile.TemporaryDirectory,
+) -> tuple[ModelInfo, SavedModelRunner] | None:
     import tensorflow as tf
 
     _, kwargs = signature.structured_input_signature
@@ -124,11 +154,15 @@ def _check_io(signature: Any, keepalive: Any, info: ModelInfo, report: VerifyRep
     problems: list[str] = []
     if len(kwargs) != 1 or not isinstance(outputs, dict) or len(outputs) != 1:
         n_out = len(outputs) if isinstance(outputs, dict) else "?"
-        report.add("payload.io", FAILED, f"{len(kwargs)} in / {n_out} out",
-                   "the serving signature must have exactly one input and one output")
+        report.add(
+            "payload.io",
+            FAILED,
+            f"{len(kwargs)} in / {n_out} out",
+            "the serving signature must have exactly one input and one output",
+        )
         return None
-    (in_name, in_spec), = kwargs.items()
-    (out_name, out_spec), = outputs.items()
+    ((in_name, in_spec),) = kwargs.items()
+    ((out_name, out_spec),) = outputs.items()
     in_dims = list(in_spec.shape.as_list()) if in_spec.shape.rank is not None else []
     out_dims = list(out_spec.shape.as_list()) if out_spec.shape.rank is not None else []
     for role, spec in (("input", in_spec), ("output", out_spec)):
@@ -142,19 +176,28 @@ def _check_io(signature: Any, keepalive: Any, info: ModelInfo, report: VerifyRep
         if any(d is None for d in in_dims[1:]):
             problems.append(f"legacy models need fixed H, W and C, input is {in_dims}")
         if info.classes and out_dims[-1] not in (None, len(info.classes)):
-            problems.append(f"the model outputs {out_dims[-1]} channels but the metadata lists "
-                            f"{len(info.classes)} classes")
-        if info.input_shape is not None and None not in in_dims[1:] and \
-                tuple(in_dims[1:]) != tuple(info.input_shape):
-            problems.append(f"input {in_dims[1:]} differs from InputShape "
-                            f"{list(info.input_shape)}")
+            problems.append(
+                f"the model outputs {out_dims[-1]} channels but the metadata lists "
+                f"{len(info.classes)} classes"
+            )
+        if (
+            info.input_shape is not None
+            and None not in in_dims[1:]
+            and tuple(in_dims[1:]) != tuple(info.input_shape)
+        ):
+            problems.append(f"input {in_dims[1:]} differs from InputShape {list(info.input_shape)}")
     figure = f"{_fmt(in_dims)} -> {_fmt(out_dims)}"
     if problems:
         report.add("payload.io", FAILED, figure, "; ".join(problems), problems=problems)
         return None
-    report.add("payload.io", PASSED, figure,
-               "serving signature: one float32 input and output of the expected shapes",
-               input_name=in_name, output_name=out_name)
+    report.add(
+        "payload.io",
+        PASSED,
+        figure,
+        "serving signature: one float32 input and output of the expected shapes",
+        input_name=in_name,
+        output_name=out_name,
+    )
     h, w, c = in_dims[1:]
     n = out_dims[-1] if out_dims[-1] is not None else len(info.classes or ())
     filled = info if info.input_shape is not None else info.with_shapes((h, w, c), (h, w, n))
@@ -180,12 +223,20 @@ def _hygiene(nested: Container, report: VerifyReport, strict: bool) -> None:
     if any(m.compress_type != 0 for m in nested.members):
         problems.append("compressed entries")
     if not problems:
-        report.add("payload.hygiene", PASSED, "canonical",
-                   "nested SavedModel zip: sorted paths, fixed times and modes, stored")
+        report.add(
+            "payload.hygiene",
+            PASSED,
+            "canonical",
+            "nested SavedModel zip: sorted paths, fixed times and modes, stored",
+        )
         return
-    report.add("payload.hygiene", FAILED if strict else WARNING,
-               f"{len(problems)} deviation(s)", "nested SavedModel zip: " + "; ".join(problems),
-               problems=problems)
+    report.add(
+        "payload.hygiene",
+        FAILED if strict else WARNING,
+        f"{len(problems)} deviation(s)",
+        "nested SavedModel zip: " + "; ".join(problems),
+        problems=problems,
+    )
 
 
 def _skip(report: VerifyReport, reason: str, *, hygiene: bool = True) -> None:

@@ -37,18 +37,26 @@ def check_semantics(
     x = random_tiles(info, info.input_shape, RANDOM_TILES, seed)
     try:
         y = predict(x)
-    except Exception as exc:  # noqa: BLE001 - a runtime failure of the packaged model is a finding
-        report.add(NAME, FAILED, "does not run",
-                   f"the packaged model fails on a {list(x.shape)} input: "
-                   f"{type(exc).__name__}: {str(exc)[:300]}")
+    except Exception as exc:
+        report.add(
+            NAME,
+            FAILED,
+            "does not run",
+            f"the packaged model fails on a {list(x.shape)} input: "
+            f"{type(exc).__name__}: {str(exc)[:300]}",
+        )
         return None
     expected = (x.shape[0], *info.output_shape)
     low, high = info.input_range
     details = {"inputs": int(x.shape[0]), "input_range": [low, high], "tolerance": tolerance}
     if tuple(y.shape) != expected:
-        report.add(NAME, FAILED, f"shape {list(y.shape)}",
-                   f"output shape {list(y.shape)} differs from the declared {list(expected)}",
-                   **details)
+        report.add(
+            NAME,
+            FAILED,
+            f"shape {list(y.shape)}",
+            f"output shape {list(y.shape)} differs from the declared {list(expected)}",
+            **details,
+        )
         return x, y
     if not np.all(np.isfinite(y)):
         report.add(NAME, FAILED, "non-finite", "the output contains NaN or infinity", **details)
@@ -63,26 +71,48 @@ def check_semantics(
         if lo < -tolerance or hi > 1.0 + tolerance:
             problems.append(f"values in [{lo:.3g}, {hi:.3g}], outside [0, 1]")
         if dev > tolerance:
-            problems.append(f"class probabilities sum to 1 only within {dev:.3g} "
-                            "(softmax missing? a sigmoid head needs sigmoid_to_softmax_scores)")
+            problems.append(
+                f"class probabilities sum to 1 only within {dev:.3g} "
+                "(softmax missing? a sigmoid head needs sigmoid_to_softmax_scores)"
+            )
         figure = f"max |sum-1| {dev:.2g}"
         if problems:
             report.add(NAME, FAILED, figure, "; ".join(problems), **details)
         else:
-            report.add(NAME, PASSED, figure,
-                       f"per-pixel probabilities over {y.shape[-1]} classes on "
-                       f"{x.shape[0]} seeded tiles in [{low:g}, {high:g}]", **details)
+            report.add(
+                NAME,
+                PASSED,
+                figure,
+                f"per-pixel probabilities over {y.shape[-1]} classes on "
+                f"{x.shape[0]} seeded tiles in [{low:g}, {high:g}]",
+                **details,
+            )
     elif info.kind == REGRESSION:
         figure = f"range [{lo:.3g}, {hi:.3g}]"
         if lo < -tolerance or hi > 1.0 + tolerance:
-            report.add(NAME, FAILED, figure,
-                       f"regression output in [{lo:.3g}, {hi:.3g}], outside [0, 1] "
-                       "(add a sigmoid or clip)", **details)
+            report.add(
+                NAME,
+                FAILED,
+                figure,
+                f"regression output in [{lo:.3g}, {hi:.3g}], outside [0, 1] "
+                "(add a sigmoid or clip)",
+                **details,
+            )
         else:
-            report.add(NAME, PASSED, figure, f"regression output within [0, 1] on "
-                       f"{x.shape[0]} seeded tiles in [{low:g}, {high:g}]", **details)
+            report.add(
+                NAME,
+                PASSED,
+                figure,
+                f"regression output within [0, 1] on "
+                f"{x.shape[0]} seeded tiles in [{low:g}, {high:g}]",
+                **details,
+            )
     else:
-        report.add(NAME, SKIPPED, None,
-                   f"Type {info.type} has an unpublished output encoding; ran, not checked",
-                   **details)
+        report.add(
+            NAME,
+            SKIPPED,
+            None,
+            f"Type {info.type} has an unpublished output encoding; ran, not checked",
+            **details,
+        )
     return x, y

@@ -133,11 +133,17 @@ def load_source(
 
     model = load_model(source, custom_objects=custom_objects)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ModelError(f"source model has {len(model.inputs)} inputs and "
-                         f"{len(model.outputs)} outputs; the reference needs one each")
+        raise ModelError(
+            f"source model has {len(model.inputs)} inputs and "
+            f"{len(model.outputs)} outputs; the reference needs one each"
+        )
     origin = source if isinstance(source, (str, os.PathLike)) else "source model"
-    return SourceChain(model, _ops(preprocessing, "preprocessing"),
-                       _ops(postprocessing, "postprocessing"), str(origin))
+    return SourceChain(
+        model,
+        _ops(preprocessing, "preprocessing"),
+        _ops(postprocessing, "postprocessing"),
+        str(origin),
+    )
 
 
 def from_variant(variant: Any, *, source: Any = None) -> SourceChain:
@@ -155,8 +161,12 @@ def from_variant(variant: Any, *, source: Any = None) -> SourceChain:
             from czbuild.keras.sources import load_custom_objects
 
             custom = load_custom_objects(variant.custom_object_files)
-    return load_source(source, preprocessing=spec.preprocessing,
-                       postprocessing=spec.postprocessing, custom_objects=custom)
+    return load_source(
+        source,
+        preprocessing=spec.preprocessing,
+        postprocessing=spec.postprocessing,
+        custom_objects=custom,
+    )
 
 
 def _ops(chain: Sequence[Any], where: str) -> tuple[dict[str, Any], ...]:

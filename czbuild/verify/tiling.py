@@ -120,14 +120,20 @@ def check_tiling(
     declared = info.overlap is not None
     overlap = tuple(info.overlap) if declared else (0, 0)
     if overlap[0] >= th or overlap[1] >= tw:
-        report.add(SEAMS, FAILED, f"overlap {list(overlap)}",
-                   f"the overlap {list(overlap)} is not smaller than the tile {[th, tw]}: "
-                   "ZEN cannot tile with it")
+        report.add(
+            SEAMS,
+            FAILED,
+            f"overlap {list(overlap)}",
+            f"the overlap {list(overlap)} is not smaller than the tile {[th, tw]}: "
+            "ZEN cannot tile with it",
+        )
         skip_all(report, "the declared overlap is not smaller than the tile", (FIELD, MIN_OVERLAP))
         return {}
     if reference is None:
-        reason = ("no source model: verify with a recipe (--recipe) or a source model to "
-                  "compare tiled inference with the whole-image prediction")
+        reason = (
+            "no source model: verify with a recipe (--recipe) or a source model to "
+            "compare tiled inference with the whole-image prediction"
+        )
         skip_all(report, reason, (SEAMS,))
         _field_on_packaged(runner, info, report, overlap, seed)
         skip_all(report, reason, (MIN_OVERLAP,))
@@ -140,9 +146,12 @@ def check_tiling(
     chain = freeze_statistics(reference.preprocessing, image)
     try:
         whole = reference.predict(image, preprocessing=chain)[0]
-    except Exception as exc:  # noqa: BLE001 - never crash: reported as a finding
-        skip_all(report, f"the source model cannot predict the whole {size[0]}x{size[1]} "
-                 f"image ({type(exc).__name__}: {str(exc)[:200]}); not fully convolutional?")
+    except Exception as exc:
+        skip_all(
+            report,
+            f"the source model cannot predict the whole {size[0]}x{size[1]} "
+            f"image ({type(exc).__name__}: {str(exc)[:200]}); not fully convolutional?",
+        )
         return {}
     dependent = reference.tiling_dependent
     use_reference = dependent or reference_tiles or proxy
@@ -153,61 +162,103 @@ def check_tiling(
 
     def seam_error(o: int) -> float:
         if o not in runs:
-            runs[o] = float(error_map(run_tiled(tile_predict, image, (th, tw), (o, o)).output,
-                                      whole).max())
+            runs[o] = float(
+                error_map(run_tiled(tile_predict, image, (th, tw), (o, o)).output, whole).max()
+            )
         return runs[o]
 
     run = run_tiled(tile_predict, image, (th, tw), overlap)  # type: ignore[arg-type]
     err = error_map(run.output, whole)
-    images = {"input": image[0], "output": run.output, "seam_error": err,
-              "cuts": _cuts(run, size)}
-    per_tile: Predict = (reference.predict if (reference_tiles or proxy) else runner)
-    _seams(report, run, err, whole, overlap, declared, dependent, per_tile, image, tolerance,
-           reference_tiles, artifact_tile if proxy else None)
+    images = {"input": image[0], "output": run.output, "seam_error": err, "cuts": _cuts(run, size)}
+    per_tile: Predict = reference.predict if (reference_tiles or proxy) else runner
+    _seams(
+        report,
+        run,
+        err,
+        whole,
+        overlap,
+        declared,
+        dependent,
+        per_tile,
+        image,
+        tolerance,
+        reference_tiles,
+        artifact_tile if proxy else None,
+    )
     if use_reference and not proxy:
         images["output"] = run_tiled(runner, image, (th, tw), overlap).output  # type: ignore
     seams = report.get(SEAMS)
-    if analysis == NEVER or (analysis == ON_FAILURE and seams is not None
-                             and seams.status != FAILED):
-        skip_all(report, "overlap analysis not requested (it runs when tiling.seams fails; "
-                 "`czbuild verify` or the recipe's verify.overlap_analysis: true run it always)",
-                 (FIELD, MIN_OVERLAP))
+    if analysis == NEVER or (
+        analysis == ON_FAILURE and seams is not None and seams.status != FAILED
+    ):
+        skip_all(
+            report,
+            "overlap analysis not requested (it runs when tiling.seams fails; "
+            "`czbuild verify` or the recipe's verify.overlap_analysis: true run it always)",
+            (FIELD, MIN_OVERLAP),
+        )
         return images
     probe = (2 * th, 2 * tw)  # radii up to a tile: every overlap below the tile size
-    field = receptive.measure(lambda x: reference.predict(x, preprocessing=chain),
-                              (*probe, channels), info.input_range, seed=seed + 7)
+    field = receptive.measure(
+        lambda x: reference.predict(x, preprocessing=chain),
+        (*probe, channels),
+        info.input_range,
+        seed=seed + 7,
+    )
     _field(report, field, overlap, f"source model ({probe[0]}x{probe[1]} probe)")
-    _min_overlap(report, tile_predict, image, whole, (th, tw), overlap, tolerance, seam_error,
-                 field)
+    _min_overlap(
+        report, tile_predict, image, whole, (th, tw), overlap, tolerance, seam_error, field
+    )
     return images
 
 
-def _seams(report: VerifyReport, run: TiledRun, err: np.ndarray, whole: np.ndarray,
-           overlap: tuple[int, ...], declared: bool, dependent: bool, runner: Predict,
-           image: np.ndarray, tolerance: float, reference_tiles: bool,
-           artifact_tile: tuple[int, int] | None = None) -> None:
+def _seams(
+    report: VerifyReport,
+    run: TiledRun,
+    err: np.ndarray,
+    whole: np.ndarray,
+    overlap: tuple[int, ...],
+    declared: bool,
+    dependent: bool,
+    runner: Predict,
+    image: np.ndarray,
+    tolerance: float,
+    reference_tiles: bool,
+    artifact_tile: tuple[int, int] | None = None,
+) -> None:
     seam = float(err.max())
     where = np.unravel_index(int(np.argmax(err)), err.shape)
     details: dict[str, Any] = {
-        "max_seam_error": seam, "overlap": list(overlap), "overlap_declared": declared,
-        "tolerance": tolerance, "image_size": list(err.shape), "tiles": run.count,
-        "tile_starts_y": run.ys, "tile_starts_x": run.xs, "max_at": [int(where[0]), int(where[1])],
+        "max_seam_error": seam,
+        "overlap": list(overlap),
+        "overlap_declared": declared,
+        "tolerance": tolerance,
+        "image_size": list(err.shape),
+        "tiles": run.count,
+        "tile_starts_y": run.ys,
+        "tile_starts_x": run.xs,
+        "max_at": [int(where[0]), int(where[1])],
         "pixels_over_tolerance": int(np.count_nonzero(err > tolerance)),
         "tiling_dependent_preprocessing": dependent,
-        "tiles_predicted_by": ("reference" if dependent or reference_tiles or artifact_tile
-                               else "packaged model"),
+        "tiles_predicted_by": (
+            "reference" if dependent or reference_tiles or artifact_tile else "packaged model"
+        ),
     }
     note = "" if declared else " (no overlap declared: simulated with 0)"
     if artifact_tile is not None:
         tile = list(run.tiles.shape[1:3])
         details["proxy_tile"] = tile
         details["artifact_tile"] = list(artifact_tile)
-        note += (f"; simulated on proxy tiles {tile} (the artifact's {list(artifact_tile)} "
-                 f"modulo {PROXY_MODULUS}, bounded for builds) predicted with the source model, "
-                 "which fidelity ties to the artifact")
+        note += (
+            f"; simulated on proxy tiles {tile} (the artifact's {list(artifact_tile)} "
+            f"modulo {PROXY_MODULUS}, bounded for builds) predicted with the source model, "
+            "which fidelity ties to the artifact"
+        )
     if reference_tiles and not dependent:
-        note += ("; fidelity failed, so the tiles were predicted with the source model to "
-                 "measure border effects alone")
+        note += (
+            "; fidelity failed, so the tiles were predicted with the source model to "
+            "measure border effects alone"
+        )
     effect = None
     if dependent:
         # The real per-tile statistics: the packaged model (or, when it cannot run these
@@ -216,98 +267,175 @@ def _seams(report: VerifyReport, run: TiledRun, err: np.ndarray, whole: np.ndarr
         effect = float(error_map(tiled.output, whole).max())
         details["per_tile_statistics_effect"] = effect
         details["per_tile_statistics_predicted_by"] = (
-            "reference" if reference_tiles or artifact_tile is not None else "packaged model")
-        note += (f"; per-tile standardisation measured with whole-image statistics (per-tile "
-                 f"statistics change the output by up to {effect:.3g}, which no overlap fixes)")
+            "reference" if reference_tiles or artifact_tile is not None else "packaged model"
+        )
+        note += (
+            f"; per-tile standardisation measured with whole-image statistics (per-tile "
+            f"statistics change the output by up to {effect:.3g}, which no overlap fixes)"
+        )
     figure = f"max seam error {seam:.2g}"
     if seam > tolerance:
-        report.add(SEAMS, FAILED, figure,
-                   f"tiled inference with overlap {list(overlap)} differs from the whole-image "
-                   f"prediction by up to {seam:.3g} (> {tolerance:g}) at pixel "
-                   f"{list(details['max_at'])}: overlap too small for the model's border "
-                   f"effects{note}", **details)
+        report.add(
+            SEAMS,
+            FAILED,
+            figure,
+            f"tiled inference with overlap {list(overlap)} differs from the whole-image "
+            f"prediction by up to {seam:.3g} (> {tolerance:g}) at pixel "
+            f"{list(details['max_at'])}: overlap too small for the model's border "
+            f"effects{note}",
+            **details,
+        )
     elif effect is not None and effect > tolerance:
-        report.add(SEAMS, WARNING, f"per-tile statistics {effect:.2g}",
-                   f"per-tile standardisation (per_image_standardization) changes the tiled "
-                   f"output by up to {effect:.3g} (> {tolerance:g}) against whole-image "
-                   f"statistics: ZEN shows tile boundaries, and no overlap fixes that "
-                   f"(border effects alone: max seam error {seam:.2g} with overlap "
-                   f"{list(overlap)}){note}", **details)
+        report.add(
+            SEAMS,
+            WARNING,
+            f"per-tile statistics {effect:.2g}",
+            f"per-tile standardisation (per_image_standardization) changes the tiled "
+            f"output by up to {effect:.3g} (> {tolerance:g}) against whole-image "
+            f"statistics: ZEN shows tile boundaries, and no overlap fixes that "
+            f"(border effects alone: max seam error {seam:.2g} with overlap "
+            f"{list(overlap)}){note}",
+            **details,
+        )
     else:
-        report.add(SEAMS, PASSED, figure,
-                   f"{run.count} tiles with overlap {list(overlap)} stitch to the whole-image "
-                   f"prediction within {tolerance:g}{note}", **details)
+        report.add(
+            SEAMS,
+            PASSED,
+            figure,
+            f"{run.count} tiles with overlap {list(overlap)} stitch to the whole-image "
+            f"prediction within {tolerance:g}{note}",
+            **details,
+        )
 
 
-def _field(report: VerifyReport, field: receptive.ReceptiveField, overlap: tuple[int, ...],
-           method: str) -> None:
+def _field(
+    report: VerifyReport, field: receptive.ReceptiveField, overlap: tuple[int, ...], method: str
+) -> None:
     ry, rx = field.radius
     bound = "" if field.bounded else ">= "
     figure = f"radius {bound}{max(ry, rx)} px"
-    details = {"radius": [ry, rx], "bounded": field.bounded, "probe_size": list(field.size),
-               "method": method, "overlap": list(overlap),
-               "overlap_for_radius": list(field.overlap), "threshold": receptive.THRESHOLD}
+    details = {
+        "radius": [ry, rx],
+        "bounded": field.bounded,
+        "probe_size": list(field.size),
+        "method": method,
+        "overlap": list(overlap),
+        "overlap_for_radius": list(field.overlap),
+        "threshold": receptive.THRESHOLD,
+    }
     if not field.bounded:
-        report.add(FIELD, WARNING, figure,
-                   f"a one-pixel change reaches the border of the {field.size[0]}x"
-                   f"{field.size[1]} probe ({method}): the model is not local at this scale "
-                   "(global pooling, per-tile statistics or a very deep network)", **details)
+        report.add(
+            FIELD,
+            WARNING,
+            figure,
+            f"a one-pixel change reaches the border of the {field.size[0]}x"
+            f"{field.size[1]} probe ({method}): the model is not local at this scale "
+            "(global pooling, per-tile statistics or a very deep network)",
+            **details,
+        )
     elif overlap[0] < field.overlap[0] or overlap[1] < field.overlap[1]:
-        report.add(FIELD, WARNING, figure,
-                   f"overlap {list(overlap)} is below 2 x receptive radius "
-                   f"(= {list(field.overlap)}): border effects can reach the stitched output "
-                   "(tiling.seams measures by how much)", **details)
+        report.add(
+            FIELD,
+            WARNING,
+            figure,
+            f"overlap {list(overlap)} is below 2 x receptive radius "
+            f"(= {list(field.overlap)}): border effects can reach the stitched output "
+            "(tiling.seams measures by how much)",
+            **details,
+        )
     else:
-        report.add(FIELD, PASSED, figure,
-                   f"overlap {list(overlap)} covers 2 x receptive radius "
-                   f"(= {list(field.overlap)}) ({method})", **details)
+        report.add(
+            FIELD,
+            PASSED,
+            figure,
+            f"overlap {list(overlap)} covers 2 x receptive radius "
+            f"(= {list(field.overlap)}) ({method})",
+            **details,
+        )
 
 
-def _field_on_packaged(runner: Predict, info: ModelInfo, report: VerifyReport,
-                       overlap: tuple[int, ...], seed: int) -> None:
+def _field_on_packaged(
+    runner: Predict, info: ModelInfo, report: VerifyReport, overlap: tuple[int, ...], seed: int
+) -> None:
     assert info.input_shape is not None
     try:
-        field = receptive.measure(runner, tuple(info.input_shape),  # type: ignore[arg-type]
-                                  info.input_range, seed=seed + 7)
-    except Exception as exc:  # noqa: BLE001 - never crash: reported as a finding
+        field = receptive.measure(
+            runner,
+            tuple(info.input_shape),  # type: ignore[arg-type]
+            info.input_range,
+            seed=seed + 7,
+        )
+    except Exception as exc:
         report.add(FIELD, SKIPPED, None, f"could not probe the packaged model: {exc}")
         return
     _field(report, field, overlap, "packaged model (one-tile probe)")
 
 
-def _min_overlap(report: VerifyReport, tile_predict: Predict, image: np.ndarray,
-                 whole: np.ndarray, tile: tuple[int, int], overlap: tuple[int, ...],
-                 tolerance: float, seam_error: Callable[[int], float],
-                 field: receptive.ReceptiveField) -> None:
+def _min_overlap(
+    report: VerifyReport,
+    tile_predict: Predict,
+    image: np.ndarray,
+    whole: np.ndarray,
+    tile: tuple[int, int],
+    overlap: tuple[int, ...],
+    tolerance: float,
+    seam_error: Callable[[int], float],
+    field: receptive.ReceptiveField,
+) -> None:
     limit = min(tile) - 1
     limit -= limit % 2
     first = run_tiled(tile_predict, image, tile, (0, 0))
     candidate = needed_overlap(first, whole, tolerance)
     found, tried = search(seam_error, candidate, limit, tolerance)
-    details = {"candidate": candidate, "tried": {str(k): v for k, v in sorted(tried.items())},
-               "declared": list(overlap), "tolerance": tolerance, "largest_possible": limit}
+    details = {
+        "candidate": candidate,
+        "tried": {str(k): v for k, v in sorted(tried.items())},
+        "declared": list(overlap),
+        "tolerance": tolerance,
+        "largest_possible": limit,
+    }
     if found is None:
-        report.add(MIN_OVERLAP, WARNING, "none",
-                   f"no even overlap below the tile size keeps the seam error within "
-                   f"{tolerance:g}: the model is not tiling-invariant (misaligned pooling, "
-                   "global operations or a receptive field larger than the tile)", **details)
+        report.add(
+            MIN_OVERLAP,
+            WARNING,
+            "none",
+            f"no even overlap below the tile size keeps the seam error within "
+            f"{tolerance:g}: the model is not tiling-invariant (misaligned pooling, "
+            "global operations or a receptive field larger than the tile)",
+            **details,
+        )
         return
-    verdict = ("enough" if min(overlap) >= found else "too small")
+    verdict = "enough" if min(overlap) >= found else "too small"
     note = ""
     if field.bounded and found > max(field.overlap):
-        note = (f"; more than 2 x receptive radius ({max(field.overlap)} px) because the tile "
-                "stride must stay aligned with the model's downsampling")
+        note = (
+            f"; more than 2 x receptive radius ({max(field.overlap)} px) because the tile "
+            "stride must stay aligned with the model's downsampling"
+        )
     elif field.bounded and found < max(field.overlap):
-        note = (f"; less than 2 x receptive radius ({max(field.overlap)} px): the outermost "
-                "border effects are below the tolerance")
-    report.add(MIN_OVERLAP, PASSED, f"{found} px",
-               f"smallest overlap keeping the seam error within {tolerance:g}: {found} px "
-               f"(MinOverlap [{found}, {found}], legacy BorderSize {found // 2}); the declared "
-               f"{list(overlap)} is {verdict}{note}", minimal_overlap=found, **details)
+        note = (
+            f"; less than 2 x receptive radius ({max(field.overlap)} px): the outermost "
+            "border effects are below the tolerance"
+        )
+    report.add(
+        MIN_OVERLAP,
+        PASSED,
+        f"{found} px",
+        f"smallest overlap keeping the seam error within {tolerance:g}: {found} px "
+        f"(MinOverlap [{found}, {found}], legacy BorderSize {found // 2}); the declared "
+        f"{list(overlap)} is {verdict}{note}",
+        minimal_overlap=found,
+        **details,
+    )
 
 
-def search(seam_error: Callable[[int], float], candidate: int | None, limit: int,
-           tolerance: float, budget: int = SEARCH_BUDGET) -> tuple[int | None, dict[int, float]]:
+def search(
+    seam_error: Callable[[int], float],
+    candidate: int | None,
+    limit: int,
+    tolerance: float,
+    budget: int = SEARCH_BUDGET,
+) -> tuple[int | None, dict[int, float]]:
     """Smallest even overlap in ``[0, limit]`` with ``seam_error(o) <= tolerance``.
 
     Starts at ``candidate`` (from the border-depth analysis; ``limit`` when None), walks down

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from doit import get_var
 
-from czbuild.build.session import BuildOptions, BuildSession
-from czbuild.build.tasks import doit_config, task_creators
+from czbuild.builder.session import BuildOptions, BuildSession
+from czbuild.builder.tasks import doit_config, task_creators
 
 __all__ = ["DOIT_CONFIG", "task_build", "task_manifest"]
 
@@ -56,8 +56,8 @@ _session: BuildSession | None = None
 def _get_session() -> BuildSession:
     global _session
     if _session is None:
-        from czbuild.build.stamps import state_dir
-        from czbuild.build.variants import load
+        from czbuild.builder.stamps import state_dir
+        from czbuild.builder.variants import load
 
         names = shlex.split(get_var("recipes") or "")
         overrides = shlex.split(get_var("overrides") or "")

@@ -2,8 +2,9 @@
 
 ``czbuild build nuclei tile=1024 +metadata.scaling=[1e-7,1e-7]`` mixes recipe names and Hydra
 overrides; :func:`split_arguments` tells them apart and :func:`load` asks the recipe layer
-(:func:`czbuild.recipe.load_variants`) for the variants, through :mod:`czbuild.build.variant_cache`
-so that an unchanged project is not composed by Hydra again on every no-op build.
+(:func:`czbuild.recipe.load_variants`) for the variants, through
+:mod:`czbuild.builder.variant_cache` so that an unchanged project is not composed by Hydra
+again on every no-op build.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def load(
         RecipeError: From the recipe layer, naming the file and key.
     """
     if cache_dir is not None:
-        from czbuild.build.variant_cache import cached_load_variants
+        from czbuild.builder.variant_cache import cached_load_variants
 
         return cached_load_variants(names, overrides, project_dir, cache_dir)
     from czbuild.recipe import load_variants

@@ -4,8 +4,8 @@ A *backend* is a function ``backend(job, cache) -> {"sha256": ..., "members": {.
 "verification": record-or-None}`` named by ``"module:function"``; ``cache`` is a dict that
 lives as long as the process running the jobs (the real backend keeps the loaded model
 there). When ``job.verify`` is set, the backend writes the artifact through
-:func:`czbuild.build.verification.install_verified`; an exception carrying a ``report``
-attribute (:class:`~czbuild.build.verification.ArtifactVerificationError`) hands the failed
+:func:`czbuild.builder.verification.install_verified`; an exception carrying a ``report``
+attribute (:class:`~czbuild.builder.verification.ArtifactVerificationError`) hands the failed
 verification's record to the build process. Tests substitute a fake backend.
 """
 
@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-DEFAULT_BACKEND = "czbuild.build.backend:convert_job"
+DEFAULT_BACKEND = "czbuild.builder.backend:convert_job"
 
 
 def load_backend(spec: str) -> Callable[..., dict[str, Any]]:
@@ -30,7 +30,7 @@ def load_backend(spec: str) -> Callable[..., dict[str, Any]]:
 
 def run_job(backend: Callable[..., dict[str, Any]], job: Any, cache: dict[Any, Any]) -> Any:
     """Run one job and turn any exception into a failed result (shared with the in-process path)."""
-    from czbuild.build.protocol import JobResult
+    from czbuild.builder.protocol import JobResult
     from czbuild.errors import CzbuildError
 
     start = time.perf_counter()
@@ -43,7 +43,7 @@ def run_job(backend: Callable[..., dict[str, Any]], job: Any, cache: dict[Any, A
             seconds=time.perf_counter() - start,
             verification=out.get("verification"),
         )
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the task
+    except Exception as exc:
         message = str(exc) if isinstance(exc, CzbuildError) else f"{type(exc).__name__}: {exc}"
         return JobResult(
             ok=False,
@@ -53,5 +53,3 @@ def run_job(backend: Callable[..., dict[str, Any]], job: Any, cache: dict[Any, A
             seconds=time.perf_counter() - start,
             verification=getattr(exc, "report", None),
         )
-
-

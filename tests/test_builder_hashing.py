@@ -1,4 +1,4 @@
-"""Tests for czbuild.build.hashing: content hashes with the stat shortcut."""
+"""Tests for czbuild.builder.hashing: content hashes with the stat shortcut."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from czbuild.build import hashing
-from czbuild.build.hashing import HashCache
+from czbuild.builder import hashing
+from czbuild.builder.hashing import HashCache
 
 
 def _age(path: Path, seconds: float = 10.0) -> None:
@@ -87,8 +87,11 @@ def _make_tree(root: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(data)
 
 
-TREE = {"saved_model.pb": b"graph", "variables/variables.index": b"idx",
-        "variables/variables.data-00000-of-00001": b"data"}
+TREE = {
+    "saved_model.pb": b"graph",
+    "variables/variables.index": b"idx",
+    "variables/variables.data-00000-of-00001": b"data",
+}
 
 
 def test_tree_hash_independent_of_creation_order_and_times(tmp_path: Path) -> None:
@@ -103,10 +106,12 @@ def test_tree_hash_independent_of_creation_order_and_times(tmp_path: Path) -> No
     "mutate",
     [
         pytest.param(lambda r: (r / "variables/variables.index").write_bytes(b"IDX"), id="content"),
-        pytest.param(lambda r: (r / "variables/variables.index").rename(r / "variables/x.index"),
-                     id="rename"),
-        pytest.param(lambda r: (r / "assets").mkdir() or (r / "assets/v.txt").write_text("v"),
-                     id="new-file"),
+        pytest.param(
+            lambda r: (r / "variables/variables.index").rename(r / "variables/x.index"), id="rename"
+        ),
+        pytest.param(
+            lambda r: (r / "assets").mkdir() or (r / "assets/v.txt").write_text("v"), id="new-file"
+        ),
         pytest.param(lambda r: (r / "saved_model.pb").unlink(), id="removed-file"),
     ],
 )
@@ -125,7 +130,8 @@ def test_tree_hash_matches_recipe_pin_definition(tmp_path: Path) -> None:
     _make_tree(root, TREE)
     assert HashCache().path_sha256(root) == digest_mod.source_sha256(root)
     assert HashCache().path_sha256(root / "saved_model.pb") == digest_mod.source_sha256(
-        root / "saved_model.pb")
+        root / "saved_model.pb"
+    )
 
 
 def test_missing_file_raises(tmp_path: Path) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_build_fakes import make_recipe_project
 
-from czbuild.build.hashing import HashCache
-from czbuild.build.variant_cache import CachedVariant, cached_load_variants, materialize
+from czbuild.builder.hashing import HashCache
+from czbuild.builder.variant_cache import CachedVariant, cached_load_variants, materialize
 from czbuild.errors import RecipeError
 from czbuild.recipe import load_variants
+from support.build_fakes import make_recipe_project
 
 
 @pytest.fixture()
@@ -19,13 +19,16 @@ def project(tmp_path: Path) -> Path:
 
 
 def _load(project: Path, *args, **kw):
-    return cached_load_variants(*args, project, project / "build" / ".czbuild",
-                                cache=HashCache(), **kw)
+    return cached_load_variants(
+        *args, project, project / "build" / ".czbuild", cache=HashCache(), **kw
+    )
 
 
 def _summary(variants) -> list[tuple]:
-    return [(v.name, v.digest, tuple(map(str, v.inputs)), str(v.output), str(v.recipe_file))
-            for v in variants]
+    return [
+        (v.name, v.digest, tuple(map(str, v.inputs)), str(v.output), str(v.recipe_file))
+        for v in variants
+    ]
 
 
 def test_hit_returns_the_same_variants_as_the_recipe_layer(project: Path) -> None:
@@ -41,8 +44,11 @@ def test_hit_returns_the_same_variants_as_the_recipe_layer(project: Path) -> Non
 
 @pytest.mark.parametrize(
     "args",
-    [pytest.param(([], []), id="all"), pytest.param((["r01"], []), id="names"),
-     pytest.param((["r00"], ["tile=96,128"]), id="overrides")],
+    [
+        pytest.param(([], []), id="all"),
+        pytest.param((["r01"], []), id="names"),
+        pytest.param((["r00"], ["tile=96,128"]), id="overrides"),
+    ],
 )
 def test_key_includes_names_and_overrides(project: Path, args) -> None:
     _load(project, [], [])

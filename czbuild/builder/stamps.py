@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from czbuild.build.fingerprint import Fingerprint
-from czbuild.build.jsonio import read_json, write_json
+from czbuild.builder.fingerprint import Fingerprint
+from czbuild.builder.jsonio import read_json, write_json
 
 STAMP_FORMAT = 1
 STATE_DIR = ".czbuild"
@@ -70,11 +70,15 @@ def make_stamp(
     Args:
         fingerprint: What the artifact was built from.
         artifact: The artifact's path and hashes.
-        verification: The verification record (:mod:`czbuild.build.verification`), or None
+        verification: The verification record (:mod:`czbuild.builder.verification`), or None
             when the artifact was built with ``--no-verify``.
     """
-    return {"format": STAMP_FORMAT, **fingerprint.to_json(), "artifact": artifact.to_json(),
-            "verification": verification}
+    return {
+        "format": STAMP_FORMAT,
+        **fingerprint.to_json(),
+        "artifact": artifact.to_json(),
+        "verification": verification,
+    }
 
 
 def reports_dir(out_dir: Path) -> Path:

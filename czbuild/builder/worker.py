@@ -1,9 +1,9 @@
-"""A conversion worker: ``python -m czbuild.build.worker --backend MODULE:FUNCTION``.
+"""A conversion worker: ``python -m czbuild.builder.worker --backend MODULE:FUNCTION``.
 
-Started by :class:`czbuild.build.pool.WorkerPool`. It reads :class:`~czbuild.build.protocol.Job`
+Started by :class:`czbuild.builder.pool.WorkerPool`. It reads :class:`~czbuild.builder.protocol.Job`
 frames from stdin, runs the backend for each (which imports TensorFlow on first use and keeps
 the loaded model between jobs of the same model), and writes
-:class:`~czbuild.build.protocol.JobResult` frames to the original stdout. Anything else the
+:class:`~czbuild.builder.protocol.JobResult` frames to the original stdout. Anything else the
 libraries print goes to stderr, which the pool sends to a log file.
 
 The worker ignores SIGINT (the parent decides what Ctrl-C does and terminates workers) and
@@ -32,8 +32,8 @@ def _watch_parent(parent: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve jobs until stdin closes or a ``None`` job arrives."""
-    parser = argparse.ArgumentParser(prog="python -m czbuild.build.worker")
-    parser.add_argument("--backend", default="czbuild.build.backend:convert_job")
+    parser = argparse.ArgumentParser(prog="python -m czbuild.builder.worker")
+    parser.add_argument("--backend", default="czbuild.builder.backend:convert_job")
     parser.add_argument("--parent", type=int, default=os.getppid())
     args = parser.parse_args(argv)
 
@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(key, value)
     threading.Thread(target=_watch_parent, args=(args.parent,), daemon=True).start()
 
-    from czbuild.build.jobs import load_backend, run_job
-    from czbuild.build.protocol import receive, send
+    from czbuild.builder.jobs import load_backend, run_job
+    from czbuild.builder.protocol import receive, send
 
     # Keep the protocol on a private copy of stdout; route fd 1 to stderr (the log).
     proto_out = os.fdopen(os.dup(1), "wb")

@@ -2,7 +2,7 @@
 
 Why subprocesses: the build process itself never imports TensorFlow, so a no-op build stays
 fast, TensorFlow's state is never forked, and a crashing or out-of-memory conversion kills a
-worker, not the build. Each worker is a fresh ``python -m czbuild.build.worker`` (no fork).
+worker, not the build. Each worker is a fresh ``python -m czbuild.builder.worker`` (no fork).
 
 Scheduling: :meth:`WorkerPool.run` is called from doit's task threads (``-j N`` runs doit
 with N threads). Jobs carry a *group* (the model they convert); a group sticks to the worker
@@ -21,8 +21,8 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Protocol
 
-from czbuild.build.jobs import DEFAULT_BACKEND, load_backend, run_job
-from czbuild.build.protocol import Job, JobResult, receive, send
+from czbuild.builder.jobs import DEFAULT_BACKEND, load_backend, run_job
+from czbuild.builder.protocol import Job, JobResult, receive, send
 
 
 class Executor(Protocol):
@@ -84,8 +84,15 @@ class _Worker:
             stderr = subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "czbuild.build.worker", "--backend", backend,
-                 "--parent", str(os.getpid())],
+                [
+                    sys.executable,
+                    "-m",
+                    "czbuild.builder.worker",
+                    "--backend",
+                    backend,
+                    "--parent",
+                    str(os.getpid()),
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -110,11 +117,15 @@ class _Worker:
             how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
             hint = " (out of memory?)" if code == -9 else ""
             log = f"; see {self.log_path}" if self.log_path else ""
-            return JobResult(ok=False, error=f"conversion worker {how}{hint}{log}",
-                             error_type="WorkerDied")
+            return JobResult(
+                ok=False, error=f"conversion worker {how}{hint}{log}", error_type="WorkerDied"
+            )
         if not isinstance(result, JobResult):
-            return JobResult(ok=False, error="conversion worker sent an invalid reply",
-                             error_type="WorkerProtocolError")
+            return JobResult(
+                ok=False,
+                error="conversion worker sent an invalid reply",
+                error_type="WorkerProtocolError",
+            )
         return result
 
     def close(self, timeout: float = 10.0) -> None:
@@ -151,8 +162,9 @@ class WorkerPool:
         log_dir: Workers' stderr goes to ``log_dir/worker-<i>.log`` (None: discarded).
     """
 
-    def __init__(self, size: int = 1, backend: str = DEFAULT_BACKEND,
-                 log_dir: Path | None = None) -> None:
+    def __init__(
+        self, size: int = 1, backend: str = DEFAULT_BACKEND, log_dir: Path | None = None
+    ) -> None:
         if size < 1:
             raise ValueError("worker pool size must be >= 1")
         self.size = size

@@ -26,16 +26,28 @@ from typing import Any
 
 import numpy as np
 
-TESTS_DIR = Path(__file__).resolve().parent
+TESTS_DIR = Path(__file__).resolve().parents[1]
 REPO_DIR = TESTS_DIR.parent
-BACKEND = "test_release_fakes:release_convert"
+BACKEND = "support.release_fakes:release_convert"
 MUTATE_ENV = "CZBUILD_FAKE_MUTATE"
-EXAMPLE_VARIANTS = ["denoise", "legacy_seed", "nuclei@tile=128", "nuclei@tile=256",
-                    "nuclei@tile=512"]
+EXAMPLE_VARIANTS = [
+    "denoise",
+    "legacy_seed",
+    "nuclei@tile=128",
+    "nuclei@tile=256",
+    "nuclei@tile=512",
+]
 
 
-def onnx_payload(weights: np.ndarray, h: int, w: int, *, opset: int = 18,
-                 producer: str = "czbuild", doc: str = "") -> bytes:
+def onnx_payload(
+    weights: np.ndarray,
+    h: int,
+    w: int,
+    *,
+    opset: int = 18,
+    producer: str = "czbuild",
+    doc: str = "",
+) -> bytes:
     """A valid ONNX model: ``output = input * W`` with ``W`` of shape (1, 1, 1, n)."""
     from onnx import TensorProto, helper, numpy_helper
 
@@ -45,8 +57,12 @@ def onnx_payload(weights: np.ndarray, h: int, w: int, *, opset: int = 18,
     init = numpy_helper.from_array(np.asarray(weights, np.float32).reshape(1, 1, 1, n), "W")
     node = helper.make_node("Mul", ["input", "W"], ["output"], name="node_0")
     graph = helper.make_graph([node], "czbuild", [x], [y], [init])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name=producer, doc_string=doc)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name=producer,
+        doc_string=doc,
+    )
     model.ir_version = 7 if opset <= 12 else 8
     return model.SerializeToString(deterministic=True)
 
@@ -55,11 +71,13 @@ def savedmodel_payload(seed: bytes, *, graph_suffix: bytes = b"") -> bytes:
     """A deterministic zip shaped like a SavedModel (not loadable by TensorFlow)."""
     from czbuild.formats.ziputil import zip_bytes
 
-    return zip_bytes([
-        ("saved_model.pb", b"fake graph " + seed + graph_suffix),
-        ("variables/variables.data-00000-of-00001", hashlib.sha256(seed).digest() * 4),
-        ("variables/variables.index", b"index " + seed[:8]),
-    ])
+    return zip_bytes(
+        [
+            ("saved_model.pb", b"fake graph " + seed + graph_suffix),
+            ("variables/variables.data-00000-of-00001", hashlib.sha256(seed).digest() * 4),
+            ("variables/variables.index", b"index " + seed[:8]),
+        ]
+    )
 
 
 def _weights(source: bytes, n: int) -> np.ndarray:
@@ -69,8 +87,8 @@ def _weights(source: bytes, n: int) -> np.ndarray:
 
 def release_convert(job: Any, cache: dict) -> dict:
     """The fake backend (see the module docstring); returns sha256 and member hashes."""
-    from czbuild.build.request import build_metadata
-    from czbuild.build.variant_cache import materialize
+    from czbuild.builder.request import build_metadata
+    from czbuild.builder.variant_cache import materialize
     from czbuild.formats import write_czann, write_czmodel
 
     variant = materialize(job.variant)
@@ -85,8 +103,9 @@ def release_convert(job: Any, cache: dict) -> dict:
     metadata = build_metadata(spec)
     licence = (project / spec.metadata.license).read_bytes() if spec.metadata.license else None
     if mutate == "model_name":
-        metadata = dataclasses.replace(metadata, **{
-            "model_name" if spec.format == "czann" else "name": "Mutated"})
+        metadata = dataclasses.replace(
+            metadata, **{"model_name" if spec.format == "czann" else "name": "Mutated"}
+        )
     h, w = spec.spatial_dims or (64, 64)
     out = Path(job.out_path)
     if spec.format == "czann":
@@ -109,40 +128,48 @@ def release_convert(job: Any, cache: dict) -> dict:
 
 def fake_options(**kwargs: Any) -> Any:
     """``BuildOptions`` that convert with :func:`release_convert` in this process."""
-    from czbuild.build import BuildOptions
+    from czbuild.builder import BuildOptions
 
     return BuildOptions(backend=BACKEND, in_process=True, **kwargs)
 
 
 def patch_cli_backend(monkeypatch: Any) -> None:
     """Make every ``BuildOptions(...)`` the CLI creates use the fake converter in-process."""
-    import czbuild.build
+    import czbuild.builder
 
-    real = czbuild.build.BuildOptions
+    real = czbuild.builder.BuildOptions
 
     def options(*args: Any, **kwargs: Any) -> Any:
         kwargs.update(backend=BACKEND, in_process=True)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(czbuild.build, "BuildOptions", options)
+    monkeypatch.setattr(czbuild.builder, "BuildOptions", options)
 
 
 def copy_example_project(root: Path) -> Path:
     """The repository's bundled recipes, configs and models, copied to ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("recipes", "configs", "models"):
-        shutil.copytree(REPO_DIR / name, root / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            REPO_DIR / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     return root
 
 
 def git(root: Path, *args: str) -> str:
     """Run git in ``root`` with a fixed identity and dates; returns stdout."""
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
-           "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z"}
-    proc = subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True,
-                          check=True)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
+        "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z",
+    }
+    proc = subprocess.run(
+        ["git", *args], cwd=root, env=env, capture_output=True, text=True, check=True
+    )
     return proc.stdout
 
 

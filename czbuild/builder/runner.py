@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from czbuild.build import locking
-from czbuild.build.fingerprint import VariantLike
-from czbuild.build.manifest import write_manifest
-from czbuild.build.pool import Executor
-from czbuild.build.reporter import BuildReporter, Summary
-from czbuild.build.session import BuildOptions, BuildSession
-from czbuild.build.stamps import iter_stamps, remove_stamp, state_dir
-from czbuild.build.status import VariantStatus
-from czbuild.build.tasks import doit_config, task_creators
+from czbuild.builder import locking
+from czbuild.builder.fingerprint import VariantLike
+from czbuild.builder.manifest import write_manifest
+from czbuild.builder.pool import Executor
+from czbuild.builder.reporter import BuildReporter, Summary
+from czbuild.builder.session import BuildOptions, BuildSession
+from czbuild.builder.stamps import iter_stamps, remove_stamp, state_dir
+from czbuild.builder.status import VariantStatus
+from czbuild.builder.tasks import doit_config, task_creators
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,15 @@ def build(
     unverified = tuple(sorted(session.unverified)) if options.verify else ()
     if unverified:
         shown = ", ".join(unverified[:5]) + (", ..." if len(unverified) > 5 else "")
-        stream.write(f"czbuild: note: {len(unverified)} up-to-date artifact(s) not verified "
-                     f"(built with --no-verify): {shown}; `czbuild build --force` rebuilds "
-                     "and verifies them\n")
+        stream.write(
+            f"czbuild: note: {len(unverified)} up-to-date artifact(s) not verified "
+            f"(built with --no-verify): {shown}; `czbuild build --force` rebuilds "
+            "and verifies them\n"
+        )
         stream.flush()
-    return BuildReport(summary=summary, exit_code=int(code or 0), out_dir=out_dir,
-                       unverified=unverified)
+    return BuildReport(
+        summary=summary, exit_code=int(code or 0), out_dir=out_dir, unverified=unverified
+    )
 
 
 def _restore_absl_stream() -> None:
@@ -133,7 +136,7 @@ def _restore_absl_stream() -> None:
         return
     try:
         absl_logging.get_absl_handler().python_handler.setStream(sys.__stderr__)
-    except Exception:  # noqa: BLE001 - cosmetic; never fail a build over log plumbing
+    except Exception:
         pass
 
 
@@ -172,8 +175,9 @@ def clean(
         removed: list[str] = []
         if variants is not None and not orphans:
             for variant in variants:
-                if (session.artifact_path(variant).exists()
-                        or remove_stamp(out_dir, str(variant.output))):
+                if session.artifact_path(variant).exists() or remove_stamp(
+                    out_dir, str(variant.output)
+                ):
                     removed.append(str(variant.output))
                 session.clean_variant(variant)
             return removed
@@ -194,8 +198,11 @@ def clean(
 def _remove_state_temporaries(out_dir: Path) -> None:
     """Temporary files a killed build left in the state folder (we hold the lock)."""
     state = state_dir(out_dir)
-    candidates = [*state.glob("stamps/**/.*.tmp"), *state.glob(".*.tmp"),
-                  *Path(out_dir).glob(".*.tmp")]
+    candidates = [
+        *state.glob("stamps/**/.*.tmp"),
+        *state.glob(".*.tmp"),
+        *Path(out_dir).glob(".*.tmp"),
+    ]
     for path in candidates:
         _unlink(path)
 

@@ -7,7 +7,7 @@ executor (worker pool), and the rules for recording results:
 2. re-check the stamp (another build may have produced the artifact while we waited);
 3. delete the old stamp, run the conversion job: the worker converts into a hidden temporary
    file, verifies it and only then renames it to the final name
-   (:mod:`czbuild.build.verification`; ``--no-verify`` writes the final name directly, still
+   (:mod:`czbuild.builder.verification`; ``--no-verify`` writes the final name directly, still
    atomically);
 4. hash the new artifact, write its stamp (with the verification record) atomically, keep the
    report under ``<out>/.czbuild/reports/``, regenerate the manifest.
@@ -29,15 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from czbuild.build import locking
-from czbuild.build.fingerprint import Fingerprint, VariantLike, compute_fingerprint
-from czbuild.build.hashing import HashCache
-from czbuild.build.jobs import DEFAULT_BACKEND
-from czbuild.build.jsonio import write_json
-from czbuild.build.manifest import write_manifest
-from czbuild.build.pool import Executor, InProcessExecutor, WorkerPool
-from czbuild.build.protocol import Job
-from czbuild.build.stamps import (
+from czbuild.builder import locking
+from czbuild.builder.fingerprint import Fingerprint, VariantLike, compute_fingerprint
+from czbuild.builder.hashing import HashCache
+from czbuild.builder.jobs import DEFAULT_BACKEND
+from czbuild.builder.jsonio import write_json
+from czbuild.builder.manifest import write_manifest
+from czbuild.builder.pool import Executor, InProcessExecutor, WorkerPool
+from czbuild.builder.protocol import Job
+from czbuild.builder.stamps import (
     ArtifactRecord,
     make_stamp,
     read_stamp,
@@ -46,8 +46,8 @@ from czbuild.build.stamps import (
     state_dir,
     write_stamp,
 )
-from czbuild.build.status import VariantStatus, compare, stamp_verified
-from czbuild.build.verification import failure_details, stale_verifying_files
+from czbuild.builder.status import VariantStatus, compare, stamp_verified
+from czbuild.builder.verification import failure_details, stale_verifying_files
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,9 @@ class BuildSession:
         if not reasons and verified is False:
             with self._lock:
                 self.unverified.add(variant.name)
-        return VariantStatus(variant=variant.name, output=fp.output, reasons=reasons,
-                             verified=verified)
+        return VariantStatus(
+            variant=variant.name, output=fp.output, reasons=reasons, verified=verified
+        )
 
     # --- the build action ---------------------------------------------------------------
 
@@ -137,7 +138,7 @@ class BuildSession:
         start = time.perf_counter()
         try:
             outcome = self._build(variant)
-        except Exception as exc:  # noqa: BLE001 - every failure fails this task only
+        except Exception as exc:
             from czbuild.errors import CzbuildError
 
             message = str(exc) if isinstance(exc, CzbuildError) else f"{type(exc).__name__}: {exc}"
@@ -165,8 +166,12 @@ class BuildSession:
             return Outcome("failed", error=pin_error)
         remove_stamp(self.out_dir, fp.output)
         _remove_stale_temporaries(artifact)
-        job = Job(variant=variant, out_path=str(artifact), source_key=_source_key(fp),
-                  verify=self.options.verify)
+        job = Job(
+            variant=variant,
+            out_path=str(artifact),
+            source_key=_source_key(fp),
+            verify=self.options.verify,
+        )
         result = self._get_executor().run(job, group=_source_key(fp))
         report_file = self._keep_report(fp.output, result.verification)
         if not result.ok:
@@ -184,7 +189,9 @@ class BuildSession:
         try:
             sha = self.cache.file_sha256(artifact)
         except FileNotFoundError:
-            return Outcome("failed", error=f"the converter reported success but wrote no {artifact}")
+            return Outcome(
+                "failed", error=f"the converter reported success but wrote no {artifact}"
+            )
         if sha != result.sha256:
             return Outcome("failed", error=f"{artifact} changed while being recorded; build again")
         record = ArtifactRecord(
@@ -277,10 +284,16 @@ def _pin_mismatch(variant: VariantLike, fp: Fingerprint) -> str | None:
     if not pin or not path:
         return None
     for record in fp.inputs:
-        if (record.role == "model" and record.path == path and record.sha256
-                and record.sha256.lower() != pin.lower()):
-            return (f"{fp.recipe_file}: model.sha256: the recipe pins {pin} but {path} has "
-                        f"sha256 {record.sha256}; update the pin or restore the model")
+        if (
+            record.role == "model"
+            and record.path == path
+            and record.sha256
+            and record.sha256.lower() != pin.lower()
+        ):
+            return (
+                f"{fp.recipe_file}: model.sha256: the recipe pins {pin} but {path} has "
+                f"sha256 {record.sha256}; update the pin or restore the model"
+            )
     return None
 
 
@@ -290,7 +303,9 @@ def _source_key(fp: Fingerprint) -> Hashable:
 
 
 def _stale_temporaries(artifact: Path) -> list[Path]:
-    pattern = os.path.join(glob.escape(str(artifact.parent)), f".{glob.escape(artifact.name)}.*.tmp")
+    pattern = os.path.join(
+        glob.escape(str(artifact.parent)), f".{glob.escape(artifact.name)}.*.tmp"
+    )
     return sorted({Path(p) for p in glob.glob(pattern)} | set(stale_verifying_files(artifact)))
 
 

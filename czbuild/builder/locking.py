@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from czbuild.build.stamps import state_dir
+from czbuild.builder.stamps import state_dir
 from czbuild.errors import BuildError
 
 DEFAULT_TIMEOUT = 60.0

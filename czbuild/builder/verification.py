@@ -58,8 +58,7 @@ def stale_verifying_files(artifact: Path) -> list[Path]:
     folder = glob.escape(str(artifact.parent))
     name = glob.escape(artifact.name)
     patterns = [f".{name}{VERIFYING}*.tmp", f"..{name}{VERIFYING}*.tmp.*.tmp"]
-    return sorted(Path(p) for pattern in patterns
-                  for p in glob.glob(os.path.join(folder, pattern)))
+    return sorted(Path(p) for pattern in patterns for p in glob.glob(os.path.join(folder, pattern)))
 
 
 def install_verified(
@@ -109,8 +108,12 @@ def failure_summary(record: Mapping[str, Any]) -> str:
     """
     checks = [c for c in record.get("checks") or [] if isinstance(c, Mapping)]
     failed = [c for c in checks if c.get("status") == "failed"]
-    parts = [f"{c.get('name')} ({c['figure']})" if c.get("figure") not in (None, "") else
-             str(c.get("name")) for c in failed]
+    parts = [
+        f"{c.get('name')} ({c['figure']})"
+        if c.get("figure") not in (None, "")
+        else str(c.get("name"))
+        for c in failed
+    ]
     line = "verification failed: " + (", ".join(parts) or "no check passed")
     if any(c.get("name") == "tiling.seams" for c in failed):
         for check in checks:
@@ -121,8 +124,11 @@ def failure_summary(record: Mapping[str, Any]) -> str:
 
 def failure_details(record: Mapping[str, Any]) -> list[str]:
     """``name: message`` of each failed check (shown with ``--debug``)."""
-    return [f"{c.get('name')}: {c.get('message')}" for c in record.get("checks") or []
-            if isinstance(c, Mapping) and c.get("status") == "failed"]
+    return [
+        f"{c.get('name')}: {c.get('message')}"
+        for c in record.get("checks") or []
+        if isinstance(c, Mapping) and c.get("status") == "failed"
+    ]
 
 
 def report_record(
@@ -168,8 +174,13 @@ def verify_with_reference(
 
     settings = build_settings(variant)
     report = verify_built_artifact(path, variant, source_model=source_model, **settings)
-    return report_record(report, output=output, temporary=path, settings=settings,
-                         project_dir=getattr(variant, "project_dir", None))
+    return report_record(
+        report,
+        output=output,
+        temporary=path,
+        settings=settings,
+        project_dir=getattr(variant, "project_dir", None),
+    )
 
 
 def _scrub(value: Any, replacements: list[tuple[str, str]]) -> Any:

@@ -5,7 +5,7 @@ the same model (same source, same content, same custom objects) share one
 :class:`czbuild.keras.converter.ModelConverter`, hence one model load and, for a
 tiling-invariant model, one trace/conversion. The same loaded model is the reference of the
 verification that runs before the artifact gets its final name
-(:mod:`czbuild.build.verification`). Imports TensorFlow (lazily, on first job).
+(:mod:`czbuild.builder.verification`). Imports TensorFlow (lazily, on first job).
 """
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
     Returns sha256, member hashes and the verification record (None when not verified).
 
     Args:
-        job: A :class:`czbuild.build.protocol.Job`.
+        job: A :class:`czbuild.builder.protocol.Job`.
         cache: Worker-lifetime dict: model key -> (converter, custom objects).
     """
-    from czbuild.build.request import (
+    from czbuild.builder.request import (
         custom_object_files,
         model_source,
         recipe_error_for,
         to_request,
     )
-    from czbuild.build.variant_cache import materialize
-    from czbuild.build.verification import install_verified, verify_with_reference
+    from czbuild.builder.variant_cache import materialize
+    from czbuild.builder.verification import install_verified, verify_with_reference
     from czbuild.convert import convert
     from czbuild.errors import MetadataError
 

@@ -94,7 +94,8 @@ def to_request(variant: Any, *, custom_objects: Mapping[str, Any] | None = None)
         except OSError as exc:
             raise RecipeError(
                 f"cannot read the licence file {spec.metadata.license}: {exc.strerror}",
-                file=str(variant.recipe_file), key="metadata.license",
+                file=str(variant.recipe_file),
+                key="metadata.license",
             ) from exc
     if custom_objects is None and spec.model.custom_objects:
         from czbuild.keras.sources import load_custom_objects
@@ -133,7 +134,7 @@ def recipe_error_for(variant: Any, exc: MetadataError) -> CzbuildError:
 
     field = getattr(exc, "field", "") or ""
     text = str(exc)
-    message = text[len(field) + 2:] if field and text.startswith(f"{field}: ") else text
+    message = text[len(field) + 2 :] if field and text.startswith(f"{field}: ") else text
     try:
         source = read_source(Path(variant.recipe_file), project_dir=Path(variant.project_dir))
     except RecipeError:

@@ -4,8 +4,9 @@ The manifest lists every artifact in the output directory that its stamp still v
 (the file exists and, when a hash cache is given, still has the recorded sha256): path,
 sha256, size, member hashes, variant, recipe, spec digest, inputs with their hashes, the
 toolchain versions, and the verification report the build recorded (``null`` for an
-artifact built with ``--no-verify``). It is canonical JSON in a stable order and carries no timestamps, so it
-changes exactly when an artifact or its inputs change. Because it is regenerated from the
+artifact built with ``--no-verify``). It is canonical JSON in a stable order and carries no
+timestamps, so it changes exactly when an artifact or its inputs change. Because it is
+regenerated from the
 stamps (and written atomically) after every finished artifact, it is consistent even after
 a killed build.
 """
@@ -16,9 +17,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from czbuild.build.hashing import HashCache
-from czbuild.build.jsonio import atomic_write_bytes, canonical_json
-from czbuild.build.stamps import iter_stamps
+from czbuild.builder.hashing import HashCache
+from czbuild.builder.jsonio import atomic_write_bytes, canonical_json
+from czbuild.builder.stamps import iter_stamps
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1

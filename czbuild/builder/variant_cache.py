@@ -11,7 +11,7 @@ and the recipe schema another 0.3 s: more than a whole no-op build may cost. The
 * whether each input file the variants name still exists as a file / directory.
 
 :func:`cached_load_variants` keys a JSON record of the variants on all of that (contents
-through the stat-shortcut :class:`~czbuild.build.hashing.HashCache`, so nothing is re-read
+through the stat-shortcut :class:`~czbuild.builder.hashing.HashCache`, so nothing is re-read
 when nothing changed) and returns :class:`CachedVariant` objects, whose ``spec`` is the plain
 resolved spec (``RecipeSpec.to_plain()``). The conversion worker turns it back into a
 ``RecipeSpec`` (:func:`materialize`). On a miss, the recipe layer's own errors surface as
@@ -28,9 +28,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from czbuild.build.hashing import HashCache
-from czbuild.build.jsonio import read_json, write_json
-from czbuild.build.toolchain import czbuild_version
+from czbuild.builder.hashing import HashCache
+from czbuild.builder.jsonio import read_json, write_json
+from czbuild.builder.toolchain import czbuild_version
 
 _FORMAT = 1
 _KEEP = 16
@@ -111,24 +111,30 @@ def _source_files() -> list[Path]:
     return out
 
 
-def cache_key(names: Sequence[str], overrides: Sequence[str], project_dir: Path,
-              cache: HashCache) -> str:
+def cache_key(
+    names: Sequence[str], overrides: Sequence[str], project_dir: Path, cache: HashCache
+) -> str:
     """The key described in the module docstring."""
-    from czbuild.build.stamps import STATE_DIR
+    from czbuild.builder.stamps import STATE_DIR
     from czbuild.recipe.project import BUNDLED_CONFIGS
 
     project = Path(project_dir).absolute()
     folders = [project / "recipes", project / "configs", BUNDLED_CONFIGS]
     for name in names:
         if name.endswith((".yaml", ".yml")) or "/" in name or os.sep in name:
-            folders.append((project / name).parent if not os.path.isabs(name)
-                           else Path(name).parent)
+            folders.append(
+                (project / name).parent if not os.path.isabs(name) else Path(name).parent
+            )
             folders.append(Path(name).absolute().parent)
-    files = {str(p) for folder in folders for p in _yaml_files(folder)
-             if STATE_DIR not in p.parts}
+    files = {str(p) for folder in folders for p in _yaml_files(folder) if STATE_DIR not in p.parts}
     digest = hashlib.sha256()
-    head = {"format": _FORMAT, "czbuild": czbuild_version(), "project": str(project),
-            "names": list(names), "overrides": list(overrides)}
+    head = {
+        "format": _FORMAT,
+        "czbuild": czbuild_version(),
+        "project": str(project),
+        "names": list(names),
+        "overrides": list(overrides),
+    }
     digest.update(json.dumps(head, sort_keys=True).encode())
     for path in sorted(files):
         digest.update(f"{path}\0{cache.file_sha256(Path(path))}\n".encode())
@@ -168,9 +174,11 @@ def cached_load_variants(
     variants = list(load_variants(list(names) or None, list(overrides), project_dir=project_dir))
     if key is not None:
         try:
-            write_json(folder / f"{key}.json",
-                       {"format": _FORMAT, "variants": [_to_record(v) for v in variants]},
-                       durable=False)
+            write_json(
+                folder / f"{key}.json",
+                {"format": _FORMAT, "variants": [_to_record(v) for v in variants]},
+                durable=False,
+            )
             _prune(folder)
             hashes.save()
         except OSError:  # read-only output folder: the cache is only a speed-up

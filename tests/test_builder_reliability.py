@@ -11,11 +11,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_build_fakes import BACKEND, driver_command, make_project, with_fake, worker_env
 
-from czbuild.build import BuildOptions, build, iter_stamps, status
-from czbuild.build.stamps import state_dir
+from czbuild.builder import BuildOptions, build, iter_stamps, status
+from czbuild.builder.stamps import state_dir
 from czbuild.errors import BuildError
+from support.build_fakes import BACKEND, driver_command, make_project, with_fake, worker_env
 
 N_VARIANTS = 6
 
@@ -42,7 +42,9 @@ def _alive(pid: int) -> bool:
 
 def _worker_pids(root: Path) -> set[int]:
     log = root / "loads.log"
-    return {int(line.split()[0]) for line in log.read_text().splitlines()} if log.exists() else set()
+    return (
+        {int(line.split()[0]) for line in log.read_text().splitlines()} if log.exists() else set()
+    )
 
 
 def _assert_complete_zip(path: Path) -> None:
@@ -54,8 +56,12 @@ def _assert_complete_zip(path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_killed_build_leaves_no_partial_files_and_resumes(tmp_path: Path, sig) -> None:
     root, out = tmp_path / "proj", tmp_path / "out"
-    proc = subprocess.Popen(driver_command(root, out, sleep=0.6), env=worker_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        driver_command(root, out, sleep=0.6),
+        env=worker_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait_for(lambda: len(_artifacts(out)) >= 1, what="the first artifact")
         time.sleep(0.35)  # land inside the next variant's (slow) write
@@ -67,8 +73,9 @@ def test_killed_build_leaves_no_partial_files_and_resumes(tmp_path: Path, sig) -
             proc.wait()
     assert proc.returncode != 0
     # workers notice their parent is gone and stop (watchdog or pool shutdown)
-    _wait_for(lambda: not any(_alive(p) for p in _worker_pids(root)), timeout=10,
-              what="workers to exit")
+    _wait_for(
+        lambda: not any(_alive(p) for p in _worker_pids(root)), timeout=10, what="workers to exit"
+    )
 
     finished = _artifacts(out)
     assert 1 <= len(finished) < N_VARIANTS
@@ -77,8 +84,14 @@ def test_killed_build_leaves_no_partial_files_and_resumes(tmp_path: Path, sig) -
     stamped = {s["output"]: (out / s["output"]).stat() for s in iter_stamps(out)}
     assert stamped, "the first finished artifact must have been recorded"
 
-    rerun = subprocess.run(driver_command(root, out, sleep=0.6), env=worker_env(),
-                           capture_output=True, text=True, timeout=120, check=False)
+    rerun = subprocess.run(
+        driver_command(root, out, sleep=0.6),
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert len(_artifacts(out)) == N_VARIANTS
     for rel, st in stamped.items():  # finished before the kill: not rebuilt
@@ -95,26 +108,39 @@ def _variant_of(output: str) -> str:
 
 
 def _variants(root: Path, sleep: float):
-    """The variants :data:`test_build_fakes.DRIVER` builds with ``sleep``."""
+    """The variants :data:`support.build_fakes.DRIVER` builds with ``sleep``."""
     variants = make_project(root, {"a": [256, 512, 768, 1024], "b": [256, 512]})
     return with_fake(variants, sleep=sleep / 2, sleep_mid_write=sleep / 2)
 
 
 def test_second_build_refuses_or_waits_while_first_holds_the_lock(tmp_path: Path) -> None:
     root, out = tmp_path / "proj", tmp_path / "out"
-    first = subprocess.Popen(driver_command(root, out, sleep=0.3), env=worker_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        driver_command(root, out, sleep=0.3),
+        env=worker_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         owner = state_dir(out) / "lock.owner"
-        _wait_for(lambda: owner.exists() and f"pid {first.pid}:" in owner.read_text(),
-                  what="the first build to take the lock")
+        _wait_for(
+            lambda: owner.exists() and f"pid {first.pid}:" in owner.read_text(),
+            what="the first build to take the lock",
+        )
         # refuse at once
         with pytest.raises(BuildError, match="another czbuild build holds the lock") as info:
             build(_variants(root, 0.3), BuildOptions(out_dir=out, backend=BACKEND, lock_timeout=0))
         assert f"pid {first.pid}" in str(info.value)
         # wait: a second process blocks until the first is done, then finds nothing to do
-        second = subprocess.run(driver_command(root, out, sleep=0.3, wait=120), env=worker_env(),
-                                capture_output=True, text=True, timeout=180, check=False)
+        second = subprocess.run(
+            driver_command(root, out, sleep=0.3, wait=120),
+            env=worker_env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
         first_out, first_err = first.communicate(timeout=120)
     finally:
         if first.poll() is None:
@@ -135,7 +161,7 @@ def test_worker_crash_fails_only_that_variant(tmp_path: Path, monkeypatch) -> No
     # the fake converter kills its own worker for recipe b (like the OOM killer would)
     import dataclasses
 
-    from test_build_fakes import digest_of
+    from support.build_fakes import digest_of
 
     spec = {**variants[1].spec, "fake": {"sleep": "os-kill"}}
     variants[1] = dataclasses.replace(variants[1], spec=spec, digest=digest_of(spec))

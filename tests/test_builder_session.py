@@ -10,11 +10,11 @@ import os
 from pathlib import Path
 
 import pytest
-from test_build_fakes import BACKEND, digest_of, make_project, worker_env
 
-from czbuild.build import BuildOptions, build, clean, iter_stamps, status, toolchain
-from czbuild.build.manifest import manifest_path
-from czbuild.build.pool import InProcessExecutor
+from czbuild.builder import BuildOptions, build, clean, iter_stamps, status, toolchain
+from czbuild.builder.manifest import manifest_path
+from czbuild.builder.pool import InProcessExecutor
+from support.build_fakes import BACKEND, digest_of, make_project, worker_env
 
 
 def _build(variants, out: Path, *, executor=None, **opts):
@@ -78,8 +78,9 @@ def test_changed_model_bytes_rebuild_only_its_variants(project) -> None:
     root, variants, out = project
     _build(variants, out)
     (root / "models/a.bin").write_bytes(b"retrained weights")
-    stale = {s.variant: [r.message for r in s.reasons] for s in status(variants, out)
-             if not s.up_to_date}
+    stale = {
+        s.variant: [r.message for r in s.reasons] for s in status(variants, out) if not s.up_to_date
+    }
     assert stale == {f"a@tile={t}": ["model changed: models/a.bin"] for t in (256, 512, 768)}
     report, _ = _build(variants, out)
     assert sorted(report.summary.built) == sorted(stale)
@@ -94,7 +95,7 @@ def test_spec_change_rebuilds_that_variant_with_reason(project) -> None:
     (st,) = [s for s in status(new_variants, out) if not s.up_to_date]
     assert st.variant == changed.name
     assert [r.kind for r in st.reasons] == ["spec", "spec"]
-    assert "metadata.classes[0] changed: \"bg\" -> \"x\"" in st.reasons[0].message
+    assert 'metadata.classes[0] changed: "bg" -> "x"' in st.reasons[0].message
     report, _ = _build(new_variants, out)
     assert report.summary.built == [changed.name]
 
@@ -104,8 +105,9 @@ def test_czbuild_version_change_rebuilds_everything(project, monkeypatch) -> Non
     _build(variants, out)
     monkeypatch.setattr(toolchain, "czbuild_version", lambda: "99.0.0")
     reasons = {r.message for s in status(variants, out) for r in s.reasons}
-    assert reasons == {f"czbuild version changed: {toolchain._dist_version('czbuild')} -> 99.0.0"} \
-        or all("czbuild version changed" in r for r in reasons)
+    assert reasons == {
+        f"czbuild version changed: {toolchain._dist_version('czbuild')} -> 99.0.0"
+    } or all("czbuild version changed" in r for r in reasons)
     report, _ = _build(variants, out)
     assert len(report.summary.built) == 4
 
@@ -152,7 +154,7 @@ def test_force_rebuilds_up_to_date_artifacts(project) -> None:
 def _failing(variants, index: int, message: str = "tile 768 is not divisible by 16"):
     spec = {**variants[index].spec, "fake": {"fail": message}}
     bad = dataclasses.replace(variants[index], spec=spec, digest=digest_of(spec))
-    return [*variants[:index], bad, *variants[index + 1:]]
+    return [*variants[:index], bad, *variants[index + 1 :]]
 
 
 def test_failing_variant_fails_alone_with_its_error(project) -> None:
@@ -175,8 +177,12 @@ def test_no_continue_stops_after_first_failure(project) -> None:
     _root, variants, out = project
     variants = _failing(variants, 0)
     stream = io.StringIO()
-    report = build(variants, BuildOptions(out_dir=out, backend=BACKEND, in_process=True),
-                   out=stream, keep_going=False)
+    report = build(
+        variants,
+        BuildOptions(out_dir=out, backend=BACKEND, in_process=True),
+        out=stream,
+        keep_going=False,
+    )
     assert list(report.summary.failed) == [variants[0].name]
     assert report.summary.not_run == 3
     assert "3 not run" in stream.getvalue()
@@ -207,7 +213,9 @@ def test_manifest_is_stable_across_build_orders(tmp_path: Path) -> None:
     variants = make_project(tmp_path / "p", {"a": [256, 512], "b": [256]})
     _build(variants, tmp_path / "o1")
     _build(list(reversed(variants)), tmp_path / "o2")
-    assert manifest_path(tmp_path / "o1").read_bytes() == manifest_path(tmp_path / "o2").read_bytes()
+    assert (
+        manifest_path(tmp_path / "o1").read_bytes() == manifest_path(tmp_path / "o2").read_bytes()
+    )
 
 
 def test_clean_removes_artifacts_and_stamps(project) -> None:

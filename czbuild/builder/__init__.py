@@ -11,15 +11,15 @@ Public API (none of it imports TensorFlow; conversions run in worker subprocesse
 See docs/building.md.
 """
 
-from czbuild.build.fingerprint import Fingerprint, InputRecord, compute_fingerprint
-from czbuild.build.hashing import HashCache
-from czbuild.build.manifest import manifest_path, render_manifest, write_manifest
-from czbuild.build.runner import BuildReport, build, clean, status
-from czbuild.build.session import BuildOptions, BuildSession
-from czbuild.build.stamps import ArtifactRecord, iter_stamps, read_stamp, stamp_path
-from czbuild.build.status import Reason, VariantStatus
-from czbuild.build.tasks import doit_config, task_creators
-from czbuild.build.toolchain import toolchain_versions
+from czbuild.builder.fingerprint import Fingerprint, InputRecord, compute_fingerprint
+from czbuild.builder.hashing import HashCache
+from czbuild.builder.manifest import manifest_path, render_manifest, write_manifest
+from czbuild.builder.runner import BuildReport, build, clean, status
+from czbuild.builder.session import BuildOptions, BuildSession
+from czbuild.builder.stamps import ArtifactRecord, iter_stamps, read_stamp, stamp_path
+from czbuild.builder.status import Reason, VariantStatus
+from czbuild.builder.tasks import doit_config, task_creators
+from czbuild.builder.toolchain import toolchain_versions
 
 __all__ = [
     "ArtifactRecord",

@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from czbuild.build.fingerprint import VariantLike, input_roles, spec_dict
-from czbuild.build.jsonio import canonical_json
-from czbuild.build.manifest import manifest_path, render_manifest
-from czbuild.build.reporter import BuildReporter
-from czbuild.build.session import BuildSession
-from czbuild.build.stamps import state_dir
+from czbuild.builder.fingerprint import VariantLike, input_roles, spec_dict
+from czbuild.builder.jsonio import canonical_json
+from czbuild.builder.manifest import manifest_path, render_manifest
+from czbuild.builder.reporter import BuildReporter
+from czbuild.builder.session import BuildSession
+from czbuild.builder.stamps import state_dir
 
 BUILD_BASENAME = "build"
 MANIFEST_BASENAME = "manifest"
@@ -106,9 +106,7 @@ def _model_paths(variant: VariantLike) -> tuple[str, ...]:
         roles = {}
     return tuple(
         sorted(
-            os.path.abspath(p)
-            for p in variant.inputs
-            if roles.get(os.path.abspath(p)) != "licence"
+            os.path.abspath(p) for p in variant.inputs if roles.get(os.path.abspath(p)) != "licence"
         )
     )
 
@@ -159,8 +157,9 @@ def manifest_task_dict(session: BuildSession) -> dict[str, Any]:
     }
 
 
-def doit_config(session_out_dir: Any, *, reporter: Any = BuildReporter,
-                continue_: bool = True) -> dict[str, Any]:
+def doit_config(
+    session_out_dir: Any, *, reporter: Any = BuildReporter, continue_: bool = True
+) -> dict[str, Any]:
     """``DOIT_CONFIG`` for the czbuild graph.
 
     doit's own state goes to ``<out>/.czbuild/doit.sqlite3`` (sqlite copes with two doit

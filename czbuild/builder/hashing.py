@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from czbuild.build.jsonio import read_json, write_json
+from czbuild.builder.jsonio import read_json, write_json
 
 RACY_WINDOW_NS = 2_000_000_000
 _CHUNK = 1 << 20

@@ -1,4 +1,4 @@
-"""Tests for czbuild.build.status and fingerprint: why an artifact is (not) up to date."""
+"""Tests for czbuild.builder.status and fingerprint: why an artifact is (not) up to date."""
 
 from __future__ import annotations
 
@@ -6,23 +6,31 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from test_build_fakes import digest_of, make_project
 
-from czbuild.build import toolchain
-from czbuild.build.fingerprint import compute_fingerprint, input_roles
-from czbuild.build.hashing import HashCache
-from czbuild.build.stamps import ArtifactRecord, make_stamp
-from czbuild.build.status import compare, spec_diff
+from czbuild.builder import toolchain
+from czbuild.builder.fingerprint import compute_fingerprint, input_roles
+from czbuild.builder.hashing import HashCache
+from czbuild.builder.stamps import ArtifactRecord, make_stamp
+from czbuild.builder.status import compare, spec_diff
+from support.build_fakes import digest_of, make_project
 
 
 @pytest.mark.parametrize(
     "old, new, expected",
     [
         pytest.param({"tile": 512}, {"tile": 1024}, [("tile", 512, 1024)], id="scalar"),
-        pytest.param({"m": {"classes": ["a", "b"]}}, {"m": {"classes": ["a", "c"]}},
-                     [("m.classes[1]", "b", "c")], id="list-item"),
-        pytest.param({"m": {"classes": ["a"]}}, {"m": {"classes": ["a", "b"]}},
-                     [("m.classes", ["a"], ["a", "b"])], id="list-length"),
+        pytest.param(
+            {"m": {"classes": ["a", "b"]}},
+            {"m": {"classes": ["a", "c"]}},
+            [("m.classes[1]", "b", "c")],
+            id="list-item",
+        ),
+        pytest.param(
+            {"m": {"classes": ["a"]}},
+            {"m": {"classes": ["a", "b"]}},
+            [("m.classes", ["a"], ["a", "b"])],
+            id="list-length",
+        ),
         pytest.param({"a": 1}, {"a": 1, "b": 2}, [("b", "<unset>", 2)], id="added"),
         pytest.param({"a": 1}, {"a": 1}, [], id="equal"),
         pytest.param({"a": 1}, {"a": 1.0}, [("a", 1, 1.0)], id="int-vs-float"),
@@ -34,8 +42,11 @@ def test_spec_diff_names_dotted_keys(old, new, expected) -> None:
 
 
 def test_input_roles_from_spec_keys(tmp_path: Path) -> None:
-    spec = {"model": {"path": "m/x.keras", "custom_objects": ["layers.py"]},
-            "metadata": {"license": "LICENSE"}, "name": "x"}
+    spec = {
+        "model": {"path": "m/x.keras", "custom_objects": ["layers.py"]},
+        "metadata": {"license": "LICENSE"},
+        "name": "x",
+    }
     roles = input_roles(spec, tmp_path)
     assert roles[str(tmp_path / "m/x.keras")] == "model"
     assert roles[str(tmp_path / "layers.py")] == "custom objects"
@@ -78,21 +89,48 @@ def _respec(variant, **changes):
 @pytest.mark.parametrize(
     "mutate, kind, text",
     [
-        pytest.param(lambda v, a: (_respec(v, tile=1024), a), "spec",
-                     "spec value tile changed: 512 -> 1024", id="spec-value"),
-        pytest.param(lambda v, a: (_respec(v, metadata={**v.spec["metadata"],
-                                                         "classes": ["bg", "nuc"]}), a),
-                     "spec", "spec value metadata.classes[1] changed", id="spec-nested"),
-        pytest.param(lambda v, a: ((v.project_dir / "models/a.bin").write_bytes(b"new"), v, a)[1:],
-                     "input", "model changed: models/a.bin", id="model-bytes"),
-        pytest.param(lambda v, a: ((v.project_dir / "LICENSE").write_text("GPL"), v, a)[1:],
-                     "input", "licence changed: LICENSE", id="licence"),
-        pytest.param(lambda v, a: (a.unlink(), v, a)[1:], "output-missing", "output missing",
-                     id="output-missing"),
-        pytest.param(lambda v, a: (a.write_bytes(b"tampered"), v, a)[1:], "output-modified",
-                     "output modified", id="output-modified"),
-        pytest.param(lambda v, a: ((v.project_dir / "models/a.bin").unlink(), v, a)[1:],
-                     "input-missing", "model missing: models/a.bin", id="model-missing"),
+        pytest.param(
+            lambda v, a: (_respec(v, tile=1024), a),
+            "spec",
+            "spec value tile changed: 512 -> 1024",
+            id="spec-value",
+        ),
+        pytest.param(
+            lambda v, a: (_respec(v, metadata={**v.spec["metadata"], "classes": ["bg", "nuc"]}), a),
+            "spec",
+            "spec value metadata.classes[1] changed",
+            id="spec-nested",
+        ),
+        pytest.param(
+            lambda v, a: ((v.project_dir / "models/a.bin").write_bytes(b"new"), v, a)[1:],
+            "input",
+            "model changed: models/a.bin",
+            id="model-bytes",
+        ),
+        pytest.param(
+            lambda v, a: ((v.project_dir / "LICENSE").write_text("GPL"), v, a)[1:],
+            "input",
+            "licence changed: LICENSE",
+            id="licence",
+        ),
+        pytest.param(
+            lambda v, a: (a.unlink(), v, a)[1:],
+            "output-missing",
+            "output missing",
+            id="output-missing",
+        ),
+        pytest.param(
+            lambda v, a: (a.write_bytes(b"tampered"), v, a)[1:],
+            "output-modified",
+            "output modified",
+            id="output-modified",
+        ),
+        pytest.param(
+            lambda v, a: ((v.project_dir / "models/a.bin").unlink(), v, a)[1:],
+            "input-missing",
+            "model missing: models/a.bin",
+            id="model-missing",
+        ),
     ],
 )
 def test_reasons_name_what_changed(built, mutate, kind, text) -> None:
@@ -111,8 +149,10 @@ def test_touch_without_change_is_up_to_date(built) -> None:
     assert _reasons(variant, stamp, artifact) == []
 
 
-@pytest.mark.parametrize("package, kind", [("czbuild", "czbuild-version"),
-                                           ("tensorflow", "toolchain"), ("tf2onnx", "toolchain")])
+@pytest.mark.parametrize(
+    "package, kind",
+    [("czbuild", "czbuild-version"), ("tensorflow", "toolchain"), ("tf2onnx", "toolchain")],
+)
 def test_version_change_is_a_reason(built, monkeypatch, package, kind) -> None:
     variant, stamp, artifact = built
     stamp = {**stamp, "toolchain": {**stamp["toolchain"], package: "0.0.1"}}
@@ -131,7 +171,9 @@ def test_toolchain_versions_do_not_import_tensorflow() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from czbuild.build.toolchain import toolchain_versions; "
-            "v = toolchain_versions(); assert 'tensorflow' not in sys.modules; print(v)")
+    code = (
+        "import sys; from czbuild.builder.toolchain import toolchain_versions; "
+        "v = toolchain_versions(); assert 'tensorflow' not in sys.modules; print(v)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "tf2onnx" in out.stdout

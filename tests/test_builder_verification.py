@@ -1,7 +1,7 @@
 """Verification inside builds: temporary file -> verify -> install, records, status, --no-verify.
 
-Fast tests use the fake backend of :mod:`test_build_fakes`, which writes through the real
-:func:`czbuild.build.verification.install_verified` with a fake verifier; tests marked
+Fast tests use the fake backend of :mod:`support.build_fakes`, which writes through the real
+:func:`czbuild.builder.verification.install_verified` with a fake verifier; tests marked
 ``slow`` build real recipes with TensorFlow and the real verifier.
 """
 
@@ -15,11 +15,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_build_fakes import BACKEND, FAKE_CHECKS, make_project, with_fake
 
-from czbuild.build import BuildOptions, build, read_stamp, status
-from czbuild.build.stamps import report_path, state_dir
-from czbuild.build.verification import (
+from czbuild.builder import BuildOptions, build, read_stamp, status
+from czbuild.builder.stamps import report_path, state_dir
+from czbuild.builder.verification import (
     ArtifactVerificationError,
     failure_summary,
     install_verified,
@@ -27,12 +26,14 @@ from czbuild.build.verification import (
     stale_verifying_files,
     verifying_path,
 )
+from support.build_fakes import BACKEND, FAKE_CHECKS, make_project, with_fake
 
 
 def _build(variants, out: Path, **opts):
     stream = io.StringIO()
-    report = build(variants, BuildOptions(out_dir=out, backend=BACKEND, in_process=True, **opts),
-                   out=stream)
+    report = build(
+        variants, BuildOptions(out_dir=out, backend=BACKEND, in_process=True, **opts), out=stream
+    )
     return report, stream.getvalue()
 
 
@@ -42,8 +43,11 @@ def _manifest(out: Path) -> dict[str, dict]:
 
 
 def _visible(out: Path) -> list[str]:
-    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
-                  if p.is_file() and ".czbuild" not in p.parts)
+    return sorted(
+        p.relative_to(out).as_posix()
+        for p in out.rglob("*")
+        if p.is_file() and ".czbuild" not in p.parts
+    )
 
 
 @pytest.fixture()
@@ -75,7 +79,8 @@ def test_passed_verification_is_recorded_in_stamp_manifest_and_report(project) -
 
 
 def test_failed_verification_fails_only_that_variant_and_installs_nothing(
-        project, monkeypatch) -> None:
+    project, monkeypatch
+) -> None:
     _, out, variants = project
     monkeypatch.chdir(out.parent)  # the message names the report relative to the cwd
     bad = with_fake([variants[1]], verify="fail")[0]
@@ -92,8 +97,9 @@ def test_failed_verification_fails_only_that_variant_and_installs_nothing(
     assert not (out / str(bad.output)).exists()
     assert str(bad.output) not in _manifest(out)
     assert read_stamp(out, str(bad.output)) is None
-    assert _visible(out) == sorted([str(variants[0].output), str(variants[2].output),
-                                    "manifest.json"])
+    assert _visible(out) == sorted(
+        [str(variants[0].output), str(variants[2].output), "manifest.json"]
+    )
     assert f"FAILED   {bad.name}" in text
 
 
@@ -134,7 +140,8 @@ def test_no_verify_builds_unverified_and_status_says_so(project) -> None:
     # A verifying build leaves them up to date but says they are not verified ...
     report, text = _build(variants, out)
     assert report.summary.built == [] and sorted(report.unverified) == sorted(
-        v.name for v in variants)
+        v.name for v in variants
+    )
     assert "czbuild: note: 3 up-to-date artifact(s) not verified (built with --no-verify)" in text
     # ... and --force rebuilds and verifies them.
     report, text = _build(variants, out, force=True)
@@ -152,22 +159,29 @@ def test_stale_verifying_temporaries_are_removed_before_a_rebuild(project) -> No
     _, out, variants = project
     target = out / str(variants[0].output)
     target.parent.mkdir(parents=True)
-    stale = [target.with_name(f".{target.name}.verifying-999.tmp"),
-             target.with_name(f"..{target.name}.verifying-999.tmp.0a1b2c.tmp")]
+    stale = [
+        target.with_name(f".{target.name}.verifying-999.tmp"),
+        target.with_name(f"..{target.name}.verifying-999.tmp.0a1b2c.tmp"),
+    ]
     for path in stale:
         path.write_bytes(b"half")
     assert _build(variants[:1], out)[0].ok
     assert not any(p.exists() for p in stale)
 
 
-# --- czbuild.build.verification ----------------------------------------------------------
+# --- czbuild.builder.verification ----------------------------------------------------------
 
 
 def _record(ok: bool) -> dict:
-    checks = [{"name": "fidelity", "status": "passed", "figure": "max abs diff 1e-07"},
-              {"name": "tiling.seams", "status": "passed" if ok else "failed",
-               "figure": "max seam error 5e-05"},
-              {"name": "tiling.min_overlap", "status": "passed", "figure": "80 px"}]
+    checks = [
+        {"name": "fidelity", "status": "passed", "figure": "max abs diff 1e-07"},
+        {
+            "name": "tiling.seams",
+            "status": "passed" if ok else "failed",
+            "figure": "max seam error 5e-05",
+        },
+        {"name": "tiling.min_overlap", "status": "passed", "figure": "80 px"},
+    ]
     return {"ok": ok, "checks": checks}
 
 
@@ -224,7 +238,8 @@ def test_verifying_path_is_hidden_and_matches_the_stale_patterns(tmp_path: Path)
 def test_failure_summary_names_checks_and_the_overlap_that_would_pass() -> None:
     assert failure_summary(_record(False)) == (
         "verification failed: tiling.seams (max seam error 5e-05); smallest overlap within "
-        "tolerance: 80 px")
+        "tolerance: 80 px"
+    )
     record = {"ok": False, "checks": [{"name": "fidelity", "status": "failed", "figure": None}]}
     assert failure_summary(record) == "verification failed: fidelity"
 
@@ -232,12 +247,27 @@ def test_failure_summary_names_checks_and_the_overlap_that_would_pass() -> None:
 def test_report_record_is_relative_and_without_pictures(tmp_path: Path) -> None:
     tmp = tmp_path / "out" / "r" / ".r.czann.verifying-12.tmp"
     project = tmp_path / "proj"
-    fake = SimpleNamespace(to_dict=lambda: {
-        "path": str(tmp), "ok": True, "images": ["input"],
-        "checks": [{"name": "fidelity", "message": f"compared {tmp.name} with "
-                    f"{project}{os.sep}models/m.keras", "details": {"file": str(tmp)}}]})
-    record = report_record(fake, output="r/default/r.czann", temporary=tmp,
-                           settings={"tolerance": 1e-5}, project_dir=project)
+    fake = SimpleNamespace(
+        to_dict=lambda: {
+            "path": str(tmp),
+            "ok": True,
+            "images": ["input"],
+            "checks": [
+                {
+                    "name": "fidelity",
+                    "message": f"compared {tmp.name} with {project}{os.sep}models/m.keras",
+                    "details": {"file": str(tmp)},
+                }
+            ],
+        }
+    )
+    record = report_record(
+        fake,
+        output="r/default/r.czann",
+        temporary=tmp,
+        settings={"tolerance": 1e-5},
+        project_dir=project,
+    )
     assert record["path"] == "r/default/r.czann" and "images" not in record
     assert record["settings"] == {"tolerance": 1e-5}
     assert record["checks"][0]["message"] == "compared r.czann with models/m.keras"
@@ -247,7 +277,8 @@ def test_report_record_is_relative_and_without_pictures(tmp_path: Path) -> None:
 
 def test_state_dir_holds_the_reports(tmp_path: Path) -> None:
     assert report_path(tmp_path, "a/b/c.czann") == (
-        state_dir(tmp_path) / "reports" / "a/b/c.czann.verify.json")
+        state_dir(tmp_path) / "reports" / "a/b/c.czann.verify.json"
+    )
     with pytest.raises(ValueError):
         report_path(tmp_path, "../escape.czann")
 
@@ -259,15 +290,22 @@ def _czbuild(*args: str, cwd: Path, timeout: float = 900):
     import subprocess
     import sys
 
-    from test_build_fakes import worker_env
+    from support.build_fakes import worker_env
 
-    return subprocess.run([sys.executable, "-m", "czbuild", *args], cwd=cwd, env=worker_env(),
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "czbuild", *args],
+        cwd=cwd,
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.mark.slow
 def test_real_builds_verify_fail_on_seams_and_skip_with_no_verify(tmp_path: Path) -> None:
-    from test_build_fakes import make_recipe_project
+    from support.build_fakes import make_recipe_project
 
     project = make_recipe_project(tmp_path / "proj", n_recipes=2, tiles=(32, 64))
     out = project / "build"
@@ -292,13 +330,14 @@ def test_real_builds_verify_fail_on_seams_and_skip_with_no_verify(tmp_path: Path
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     for tile in (32, 64):
-        failed = next(i for i, l in enumerate(lines) if l.startswith(f"FAILED   r01@tile={tile}"))
+        failed = next(i for i, ln in enumerate(lines) if ln.startswith(f"FAILED   r01@tile={tile}"))
         line = lines[failed + 1]
         assert "recipes/r01.yaml: verification failed: tiling.seams (max seam error" in line
         assert "smallest overlap within tolerance: 2 px" in line
         assert f"full report: build/.czbuild/reports/r01/tile={tile}/r01.czann.verify.json" in line
-        kept = json.loads((out / f".czbuild/reports/r01/tile={tile}/r01.czann.verify.json")
-                          .read_text())
+        kept = json.loads(
+            (out / f".czbuild/reports/r01/tile={tile}/r01.czann.verify.json").read_text()
+        )
         assert not kept["ok"]
     assert "czbuild: 0 built, 2 up to date, 2 failed" in proc.stdout
     assert {p: p.read_bytes() for p in out.glob("r01/*/r01.czann")} == old  # untouched

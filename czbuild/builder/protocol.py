@@ -47,7 +47,7 @@ class JobResult:
         error_type: Class name of the exception.
         traceback: Full traceback text, shown with ``--debug``.
         seconds: Time spent in the worker.
-        verification: The verification record (see :mod:`czbuild.build.verification`):
+        verification: The verification record (see :mod:`czbuild.builder.verification`):
             when ok and verified, and when the job failed verification; else None.
     """
 

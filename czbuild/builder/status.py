@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from czbuild.build.fingerprint import Fingerprint
-from czbuild.build.hashing import HashCache
-from czbuild.build.toolchain import ZIP_TIME_KEY
+from czbuild.builder.fingerprint import Fingerprint
+from czbuild.builder.hashing import HashCache
+from czbuild.builder.toolchain import ZIP_TIME_KEY
 
 _MAX_SPEC_REASONS = 8
 _MAX_VALUE_CHARS = 48
@@ -97,8 +97,13 @@ def compare(
     ]
     if stamp is None:
         if artifact_path.exists():
-            reasons.append(Reason("never-built", "no build record for the existing output "
-                                                 "(an interrupted build, or not built by czbuild)"))
+            reasons.append(
+                Reason(
+                    "never-built",
+                    "no build record for the existing output "
+                    "(an interrupted build, or not built by czbuild)",
+                )
+            )
         else:
             reasons.append(Reason("never-built", "never built"))
         return tuple(reasons)
@@ -183,8 +188,13 @@ def _version_reasons(old: Mapping[str, str], new: Mapping[str, str]) -> list[Rea
         if before == after:
             continue
         if name == ZIP_TIME_KEY:
-            reasons.append(Reason("toolchain", "zip entry time (SOURCE_DATE_EPOCH) changed: "
-                                  f"{old.get(name, 'default')} -> {new.get(name, 'default')}"))
+            reasons.append(
+                Reason(
+                    "toolchain",
+                    "zip entry time (SOURCE_DATE_EPOCH) changed: "
+                    f"{old.get(name, 'default')} -> {new.get(name, 'default')}",
+                )
+            )
         else:
             kind = "czbuild-version" if name == "czbuild" else "toolchain"
             reasons.append(Reason(kind, f"{name} version changed: {before} -> {after}"))

@@ -89,7 +89,7 @@ class BuildReporter:
         if not name.startswith(_BUILD_PREFIX):
             return None
         meta = getattr(task, "meta", None) or {}
-        return meta.get("czbuild_variant") or name[len(_BUILD_PREFIX):]
+        return meta.get("czbuild_variant") or name[len(_BUILD_PREFIX) :]
 
     # --- doit reporter interface ----------------------------------------------------------
 
@@ -130,7 +130,9 @@ class BuildReporter:
         message = getattr(fail, "message", None) or str(fail)
         self.summary.failed[name] = message
         lines = str(message).rstrip().splitlines() or ["(no message)"]
-        self._write(f"FAILED   {name}  ({seconds:.2f} s)\n" + "\n".join(f"         {l}" for l in lines))
+        self._write(
+            f"FAILED   {name}  ({seconds:.2f} s)\n" + "\n".join(f"         {ln}" for ln in lines)
+        )
 
     def skip_uptodate(self, task: Any) -> None:
         name = self._variant(task)
@@ -173,4 +175,3 @@ def _count_selected_builds(tasks: Any, selected: Any) -> int:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from czbuild.build.hashing import HashCache
-from czbuild.build.toolchain import toolchain_versions
+from czbuild.builder.hashing import HashCache
+from czbuild.builder.toolchain import toolchain_versions
 
 # "path/to/file.py:function" names a factory; the input is the file.
 _FACTORY = re.compile(r"^(.+\.py):[A-Za-z_][A-Za-z0-9_.]*$")

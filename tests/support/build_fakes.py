@@ -1,8 +1,7 @@
 """Test doubles for the build layer (no TensorFlow): fake variants and a fake converter.
 
-Not a test module itself (it defines no tests); it lives under a ``test_build_*`` name so the
-build tests own it. Worker subprocesses import it by module name, so tests that use
-subprocess workers put this folder on ``PYTHONPATH`` (see :func:`worker_env`).
+Not a test module (it defines no tests). Worker subprocesses import it by module name, so tests that use
+subprocess workers put ``tests/`` on ``PYTHONPATH`` (see :func:`worker_env`).
 
 The fake converter writes a small deterministic zip (``model.json`` = the spec, ``model.model``
 = the model file's bytes) atomically, like the real convert layer, and appends one line per
@@ -10,7 +9,7 @@ model load to ``<project>/loads.log`` so tests can count loads. A spec may carry
 ``fake: {sleep: seconds, fail: message, verify: "fail"}``.
 
 With ``job.verify`` set the fake writes through the real
-:func:`czbuild.build.verification.install_verified` (hidden temporary, verify, rename) with a
+:func:`czbuild.builder.verification.install_verified` (hidden temporary, verify, rename) with a
 fake verifier: its record passes, or fails ``tiling.seams`` when ``fake.verify == "fail"``, and
 names the file it saw in ``details.seen``.
 """
@@ -28,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-TESTS_DIR = Path(__file__).resolve().parent
-BACKEND = "test_build_fakes:fake_convert"
+TESTS_DIR = Path(__file__).resolve().parents[1]
+BACKEND = "support.build_fakes:fake_convert"
 
 
 @dataclass(frozen=True)
@@ -48,11 +47,23 @@ def digest_of(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
-def make_variant(project: Path, recipe: str, *, tile: int | None = None, model: str = "models/m.bin",
-                 licence: str | None = "LICENSE", extra: dict | None = None) -> FakeVariant:
+def make_variant(
+    project: Path,
+    recipe: str,
+    *,
+    tile: int | None = None,
+    model: str = "models/m.bin",
+    licence: str | None = "LICENSE",
+    extra: dict | None = None,
+) -> FakeVariant:
     """A variant of ``recipe`` converting ``model`` (paths relative to ``project``)."""
-    spec: dict[str, Any] = {"name": recipe, "model": {"path": model}, "format": "czann",
-                            "tile": tile or 256, "metadata": {"classes": ["bg", "fg"]}}
+    spec: dict[str, Any] = {
+        "name": recipe,
+        "model": {"path": model},
+        "format": "czann",
+        "tile": tile or 256,
+        "metadata": {"classes": ["bg", "fg"]},
+    }
     if licence:
         spec["metadata"]["license"] = licence
     if extra:
@@ -61,14 +72,20 @@ def make_variant(project: Path, recipe: str, *, tile: int | None = None, model: 
     vdir = f"tile={tile}" if tile else "default"
     inputs = [project / model] + ([project / licence] if licence else [])
     return FakeVariant(
-        recipe=recipe, name=name, recipe_file=project / "recipes" / f"{recipe}.yaml",
-        project_dir=project, spec=spec, digest=digest_of(spec), inputs=tuple(inputs),
+        recipe=recipe,
+        name=name,
+        recipe_file=project / "recipes" / f"{recipe}.yaml",
+        project_dir=project,
+        spec=spec,
+        digest=digest_of(spec),
+        inputs=tuple(inputs),
         output=PurePosixPath(recipe, vdir, f"{recipe}.czann"),
     )
 
 
-def make_project(root: Path, recipes: dict[str, list[int]], *, models: dict[str, str] | None = None
-                 ) -> list[FakeVariant]:
+def make_project(
+    root: Path, recipes: dict[str, list[int]], *, models: dict[str, str] | None = None
+) -> list[FakeVariant]:
     """Create model/licence files and return the variants: ``{recipe: [tiles]}``."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "recipes").mkdir(exist_ok=True)
@@ -132,8 +149,9 @@ def make_recipe_project(root: Path, n_recipes: int = 2, tiles: tuple[int, ...] =
     (root / "LICENSE").write_text("MIT License\n")
     for i in range(n_recipes):
         name = f"r{i:02d}"
-        (root / "recipes" / f"{name}.yaml").write_text(RECIPE_TEMPLATE.format(
-            name=name, first=tiles[0], tiles=", ".join(map(str, tiles))))
+        (root / "recipes" / f"{name}.yaml").write_text(
+            RECIPE_TEMPLATE.format(name=name, first=tiles[0], tiles=", ".join(map(str, tiles)))
+        )
     return root
 
 
@@ -161,7 +179,10 @@ def fake_convert(job: Any, cache: dict) -> dict:
         cache[key] = model_path.read_bytes()
         with open(Path(variant.project_dir) / "loads.log", "a") as log:
             log.write(f"{os.getpid()} {spec['model']['path']}\n")
-    members = [("model.json", json.dumps(spec, sort_keys=True).encode()), ("model.model", cache[key])]
+    members = [
+        ("model.json", json.dumps(spec, sort_keys=True).encode()),
+        ("model.model", cache[key]),
+    ]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         for name, data in members:
@@ -177,12 +198,12 @@ def fake_convert(job: Any, cache: dict) -> dict:
             handle.flush()
             if fake.get("sleep_mid_write"):
                 time.sleep(float(fake["sleep_mid_write"]))
-            handle.write(data[len(data) // 2:])
+            handle.write(data[len(data) // 2 :])
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, out)
 
-    from czbuild.build.verification import install_verified
+    from czbuild.builder.verification import install_verified
 
     verifier = (lambda path: fake_report(path, variant, fake)) if job.verify else None
     _, record = install_verified(Path(job.out_path), write, verifier)
@@ -197,18 +218,34 @@ FAKE_CHECKS = ("container.archive", "fidelity", "tiling.seams")
 
 
 def fake_report(path: Path, variant: Any, fake: dict) -> dict:
-    """A verification record shaped like :func:`czbuild.build.verification.report_record`."""
+    """A verification record shaped like :func:`czbuild.builder.verification.report_record`."""
     with zipfile.ZipFile(path) as zf:  # the file under verification is complete
         assert zf.testzip() is None
     failing = fake.get("verify") == "fail"
-    checks = [{"name": name, "status": "passed", "figure": "ok", "message": "fake",
-               "details": {"seen": path.name}} for name in FAKE_CHECKS]
+    checks = [
+        {
+            "name": name,
+            "status": "passed",
+            "figure": "ok",
+            "message": "fake",
+            "details": {"seen": path.name},
+        }
+        for name in FAKE_CHECKS
+    ]
     if failing:
-        checks[-1].update(status="failed", figure="max seam error 0.5",
-                          message="tiled inference differs (fake)")
-    return {"path": str(PurePosixPath(variant.output)), "family": "czann", "version": "2.1.0",
-            "ok": not failing, "summary": {"passed": 3 - failing, "failed": int(failing)},
-            "metadata": {}, "checks": checks, "settings": {"tolerance": 1e-5}}
+        checks[-1].update(
+            status="failed", figure="max seam error 0.5", message="tiled inference differs (fake)"
+        )
+    return {
+        "path": str(PurePosixPath(variant.output)),
+        "family": "czann",
+        "version": "2.1.0",
+        "ok": not failing,
+        "summary": {"passed": 3 - failing, "failed": int(failing)},
+        "metadata": {},
+        "checks": checks,
+        "settings": {"tolerance": 1e-5},
+    }
 
 
 def with_fake(variants: list[FakeVariant], **fake: Any) -> list[FakeVariant]:
@@ -225,8 +262,8 @@ def with_fake(variants: list[FakeVariant], **fake: Any) -> list[FakeVariant]:
 DRIVER = """
 import sys
 from pathlib import Path
-from test_build_fakes import BACKEND, make_project, with_fake
-from czbuild.build import BuildOptions, build
+from support.build_fakes import BACKEND, make_project, with_fake
+from czbuild.builder import BuildOptions, build
 root, out = Path(sys.argv[1]), Path(sys.argv[2])
 sleep, jobs, wait = float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 variants = make_project(root, {"a": [256, 512, 768, 1024], "b": [256, 512]})
@@ -236,8 +273,9 @@ sys.exit(0 if report.ok else 1)
 """
 
 
-def driver_command(root: Path, out: Path, *, sleep: float, jobs: int = 1,
-                   wait: float = 60.0) -> list[str]:
+def driver_command(
+    root: Path, out: Path, *, sleep: float, jobs: int = 1, wait: float = 60.0
+) -> list[str]:
     """argv of a process that builds the 6 fake variants of :data:`DRIVER` with worker processes."""
     import sys
 

@@ -1,0 +1,1 @@
+"""Shared test doubles and project builders (not test modules)."""
