@@ -16,8 +16,10 @@ from czbuild.formats.archive import (
     write_czann,
     write_czmodel,
 )
+from czbuild.formats.container import Container, Member, open_container, read_container
 from czbuild.formats.czann import CzannMetadata, infer_version
 from czbuild.formats.ids import CZBUILD_NAMESPACE, derive_id, is_uuid
+from czbuild.formats.layout import Layout, family_of, layout_of
 from czbuild.formats.legacy import LegacyMetadata, class_colors, parse_xml
 from czbuild.formats.reader import (
     DEFAULT_MAX_BYTES,
@@ -34,22 +36,29 @@ __all__ = [
     "CZBUILD_NAMESPACE",
     "DEFAULT_MAX_BYTES",
     "Artifact",
+    "Container",
     "CzannMetadata",
+    "Layout",
     "LegacyMetadata",
+    "Member",
     "MemberInfo",
     "atomic_write",
     "class_colors",
     "czann_members",
     "czmodel_members",
     "derive_id",
+    "family_of",
     "infer_version",
     "inspect",
     "is_uuid",
+    "layout_of",
     "load_artifact",
     "load_schema",
+    "open_container",
     "parse_xml",
     "payload_kind",
     "read_artifact",
+    "read_container",
     "unpack",
     "validate_model_json",
     "vocab",

@@ -2,7 +2,8 @@
 
 Writers validate the metadata, derive the id from the content when none is given, build the
 archive with :func:`zip_bytes` (deterministic, stored) and replace the target atomically.
-Reading lives in :mod:`czbuild.formats.reader`; its public names are re-exported here.
+Reading lives in :mod:`czbuild.formats.reader` and unpacking in :mod:`czbuild.formats.extraction`;
+their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,18 +15,17 @@ from typing import Any
 
 from czbuild.errors import ArchiveError
 from czbuild.formats.czann import CzannMetadata
+from czbuild.formats.extraction import unpack
 from czbuild.formats.ids import derive_id
 from czbuild.formats.legacy import LegacyMetadata
 from czbuild.formats.reader import (
     ARTIFACT_SUFFIXES,
-    COMPRESSION_NAMES,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_RATIO,
     MODELID_PREFIX,
     ZIP_MAGIC,
     Artifact,
     MemberInfo,
-    load_artifact,
     payload_kind,
     read_artifact,
 )
@@ -212,30 +212,18 @@ def write_czmodel(
     return metadata
 
 
-# --- inspect / unpack ------------------------------------------------------------------------
-
-
-def _role(artifact: Artifact, name: str) -> str:
-    if name == artifact.metadata_member:
-        return "metadata"
-    if name == artifact.model_member:
-        return "model"
-    if name == artifact.license_member:
-        return "license"
-    if artifact.family == "czmodel" and name.startswith(MODELID_PREFIX):
-        return "modelid"
-    return "other"
+# --- inspect ----------------------------------------------------------------------------
 
 
 def _member_dict(artifact: Artifact, info: MemberInfo) -> dict[str, Any]:
     return {
         "name": info.name,
-        "role": _role(artifact, info.name),
+        "role": artifact.layout.role(info.name) if artifact.layout else "other",
         "size": info.size,
         "compressed_size": info.compress_size,
-        "compression": COMPRESSION_NAMES.get(info.compress_type, str(info.compress_type)),
-        "date_time": "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}".format(*info.date_time),
-        "mode": oct(info.external_attr >> 16),
+        "compression": info.compression_text,
+        "date_time": info.date_text,
+        "mode": info.mode_text,
         "create_system": info.create_system,
         "sha256": info.sha256,
     }
@@ -276,55 +264,3 @@ def inspect(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str
         "extension_matches": suffix_family == artifact.family,
         "members": [_member_dict(artifact, m) for m in artifact.members],
     }
-
-
-def _safe_target(root: Path, name: str) -> Path:
-    """``root/name`` after checking no existing symlink or non-directory lies in the way."""
-    current = root
-    parts = name.split("/")
-    for i, part in enumerate(parts):
-        current = current / part
-        if current.is_symlink():
-            raise ArchiveError(
-                f"{current}: is a symbolic link; refusing to unpack {name!r} through it"
-            )
-        last = i == len(parts) - 1
-        if current.exists() and (current.is_dir() if last else not current.is_dir()):
-            kind = "a folder" if last else "not a folder"
-            raise ArchiveError(f"{current}: is {kind}; cannot unpack {name!r} there")
-    resolved = current.resolve()
-    if root != resolved and root not in resolved.parents:
-        raise ArchiveError(f"{name!r} would be written outside {root}; refusing")
-    return current
-
-
-def unpack(path: str | Path, dest: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Path]:
-    """Extract every file member of a model file under ``dest`` (created if missing).
-
-    Member names are checked by :func:`read_artifact`; existing symbolic links on the way
-    are refused, so nothing is ever written outside ``dest``. Existing regular files are
-    replaced atomically.
-
-    Returns:
-        The written paths, in archive order.
-
-    Raises:
-        ArchiveError: As :func:`read_artifact`, or if a target is unsafe or unwritable.
-    """
-    artifact, contents = load_artifact(path, max_bytes=max_bytes)
-    dest = Path(dest)
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ArchiveError(f"{dest}: cannot create the folder: {exc}") from exc
-    root = dest.resolve()
-    planned = [
-        (m.name, _safe_target(root, m.name))
-        for m in artifact.members
-        if m.name in contents and not m.name.endswith("/")
-    ]
-    written = []
-    for name, target in planned:
-        atomic_write(target, contents[name])
-        written.append(dest.joinpath(*name.split("/")))
-    return written

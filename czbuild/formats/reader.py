@@ -1,55 +1,55 @@
 """Safe reading of ``.czann`` / ``.czmodel`` / ``.czseg`` files (czmodel-format.md 2.1, 3.1).
 
-:func:`read_artifact` opens any of the three, decides the family from the members (not the
-extension), finds the members by name the way the format's readers do, parses the
-metadata and classifies the payload. It refuses anything unsafe before reading data:
-traversal, absolute or drive paths, backslashes, duplicate names, encrypted entries,
-unknown compression, oversized archives and compression-ratio bombs.
+:func:`read_artifact` reads the archive with the one bounded reader
+(:mod:`czbuild.formats.container`), finds the members with the one family and role rule
+(:mod:`czbuild.formats.layout`), parses the metadata (:mod:`czbuild.formats.model_json` /
+:func:`~czbuild.formats.legacy.parse_xml`) and classifies the payload.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import zipfile
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from czbuild.errors import ArchiveError, MetadataError
+from czbuild.formats.container import (
+    ARTIFACT_LIMITS,
+    COMPRESSION_NAMES,
+    ZIP_MAGIC,
+    Container,
+    Limits,
+    Member,
+    open_container,
+)
 from czbuild.formats.czann import CzannMetadata
+from czbuild.formats.layout import CZANN, MODELID_PREFIX, SUFFIX_FAMILIES, Layout, layout_of
 from czbuild.formats.legacy import LegacyMetadata, parse_xml
+from czbuild.formats.model_json import MAX_METADATA_BYTES, parse_model_json
 
 #: Largest total uncompressed size read_artifact accepts by default (4 GiB).
-DEFAULT_MAX_BYTES: Final = 4 * 1024**3
+DEFAULT_MAX_BYTES: Final = ARTIFACT_LIMITS.max_bytes
 #: Largest uncompressed/compressed ratio accepted for a member above 1 MiB.
-DEFAULT_MAX_RATIO: Final = 200
-_RATIO_MIN_SIZE: Final = 1024**2
-ZIP_MAGIC: Final = b"PK\x03\x04"
-ARTIFACT_SUFFIXES: Final = {".czann": "czann", ".czmodel": "czmodel", ".czseg": "czmodel"}
-MODELID_PREFIX: Final = "modelid="
-COMPRESSION_NAMES: Final = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
-_DRIVE_RE: Final = re.compile(r"^[A-Za-z]:")
+DEFAULT_MAX_RATIO: Final = ARTIFACT_LIMITS.max_ratio
+ARTIFACT_SUFFIXES: Final = SUFFIX_FAMILIES
+#: Kept for callers of the earlier name: one entry of an archive.
+MemberInfo = Member
 
-
-@dataclass(frozen=True)
-class MemberInfo:
-    """One ZIP entry as stored (what a reproducibility check compares)."""
-
-    name: str
-    size: int
-    compress_type: int
-    date_time: tuple[int, int, int, int, int, int]
-    external_attr: int
-    create_system: int
-    compress_size: int = 0
-    flag_bits: int = 0
-    extra: bytes = b""
-    crc: int = 0
-    sha256: str = ""
+__all__ = [
+    "ARTIFACT_SUFFIXES",
+    "COMPRESSION_NAMES",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_RATIO",
+    "MODELID_PREFIX",
+    "ZIP_MAGIC",
+    "Artifact",
+    "MemberInfo",
+    "load_artifact",
+    "parse_metadata",
+    "payload_kind",
+    "read_artifact",
+]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class Artifact:
             for legacy the XML values plus unknown elements such as ``ScaleInputsByBitdepth``).
         version_inferred: True if a CZANN file has no ``FormatVersion``.
         comment: The archive comment (czbuild writes none).
+        layout: The member roles.
     """
 
     path: Path
@@ -80,7 +81,7 @@ class Artifact:
     model_bytes: bytes
     payload: str
     license_bytes: bytes | None
-    members: tuple[MemberInfo, ...]
+    members: tuple[Member, ...]
     metadata_member: str = ""
     model_member: str = ""
     license_member: str | None = None
@@ -88,6 +89,7 @@ class Artifact:
     raw_metadata: Mapping[str, Any] = field(default_factory=dict)
     version_inferred: bool = False
     comment: bytes = b""
+    layout: Layout | None = None
 
 
 def payload_kind(model_bytes: bytes) -> str:
@@ -103,15 +105,15 @@ def read_artifact(
     Args:
         path: The file.
         max_bytes: Refuse archives whose members add up to more bytes (uncompressed).
-        max_ratio: Refuse compressed members above 1 MiB that expand more than this.
+        max_ratio: Refuse members above 1 MiB (and archives) that expand more than this.
 
     Returns:
         The parsed :class:`Artifact`.
 
     Raises:
-        ArchiveError: If the file is missing, not a ZIP, truncated, unsafe, lacks the
-            metadata or model member, or its metadata cannot be parsed. The message names
-            the file (and the member).
+        ArchiveError: If the file is missing, not a ZIP, truncated, unsafe (see
+            :mod:`czbuild.formats.container`), lacks the metadata or model member, or its
+            metadata cannot be parsed. The message names the file (and the member).
     """
     return load_artifact(path, max_bytes=max_bytes, max_ratio=max_ratio)[0]
 
@@ -120,244 +122,81 @@ def load_artifact(
     path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, max_ratio: int = DEFAULT_MAX_RATIO
 ) -> tuple[Artifact, dict[str, bytes]]:
     """Like :func:`read_artifact`, also returning every file member's bytes by name."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArchiveError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            _check_entries(path, infos, max_bytes, max_ratio)
-            contents = {i.filename: zf.read(i) for i in infos if not i.is_dir()}
-            comment = zf.comment
-    except ArchiveError:
-        raise
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        EOFError,
-        zlib.error,
-        ValueError,
-        NotImplementedError,
-        RuntimeError,
-    ) as exc:
-        raise ArchiveError(
-            f"{path}: not a readable ZIP archive (truncated or corrupt?): {exc}"
-        ) from exc
-    except OSError as exc:
-        raise ArchiveError(f"{path}: cannot read: {exc}") from exc
-    members = tuple(
-        MemberInfo(
-            name=i.filename,
-            size=i.file_size,
-            compress_type=i.compress_type,
-            date_time=tuple(i.date_time),
-            external_attr=i.external_attr,  # type: ignore[arg-type]
-            create_system=i.create_system,
-            compress_size=i.compress_size,
-            flag_bits=i.flag_bits,
-            extra=bytes(i.extra),
-            crc=i.CRC,
-            sha256=hashlib.sha256(contents.get(i.filename, b"")).hexdigest(),
-        )
-        for i in infos
-    )
-    names = [i.filename for i in infos if not i.is_dir()]
-    family = _family(path, names)
-    parse = _parse_czann if family == "czann" else _parse_czmodel
-    fields = parse(path, names, contents)
-    model_bytes = contents[fields["model_member"]]
+    limits = Limits(max_bytes, ARTIFACT_LIMITS.max_members, max_ratio)
+    container = open_container(Path(path), limits=limits)
+    return artifact_from(container), container.contents
+
+
+def artifact_from(container: Container) -> Artifact:
+    """The :class:`Artifact` of a container that was read without problems.
+
+    Raises:
+        ArchiveError: Not a model file, an empty payload, or metadata that cannot be parsed.
+    """
+    path = Path(container.label)
+    layout = layout_of([m.name for m in container.files()], where=str(path))
+    model_bytes = container.read(layout.model)
     if not model_bytes:
-        raise ArchiveError(f"{path}: {fields['model_member']}: the model member is empty")
-    license_member = fields["license_member"]
-    artifact = Artifact(
+        raise ArchiveError(f"{path}: {layout.model}: the model member is empty")
+    try:
+        metadata, raw, inferred = parse_metadata(layout, container.read(layout.metadata))
+    except MetadataError as exc:
+        raise ArchiveError(f"{path}: {layout.metadata}: {exc}") from exc
+    return Artifact(
         path=path,
-        family=family,
-        members=members,
+        family=layout.family,
+        version=_version(metadata),
+        metadata=metadata,
         model_bytes=model_bytes,
         payload=payload_kind(model_bytes),
-        license_bytes=contents[license_member] if license_member else None,
-        metadata_bytes=contents[fields["metadata_member"]],
-        comment=comment,
-        **fields,
-    )
-    return artifact, contents
-
-
-# --- entry checks --------------------------------------------------------------------------
-
-
-def _name_problem(info: zipfile.ZipInfo) -> str | None:
-    name = info.filename
-    if "\x00" in info.orig_filename or not name:
-        return "empty name or NUL byte"
-    if "\\" in name:
-        return "backslash in the name (Windows path)"
-    if name.startswith("/") or _DRIVE_RE.match(name):
-        return "absolute path"
-    parts = name.rstrip("/").split("/") if info.is_dir() else name.split("/")
-    if ".." in parts:
-        return "'..' path component (path traversal)"
-    if any(part in ("", ".") for part in parts):
-        return "empty or '.' path component"
-    if any(not ch.isprintable() for ch in name):
-        return "control character in the name"
-    return None
-
-
-def _check_entries(
-    path: Path, infos: list[zipfile.ZipInfo], max_bytes: int, max_ratio: int
-) -> None:
-    seen: dict[str, str] = {}
-    total = 0
-    for info in infos:
-        name = info.filename
-        problem = _name_problem(info)
-        if problem:
-            raise ArchiveError(f"{path}: member {name!r}: {problem}; refusing the archive")
-        folded = name.casefold()
-        if folded in seen:
-            raise ArchiveError(
-                f"{path}: member {name!r} appears twice (also as {seen[folded]!r}); "
-                "member names must be unique"
-            )
-        seen[folded] = name
-        if info.flag_bits & 0x1:
-            raise ArchiveError(f"{path}: member {name!r} is encrypted; model files never are")
-        if info.compress_type not in COMPRESSION_NAMES:
-            raise ArchiveError(
-                f"{path}: member {name!r} uses compression method "
-                f"{info.compress_type}; only stored and deflated are accepted"
-            )
-        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-            raise ArchiveError(
-                f"{path}: member {name!r} is stored but its sizes disagree "
-                f"({info.compress_size} vs {info.file_size}); corrupt archive"
-            )
-        if info.file_size > _RATIO_MIN_SIZE and info.file_size > max_ratio * max(
-            info.compress_size, 1
-        ):
-            raise ArchiveError(
-                f"{path}: member {name!r} expands {info.compress_size} -> "
-                f"{info.file_size} bytes (ratio > {max_ratio}); refusing a "
-                "possible zip bomb"
-            )
-        total += info.file_size
-        if total > max_bytes:
-            raise ArchiveError(
-                f"{path}: members add up to more than {max_bytes} bytes "
-                "uncompressed; raise max_bytes if the file is trusted"
-            )
-
-
-# --- family and members --------------------------------------------------------------------
-
-
-def _first(names: list[str], suffix: str) -> str | None:
-    return next((n for n in names if n.lower().endswith(suffix)), None)
-
-
-def _family(path: Path, names: list[str]) -> str:
-    stems = {n[:-6] for n in names if n.lower().endswith(".model")}
-    if "model.json" in names:
-        return "czann"
-    if any(n.startswith(MODELID_PREFIX) for n in names):
-        return "czmodel"
-    if any(n.lower().endswith(".xml") and n[:-4] in stems for n in names):
-        return "czmodel"
-    if _first(names, ".json"):
-        return "czann"
-    if _first(names, ".xml"):
-        return "czmodel"
-    listed = ", ".join(names[:8]) or "none"
-    raise ArchiveError(
-        f"{path}: neither model.json (CZANN) nor <id>.xml (CZMODEL) found "
-        f"(members: {listed}); not a ZEN model file"
+        license_bytes=container.read(layout.license) if layout.license else None,
+        members=container.members,
+        metadata_member=layout.metadata,
+        model_member=layout.model,
+        license_member=layout.license,
+        metadata_bytes=container.read(layout.metadata),
+        raw_metadata=raw,
+        version_inferred=inferred,
+        comment=container.comment,
+        layout=layout,
     )
 
 
-def _license(names: list[str], reserved: set[str]) -> str | None:
-    others = [n for n in names if n not in reserved and not n.startswith(MODELID_PREFIX)]
-    if "license.txt" in others:
-        return "license.txt"
-    return others[0] if others else None
+def _version(metadata: CzannMetadata | LegacyMetadata) -> str:
+    return metadata.version if isinstance(metadata, LegacyMetadata) else metadata.format_version
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"key {key!r} appears twice")
-        out[key] = value
-    return out
+def parse_metadata(
+    layout: Layout, data: bytes
+) -> tuple[CzannMetadata | LegacyMetadata, dict[str, Any], bool]:
+    """Parse the metadata member the way every reader does.
 
+    Returns:
+        The metadata (a legacy file without an ``Id`` takes the id of its member names), the
+        metadata in the file's own key names, and whether a CZANN version was inferred.
 
-def _parse_czann(path: Path, names: list[str], contents: dict[str, bytes]) -> dict[str, Any]:
-    meta_name = "model.json" if "model.json" in names else _first(names, ".json")
-    model_name = "model.model" if "model.model" in names else _first(names, ".model")
-    assert meta_name is not None
-    if model_name is None:
-        raise ArchiveError(f"{path}: no model.model (ONNX) member next to {meta_name}")
-    where = f"{path}: {meta_name}"
-    try:
-        doc = json.loads(
-            contents[meta_name].decode("utf-8-sig"), object_pairs_hook=_reject_duplicate_keys
-        )
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ArchiveError(f"{where}: not valid UTF-8 JSON: {exc}") from exc
-    try:
+    Raises:
+        MetadataError: Unparseable, or a required key is missing or of the wrong type.
+    """
+    if len(data) > MAX_METADATA_BYTES:
+        raise MetadataError("", f"{len(data)} bytes, over the {MAX_METADATA_BYTES}-byte limit")
+    if layout.family == CZANN:
+        doc = parse_model_json(data)
         metadata = CzannMetadata.from_json_dict(doc)
-    except MetadataError as exc:
-        raise ArchiveError(f"{where}: {exc}") from exc
-    if metadata.id is None:
-        raise ArchiveError(f"{where}: Id: required key is missing")
-    return {
-        "version": metadata.format_version,
-        "version_inferred": doc.get("FormatVersion") is None,
-        "metadata": metadata,
-        "raw_metadata": doc,
-        "metadata_member": meta_name,
-        "model_member": model_name,
-        "license_member": _license(names, {meta_name, model_name}),
-    }
-
-
-def _parse_czmodel(path: Path, names: list[str], contents: dict[str, bytes]) -> dict[str, Any]:
-    name_id = next((n[len(MODELID_PREFIX) :] for n in names if n.startswith(MODELID_PREFIX)), None)
-    if name_id and f"{name_id}.xml" in names:
-        xml_name: str | None = f"{name_id}.xml"
-    else:
-        stems = {n[:-6] for n in names if n.lower().endswith(".model")}
-        xml_name = next(
-            (n for n in names if n.lower().endswith(".xml") and n[:-4] in stems), None
-        ) or _first(names, ".xml")
-    if xml_name is None:
-        raise ArchiveError(f"{path}: no <id>.xml metadata member")
-    stem = xml_name[:-4]
-    model_name = f"{stem}.model" if f"{stem}.model" in names else _first(names, ".model")
-    if model_name is None:
-        raise ArchiveError(f"{path}: no <id>.model member next to {xml_name}")
-    try:
-        metadata, extra = parse_xml(contents[xml_name])
-    except MetadataError as exc:
-        raise ArchiveError(f"{path}: {xml_name}: {exc}") from exc
-    if metadata.id is None:
-        metadata = metadata.with_id(name_id or stem)
+        if metadata.id is None:
+            raise MetadataError("Id", "required key is missing")
+        return metadata, doc, doc.get("FormatVersion") is None
+    legacy, extra = parse_xml(data)
+    if legacy.id is None:
+        legacy = legacy.with_id(layout.legacy_id or layout.metadata[:-4])
     raw: dict[str, Any] = {
-        "Version": metadata.version,
-        "Id": metadata.id,
-        "ModelName": metadata.name,
-        "ColorHandling": metadata.color_handling,
-        "Channels": list(metadata.pixel_types),
-        "TrainingClasses": list(metadata.classes),
-        "BorderSize": metadata.border_size,
+        "Version": legacy.version,
+        "Id": legacy.id,
+        "ModelName": legacy.name,
+        "ColorHandling": legacy.color_handling,
+        "Channels": list(legacy.pixel_types),
+        "TrainingClasses": list(legacy.classes),
+        "BorderSize": legacy.border_size,
     }
     raw.update({k: v for k, v in extra.items() if k not in raw})
-    return {
-        "version": metadata.version,
-        "version_inferred": False,
-        "metadata": metadata,
-        "raw_metadata": raw,
-        "metadata_member": xml_name,
-        "model_member": model_name,
-        "license_member": _license(names, {xml_name, model_name}),
-    }
+    return legacy, raw, False
