@@ -354,7 +354,11 @@ def test_reader_refuses_broken_files(tmp_path: Path, mutate, fragment: str) -> N
 
 CONTENT_ERRORS = [
     ("no-metadata", [("model.model", ONNX)], "neither model.json"),
-    ("no-model", [("model.json", czann_meta(id=ZEN_ID).to_json_bytes())], "no model.model"),
+    (
+        "no-model",
+        [("model.json", czann_meta(id=ZEN_ID).to_json_bytes())],
+        "missing model member model.model",
+    ),
     (
         "empty-model",
         [("model.json", czann_meta(id=ZEN_ID).to_json_bytes()), ("model.model", b"")],
@@ -401,7 +405,7 @@ CONTENT_ERRORS = [
     (
         "legacy-no-model",
         [(f"modelid={ZEN_ID}", b""), (f"{ZEN_ID}.xml", b"<Model/>")],
-        "no <id>.model",
+        "missing model member <id>.model",
     ),
 ]
 

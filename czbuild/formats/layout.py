@@ -121,11 +121,15 @@ def layout_of(names: Sequence[str], *, where: str = "") -> Layout:
         model = _pick(names, "model.model", ".model", MODEL, problems)
         modelid = None
         if model is None:
-            raise ArchiveError(f"{prefix}no model.model (ONNX) member next to {metadata}")
+            raise ArchiveError(
+                f"{prefix}missing model member model.model (ONNX) next to {metadata}"
+            )
     else:
         metadata, model, modelid = _legacy_roles(names, problems)
+        if not metadata:
+            raise ArchiveError(f"{prefix}missing metadata member <id>.xml")
         if model is None:
-            raise ArchiveError(f"{prefix}no <id>.model member next to {metadata}")
+            raise ArchiveError(f"{prefix}missing model member <id>.model next to {metadata}")
     rest = [n for n in names if n not in (metadata, model) and not n.startswith(MODELID_PREFIX)]
     license = LICENSE_NAME if LICENSE_NAME in rest else (rest[0] if rest else None)
     others = tuple(n for n in rest if n != license)

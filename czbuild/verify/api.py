@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from czbuild.errors import ArchiveError, CzbuildError
+from czbuild.formats.runner import OnnxRunner, Runner
 from czbuild.verify import hygiene, images
-from czbuild.verify.archive import MAX_UNPACKED_BYTES, read_container
+from czbuild.verify.archive import MAX_UNPACKED_BYTES, check_archive
 from czbuild.verify.fidelity import check_fidelity
 from czbuild.verify.info import REGRESSION, SEGMENTATION, ModelInfo
 from czbuild.verify.members import check_members
@@ -26,7 +27,6 @@ from czbuild.verify.metadata import check_metadata
 from czbuild.verify.recipe_metadata import NAME as RECIPE_METADATA
 from czbuild.verify.recipe_metadata import check_recipe_metadata
 from czbuild.verify.report import FAILED, SKIPPED, VerifyReport
-from czbuild.verify.runner import OnnxRunner, Runner
 from czbuild.verify.semantics import check_semantics
 from czbuild.verify.source import SourceChain, from_variant, load_source
 from czbuild.verify.tiling import (
@@ -304,7 +304,7 @@ def _static_checks(
         report,
         "container.archive",
         "none",
-        lambda: read_container(path, report, max_bytes=max_bytes),
+        lambda: check_archive(path, report, max_bytes=max_bytes),
     )
     if container is None:
         _skip_from(report, "container", "the archive is unreadable")
@@ -384,9 +384,8 @@ def _payload(
     filled = check_onnx(data, info, report)
     if filled is None:
         return None
-    dims = _onnx_input_dims(data)
     try:
-        runner = OnnxRunner(data, dims)
+        runner = OnnxRunner(data)
     except Exception as exc:
         report.add(
             "semantics",
@@ -396,18 +395,6 @@ def _payload(
         )
         return None
     return filled, runner
-
-
-def _onnx_input_dims(data: bytes) -> list[int | None]:
-    import onnx
-
-    model = onnx.ModelProto()
-    model.ParseFromString(data)
-    inits = {t.name for t in model.graph.initializer}
-    (value,) = [v for v in model.graph.input if v.name not in inits]
-    return [
-        d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim
-    ]
 
 
 def _reference(

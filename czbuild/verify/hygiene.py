@@ -16,8 +16,8 @@ from __future__ import annotations
 import zipfile
 from typing import Any
 
-from czbuild.verify.archive import Container, Member
-from czbuild.verify.members import LICENSE_NAME, Layout
+from czbuild.formats.container import Container, Member
+from czbuild.formats.layout import LICENSE_NAME, Layout
 from czbuild.verify.report import FAILED, PASSED, WARNING, VerifyReport
 
 FILE_ATTR = 0o100644 << 16
@@ -31,7 +31,7 @@ def check_layout(
 ) -> None:
     """Add ``container.layout``: canonical member order, stored entries, licence name."""
     problems: list[str] = []
-    expected = _expected_order(layout)
+    expected = layout.order()
     files = [m.name for m in container.members if not m.is_dir]
     if files != expected:
         problems.append(f"member order {files} differs from the canonical {expected}")
@@ -42,12 +42,12 @@ def check_layout(
     if deflated:
         problems.append(f"compressed (not stored) entries {deflated}")
     if layout.family == "czann":
-        canonical = {layout.metadata.name: "model.json", layout.model.name: "model.model"}
+        canonical = {layout.metadata: "model.json", layout.model: "model.model"}
         for name, want in canonical.items():
             if name != want:
                 problems.append(f"{name!r} should be named {want!r}")
-    if layout.license is not None and layout.license.name != LICENSE_NAME:
-        problems.append(f"licence member {layout.license.name!r} should be named {LICENSE_NAME!r}")
+    if layout.license is not None and layout.license != LICENSE_NAME:
+        problems.append(f"licence member {layout.license!r} should be named {LICENSE_NAME!r}")
     _add(
         report,
         "container.layout",
@@ -139,17 +139,8 @@ def check_hygiene(
     )
 
 
-def _expected_order(layout: Layout) -> list[str]:
-    order = [layout.metadata.name, layout.model.name]
-    if layout.license is not None:
-        order.append(layout.license.name)
-    if layout.modelid is not None:
-        order.append(layout.modelid.name)
-    return order
-
-
 def _per_member(
-    members: list[Member], what: str, bad: Any, show: Any, label: str, problems: list[str]
+    members: tuple[Member, ...], what: str, bad: Any, show: Any, label: str, problems: list[str]
 ) -> None:
     offenders = [f"{m.name}={show(m)}" for m in members if bad(m)]
     if offenders:
@@ -167,7 +158,7 @@ def _metadata_problems(container: Container, layout: Layout, metadata: Any) -> l
     except Exception as exc:
         return [f"metadata cannot be serialised canonically: {exc}"]
     if data != canonical:
-        return [f"{layout.metadata.name} is not in the canonical serialisation (§2.3 / §3.2)"]
+        return [f"{layout.metadata} is not in the canonical serialisation (§2.3 / §3.2)"]
     return []
 
 

@@ -7,13 +7,12 @@ the hardened XML reader, validated, and its ``Id`` equal to the id in the member
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from czbuild.errors import CzbuildError, MetadataError
 from czbuild.formats import vocab
+from czbuild.formats.layout import Layout
 from czbuild.verify.info import ModelInfo, legacy_input_range
-from czbuild.verify.members import Layout
 from czbuild.verify.report import FAILED, PASSED, VerifyReport
 
 NAME = "container.metadata"
@@ -52,14 +51,12 @@ def _fail(report: VerifyReport, problems: list[str], **details: Any) -> None:
 
 def _czann(data: bytes, report: VerifyReport) -> tuple[ModelInfo, Any] | None:
     from czbuild.formats.czann import CzannMetadata, infer_version
+    from czbuild.formats.model_json import parse_model_json
 
     try:
-        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        _fail(report, [f"model.json is not valid UTF-8 JSON: {exc}"])
-        return None
-    if not isinstance(doc, dict):
-        _fail(report, [f"model.json must hold a JSON object, got {type(doc).__name__}"])
+        doc = parse_model_json(data)
+    except MetadataError as exc:
+        _fail(report, [f"model.json: {exc}"])
         return None
     declared = doc.get("FormatVersion")
     version = infer_version(doc) if declared is None or isinstance(declared, str) else "2.1.0"
@@ -115,10 +112,10 @@ def _legacy(data: bytes, layout: Layout, report: VerifyReport) -> tuple[ModelInf
     try:
         metadata, extra = parse_xml(data)
     except CzbuildError as exc:
-        _fail(report, [f"{layout.metadata.name}: {exc}"])
+        _fail(report, [f"{layout.metadata}: {exc}"])
         return None
     except Exception as exc:
-        _fail(report, [f"{layout.metadata.name}: unreadable XML: {type(exc).__name__}: {exc}"])
+        _fail(report, [f"{layout.metadata}: unreadable XML: {type(exc).__name__}: {exc}"])
         return None
     report.version = metadata.version
     report.metadata = _legacy_table(metadata)
@@ -158,7 +155,7 @@ def _legacy(data: bytes, layout: Layout, report: VerifyReport) -> tuple[ModelInf
         NAME,
         PASSED,
         f"CZMODEL {metadata.version}",
-        f"{layout.metadata.name} is valid legacy CZMODEL {metadata.version} metadata{note}",
+        f"{layout.metadata} is valid legacy CZMODEL {metadata.version} metadata{note}",
         version=metadata.version,
         input_range=list(input_range),
         extra_elements=extra,
@@ -198,10 +195,6 @@ def _schema_problems(doc: dict, version: str) -> list[str]:
     if isinstance(result, (list, tuple)):
         return [str(p) for p in result]
     return []
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _unique(items: list[str]) -> list[str]:

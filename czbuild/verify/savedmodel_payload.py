@@ -14,16 +14,14 @@
 from __future__ import annotations
 
 import stat
-import tempfile
-from pathlib import Path
-from typing import Any
+from dataclasses import replace
 
-from czbuild.verify.archive import Container, read_zip
+from czbuild.errors import ArchiveError, CzbuildError
+from czbuild.formats.container import SAVEDMODEL_LIMITS, Container, Member, read_container
+from czbuild.formats.runner import SavedModelRunner
 from czbuild.verify.hygiene import FILE_ATTR, UNIX
 from czbuild.verify.info import ModelInfo
-from czbuild.verify.members import unsafe_name_reason
 from czbuild.verify.report import FAILED, PASSED, SKIPPED, WARNING, VerifyReport
-from czbuild.verify.runner import SavedModelRunner
 
 
 def check_savedmodel(
@@ -34,18 +32,22 @@ def check_savedmodel(
     if nested is None:
         _skip(report, "the SavedModel payload did not load")
         return None
-    tmp = tempfile.TemporaryDirectory(prefix="czbuild-verify-")
     try:
-        root = Path(tmp.name)
-        _extract(nested, root)
-        loaded = _load(root, report)
-        if loaded is None:
-            tmp.cleanup()
-            _skip(report, "the SavedModel payload did not load", hygiene=False)
-            _hygiene(nested, report, strict)
-            return None
-        signature, keepalive = loaded
-        result = _check_io(signature, keepalive, info, report, tmp)
+        runner = SavedModelRunner(nested)
+    except CzbuildError as exc:
+        report.add("payload.model", FAILED, "unloadable", str(exc))
+        _skip(report, "the SavedModel payload did not load", hygiene=False)
+        _hygiene(nested, report, strict)
+        return None
+    report.add(
+        "payload.model",
+        PASSED,
+        "SavedModel",
+        "zipped SavedModel unpacks safely and loads with a serving_default signature",
+        signatures=runner.signatures,
+    )
+    try:
+        result = _check_io(runner, info, report)
         report.add(
             "payload.opset",
             SKIPPED,
@@ -53,35 +55,26 @@ def check_savedmodel(
             "SavedModel payload: no ONNX opset (TF 2.0.0 op availability not checked)",
         )
         _hygiene(nested, report, strict)
-        if result is None:
-            tmp.cleanup()
-        return result
     except BaseException:
-        tmp.cleanup()
+        runner.close()
         raise
+    if result is None:
+        runner.close()
+        return None
+    return result, runner
 
 
 def _read_nested(data: bytes, report: VerifyReport, max_bytes: int) -> Container | None:
     try:
-        nested, problems = read_zip(data, max_bytes=max_bytes)
-    except Exception as exc:
-        report.add(
-            "payload.model",
-            FAILED,
-            "unreadable",
-            f"the SavedModel payload is not a readable ZIP archive: {exc}",
+        nested = read_container(
+            data, limits=replace(SAVEDMODEL_LIMITS, max_bytes=max_bytes), label="SavedModel payload"
         )
+    except ArchiveError as exc:
+        report.add("payload.model", FAILED, "unreadable", str(exc))
         return None
-    for member in nested.members:
-        reason = unsafe_name_reason(member.name)
-        if reason:
-            problems.append(f"unsafe member name {member.name!r}: {reason}")
-        if stat.S_ISLNK(member.external_attr >> 16):
-            problems.append(f"{member.name!r} is a symbolic link")
-    names = nested.names()
-    if len(set(names)) != len(names):
-        problems.append("duplicate member names")
-    if "saved_model.pb" not in names:
+    problems = nested.problems + nested.name_problems
+    problems += [f"{m.name!r} is a symbolic link" for m in nested.members if _is_link(m)]
+    if "saved_model.pb" not in nested.names():
         problems.append("no saved_model.pb at the root of the payload")
     if problems:
         report.add(
@@ -95,64 +88,18 @@ def _read_nested(data: bytes, report: VerifyReport, max_bytes: int) -> Container
     return nested
 
 
-def _extract(nested: Container, root: Path) -> None:
-    """Write the members under ``root``; names were checked, paths are re-checked here."""
-    base = root.resolve()
-    for member in nested.members:
-        if member.is_dir:
-            continue
-        target = (base / member.name).resolve()
-        if base not in target.parents:
-            raise AssertionError(f"refusing to write outside {base}: {member.name!r}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(nested.read(member))
+def _is_link(member: Member) -> bool:
+    return stat.S_ISLNK(member.external_attr >> 16)
 
 
-def _load(root: Path, report: VerifyReport) -> tuple[Any, Any] | None:
+def _check_io(runner: SavedModelRunner, info: ModelInfo, report: VerifyReport) -> ModelInfo | None:
     import tensorflow as tf
 
-    try:
-        loaded = tf.saved_model.load(str(root))
-    except Exception as exc:
-        report.add(
-            "payload.model",
-            FAILED,
-            "unloadable",
-            f"tf.saved_model.load failed: {type(exc).__name__}: {str(exc)[:300]}",
-        )
-        return None
-    signatures = getattr(loaded, "signatures", {})
-    if "serving_default" not in signatures:
-        report.add(
-            "payload.model",
-            FAILED,
-            "no serving signature",
-            f"the SavedModel has no serving_default signature ({sorted(signatures)})",
-        )
-        return None
-    report.add(
-        "payload.model",
-        PASSED,
-        "SavedModel",
-        "zipped SavedModel unpacks safely and loads with a serving_default signature",
-        signatures=sorted(signatures),
-    )
-    return signatures["serving_default"], loaded
-
-
-def _check_io(
-    signature: Any,
-    keepalive: Any,
-    info: ModelInfo,
-    report: VerifyReport,
-    tmp: tempfile.TemporaryDirectory,
-) -> tuple[ModelInfo, SavedModelRunner] | None:
-    import tensorflow as tf
-
-    _, kwargs = signature.structured_input_signature
-    outputs = signature.structured_outputs
+    in_spec, out_spec = runner.input_spec, runner.output_spec
     problems: list[str] = []
-    if len(kwargs) != 1 or not isinstance(outputs, dict) or len(outputs) != 1:
+    if in_spec is None or out_spec is None:
+        _, kwargs = runner.signature.structured_input_signature
+        outputs = runner.signature.structured_outputs
         n_out = len(outputs) if isinstance(outputs, dict) else "?"
         report.add(
             "payload.io",
@@ -161,8 +108,6 @@ def _check_io(
             "the serving signature must have exactly one input and one output",
         )
         return None
-    ((in_name, in_spec),) = kwargs.items()
-    ((out_name, out_spec),) = outputs.items()
     in_dims = list(in_spec.shape.as_list()) if in_spec.shape.rank is not None else []
     out_dims = list(out_spec.shape.as_list()) if out_spec.shape.rank is not None else []
     for role, spec in (("input", in_spec), ("output", out_spec)):
@@ -195,14 +140,12 @@ def _check_io(
         PASSED,
         figure,
         "serving signature: one float32 input and output of the expected shapes",
-        input_name=in_name,
-        output_name=out_name,
+        input_name=runner.input_name,
+        output_name=runner.output_name,
     )
     h, w, c = in_dims[1:]
     n = out_dims[-1] if out_dims[-1] is not None else len(info.classes or ())
-    filled = info if info.input_shape is not None else info.with_shapes((h, w, c), (h, w, n))
-    runner = SavedModelRunner(signature, in_name, out_name, in_dims, tmp, keepalive)
-    return filled, runner
+    return info if info.input_shape is not None else info.with_shapes((h, w, c), (h, w, n))
 
 
 def _fmt(dims: list) -> str:
