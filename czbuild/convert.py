@@ -17,10 +17,8 @@ is imported lazily, on the first conversion.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -223,8 +221,9 @@ def _check_legacy(md: LegacyMetadata, converted: ConvertedModel) -> None:
 
 
 def _member_hashes(path: Path) -> dict[str, str]:
-    with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as zf:
-        return {info.filename: hashlib.sha256(zf.read(info)).hexdigest() for info in zf.infolist()}
+    from czbuild.formats.container import open_container
+
+    return {m.name: m.sha256 for m in open_container(path).members}
 
 
 # --- convert ------------------------------------------------------------------------------------

@@ -276,9 +276,9 @@ def test_identical_files_have_no_differences(base: Path, tmp_path: Path) -> None
 def _legacy(path: Path, suffix: bytes = b"", index: bytes | None = None) -> Path:
     payload = savedmodel_payload(b"seed-weights", graph_suffix=suffix)
     if index is not None:
-        from czbuild.release.entries import read_zip
+        from czbuild.formats.container import SAVEDMODEL_LIMITS, open_container
 
-        files = read_zip(payload).contents
+        files = open_container(payload, limits=SAVEDMODEL_LIMITS).contents
         files["variables/variables.index"] = index
         payload = zip_bytes(sorted(files.items()))
     write_czmodel(path, LEGACY_MD, payload, b"MIT\n")

@@ -187,3 +187,15 @@ def layout_or_none(names: Sequence[str]) -> Layout | None:
         return layout_of(names)
     except ArchiveError:
         return None
+
+
+def roles_of(names: Sequence[str]) -> dict[str, str]:
+    """The role of every name (all :data:`OTHER` when the names are not a model file's)."""
+    layout = layout_or_none(names)
+    return {n: layout.role(n) if layout else OTHER for n in names}
+
+
+def family_hint(names: Sequence[str], suffix: str = "") -> str:
+    """The family of ``names``; the extension ``suffix`` decides only when the names do not,
+    and CZANN when neither does (for describing files that are not model files)."""
+    return family_of(names) or SUFFIX_FAMILIES.get(suffix.lower(), CZANN)

@@ -4,8 +4,8 @@ The build layer records every artifact it vouches for in ``<out>/manifest.json``
 from its per-artifact stamps at the end of every run, checked against the files' hashes):
 variant, recipe, spec digest, inputs with their hashes, toolchain, artifact sha256 and member
 hashes. A lock entry adds what the manifest does not keep: the member order and the ZIP
-entry headers, read from the artifact's central directory (cheap: no member is read), the
-payload kind and the Python version. An entry that already matches the manifest is reused
+entry headers and member hashes, read with the one artifact reader, the payload kind and the
+Python version. An entry that already matches the manifest is reused
 as is, so a no-op build does not even open the artifacts.
 """
 
@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import sys
-import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from czbuild.release.entries import MODEL, family_of, member_role, payload_kind_of, read_zip
+from czbuild.formats.container import open_container
+from czbuild.formats.layout import MODEL, roles_of
+from czbuild.formats.reader import payload_kind
 from czbuild.release.lockfile import LockedMember, LockEntry, LockFile
 from czbuild.release.policy import member_policy
 
@@ -60,7 +61,6 @@ def entry_from_artifact(
     toolchain: Mapping[str, str],
     relative_path: str,
     sha256: str | None = None,
-    member_hashes: Mapping[str, str] | None = None,
 ) -> LockEntry:
     """The lock entry of the artifact file at ``path``.
 
@@ -70,35 +70,29 @@ def entry_from_artifact(
             from (``toolchain`` already including ``python``).
         relative_path: The artifact path relative to the build folder.
         sha256: The file's sha256 if already known (else computed).
-        member_hashes: Member name -> sha256 if already known (else every member is read).
 
     Raises:
-        ArchiveError: The artifact is not a readable ZIP.
+        ArchiveError: The artifact is not a readable, safe ZIP.
     """
     import hashlib
 
-    known = dict(member_hashes or {})
-    snapshot = read_zip(Path(path), read_contents=False)
-    if any(e.name not in known for e in snapshot.entries):
-        snapshot = read_zip(Path(path), read_contents=True)
-        known = {e.name: e.sha256 for e in snapshot.entries}
-    names = snapshot.names()
-    family = family_of(names, path)
-    model = next((n for n in names if member_role(family, n) == MODEL), None)
-    payload = _payload_kind(Path(path), model) if model else "onnx"
+    container = open_container(Path(path))
+    roles = roles_of(container.names())
+    model = next((n for n, role in roles.items() if role == MODEL), None)
+    payload = payload_kind(container.read(model)) if model else "onnx"
     if sha256 is None:
         sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     members = tuple(
         LockedMember(
             name=e.name,
-            sha256=known[e.name],
+            sha256=e.sha256,
             size=e.size,
             date_time=e.date_text,
             mode=e.mode_text,
             compression=e.compression_text,
-            reproducible=member_policy(member_role(family, e.name), payload),
+            reproducible=member_policy(roles[e.name], payload),
         )
-        for e in snapshot.entries
+        for e in container.members
     )
     return LockEntry(
         variant=variant,
@@ -115,11 +109,6 @@ def entry_from_artifact(
     )
 
 
-def _payload_kind(path: Path, member: str) -> str:
-    with zipfile.ZipFile(path) as zf, zf.open(member) as handle:
-        return payload_kind_of(handle.read(4))
-
-
 def _still_valid(entry: LockEntry, record: Mapping[str, Any], toolchain: Mapping[str, str]) -> bool:
     """Whether ``entry`` already describes the manifest record (no need to open the artifact)."""
     if (
@@ -132,11 +121,8 @@ def _still_valid(entry: LockEntry, record: Mapping[str, Any], toolchain: Mapping
         or entry.recipe_file != record.get("recipe_file")
     ):
         return False
-    family = family_of([m.name for m in entry.members], entry.path)
-    return all(
-        m.reproducible == member_policy(member_role(family, m.name), entry.payload)
-        for m in entry.members
-    )
+    roles = roles_of([m.name for m in entry.members])
+    return all(m.reproducible == member_policy(roles[m.name], entry.payload) for m in entry.members)
 
 
 def entries_from_build(
@@ -179,6 +165,5 @@ def entries_from_build(
             toolchain=toolchain,
             relative_path=record["path"],
             sha256=record.get("sha256"),
-            member_hashes=record.get("members") or None,
         )
     return entries

@@ -23,6 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from czbuild.errors import ArchiveError, MetadataError
+from czbuild.formats.container import SAVEDMODEL_LIMITS, Container, Member, open_container
+from czbuild.formats.layout import LICENSE, MODEL, MODELID_PREFIX, family_hint, roles_of
+from czbuild.formats.layout import METADATA as METADATA_ROLE
+from czbuild.formats.reader import payload_kind
 from czbuild.release.difference import (
     ARCHIVE,
     CONTENT,
@@ -35,22 +39,6 @@ from czbuild.release.difference import (
     Difference,
     short_hash,
     show,
-)
-from czbuild.release.entries import (
-    LICENSE,
-    MODEL,
-    MODELID_PREFIX,
-    Entry,
-    ZipSnapshot,
-    compression_text,
-    date_text,
-    family_of,
-    member_role,
-    payload_kind_of,
-    read_zip,
-)
-from czbuild.release.entries import (
-    METADATA as METADATA_ROLE,
 )
 from czbuild.release.lockfile import LockEntry
 
@@ -79,7 +67,7 @@ def explain_differences(
     if exp_sha == act_sha:
         return []
     try:
-        exp, act = read_zip(exp_path), read_zip(act_path)
+        exp, act = open_container(exp_path), open_container(act_path)
     except ArchiveError as exc:
         return [
             Difference(ARCHIVE, f"cannot compare the archives: {exc}"),
@@ -91,7 +79,7 @@ def explain_differences(
                 actual=act_sha,
             ),
         ]
-    family = family_of(exp.names(), exp_path)
+    family = family_hint(exp.names(), exp_path.suffix)
     diffs = compare_archives(exp, act, family=family, labels=labels)
     if not diffs:
         diffs.append(_structure_difference(exp_path.read_bytes(), act_path.read_bytes(), labels))
@@ -111,11 +99,11 @@ def explain_against_lock(
     if sha == entry.sha256:
         return []
     try:
-        act = read_zip(path)
+        act = open_container(path)
     except ArchiveError as exc:
         return [Difference(ARCHIVE, f"the rebuilt artifact is not readable: {exc}")]
     locked_names = [m.name for m in entry.members]
-    family = family_of(locked_names, entry.path)
+    family = family_hint(locked_names, Path(entry.path).suffix)
     diffs: list[Difference] = []
     pairs = pair_members(locked_names, act.names(), family)
     diffs += _member_set(pairs, family, labels)
@@ -167,8 +155,8 @@ def explain_against_lock(
 
 
 def compare_archives(
-    exp: ZipSnapshot,
-    act: ZipSnapshot,
+    exp: Container,
+    act: Container,
     *,
     family: str,
     labels: Labels = DEFAULT_LABELS,
@@ -195,6 +183,7 @@ def compare_archives(
             )
         )
     pairs = pair_members(exp.names(), act.names(), None if nested_in else family)
+    act_roles = roles_of(act.names())
     diffs += _member_set(pairs, family, labels, nested_in)
     diffs += _order(pairs, act.names(), labels, nested_in)
     for exp_name, act_name in pairs:
@@ -220,15 +209,14 @@ def compare_archives(
             )
             continue
         diffs.append(_content(act_name, e.sha256, a.sha256, e.size, a.size, labels))
-        role = member_role(family, act_name)
         diffs += _explain_member(
-            role,
+            act_roles[act_name],
             family,
             act_name,
             exp.contents[exp_name],
             act.contents[act_name],
             labels,
-            others_differ=_others_differ(exp, act, pairs, family),
+            others_differ=_others_differ(exp, act, pairs, act_roles),
         )
     return diffs
 
@@ -242,6 +230,7 @@ def pair_members(
         ``(expected name, actual name)`` pairs; None on the side where a member is missing.
     """
     act_left = [n for n in act_names if n not in exp_names]
+    exp_roles, act_roles = roles_of(exp_names), roles_of(act_names)
     pairs: list[tuple[str | None, str | None]] = []
     for name in exp_names:
         if name in act_names:
@@ -249,11 +238,9 @@ def pair_members(
             continue
         match = None
         if family is not None:
-            role = member_role(family, name)
-            candidates = [n for n in act_left if member_role(family, n) == role]
-            same_role_exp = [
-                n for n in exp_names if n not in act_names and member_role(family, n) == role
-            ]
+            role = exp_roles[name]
+            candidates = [n for n in act_left if act_roles[n] == role]
+            same_role_exp = [n for n in exp_names if n not in act_names and exp_roles[n] == role]
             if len(candidates) == 1 and len(same_role_exp) == 1:
                 match = candidates[0]
                 act_left.remove(match)
@@ -372,17 +359,12 @@ def _order(
     ]
 
 
-def _headers(e: Entry, a: Entry, labels: Labels, nested_in: str | None) -> list[Difference]:
+def _headers(e: Member, a: Member, labels: Labels, nested_in: str | None) -> list[Difference]:
     where = f"member {nested_in}: SavedModel file {a.name}" if nested_in else f"member {a.name}"
     checks = (
-        ("date_time", "entry time", date_text(e.date_time), date_text(a.date_time)),
+        ("date_time", "entry time", e.date_text, a.date_text),
         ("mode", "file mode", e.mode_text, a.mode_text),
-        (
-            "compression",
-            "compression",
-            compression_text(e.compress_type),
-            compression_text(a.compress_type),
-        ),
+        ("compression", "compression", e.compression_text, a.compression_text),
         ("create_system", "host system byte", e.create_system, a.create_system),
         ("extra", "extra field", e.extra.hex(), a.extra.hex()),
         ("flag_bits", "flags", hex(e.flag_bits), hex(a.flag_bits)),
@@ -434,13 +416,16 @@ def _structure_difference(exp: bytes, act: bytes, labels: Labels) -> Difference:
 
 
 def _others_differ(
-    exp: ZipSnapshot, act: ZipSnapshot, pairs: list[tuple[str | None, str | None]], family: str
+    exp: Container,
+    act: Container,
+    pairs: list[tuple[str | None, str | None]],
+    act_roles: dict[str, str],
 ) -> bool:
     """Whether a non-metadata member's content differs (the derived Id then differs too)."""
     for e, a in pairs:
         if e is None or a is None:
             return True
-        if member_role(family, a) != METADATA_ROLE:
+        if act_roles[a] != METADATA_ROLE:
             ee, aa = exp.entry(e), act.entry(a)
             if ee is not None and aa is not None and ee.sha256 != aa.sha256:
                 return True
@@ -559,7 +544,7 @@ def explain_payload(
     member: str, exp: bytes, act: bytes, labels: Labels = DEFAULT_LABELS
 ) -> list[Difference]:
     """Differences inside the network payload: ONNX fields, or files of a SavedModel zip."""
-    exp_kind, act_kind = payload_kind_of(exp), payload_kind_of(act)
+    exp_kind, act_kind = payload_kind(exp), payload_kind(act)
     if exp_kind != act_kind:
         return [
             Difference(
@@ -577,7 +562,10 @@ def explain_payload(
 
         return explain_onnx(member, exp, act, labels)
     try:
-        exp_zip, act_zip = read_zip(exp), read_zip(act)
+        exp_zip, act_zip = (
+            open_container(data, limits=SAVEDMODEL_LIMITS, label=f"{side} SavedModel zip")
+            for side, data in zip(labels, (exp, act))
+        )
     except ArchiveError as exc:
         return [
             Difference(

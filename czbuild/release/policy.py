@@ -15,7 +15,7 @@ fallback everywhere (lock entries, ``check``, ``release``) without other changes
 
 from __future__ import annotations
 
-from czbuild.release.entries import MODEL
+from czbuild.formats.layout import MODEL
 from czbuild.release.lockfile import BYTES, NUMERIC
 
 #: Payload kinds whose model member is compared numerically (see the module docstring).

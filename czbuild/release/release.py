@@ -31,11 +31,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 from czbuild.errors import BuildError, LockMismatchError, VerifyError
+from czbuild.formats.container import open_container
 from czbuild.release.check import DIFFERS, FAILED, MATCH, CheckReport, check_lock
 from czbuild.release.collect import lock_toolchain
 from czbuild.release.difference import format_differences
 from czbuild.release.dist import RELEASE_FORMAT, check_target, write_dist
-from czbuild.release.entries import read_zip
 from czbuild.release.freshness import Freshness, extra_entries, freshness
 from czbuild.release.gitinfo import DirtyTreeError, GitState, git_state
 from czbuild.release.lockfile import LOCK_NAME, lock_path, read_lock
@@ -329,7 +329,7 @@ def _describe(
         rel = PurePosixPath(variant.output).as_posix()
         data = (scratch / rel).read_bytes()
         sha = hashlib.sha256(data).hexdigest()
-        snapshot = read_zip(scratch / rel)
+        snapshot = open_container(scratch / rel)
         artifacts.append(
             ReleasedArtifact(
                 variant.name,
@@ -349,7 +349,7 @@ def _describe(
                 "size": len(data),
                 "spec_digest": variant.digest,
                 "members": [
-                    {"name": e.name, "sha256": e.sha256, "size": e.size} for e in snapshot.entries
+                    {"name": e.name, "sha256": e.sha256, "size": e.size} for e in snapshot.members
                 ],
                 "lock": status.get(variant.name, MATCH),
                 "verify": outcomes[variant.name].status,
