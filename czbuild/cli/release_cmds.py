@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import click
 
 from czbuild.errors import BuildError, LockMismatchError
+from czbuild.scratch import make_scratch
 
 
 def _variants(names: Sequence[str], project_dir: Path) -> list[Any]:
@@ -171,7 +171,7 @@ def build_locked(
         f"czbuild: --locked: rebuilding {len(variants)} variant(s) in a scratch folder "
         "and comparing with czbuild.lock"
     )
-    scratch = Path(tempfile.mkdtemp(prefix="czbuild-locked-"))
+    scratch = make_scratch("locked")
     try:
         report = check_lock(
             variants,

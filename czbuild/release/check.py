@@ -20,7 +20,6 @@ import hashlib
 import io
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -41,6 +40,7 @@ from czbuild.release.entries import MODELID, family_of, member_role
 from czbuild.release.freshness import MISSING, STALE, Freshness, extra_entries, freshness
 from czbuild.release.lockfile import LockEntry, LockFile, lock_path, read_lock
 from czbuild.release.policy import NUMERIC_TOLERANCE
+from czbuild.scratch import make_scratch
 
 MATCH = "match"
 NUMERIC_MATCH = "numeric"
@@ -187,7 +187,7 @@ def check_lock(
     fresh = freshness(variants, lock, reference_dir=refs[0] if refs else None)
     todo = [v for v in variants if build_stale or fresh[v.name].status is None]
     own_scratch = scratch_dir is None
-    scratch = Path(tempfile.mkdtemp(prefix="czbuild-check-")) if own_scratch else Path(scratch_dir)
+    scratch = make_scratch("check") if own_scratch else Path(scratch_dir)
     try:
         failed: dict[str, str] = {}
         if todo:
