@@ -132,3 +132,36 @@ def test_make_scratch_sweeps_the_temporary_folder(tmp_path: Path, monkeypatch):
     stale.mkdir()
     fresh = make_scratch("check")
     assert not stale.exists() and fresh.is_dir() and fresh.parent == tmp_path
+
+
+def test_lock_file_updates_of_one_project_are_serialised(tmp_path: Path, monkeypatch):
+    """Builds into different --out folders share czbuild.lock: its update holds the project lock."""
+    import threading
+
+    from czbuild.builder import locking
+    from czbuild.release import updating
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def entries_from_build(out_dir, names, previous):
+        inside.set()
+        assert leave.wait(30)
+        return {}
+
+    monkeypatch.setattr(updating, "entries_from_build", entries_from_build)
+    worker = threading.Thread(
+        target=updating.update_lock_from_build, args=(tmp_path, tmp_path / "out-a", [])
+    )
+    worker.start()
+    try:
+        assert inside.wait(30)
+        with (
+            pytest.raises(BuildError, match="another czbuild process has been updating"),
+            locking.project_lock(tmp_path, timeout=0),
+        ):
+            pass
+    finally:
+        leave.set()
+        worker.join()
+    with locking.project_lock(tmp_path, timeout=0):  # free again once the update is done
+        pass
