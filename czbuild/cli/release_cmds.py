@@ -46,6 +46,7 @@ _LABELS = {
     "match": "match",
     "numeric": "numeric",
     "differs": "DIFFERS",
+    "modified": "MODIFIED",
     "missing": "MISSING",
     "stale": "STALE",
     "failed": "FAILED",
@@ -61,7 +62,7 @@ def render_check(report: Any, *, verbose: bool = False) -> list[str]:
         lines.append(f"{_LABELS[r.status]:<8} {r.variant}  ({r.output})")
         if not r.ok or r.status == "numeric":
             lines.append(f"         {r.headline}")
-        if r.status in ("differs", "numeric"):
+        if r.status in ("differs", "numeric", "modified"):
             lines += [f"         - {line}" for line in format_differences(r.differences)]
         if not r.ok or verbose:
             lines += [f"         note: {note}" for note in r.notes]
@@ -86,6 +87,8 @@ def _lock_failure(report: Any) -> LockMismatchError:
     fix = []
     if statuses & {"missing", "stale"}:
         fix.append("run `czbuild build` (without --locked) to update czbuild.lock and commit it")
+    if "modified" in statuses:
+        fix.append("run `czbuild build` to replace the modified artifacts in the build folder")
     if "differs" in statuses:
         fix.append(
             "find the cause in the differences above (toolchain? SOURCE_DATE_EPOCH?), "
