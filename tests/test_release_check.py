@@ -124,6 +124,25 @@ def test_check_passes_on_an_unchanged_tree(project: Path, monkeypatch) -> None:
     assert artifact.stat().st_mtime_ns == before
 
 
+def test_check_names_a_tampered_artifact_in_the_build_folder(project: Path, monkeypatch) -> None:
+    """Hostile-input corpus (issue 16 #10): a rebuild that matches must not hide the file on disk."""
+    import zipfile
+
+    artifact = project / "build" / ARTIFACT
+    with zipfile.ZipFile(artifact) as zf:
+        members = [(info, zf.read(info)) for info in zf.infolist()]
+    with zipfile.ZipFile(artifact, "w") as zf:
+        for info, data in members:
+            if info.filename == "model.json":
+                data = data.replace(b'"Background"', b'"Backgr0und"')
+            zf.writestr(info, data)
+    result = cli(["check", "--project", str(project)], monkeypatch)
+    assert result.exit_code != 0, result.output
+    assert f"MODIFIED nuclei@tile=128  ({ARTIFACT})" in result.output
+    assert "differs from the lock" in result.output and "Classes" in result.output
+    assert "czbuild: 4 match, 1 modified (5 variants, czbuild.lock)" in result.output
+
+
 def test_locked_build_passes_and_installs_the_checked_artifacts(project: Path, monkeypatch) -> None:
     from czbuild.builder import status
 

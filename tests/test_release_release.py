@@ -67,7 +67,8 @@ def test_release_writes_artifacts_sums_and_manifest(project: Path) -> None:
     dist = project / "dist"
     files = sorted(p.relative_to(dist).as_posix() for p in dist.rglob("*") if p.is_file())
     lock = read_lock(project / "czbuild.lock")
-    assert files == sorted(["SHA256SUMS", "release.json", *(e.path for e in lock.entries.values())])
+    expected = [".czbuild-release", "SHA256SUMS", "release.json"]
+    assert files == sorted([*expected, *(e.path for e in lock.entries.values())])
     check = subprocess.run(
         ["sha256sum", "--strict", "-c", "SHA256SUMS"],
         cwd=dist,
@@ -76,7 +77,7 @@ def test_release_writes_artifacts_sums_and_manifest(project: Path) -> None:
         check=False,
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert check.stdout.count(": OK") == len(files) - 1
+    assert check.stdout.count(": OK") == len(files) - 2  # all but SHA256SUMS and the marker
     manifest = json.loads((dist / "release.json").read_text())
     assert manifest["git"] == {
         "commit": git(project, "rev-parse", "HEAD").strip(),
@@ -198,14 +199,18 @@ def test_a_foreign_dist_folder_is_refused_and_a_release_replaced(
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("mine")
-    with pytest.raises(BuildError, match="is not a czbuild release folder"):
+    with pytest.raises(BuildError, match="is not a release czbuild wrote"):
         _release(project, foreign)
     assert (foreign / "keep.txt").read_text() == "mine"
     dist = tmp_path / "dist"
     _release(project, dist)
-    (dist / "stale-file.czann").write_bytes(b"old")
-    _release(project, dist)
-    assert not (dist / "stale-file.czann").exists() and (dist / "SHA256SUMS").is_file()
+    first = (dist / "release.json").read_bytes()
+    _release(project, dist)  # a release czbuild wrote is replaced
+    assert (dist / "release.json").read_bytes() == first
+    (dist / "notes.txt").write_text("a user's file")
+    with pytest.raises(BuildError, match=r"holds files czbuild did not write \(notes.txt\)"):
+        _release(project, dist)
+    assert (dist / "notes.txt").read_text() == "a user's file"
 
 
 def test_verification_failures_refuse_the_release(project: Path) -> None:

@@ -9,9 +9,13 @@ replaced atomically, so they always read complete files.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -99,3 +103,33 @@ def release(out_dir: Path) -> None:
         lock = _held.pop(os.path.abspath(out_dir), None)
         if lock is not None:
             lock.release()
+
+
+@contextlib.contextmanager
+def project_lock(project_dir: Path, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
+    """Hold the project's lock while a block reads, changes and writes ``czbuild.lock``.
+
+    Two builds of one project into different output folders hold different build locks, but
+    share the project's lock file: its read-modify-write is serialised here so neither loses
+    the other's entries. The lock file lives in the temporary folder, keyed by the project's
+    real path, so nothing is written into the project (builds of one project from several
+    machines over a network share are not serialised; see docs/building.md).
+
+    Raises:
+        BuildError: Another process held the lock for ``timeout`` seconds.
+    """
+    real = os.path.realpath(project_dir)
+    digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    path = Path(tempfile.gettempdir()) / f"czbuild-project-{digest}.lock"
+    lock = FileLock(str(path), thread_local=False, mode=0o666)
+    try:
+        lock.acquire(timeout=max(timeout, 0.0), poll_interval=0.05)
+    except Timeout:
+        raise BuildError(
+            f"{real}: another czbuild process has been updating czbuild.lock for {timeout:g} s "
+            f"(lock {path}); wait for it to finish, or pass --wait SECONDS to wait longer"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release(force=True)

@@ -7,9 +7,10 @@ the loaded model between jobs of the same model), and writes
 libraries print goes to stderr, which the pool sends to a log file.
 
 The worker ignores SIGINT (the parent decides what Ctrl-C does and terminates workers) and
-exits on its own when the parent goes away: on EOF on stdin, and within half a second if
-the parent process dies (checked by a watchdog thread), so a killed build leaves no orphan
-converting in the background.
+exits on its own when the parent goes away: on EOF on stdin, and when the watchdog thread
+sees the parent process gone (it checks twice a second, but needs the GIL: a native
+TensorFlow call that holds it delays the exit until it returns, seen up to ~3 s), so a killed
+build leaves no orphan converting in the background.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import click
 
 from czbuild.errors import BuildError, LockMismatchError
+from czbuild.scratch import make_scratch
 
 
 def _variants(names: Sequence[str], project_dir: Path) -> list[Any]:
@@ -46,6 +46,7 @@ _LABELS = {
     "match": "match",
     "numeric": "numeric",
     "differs": "DIFFERS",
+    "modified": "MODIFIED",
     "missing": "MISSING",
     "stale": "STALE",
     "failed": "FAILED",
@@ -61,7 +62,7 @@ def render_check(report: Any, *, verbose: bool = False) -> list[str]:
         lines.append(f"{_LABELS[r.status]:<8} {r.variant}  ({r.output})")
         if not r.ok or r.status == "numeric":
             lines.append(f"         {r.headline}")
-        if r.status in ("differs", "numeric"):
+        if r.status in ("differs", "numeric", "modified"):
             lines += [f"         - {line}" for line in format_differences(r.differences)]
         if not r.ok or verbose:
             lines += [f"         note: {note}" for note in r.notes]
@@ -86,6 +87,8 @@ def _lock_failure(report: Any) -> LockMismatchError:
     fix = []
     if statuses & {"missing", "stale"}:
         fix.append("run `czbuild build` (without --locked) to update czbuild.lock and commit it")
+    if "modified" in statuses:
+        fix.append("run `czbuild build` to replace the modified artifacts in the build folder")
     if "differs" in statuses:
         fix.append(
             "find the cause in the differences above (toolchain? SOURCE_DATE_EPOCH?), "
@@ -171,7 +174,7 @@ def build_locked(
         f"czbuild: --locked: rebuilding {len(variants)} variant(s) in a scratch folder "
         "and comparing with czbuild.lock"
     )
-    scratch = Path(tempfile.mkdtemp(prefix="czbuild-locked-"))
+    scratch = make_scratch("locked")
     try:
         report = check_lock(
             variants,

@@ -22,6 +22,7 @@ import importlib.util
 import os
 import re
 import sys
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -250,6 +251,12 @@ def _missing_class(message: str) -> str | None:
 def _load_keras_file(path: Path, custom_objects: Mapping[str, Any] | None) -> keras.Model:
     import keras
 
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(
+            f"model source {str(path)!r}: not a readable .keras file (a .keras file is a zip "
+            "archive; this one is not: truncated, corrupt, or saved in another format?); "
+            "save the model again with model.save('name.keras')"
+        )
     try:
         model = keras.models.load_model(path, custom_objects=custom_objects, compile=False)
     except Exception as exc:

@@ -36,6 +36,7 @@ from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 
 from czbuild.recipe.diagnostics import Issue
 from czbuild.recipe.keys import Key, parse_key
+from czbuild.recipe.limits import MAX_VARIANTS
 
 __all__ = ["Composer", "ParsedOverride", "parse_overrides"]
 
@@ -123,7 +124,13 @@ def parse_overrides(texts: Sequence[str]) -> list[ParsedOverride]:
                     "and range() sweeps can be expanded",
                 )
             points = []
-            for value_text in override.sweep_string_iterator():
+            for count, value_text in enumerate(override.sweep_string_iterator()):
+                if count >= MAX_VARIANTS:
+                    raise Issue(
+                        _key_of(text),
+                        f"{text!r}: a sweep may have at most {MAX_VARIANTS} values; "
+                        "split it into several builds",
+                    )
                 line = f"{element}={value_text}"
                 points.append((line, _parse_one(line).value()))
             out.append(ParsedOverride(text, key, prefix, override.package, tuple(points), True))

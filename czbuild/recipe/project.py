@@ -175,7 +175,10 @@ def list_recipes(project_dir: Path | str) -> list[str]:
     folder = Path(project_dir) / RECIPES_DIR
     if not folder.is_dir():
         return []
-    return sorted(p.stem for p in folder.glob("*.yaml") if p.is_file())
+    # Hidden files (editor locks such as ``.#nuclei.yaml``) are not recipes.
+    return sorted(
+        p.stem for p in folder.glob("*.yaml") if not p.name.startswith(".") and p.is_file()
+    )
 
 
 def locate_recipe(name: str | Path, project_dir: Path) -> Path:

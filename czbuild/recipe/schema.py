@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import typing
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -30,6 +32,7 @@ from pydantic import (
 
 from czbuild import ops as _ops
 from czbuild.formats import vocab
+from czbuild.recipe.limits import RECIPE_NAME_PATTERN
 
 __all__ = [
     "FORMATS",
@@ -45,7 +48,7 @@ __all__ = [
 
 FORMATS = ("czann", "czmodel")
 SCHEMA_ID = "https://czbuild.invalid/schemas/recipe.schema.json"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+NAME_PATTERN = RECIPE_NAME_PATTERN
 SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
 ZEN_VERSION_PATTERN = r"^[0-9]+\.[0-9]+$"
 
@@ -387,3 +390,16 @@ def recipe_json_schema() -> dict[str, Any]:
 def render_json_schema() -> str:
     """The schema as committed in ``czbuild/schemas/recipe.schema.json``."""
     return json.dumps(recipe_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def mapping_sections() -> frozenset[str]:
+    """Top-level recipe keys whose value is a mapping (a model or a dict) in :class:`Recipe`."""
+    out = set()
+    for name, field in Recipe.model_fields.items():
+        for arg in (field.annotation, *typing.get_args(field.annotation)):
+            origin = typing.get_origin(arg) or arg
+            if isinstance(origin, type) and (
+                issubclass(origin, BaseModel) or issubclass(origin, Mapping)
+            ):
+                out.add(name)
+    return frozenset(out)

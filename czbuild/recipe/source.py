@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
 from czbuild.errors import RecipeError
+from czbuild.recipe import limits
 from czbuild.recipe.keys import Key, format_key, parse_key
 
 __all__ = ["DefaultsEntry", "RecipeSource", "read_source"]
@@ -176,12 +177,62 @@ def _display(path: Path, project_dir: Path | None) -> str:
     return str(path)
 
 
-def _check_duplicates(node: yaml.Node, src_err: Any, path: Key = ()) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for k_node, v_node in node.value:
-            name = k_node.value if isinstance(k_node, yaml.ScalarNode) else None
-            if name is not None:
+#: Tags a recipe may carry: the plain YAML types (written or resolved). Anything else, e.g.
+#: ``!!python/object``, is refused: recipes are data.
+_ALLOWED_TAGS: Final = frozenset(
+    f"tag:yaml.org,2002:{t}"
+    for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
+)
+_STR: Final = "tag:yaml.org,2002:str"
+_MERGE: Final = "tag:yaml.org,2002:merge"
+
+
+def _check_tree(root: yaml.Node, src_err: Any) -> None:
+    """Duplicate keys, YAML tags, huge integers, nesting depth and the alias budget.
+
+    Each distinct node is checked once (an alias is the same node object as its anchor), while
+    the expanded size counts every alias as a full copy: a "billion laughs" recipe is refused
+    after a walk proportional to the file, not to its expansion.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def walk(node: yaml.Node, path: Key, depth: int) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        line = node.start_mark.line + 1
+        if id(node) in active:
+            raise src_err("a YAML alias refers to itself; remove the alias", path, line)
+        if depth > limits.MAX_NESTING:
+            raise src_err(
+                f"nested more than {limits.MAX_NESTING} levels deep; a recipe is a shallow "
+                "mapping (see docs/recipes.md)",
+                path[: limits.MAX_NESTING],
+                line,
+            )
+        if node.tag not in _ALLOWED_TAGS:
+            raise src_err(
+                f"YAML tags are not allowed ({node.tag!r}); a recipe holds plain values only "
+                "(nothing was run)",
+                path,
+                line,
+            )
+        size = 1
+        active.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for k_node, v_node in node.value:
+                name = k_node.value if isinstance(k_node, yaml.ScalarNode) else None
+                if name is None or k_node.tag not in (_STR, _MERGE):
+                    shown = name if name is not None else "a mapping or list"
+                    raise src_err(
+                        f"key {shown!r} is not a name (YAML reads it as "
+                        f"{k_node.tag.rsplit(':', 1)[-1]}); write 'name: value', quoting "
+                        "the name if needed",
+                        path,
+                        k_node.start_mark.line + 1,
+                    )
                 if name in seen:
                     raise src_err(
                         f"duplicate key {name!r} (first written on line {seen[name]}); "
@@ -190,10 +241,55 @@ def _check_duplicates(node: yaml.Node, src_err: Any, path: Key = ()) -> None:
                         k_node.start_mark.line + 1,
                     )
                 seen[name] = k_node.start_mark.line + 1
-                _check_duplicates(v_node, src_err, path + (name,))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _check_duplicates(item, src_err, path + (i,))
+                size += walk(k_node, path + (name,), depth + 1)
+                size += walk(v_node, path + (name,), depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                size += walk(item, path + (i,), depth + 1)
+        elif node.tag == "tag:yaml.org,2002:int":
+            digits = sum(ch.isdigit() for ch in node.value)
+            if digits > limits.MAX_INT_DIGITS:
+                raise src_err(
+                    f"an integer with {digits} digits is too large (at most "
+                    f"{limits.MAX_INT_DIGITS}); check the value",
+                    path,
+                    line,
+                )
+        active.discard(id(node))
+        sizes[id(node)] = size
+        if size > limits.MAX_EXPANDED_NODES:
+            raise src_err(
+                f"the recipe expands to more than {limits.MAX_EXPANDED_NODES} values (YAML "
+                "aliases '*name' repeat what their anchor '&name' holds); write the values "
+                "out or use fewer aliases",
+                path,
+                line,
+            )
+        return size
+
+    walk(root, (), 0)
+
+
+def _check_sections(root: yaml.MappingNode, src_err: Any) -> None:
+    """Sections the schema defines as mappings (``metadata:``, ``model:``, ...) are mappings.
+
+    Checked before Hydra merges the recipe over its config groups, where a list in place of a
+    mapping surfaces only as Hydra's internal "Cannot merge DictConfig with ListConfig".
+    """
+    from czbuild.recipe.schema import mapping_sections
+
+    sections = mapping_sections()
+    for k_node, v_node in root.value:
+        name = k_node.value
+        if name in sections and not isinstance(v_node, yaml.MappingNode):
+            if v_node.tag == "tag:yaml.org,2002:null":
+                continue
+            kind = "a list" if isinstance(v_node, yaml.SequenceNode) else "a single value"
+            raise src_err(
+                f"must be a mapping of 'key: value' lines, not {kind} (see docs/recipes.md)",
+                (name,),
+                v_node.start_mark.line + 1,
+            )
 
 
 def _parse_defaults(node: yaml.Node | None, make_error: Any) -> tuple[DefaultsEntry, ...]:
@@ -256,7 +352,18 @@ def read_source(path: Path, *, project_dir: Path | None = None) -> RecipeSource:
     def err(message: str, key: Key | None = None, line: int | None = None) -> RecipeError:
         return RecipeError(message, file=display, key=format_key(key or ()) or None, line=line)
 
+    problem = limits.recipe_name_problem(path.stem)
+    if problem is not None:
+        raise err(problem)
     try:
+        size = path.stat().st_size
+        if size > limits.MAX_RECIPE_BYTES:
+            raise err(
+                f"the recipe is {size} bytes, more than the {limits.MAX_RECIPE_BYTES} a recipe "
+                "may have; a recipe names a model and its settings (see docs/recipes.md)"
+            )
+        if not path.is_file():
+            raise err("not a regular file; a recipe is a .yaml file")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise err("recipe file not found") from None
@@ -264,6 +371,10 @@ def read_source(path: Path, *, project_dir: Path | None = None) -> RecipeSource:
         raise err(f"cannot read the recipe: {exc}") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise err(
+            f"nested too deeply to read; a recipe nests at most {limits.MAX_NESTING} levels"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -281,7 +392,8 @@ def read_source(path: Path, *, project_dir: Path | None = None) -> RecipeSource:
             None,
             root.start_mark.line + 1,
         )
-    _check_duplicates(root, err)
+    _check_tree(root, err)
+    _check_sections(root, err)
     source = RecipeSource(path=path, display=display, root=root)
     if source.node_at(("hydra",)) is not None:
         raise source.error(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -27,6 +28,7 @@ from typing import Any, Literal
 from czbuild.recipe.compose import ParsedOverride
 from czbuild.recipe.diagnostics import Issue, fields_at
 from czbuild.recipe.keys import Key, choices_hint, format_key, parse_key
+from czbuild.recipe.limits import MAX_VARIANTS
 from czbuild.recipe.schema import Recipe
 
 __all__ = [
@@ -342,6 +344,14 @@ def plan_points(
         else:
             pins.append(Pin(key=key, text=text, value=value, kind=kind, line=line))
 
+    total = math.prod(len(entries) for _, entries in axes)
+    if total > MAX_VARIANTS:
+        sizes = " x ".join(f"{key} ({len(entries)})" for key, entries in axes)
+        raise Issue(
+            ("sweep",),
+            f"{sizes} make {total} variants, more than the {MAX_VARIANTS} one recipe may "
+            "have; sweep fewer values per build",
+        )
     points: list[SweepPoint] = []
     for combo in itertools.product(*(entries for _, entries in axes)):
         named = list(named_fixed) + [(p.key, p.text, p.value) for p in pins]

@@ -266,9 +266,15 @@ class _RecipeLoader:
             sweep = self._sweep_section()
         except Issue as issue:
             raise self._error(issue) from None
-        points = plan_points(
-            sweep, self.cli, groups=self.groups, groups_in_defaults=self.source.groups_in_defaults()
-        )
+        try:
+            points = plan_points(
+                sweep,
+                self.cli,
+                groups=self.groups,
+                groups_in_defaults=self.source.groups_in_defaults(),
+            )
+        except Issue as issue:
+            raise self._error(issue) from None
         variants: list[Variant] = []
         seen: dict[str, str] = {}
         for point in points:

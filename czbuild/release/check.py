@@ -21,7 +21,6 @@ import hashlib
 import io
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -44,13 +43,16 @@ from czbuild.release.difference import (
 from czbuild.release.freshness import MISSING, STALE, Freshness, extra_entries, freshness
 from czbuild.release.lockfile import LockEntry, LockFile, lock_path, read_lock
 from czbuild.release.policy import NUMERIC_TOLERANCE
+from czbuild.scratch import make_scratch
 
 MATCH = "match"
 NUMERIC_MATCH = "numeric"
 DIFFERS = "differs"
 FAILED = "failed"
+#: The rebuild matches the lock, but the artifact in the build folder does not.
+MODIFIED = "modified"
 #: Every status of a :class:`VariantCheck`; only the first two are ok.
-STATUSES = (MATCH, NUMERIC_MATCH, DIFFERS, MISSING, STALE, FAILED)
+STATUSES = (MATCH, NUMERIC_MATCH, DIFFERS, MODIFIED, MISSING, STALE, FAILED)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class VariantCheck:
 
     @property
     def headline(self) -> str:
-        if self.status in (MISSING, STALE, FAILED):
+        if self.status in (MISSING, STALE, FAILED, MODIFIED):
             return "; ".join(self.reasons)
         if self.status == NUMERIC_MATCH:
             numeric = [d.message for d in self.differences if d.kind == NUMERIC]
@@ -190,7 +192,7 @@ def check_lock(
     fresh = freshness(variants, lock, reference_dir=refs[0] if refs else None)
     todo = [v for v in variants if build_stale or fresh[v.name].status is None]
     own_scratch = scratch_dir is None
-    scratch = Path(tempfile.mkdtemp(prefix="czbuild-check-")) if own_scratch else Path(scratch_dir)
+    scratch = make_scratch("check") if own_scratch else Path(scratch_dir)
     try:
         failed: dict[str, str] = {}
         if todo:
@@ -277,7 +279,7 @@ def _check_one(
         return replace(base, status=FAILED, reasons=(f"the rebuild wrote no {output}",))
     base = replace(base, actual_sha256=actual)
     if actual == entry.sha256:
-        return base
+        return _check_on_disk(base, entry, refs, artifact)
     reference = find_reference(entry, refs)
     notes = list(base.notes)
     if reference is not None:
@@ -299,6 +301,37 @@ def _check_one(
     if entry.numeric_members:
         return _numeric_fallback(result, entry, reference, artifact, tolerance)
     return result
+
+
+def _check_on_disk(
+    result: VariantCheck, entry: LockEntry, refs: list[Path], rebuilt: Path
+) -> VariantCheck:
+    """Compare the artifact in the build folder (``refs[0]``), if there is one, with the lock.
+
+    A rebuild that matches says the recipe and toolchain still make the locked bytes; the file
+    users would ship is the one on disk, so a difference there (a tampered or corrupted file) is
+    reported by name too.
+    """
+    if not refs:
+        return result
+    on_disk = refs[0] / PurePosixPath(entry.path)
+    if not on_disk.is_file():
+        return result
+    found = _sha256(on_disk)
+    if found == entry.sha256:
+        return result
+    # The rebuild has the locked bytes: compare with it field by field.
+    diffs = explain_differences(rebuilt, on_disk, labels=("lock", "on disk"))
+    return replace(
+        result,
+        status=MODIFIED,
+        differences=tuple(diffs),
+        reasons=(
+            f"{on_disk} differs from the lock (sha256 {found[:12]}..., locked "
+            f"{entry.sha256[:12]}...) although a rebuild matches it; `czbuild build` "
+            "replaces it",
+        ),
+    )
 
 
 def _numeric_fallback(

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -39,6 +38,7 @@ from czbuild.release.dist import RELEASE_FORMAT, check_target, write_dist
 from czbuild.release.freshness import Freshness, extra_entries, freshness
 from czbuild.release.gitinfo import DirtyTreeError, GitState, git_state
 from czbuild.release.lockfile import LOCK_NAME, lock_path, read_lock
+from czbuild.scratch import make_scratch
 
 PASSED = "passed"
 SKIPPED = "skipped"
@@ -185,7 +185,7 @@ def release(
     lock_file = lock_path(project)
     fresh = _check_lock_fresh(variants, lock_file, allow_stale_lock, notes, reference_dirs)
     check_target(dist)
-    scratch = Path(tempfile.mkdtemp(prefix="czbuild-release-"))
+    scratch = make_scratch("release")
     try:
         report = check_lock(
             variants,

@@ -9,8 +9,9 @@ Rules:
   recipes, no command-line overrides) in which no variant failed;
 * builds with command-line overrides never touch the lock: they build variants that the
   committed recipes do not define (the caller decides, see ``czbuild.cli.release_cmds``);
-* the file is rewritten only when its text changes, under the build folder's lock so two
-  builds of the same folder cannot lose each other's entries.
+* the file is rewritten only when its text changes, under the project's lock
+  (:func:`czbuild.builder.locking.project_lock`), so two builds of one project, into the same
+  or different build folders, cannot lose each other's entries.
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ def update_lock_from_build(
     out_dir = Path(out_dir).absolute()
     locking.hold(out_dir, lock_timeout)
     try:
-        previous = read_lock(path)
-        names = [v.name for v in variants]
-        entries = entries_from_build(out_dir, names, previous=previous)
-        keep = names if full and len(entries) == len(names) else None
-        return update_lock(path, [entries[n] for n in names if n in entries], keep=keep)
+        with locking.project_lock(path.parent, lock_timeout):
+            previous = read_lock(path)
+            names = [v.name for v in variants]
+            entries = entries_from_build(out_dir, names, previous=previous)
+            keep = names if full and len(entries) == len(names) else None
+            return update_lock(path, [entries[n] for n in names if n in entries], keep=keep)
     finally:
         locking.release(out_dir)

@@ -1,0 +1,167 @@
+"""Hostile-input corpus: the release folder and temporaries never lose a user's data.
+
+No TensorFlow: :func:`czbuild.release.dist.write_dist` is exercised directly on small files; a
+kill between the two renames of the swap is a real SIGKILL of a child process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from czbuild.errors import BuildError
+from czbuild.release.dist import MARKER_NAME, check_target, recover, write_dist
+from czbuild.scratch import make_scratch, owner_pid, sweep_dead, temp_name
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _artifacts(root: Path, text: str) -> list[tuple[str, Path]]:
+    src = root / "src"
+    src.mkdir(exist_ok=True)
+    (src / "a.czann").write_text(text)
+    return [("a/a.czann", src / "a.czann")]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_files_named_like_a_release_are_not_enough_to_replace_a_folder(tmp_path: Path):
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    for name, text in {"release.json": "{}", "SHA256SUMS": "", "thesis.docx": "years"}.items():
+        (dist / name).write_text(text)
+    with pytest.raises(BuildError, match="is not a release czbuild wrote"):
+        write_dist(dist, _artifacts(tmp_path, "x"), {"format": 1})
+    assert sorted(p.name for p in dist.iterdir()) == ["SHA256SUMS", "release.json", "thesis.docx"]
+
+
+def test_a_forged_marker_does_not_vouch_for_other_files(tmp_path: Path):
+    dist = tmp_path / "dist"
+    write_dist(dist, _artifacts(tmp_path, "x"), {"format": 1})
+    (dist / "release.json").write_text('{"edited": true}\n')  # marker no longer matches
+    with pytest.raises(BuildError, match="no valid .czbuild-release marker"):
+        check_target(dist)
+
+
+def test_a_release_czbuild_wrote_is_replaced_and_lists_what_it_wrote(tmp_path: Path):
+    dist = tmp_path / "dist"
+    write_dist(dist, _artifacts(tmp_path, "one"), {"format": 1})
+    marker = json.loads((dist / MARKER_NAME).read_text())
+    assert marker["files"] == ["SHA256SUMS", "a/a.czann", "release.json"]
+    write_dist(dist, _artifacts(tmp_path, "two"), {"format": 1})
+    assert (dist / "a" / "a.czann").read_text() == "two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist", "src"]
+
+
+_KILL_BETWEEN_RENAMES = """
+import os, signal, sys
+from pathlib import Path
+import czbuild.release.dist as dist_mod
+calls = []
+real = os.replace
+def replace(a, b):
+    real(a, b)
+    calls.append(b)
+    if len(calls) == 1 and sys.argv[2] == "swap":
+        os.kill(os.getpid(), signal.SIGKILL)
+dist_mod.os.replace = replace
+dist = Path(sys.argv[1])
+(dist.parent / "src" / "a.czann").write_text("new")
+dist_mod.write_dist(dist, [("a/a.czann", dist.parent / "src" / "a.czann")], {"format": 2})
+"""
+
+
+def test_a_kill_between_the_renames_is_finished_by_the_next_run(tmp_path: Path):
+    dist = tmp_path / "dist"
+    write_dist(dist, _artifacts(tmp_path, "old"), {"format": 1})
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_BETWEEN_RENAMES, str(dist), "swap"],
+        env={"PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    assert proc.returncode == -9
+    assert not dist.exists()  # the window the issue found: only .dist.old-* and .dist.tmp-*
+    actions = recover(dist)
+    assert any("finished the interrupted swap" in a for a in actions), actions
+    assert (dist / "a" / "a.czann").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist", "src"]
+
+
+def test_an_incomplete_new_release_is_rolled_back(tmp_path: Path):
+    dist = tmp_path / "dist"
+    write_dist(dist, _artifacts(tmp_path, "old"), {"format": 1})
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_BETWEEN_RENAMES, str(dist), "swap"],
+        env={"PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    assert proc.returncode == -9
+    (staged,) = [p for p in tmp_path.iterdir() if p.name.startswith(".dist.tmp-")]
+    (staged / MARKER_NAME).unlink()  # as if killed before the staging folder was complete
+    check_target(dist)  # any release run recovers first
+    assert (dist / "a" / "a.czann").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist", "src"]
+
+
+def test_temporaries_of_dead_processes_are_swept_and_live_ones_kept(tmp_path: Path):
+    dead = _dead_pid()
+    stale = tmp_path / f"czbuild-release-{dead}-0a1b2c3d"
+    stale.mkdir()
+    (stale / "big.czann").write_bytes(b"x")
+    live = tmp_path / temp_name("czbuild-release")
+    live.mkdir()
+    other = tmp_path / "czbuild-release-notes"
+    other.mkdir()
+    assert owner_pid(stale.name, "czbuild-release") == dead
+    assert sweep_dead(tmp_path, "czbuild-release") == [stale]
+    assert live.is_dir() and other.is_dir()
+
+
+def test_make_scratch_sweeps_the_temporary_folder(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale = tmp_path / f"czbuild-check-{_dead_pid()}-deadbeef"
+    stale.mkdir()
+    fresh = make_scratch("check")
+    assert not stale.exists() and fresh.is_dir() and fresh.parent == tmp_path
+
+
+def test_lock_file_updates_of_one_project_are_serialised(tmp_path: Path, monkeypatch):
+    """Builds into different --out folders share czbuild.lock: its update holds the project lock."""
+    import threading
+
+    from czbuild.builder import locking
+    from czbuild.release import updating
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def entries_from_build(out_dir, names, previous):
+        inside.set()
+        assert leave.wait(30)
+        return {}
+
+    monkeypatch.setattr(updating, "entries_from_build", entries_from_build)
+    worker = threading.Thread(
+        target=updating.update_lock_from_build, args=(tmp_path, tmp_path / "out-a", [])
+    )
+    worker.start()
+    try:
+        assert inside.wait(30)
+        with (
+            pytest.raises(BuildError, match="another czbuild process has been updating"),
+            locking.project_lock(tmp_path, timeout=0),
+        ):
+            pass
+    finally:
+        leave.set()
+        worker.join()
+    with locking.project_lock(tmp_path, timeout=0):  # free again once the update is done
+        pass
