@@ -71,9 +71,9 @@ CASES = [
         "metadata_list_over_group",
         "defaults: [/metadata: lab-defaults, _self_]\n" + HEAD + "metadata: [a, b]\n",
         "metadata",
-        "must be a mapping",
+        "expected a mapping",
     ),
-    ("model_scalar", "model: m.keras\nformat: czann\ntile: 64\n" + META, "model", "a mapping"),
+    ("model_scalar", "model: m.keras\nformat: czann\ntile: 64\n" + META, "model", "expected a mapping"),
     (
         "sweep_too_big",
         HEAD + META + "sweep:\n  tile: [" + ", ".join(str(32 + i) for i in range(40)) + "]\n"

@@ -286,7 +286,7 @@ def _check_sections(root: yaml.MappingNode, src_err: Any) -> None:
                 continue
             kind = "a list" if isinstance(v_node, yaml.SequenceNode) else "a single value"
             raise src_err(
-                f"must be a mapping of 'key: value' lines, not {kind} (see docs/recipes.md)",
+                f"expected a mapping of 'key: value' lines, got {kind} (see docs/recipes.md)",
                 (name,),
                 v_node.start_mark.line + 1,
             )
