@@ -73,7 +73,12 @@ CASES = [
         "metadata",
         "expected a mapping",
     ),
-    ("model_scalar", "model: m.keras\nformat: czann\ntile: 64\n" + META, "model", "expected a mapping"),
+    (
+        "model_scalar",
+        "model: m.keras\nformat: czann\ntile: 64\n" + META,
+        "model",
+        "expected a mapping",
+    ),
     (
         "sweep_too_big",
         HEAD + META + "sweep:\n  tile: [" + ", ".join(str(32 + i) for i in range(40)) + "]\n"
