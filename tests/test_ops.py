@@ -15,10 +15,15 @@ ALL_NAMES = (
     "rgb_to_bgr",
     "rgba_to_bgra",
     "per_image_standardization",
+    "percentile_normalization",
+    "min_max_normalization",
+    "scale_range",
     "normalization",
     "transpose_channels",
     "shift",
     "scale",
+    "clip",
+    "sigmoid",
     "sigmoid_to_softmax_scores",
 )
 
@@ -364,6 +369,8 @@ def test_every_op_has_numpy_reference() -> None:
         "transpose_channels": {"order": [0]},
         "shift": {"shift": 1},
         "scale": {"scale": 2},
+        "scale_range": {"in": [0, 255], "out": [0, 1]},
+        "clip": {"min": 0, "max": 1},
     }
     x = _rng().random((1, 2, 2, 1))
     for name, definition in ops.OPS.items():
