@@ -330,3 +330,19 @@ def test_every_layer_converts_to_onnx(opset: int, hw: int | None) -> None:
     x = _data(4)
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     assert np.max(np.abs(got - ops.apply_numpy(FULL_CHAIN, x))) <= TOL
+
+
+@pytest.mark.parametrize("opset", [12, 18], ids=["opset12", "opset18"])
+def test_per_tile_normalisations_keep_constant_tiles_finite_in_onnx(opset: int) -> None:
+    """A constant tile maps to 0, also after TF's graph optimiser rewrote the divisor."""
+    import onnxruntime as ort
+
+    from czbuild.keras.onnx_export import export_onnx
+
+    for op in ({"op": "percentile_normalization"}, {"op": "min_max_normalization"}):
+        data = export_onnx(_chain([op], 1), opset=opset, input_shape=(1, 8, 8, 1))
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        for value in (0.0, 0.3, 1.0, 65535.0):
+            x = np.full((1, 8, 8, 1), value, np.float32)
+            got = session.run(None, {session.get_inputs()[0].name: x})[0]
+            np.testing.assert_array_equal(got, ops.apply_numpy([op], x))

@@ -168,6 +168,16 @@ def _per_image(values: Any, x: Any) -> Any:
     return kops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))
 
 
+def _spread(high: Any, low: Any, eps: Any) -> Any:
+    """``high - low + eps`` (``high >= low``), safe from graph rewriting.
+
+    TensorFlow's graph optimiser turns ``(high - low) + eps`` into ``high + (eps - low)``,
+    where a tiny ``eps`` is lost against ``low``: a constant tile then divides 0 by 0. The
+    ``maximum`` with 0 (a no-op, as ``high >= low``) keeps the subtraction first.
+    """
+    return kops.maximum(high - low, 0.0) + eps
+
+
 def _flatten_images(x: Any) -> tuple[Any, int | None]:
     """``x`` as ``[B, n]`` (all values of each image) and ``n`` when it is static."""
     static = list(x.shape[1:])
@@ -243,7 +253,7 @@ class PercentileNormalization(_OpLayer):
             low = _percentiles_dynamic(flat, op["low"])
             high = _percentiles_dynamic(flat, op["high"])
         low, high = _per_image(low, x), _per_image(high, x)
-        return (x - low) / (high - low + self._constant([op["eps"]], x))
+        return (x - low) / _spread(high, low, self._constant([op["eps"]], x))
 
 
 @keras.saving.register_keras_serializable(package="czbuild")
@@ -264,7 +274,7 @@ class MinMaxNormalization(_OpLayer):
         axes = tuple(range(1, len(x.shape)))
         low = kops.min(x, axis=axes, keepdims=True)
         high = kops.max(x, axis=axes, keepdims=True)
-        return (x - low) / (high - low + self._constant([self.op["eps"]], x))
+        return (x - low) / _spread(high, low, self._constant([self.op["eps"]], x))
 
 
 @keras.saving.register_keras_serializable(package="czbuild")

@@ -117,6 +117,7 @@ def check_class_order(
             + (" (the class the recipe calls positive)" if positive is not None else "")
             + f", and {wrong_low} of {int(low.sum())} low px as {detected!r}: the two "
             "scores are in the wrong order for metadata.classes",
+            fix="name the class the sigmoid scores with positive: (one of metadata.classes)",
             **details,
         )
         return

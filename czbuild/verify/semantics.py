@@ -143,14 +143,17 @@ def _check_output_range(
     figure = f"range [{lo:.3g}, {hi:.3g}]"
     where = " and ".join(f"[{a:.3g}, {b:.3g}] on the {name}" for name, (a, b) in ranges.items())
     if lo < -tolerance or hi > 1.0 + tolerance:
+        fix = (
+            "add {op: clip, min: 0, max: 1} (or {op: sigmoid} for a linear head) to "
+            f"postprocessing, or accept it with verify.accept: [{OUTPUT_RANGE}]"
+        )
         report.add(
             OUTPUT_RANGE,
             FAILED,
             figure,
-            f"regression output {where}: ZEN expects [0, 1]; add "
-            "{op: clip, min: 0, max: 1} (or {op: sigmoid} for a linear head) to "
-            f"postprocessing, or accept it with verify.accept: [{OUTPUT_RANGE}]",
+            f"regression output {where}: ZEN expects [0, 1]; {fix}",
             tolerance=tolerance,
+            fix=fix,
             **details,
         )
     else:
