@@ -12,7 +12,7 @@ Tiny, seeded, offline versions of the models a microscopist brings in the first 
 * a percentile-normalised segmenter (CSBDeep convention), CZANN (ONNX) and legacy 3.0.0
   (SavedModel): the packaged model matches the NumPy reference.
 
-All tests build TensorFlow models and are marked slow.
+The tests that build TensorFlow models are marked slow.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-pytestmark = pytest.mark.slow
 
 TILE = 32
 
@@ -216,6 +214,7 @@ def _sample(channels: int = 1, size: int = TILE, seed: int = 3) -> np.ndarray:
 # --- §1: sigmoid heads --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigmoid_unet_positive_class_either_order(tmp_path: Path) -> None:
     common = {"factory": "unet_sigmoid", "tile": TILE, "overlap": 16, "pre": "[]"}
     common.update(post=SIGMOID_POST, verify="{tiling: false}")
@@ -275,6 +274,7 @@ def test_recipe_without_positive_explains_both_orders(tmp_path: Path) -> None:
     assert "positive: Background gives [p, 1 - p]" in message
 
 
+@pytest.mark.slow
 def test_class_order_check_catches_a_swapped_head(tmp_path: Path) -> None:
     """The seed default [p, 1-p] with classes [Background, Cell]: cells become Background."""
     from czbuild.convert import ConversionRequest, convert
@@ -316,6 +316,7 @@ def test_class_order_check_catches_a_swapped_head(tmp_path: Path) -> None:
 # --- §2: regression range -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_linear_regression_needs_clip_or_accept(tmp_path: Path) -> None:
     clip = "[{op: clip, min: 0.0, max: 1.0}]"
     project = _project(
@@ -366,6 +367,7 @@ def test_linear_regression_needs_clip_or_accept(tmp_path: Path) -> None:
 # --- §2: percentile normalisation ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_percentile_normalised_model_matches_numpy_reference(tmp_path: Path) -> None:
     from czbuild.formats.archive import read_artifact
     from czbuild.ops import apply_numpy
