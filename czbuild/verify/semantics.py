@@ -79,7 +79,8 @@ def check_semantics(
         if dev > tolerance:
             problems.append(
                 f"class probabilities sum to 1 only within {dev:.3g} "
-                "(softmax missing? a sigmoid head needs sigmoid_to_softmax_scores)"
+                "(softmax missing? a sigmoid head needs "
+                "{op: sigmoid_to_softmax_scores, positive: <class>})"
             )
         figure = f"max |sum-1| {dev:.2g}"
         if problems:
