@@ -6,9 +6,16 @@ what it computes. It has no TensorFlow dependency, so the recipe schema can vali
 cheaply and the verifier can use :func:`apply_numpy` as an independent reference for the
 Keras layers in :mod:`czbuild.keras.preprocessing`.
 
-Normalised op dicts hold lists: every numeric argument (``mean``, ``std``, ``shift``,
-``scale``) becomes a list of floats of length 1 (broadcast over all channels) or C (one per
-channel); ``order`` becomes a list of ints.
+Normalised op dicts hold lists: every per-channel argument (``mean``, ``std``, ``shift``,
+``scale``, ``min``, ``max``) becomes a list of floats of length 1 (broadcast over all
+channels) or C (one per channel); ``order`` becomes a list of ints; single numbers (``low``,
+``high``, ``eps``) become floats; ranges (``in``, ``out``) become ``[a, b]`` lists of floats.
+
+``sigmoid_to_softmax_scores`` has two optional arguments: ``positive_channel`` (0 or 1, the
+output channel that holds the sigmoid ``p``; default 0, ZEISS's ``[p, 1 - p]``) and
+``positive`` (the name of the class the sigmoid scores; a label, no maths).
+:func:`bind_positive` derives ``positive_channel`` from ``positive`` and the class list; the
+recipe layer requires it, so a recipe's channel order always follows ``metadata.classes``.
 """
 
 from __future__ import annotations
@@ -23,18 +30,32 @@ import numpy as np
 
 __all__ = [
     "OPS",
+    "PER_TILE_OPS",
+    "SIGMOID_SCORES",
     "ArgDef",
     "OpDef",
     "apply_numpy",
+    "bind_positive",
     "op_out_channels",
     "out_channels",
     "validate_op",
 ]
 
-# Argument kinds: "floats" = a finite number or a non-empty list of finite numbers;
-# "order" = a non-empty list of ints forming a permutation of 0..len-1.
+# Argument kinds: "floats" = a finite number or a non-empty list of finite numbers (one per
+# channel); "order" = a non-empty list of ints forming a permutation of 0..len-1; "number" =
+# one finite number; "range" = two finite numbers [a, b]; "channel" = the int 0 or 1;
+# "label" = a non-empty string (a class name).
 _FLOATS: Final = "floats"
 _ORDER: Final = "order"
+_NUMBER: Final = "number"
+_RANGE: Final = "range"
+_CHANNEL: Final = "channel"
+_LABEL: Final = "label"
+
+#: The op turning a 1-channel sigmoid into two class scores.
+SIGMOID_SCORES: Final = "sigmoid_to_softmax_scores"
+#: Default ``eps`` of the per-tile normalisations (CSBDeep's; keeps a constant tile at 0).
+DEFAULT_EPS: Final = 1e-20
 
 
 @dataclass(frozen=True)
@@ -43,11 +64,15 @@ class ArgDef:
 
     Attributes:
         name: Key in the op dict.
-        kind: ``"floats"`` (number or list of numbers, normalised to a list of floats) or
-            ``"order"`` (list of ints, a permutation of ``0..len-1``).
+        kind: ``"floats"`` (number or list of numbers, normalised to a list of floats),
+            ``"order"`` (list of ints, a permutation of ``0..len-1``), ``"number"`` (one
+            float), ``"range"`` (``[a, b]``, two floats), ``"channel"`` (0 or 1) or
+            ``"label"`` (a non-empty string).
         required: Whether the key must be present.
         doc: One-line description.
         nonzero: For ``"floats"``: reject zeros (divisors).
+        default: For optional ``"number"`` arguments: the value filled in when absent
+            (normalised dicts then always carry it); None: left out when absent.
     """
 
     name: str
@@ -55,6 +80,7 @@ class ArgDef:
     required: bool
     doc: str
     nonzero: bool = False
+    default: float | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +95,8 @@ class OpDef:
         in_channels: Channel count the op requires, or None for any.
         out_channels: Channel count the op produces, or None for "same as input" (or, for
             ``transpose_channels``, ``len(order)``).
+        per_tile: The op uses statistics of each tile (image), so its output depends on how
+            ZEN tiles the image (see :data:`PER_TILE_OPS`).
     """
 
     name: str
@@ -77,6 +105,7 @@ class OpDef:
     layer: str
     in_channels: int | None = None
     out_channels: int | None = None
+    per_tile: bool = False
 
     @property
     def arg_names(self) -> tuple[str, ...]:
@@ -91,6 +120,16 @@ class OpDef:
 
 def _floats_arg(name: str, doc: str, *, nonzero: bool = False) -> ArgDef:
     return ArgDef(name=name, kind=_FLOATS, required=True, doc=doc, nonzero=nonzero)
+
+
+def _eps_arg() -> ArgDef:
+    return ArgDef(
+        "eps",
+        _NUMBER,
+        False,
+        f"Added to the divisor, > 0 (default {DEFAULT_EPS:g}): a constant tile maps to 0.",
+        default=DEFAULT_EPS,
+    )
 
 
 OPS: Final[Mapping[str, OpDef]] = {
@@ -115,6 +154,47 @@ OPS: Final[Mapping[str, OpDef]] = {
             (),
             "Per image (x - mean) / max(std, 1/sqrt(n)) over all H*W*C values; ints / type max.",
             "PerImageStandardization",
+            per_tile=True,
+        ),
+        OpDef(
+            "percentile_normalization",
+            (
+                ArgDef(
+                    "low",
+                    _NUMBER,
+                    False,
+                    "Lower percentile in [0, 100) (default 1.0).",
+                    default=1.0,
+                ),
+                ArgDef(
+                    "high",
+                    _NUMBER,
+                    False,
+                    "Upper percentile in (low, 100] (default 99.8).",
+                    default=99.8,
+                ),
+                _eps_arg(),
+            ),
+            "Per image (x - p_low) / (p_high - p_low + eps), percentiles of all H*W*C values "
+            "(linear interpolation).",
+            "PercentileNormalization",
+            per_tile=True,
+        ),
+        OpDef(
+            "min_max_normalization",
+            (_eps_arg(),),
+            "Per image (x - min) / (max - min + eps) over all H*W*C values.",
+            "MinMaxNormalization",
+            per_tile=True,
+        ),
+        OpDef(
+            "scale_range",
+            (
+                ArgDef("in", _RANGE, True, "Input range [a, b], a != b (e.g. [0, 65535])."),
+                ArgDef("out", _RANGE, True, "Output range [c, d] (e.g. [0, 1])."),
+            ),
+            "Map [a, b] linearly onto [c, d]: c + (x - a) * (d - c) / (b - a); no clipping.",
+            "ScaleRange",
         ),
         OpDef(
             "normalization",
@@ -153,15 +233,48 @@ OPS: Final[Mapping[str, OpDef]] = {
             "Scale",
         ),
         OpDef(
-            "sigmoid_to_softmax_scores",
+            "clip",
+            (
+                _floats_arg("min", "Lower bound: scalar or one value per channel."),
+                _floats_arg("max", "Upper bound (>= min): scalar or one value per channel."),
+            ),
+            "min(max(x, min), max), bounds broadcast on the channel axis.",
+            "Clip",
+        ),
+        OpDef(
+            "sigmoid",
             (),
-            "Turn a 1-channel sigmoid p into 2-channel scores concat(p, 1 - p); class 0 positive.",
+            "Logistic function 1 / (1 + exp(-x)), element-wise.",
+            "Sigmoid",
+        ),
+        OpDef(
+            SIGMOID_SCORES,
+            (
+                ArgDef(
+                    "positive",
+                    _LABEL,
+                    False,
+                    "Name of the class the sigmoid scores (required in recipes; one of "
+                    "metadata.classes).",
+                ),
+                ArgDef(
+                    "positive_channel",
+                    _CHANNEL,
+                    False,
+                    "Output channel holding p: 0 gives [p, 1 - p] (default), 1 gives [1 - p, p].",
+                ),
+            ),
+            "Turn a 1-channel sigmoid p into 2 class scores: [p, 1 - p] (positive_channel 0, "
+            "the default) or [1 - p, p] (positive_channel 1).",
             "SigmoidToSoftmaxScores",
             in_channels=1,
             out_channels=2,
         ),
     )
 }
+
+#: Ops whose output depends on statistics of the tile they see (so on ZEN's tiling).
+PER_TILE_OPS: Final[frozenset[str]] = frozenset(n for n, d in OPS.items() if d.per_tile)
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -241,6 +354,96 @@ def _check_order(value: Any, arg: ArgDef, where: str) -> list[int]:
     return order
 
 
+def _check_number(value: Any, arg: ArgDef, where: str) -> float:
+    key = _key(where, arg.name)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if not _is_number(value):
+        raise ValueError(f"{key}: must be a number, got {type(value).__name__} {value!r}")
+    f = float(value)
+    if not math.isfinite(f):
+        raise ValueError(f"{key}: must be finite, got {f!r}")
+    return f
+
+
+def _check_range(value: Any, arg: ArgDef, where: str) -> list[float]:
+    key = _key(where, arg.name)
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(
+            f"{key}: must be a range of two numbers [a, b] such as [0, 65535], "
+            f"got {type(value).__name__} {value!r}"
+        )
+    out: list[float] = []
+    for i, item in enumerate(value):
+        if not _is_number(item):
+            raise ValueError(f"{key}[{i}]: must be a number, got {type(item).__name__} {item!r}")
+        f = float(item)
+        if not math.isfinite(f):
+            raise ValueError(f"{key}[{i}]: must be finite, got {f!r}")
+        out.append(f)
+    return out
+
+
+def _check_channel(value: Any, arg: ArgDef, where: str) -> int:
+    key = _key(where, arg.name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{key}: must be 0 or 1, got {type(value).__name__} {value!r}")
+    if int(value) not in (0, 1):
+        raise ValueError(f"{key}: must be 0 or 1 (the output channel holding p), got {value}")
+    return int(value)
+
+
+def _check_label(value: Any, arg: ArgDef, where: str) -> str:
+    key = _key(where, arg.name)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(
+            f"{key}: must be a class name (one of metadata.classes), "
+            f"got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+_CHECKERS: Final = {
+    _FLOATS: _check_floats,
+    _ORDER: _check_order,
+    _NUMBER: _check_number,
+    _RANGE: _check_range,
+    _CHANNEL: _check_channel,
+    _LABEL: _check_label,
+}
+
+
+def _check_relations(result: dict[str, Any], where: str) -> None:
+    """Rules between the arguments of one op (bounds in order, divisors non-zero)."""
+    name = result["op"]
+    if name == "percentile_normalization":
+        low, high = result["low"], result["high"]
+        if not 0.0 <= low < 100.0:
+            raise ValueError(f"{_key(where, 'low')}: must be in [0, 100), got {low:g}")
+        if not low < high <= 100.0:
+            raise ValueError(
+                f"{_key(where, 'high')}: must be above low ({low:g}) and at most 100, got {high:g}"
+            )
+    if "eps" in result and not result["eps"] > 0.0:
+        raise ValueError(
+            f"{_key(where, 'eps')}: must be > 0 (a constant tile would divide 0 by 0), "
+            f"got {result['eps']:g}; the default is {DEFAULT_EPS:g}"
+        )
+    if name == "scale_range" and result["in"][0] == result["in"][1]:
+        raise ValueError(
+            f"{_key(where, 'in')}: {result['in']} is empty (a == b); give the input's "
+            "range, e.g. [0, 65535] for Gray16"
+        )
+    if name == "clip":
+        lo, hi = result["min"], result["max"]
+        pairs = zip(lo * len(hi), hi) if len(lo) == 1 else zip(lo, hi * len(lo))
+        for i, (a, b) in enumerate(pairs):
+            if a > b:
+                raise ValueError(f"{_key(where, 'max')}: {b:g} is below min {a:g} (channel {i})")
+
+
 def validate_op(op: Mapping[str, Any] | str, *, where: str = "") -> dict[str, Any]:
     """Validate one op and return its normalised form.
 
@@ -250,14 +453,30 @@ def validate_op(op: Mapping[str, Any] | str, *, where: str = "") -> dict[str, An
         where: Location prefix for error messages, e.g. ``"preprocessing[1]"``.
 
     Returns:
-        A new dict ``{"op": name, **args}`` with arguments in canonical order, numbers as
-        lists of floats and ``order`` as a list of ints.
+        A new dict ``{"op": name, **args}`` with arguments in canonical order, per-channel
+        numbers as lists of floats, single numbers as floats (defaults filled in), ranges as
+        ``[a, b]`` and ``order`` as a list of ints.
 
     Raises:
         ValueError: The op is not a mapping, its name is unknown (the message lists the valid
-            names and suggests the closest), an argument is missing, unknown or invalid. The
-            message starts with ``where`` and the offending key.
+            names and suggests the closest), an argument is missing, unknown or invalid, or
+            ``sigmoid_to_softmax_scores`` names a ``positive`` class without saying which
+            channel holds it (use :func:`bind_positive`). The message starts with ``where``
+            and the offending key.
     """
+    result = _validate(op, where)
+    if "positive" in result and "positive_channel" not in result:
+        raise ValueError(
+            f"{_key(where, 'positive_channel')}: missing; positive {result['positive']!r} "
+            "alone does not say which output channel holds p (0: [p, 1 - p], 1: [1 - p, p]); "
+            "give positive_channel, or build from a recipe, where czbuild derives it from "
+            "metadata.classes"
+        )
+    return result
+
+
+def _validate(op: Mapping[str, Any] | str, where: str) -> dict[str, Any]:
+    """:func:`validate_op` without the ``positive`` / ``positive_channel`` rule."""
     if isinstance(op, str):
         op = {"op": op}
     if not isinstance(op, Mapping):
@@ -293,20 +512,83 @@ def validate_op(op: Mapping[str, Any] | str, *, where: str = "") -> dict[str, An
                     f"{_key(where, arg.name)}: missing required argument of {name!r} "
                     f"({definition.signature()}): {arg.doc}"
                 )
+            if arg.default is not None:
+                result[arg.name] = arg.default
             continue
-        value = op[arg.name]
-        if arg.kind == _FLOATS:
-            result[arg.name] = _check_floats(value, arg, where)
-        else:
-            result[arg.name] = _check_order(value, arg, where)
-    lengths = {len(v) for k, v in result.items() if k != "op" and len(v) > 1}
-    if name != "transpose_channels" and len(lengths) > 1:
-        detail = ", ".join(f"{k}: {len(v)}" for k, v in result.items() if k != "op")
+        result[arg.name] = _CHECKERS[arg.kind](op[arg.name], arg, where)
+    per_channel = {k: v for k, v in result.items() if _kind(definition, k) == _FLOATS}
+    lengths = {len(v) for v in per_channel.values() if len(v) > 1}
+    if len(lengths) > 1:
+        detail = ", ".join(f"{k}: {len(v)}" for k, v in per_channel.items())
         raise ValueError(
             f"{_key(where, definition.args[-1].name)}: per-channel lists of {name!r} differ in "
             f"length ({detail}); give each as one value or one value per channel"
         )
+    _check_relations(result, where)
     return result
+
+
+def _kind(definition: OpDef, name: str) -> str | None:
+    for arg in definition.args:
+        if arg.name == name:
+            return arg.kind
+    return None
+
+
+def bind_positive(
+    op: Mapping[str, Any] | str, classes: Sequence[str] | None, *, where: str = ""
+) -> dict[str, Any]:
+    """Order the two scores of ``sigmoid_to_softmax_scores`` to match ``classes``.
+
+    The sigmoid ``p`` is the probability of the class named by the op's ``positive``; this
+    sets ``positive_channel`` to that class's index in ``classes``, so channel ``k`` of the
+    output is the probability of ``classes[k]`` (``[Background, Cell]`` with ``positive:
+    Cell`` gives ``[1 - p, p]``).
+
+    Args:
+        op: A ``sigmoid_to_softmax_scores`` op with ``positive`` (validated here).
+        classes: The model's class names, in output channel order.
+        where: Location prefix for error messages, e.g. ``"postprocessing[0]"``.
+
+    Returns:
+        The normalised op with ``positive`` and ``positive_channel``.
+
+    Raises:
+        ValueError: ``op`` is not this op, ``positive`` is missing (the message explains
+            both orders), ``classes`` does not have exactly two names, ``positive`` is not
+            one of them, or a given ``positive_channel`` disagrees with ``classes``.
+    """
+    checked = _validate(op, where)
+    if checked["op"] != SIGMOID_SCORES:
+        raise ValueError(f"{_key(where, 'op')}: bind_positive takes {SIGMOID_SCORES!r} only")
+    if classes is None or len(classes) != 2:
+        got = "no classes" if classes is None else f"{len(classes)} classes {list(classes)}"
+        raise ValueError(
+            f"{_key(where, 'op')}: {SIGMOID_SCORES!r} outputs 2 class scores but the metadata "
+            f"has {got}; give metadata.classes two names, e.g. [Background, Foreground]"
+        )
+    first, second = classes
+    if "positive" not in checked:
+        raise ValueError(
+            f"{_key(where, 'positive')}: missing; name the class the sigmoid scores: "
+            f"positive: {second} gives [{first}, {second}] = [1 - p, p], "
+            f"positive: {first} gives [p, 1 - p]"
+        )
+    positive = checked["positive"]
+    if positive not in classes:
+        raise ValueError(
+            f"{_key(where, 'positive')}: {positive!r} is not one of metadata.classes "
+            f"[{first}, {second}]"
+        )
+    channel = list(classes).index(positive)
+    if checked.get("positive_channel", channel) != channel:
+        raise ValueError(
+            f"{_key(where, 'positive_channel')}: {checked['positive_channel']} disagrees with "
+            f"positive {positive!r} (channel {channel} of {list(classes)}); remove it, "
+            "czbuild derives it from positive"
+        )
+    checked["positive_channel"] = channel
+    return checked
 
 
 # --- channel bookkeeping ------------------------------------------------------------------------
@@ -422,11 +704,47 @@ def _per_image_standardization(x: np.ndarray) -> np.ndarray:
     return (x - mean) / np.maximum(std, 1.0 / math.sqrt(n))
 
 
+def _image_axes(x: np.ndarray) -> tuple[int, ...]:
+    return tuple(range(1, x.ndim))
+
+
+def _percentile_normalization(x: np.ndarray, op: dict[str, Any]) -> np.ndarray:
+    flat = x.reshape(x.shape[0], -1)
+    # numpy's default "linear" method: order statistics v[i] (ascending), h = (n - 1) * q / 100,
+    # value v[floor(h)] + (h - floor(h)) * (v[floor(h) + 1] - v[floor(h)]).
+    low, high = np.percentile(flat, [op["low"], op["high"]], axis=1, method="linear")
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    return (x - low.reshape(shape)) / (high.reshape(shape) - low.reshape(shape) + op["eps"])
+
+
+def _min_max_normalization(x: np.ndarray, op: dict[str, Any]) -> np.ndarray:
+    axes = _image_axes(x)
+    low = x.min(axis=axes, keepdims=True)
+    high = x.max(axis=axes, keepdims=True)
+    return (x - low) / (high - low + op["eps"])
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # 0.5 * (1 + tanh(x / 2)) is the logistic function without overflow for large |x|.
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
 def _apply_one(op: dict[str, Any], x: np.ndarray) -> np.ndarray:
     name = op["op"]
     if name == "per_image_standardization":
         return _per_image_standardization(x)
     x = _to_float(x)
+    if name == "percentile_normalization":
+        return _percentile_normalization(x, op)
+    if name == "min_max_normalization":
+        return _min_max_normalization(x, op)
+    if name == "scale_range":
+        (a, b), (c, d) = op["in"], op["out"]
+        return c + (x - a) * ((d - c) / (b - a))
+    if name == "clip":
+        return np.minimum(np.maximum(x, np.asarray(op["min"])), np.asarray(op["max"]))
+    if name == "sigmoid":
+        return _sigmoid(x)
     if name == "rgb_to_bgr":
         return x[..., ::-1]
     if name == "rgba_to_bgra":
@@ -439,8 +757,11 @@ def _apply_one(op: dict[str, Any], x: np.ndarray) -> np.ndarray:
         return x + np.asarray(op["shift"])
     if name == "scale":
         return x * np.asarray(op["scale"])
-    if name == "sigmoid_to_softmax_scores":
-        return np.concatenate([x, 1.0 - x], axis=-1)
+    if name == SIGMOID_SCORES:
+        scores = [x, 1.0 - x]
+        if op.get("positive_channel", 0) == 1:
+            scores.reverse()
+        return np.concatenate(scores, axis=-1)
     raise AssertionError(f"op {name!r} is in OPS but has no NumPy reference")  # pragma: no cover
 
 
@@ -453,7 +774,9 @@ def apply_numpy(ops: Sequence[Mapping[str, Any] | str], x: np.ndarray) -> np.nda
             statistics of ``per_image_standardization`` are taken over all non-batch axes).
             Integer input reaching ``per_image_standardization`` is divided by its type's
             maximum (255, 65535, ...); for every other op integers are converted to float
-            unchanged.
+            unchanged. The per-image ops (``per_image_standardization``,
+            ``percentile_normalization``, ``min_max_normalization``) take their statistics
+            over all non-batch values of each image.
 
     Returns:
         A new float64 array (the input itself, as float64, for an empty list).

@@ -6,12 +6,17 @@ each is in ``docs/library.md`` and its NumPy reference in :mod:`czbuild.ops`.
 """
 
 from czbuild.keras.preprocessing import (
+    Clip,
+    MinMaxNormalization,
     Normalization,
+    PercentileNormalization,
     PerImageStandardization,
     RgbaToBgra,
     RgbToBgr,
     Scale,
+    ScaleRange,
     Shift,
+    Sigmoid,
     SigmoidToSoftmaxScores,
     TransposeChannels,
     layer_from_op,
@@ -19,12 +24,17 @@ from czbuild.keras.preprocessing import (
 )
 
 __all__ = [
+    "Clip",
+    "MinMaxNormalization",
     "Normalization",
     "PerImageStandardization",
+    "PercentileNormalization",
     "RgbToBgr",
     "RgbaToBgra",
     "Scale",
+    "ScaleRange",
     "Shift",
+    "Sigmoid",
     "SigmoidToSoftmaxScores",
     "TransposeChannels",
     "layer_from_op",

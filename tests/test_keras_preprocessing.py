@@ -32,6 +32,16 @@ CASES: list[tuple[dict[str, Any], int]] = [
     ({"op": "shift", "shift": [-1.0, 2.5]}, 2),
     ({"op": "scale", "scale": 1 / 255}, 1),
     ({"op": "sigmoid_to_softmax_scores"}, 1),
+    ({"op": "sigmoid_to_softmax_scores", "positive": "Cell", "positive_channel": 1}, 1),
+    ({"op": "percentile_normalization"}, 3),
+    ({"op": "percentile_normalization", "low": 0.0, "high": 100.0, "eps": 1e-6}, 1),
+    ({"op": "percentile_normalization", "low": 37.5, "high": 62.5}, 2),
+    ({"op": "min_max_normalization"}, 2),
+    ({"op": "scale_range", "in": [0, 65535], "out": [0, 1]}, 1),
+    ({"op": "scale_range", "in": [1.0, -1.0], "out": [-2.0, 5.0]}, 2),
+    ({"op": "clip", "min": 0.0, "max": 1.0}, 2),
+    ({"op": "clip", "min": [-1.0, 0.0, 0.5], "max": [0.0, 1.0, 0.5]}, 3),
+    ({"op": "sigmoid"}, 2),
 ]
 CASE_IDS = [
     "rgb_to_bgr",
@@ -45,6 +55,16 @@ CASE_IDS = [
     "shift",
     "scale",
     "sigmoid_to_softmax_scores",
+    "sigmoid_to_softmax_scores-positive-second",
+    "percentile_normalization",
+    "percentile_normalization-full-range",
+    "percentile_normalization-middle",
+    "min_max_normalization",
+    "scale_range-gray16",
+    "scale_range-reversed",
+    "clip",
+    "clip-per-channel",
+    "sigmoid",
 ]
 
 
@@ -277,12 +297,17 @@ FULL_CHAIN: list[dict[str, Any]] = [
     {"op": "rgba_to_bgra"},
     {"op": "rgb_to_bgr"},
     {"op": "transpose_channels", "order": [2, 1, 0, 3]},
+    {"op": "scale_range", "in": [-4.0, 4.0], "out": [0.0, 1.0]},
+    {"op": "percentile_normalization", "low": 2.0, "high": 99.5},
+    {"op": "min_max_normalization"},
     {"op": "per_image_standardization"},
     {"op": "normalization", "mean": [0.1, 0.2, 0.3, 0.4], "std": [1.0, 2.0, 4.0, 8.0]},
     {"op": "shift", "shift": [1.0, -2.0, 3.0, -4.0]},
     {"op": "scale", "scale": 0.25},
+    {"op": "clip", "min": -0.5, "max": [1.0, 2.0, 3.0, 4.0]},
+    {"op": "sigmoid"},
     {"op": "transpose_channels", "order": [0]},
-    {"op": "sigmoid_to_softmax_scores"},
+    {"op": "sigmoid_to_softmax_scores", "positive_channel": 1},
 ]
 
 
@@ -305,3 +330,19 @@ def test_every_layer_converts_to_onnx(opset: int, hw: int | None) -> None:
     x = _data(4)
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     assert np.max(np.abs(got - ops.apply_numpy(FULL_CHAIN, x))) <= TOL
+
+
+@pytest.mark.parametrize("opset", [12, 18], ids=["opset12", "opset18"])
+def test_per_tile_normalisations_keep_constant_tiles_finite_in_onnx(opset: int) -> None:
+    """A constant tile maps to 0, also after TF's graph optimiser rewrote the divisor."""
+    import onnxruntime as ort
+
+    from czbuild.keras.onnx_export import export_onnx
+
+    for op in ({"op": "percentile_normalization"}, {"op": "min_max_normalization"}):
+        data = export_onnx(_chain([op], 1), opset=opset, input_shape=(1, 8, 8, 1))
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        for value in (0.0, 0.3, 1.0, 65535.0):
+            x = np.full((1, 8, 8, 1), value, np.float32)
+            got = session.run(None, {session.get_inputs()[0].name: x})[0]
+            np.testing.assert_array_equal(got, ops.apply_numpy([op], x))

@@ -15,10 +15,15 @@ ALL_NAMES = (
     "rgb_to_bgr",
     "rgba_to_bgra",
     "per_image_standardization",
+    "percentile_normalization",
+    "min_max_normalization",
+    "scale_range",
     "normalization",
     "transpose_channels",
     "shift",
     "scale",
+    "clip",
+    "sigmoid",
     "sigmoid_to_softmax_scores",
 )
 
@@ -364,6 +369,8 @@ def test_every_op_has_numpy_reference() -> None:
         "transpose_channels": {"order": [0]},
         "shift": {"shift": 1},
         "scale": {"scale": 2},
+        "scale_range": {"in": [0, 255], "out": [0, 1]},
+        "clip": {"min": 0, "max": 1},
     }
     x = _rng().random((1, 2, 2, 1))
     for name, definition in ops.OPS.items():
@@ -377,3 +384,125 @@ def test_op_out_channels_uses_where_as_is() -> None:
     assert ops.op_out_channels({"op": "transpose_channels", "order": [1, 0]}, 3) == 2
     with pytest.raises(ValueError, match=r"^layer_7\.op: 'rgba_to_bgra' needs 4"):
         ops.op_out_channels("rgba_to_bgra", 3, where="layer_7")
+
+
+# --- ops for real models: per-image normalisations, fixed ranges, output ops ---------------
+
+
+def test_new_ops_normalise_with_defaults() -> None:
+    assert ops.validate_op("percentile_normalization") == {
+        "op": "percentile_normalization",
+        "low": 1.0,
+        "high": 99.8,
+        "eps": 1e-20,
+    }
+    assert ops.validate_op({"op": "min_max_normalization", "eps": 1}) == {
+        "op": "min_max_normalization",
+        "eps": 1.0,
+    }
+    assert ops.validate_op({"op": "scale_range", "out": (0, 1), "in": [0, 255]}) == {
+        "op": "scale_range",
+        "in": [0.0, 255.0],
+        "out": [0.0, 1.0],
+    }
+    assert ops.validate_op({"op": "clip", "max": [1, 2], "min": 0}) == {
+        "op": "clip",
+        "min": [0.0],
+        "max": [1.0, 2.0],
+    }
+    assert {
+        "per_image_standardization",
+        "percentile_normalization",
+        "min_max_normalization",
+    } == ops.PER_TILE_OPS
+
+
+@pytest.mark.parametrize(
+    ("op", "fragments"),
+    [
+        ({"op": "percentile_normalization", "low": 50, "high": 50}, ["p[0].high", "above low"]),
+        ({"op": "percentile_normalization", "low": -1}, ["p[0].low", "[0, 100)"]),
+        ({"op": "percentile_normalization", "high": 100.5}, ["p[0].high", "at most 100"]),
+        ({"op": "percentile_normalization", "low": [1]}, ["p[0].low", "must be a number"]),
+        ({"op": "min_max_normalization", "eps": 0}, ["p[0].eps", "must be > 0"]),
+        ({"op": "scale_range", "in": [3, 3], "out": [0, 1]}, ["p[0].in", "a == b"]),
+        ({"op": "scale_range", "in": [0], "out": [0, 1]}, ["p[0].in", "two numbers"]),
+        ({"op": "scale_range", "in": [0, 255]}, ["p[0].out", "missing required"]),
+        ({"op": "clip", "min": [0, 2], "max": 1}, ["p[0].max", "below min 2"]),
+        (
+            {"op": "sigmoid_to_softmax_scores", "positive_channel": 2},
+            ["positive_channel", "0 or 1"],
+        ),
+        ({"op": "sigmoid_to_softmax_scores", "positive": ""}, ["p[0].positive", "class name"]),
+        ({"op": "sigmoid_to_softmax_scores", "positive": "Cell"}, ["positive_channel: missing"]),
+    ],
+)
+def test_new_op_errors(op: dict, fragments: list[str]) -> None:
+    with pytest.raises(ValueError) as info:
+        ops.validate_op(op, where="p[0]")
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_bind_positive_orders_scores_by_classes() -> None:
+    op = {"op": "sigmoid_to_softmax_scores", "positive": "Cell"}
+    second = ops.bind_positive(op, ("Background", "Cell"))
+    first = ops.bind_positive(op, ["Cell", "Background"])
+    assert second["positive_channel"] == 1 and first["positive_channel"] == 0
+    p = np.array([[[[0.9]], [[0.2]]]])  # two images, 1x1, one channel
+    # ZEN's label: argmax over channels -> class index; p > 0.5 must be Cell both ways.
+    for bound, classes in ((second, ("Background", "Cell")), (first, ("Cell", "Background"))):
+        labels = np.argmax(ops.apply_numpy([bound], p), axis=-1).ravel()
+        assert [classes[i] for i in labels] == ["Cell", "Background"]
+    assert ops.validate_op(second) == second  # the bound form is a valid op
+
+
+@pytest.mark.parametrize(
+    ("op", "classes", "fragment"),
+    [
+        ({"op": "sigmoid_to_softmax_scores"}, ("bg", "fg"), "positive: fg gives [bg, fg] = [1 - p"),
+        ({"op": "sigmoid_to_softmax_scores", "positive": "x"}, ("bg", "fg"), "not one of"),
+        ({"op": "sigmoid_to_softmax_scores", "positive": "fg"}, None, "has no classes"),
+        ({"op": "sigmoid_to_softmax_scores", "positive": "a"}, ("a", "b", "c"), "3 classes"),
+        (
+            {"op": "sigmoid_to_softmax_scores", "positive": "fg", "positive_channel": 0},
+            ("bg", "fg"),
+            "disagrees",
+        ),
+        ({"op": "scale", "scale": 1}, ("bg", "fg"), "takes 'sigmoid_to_softmax_scores' only"),
+    ],
+)
+def test_bind_positive_errors(op: dict, classes: tuple | None, fragment: str) -> None:
+    with pytest.raises(ValueError, match=r"^post\[0\]\.") as info:
+        ops.bind_positive(op, classes, where="post[0]")
+    assert fragment in str(info.value)
+
+
+def test_percentile_normalization_reference_is_numpy_linear_percentile() -> None:
+    # 0..99 in one image: the linear percentile at q is 0.99 * q; per image, not per batch.
+    x = np.stack([np.arange(100.0), 10 * np.arange(100.0)]).reshape(2, 10, 10, 1)
+    op = {"op": "percentile_normalization", "low": 10, "high": 90, "eps": 1e-9}
+    got = ops.apply_numpy([op], x)
+    for image, factor in zip(got, (1.0, 10.0)):
+        low, high = 9.9 * factor, 89.1 * factor
+        np.testing.assert_allclose(
+            image.ravel(), (np.arange(100.0) * factor - low) / (high - low + 1e-9)
+        )
+    constant = ops.apply_numpy(["percentile_normalization"], np.full((1, 4, 4, 2), 7.0))
+    assert np.all(constant == 0.0)
+
+
+def test_min_max_scale_range_clip_sigmoid_references() -> None:
+    x = _rng().normal(0, 3, (2, 4, 4, 2))
+    mm = ops.apply_numpy(["min_max_normalization"], x)
+    for image in mm:
+        assert image.min() == 0.0 and abs(image.max() - 1.0) < 1e-12
+    gray16 = ops.apply_numpy([{"op": "scale_range", "in": [0, 65535], "out": [0, 1]}], x)
+    np.testing.assert_allclose(gray16, x / 65535)
+    flipped = ops.apply_numpy([{"op": "scale_range", "in": [-1, 1], "out": [1, 0]}], x)
+    np.testing.assert_allclose(flipped, 0.5 - 0.5 * x)
+    clipped = ops.apply_numpy([{"op": "clip", "min": [0, -1], "max": 1}], x)
+    assert clipped[..., 0].min() >= 0 and clipped[..., 1].min() >= -1 and clipped.max() <= 1
+    np.testing.assert_array_equal(clipped, np.clip(x, [0, -1], 1))
+    s = ops.apply_numpy(["sigmoid"], np.array([[-1000.0, 0.0, 2.0, 1000.0]]))
+    np.testing.assert_allclose(s, [[0.0, 0.5, 1 / (1 + np.exp(-2.0)), 1.0]])

@@ -205,7 +205,9 @@ def test_ops_are_normalised(project: Path) -> None:
     spec = _one(project, "valid_full_czann").spec
     assert spec.preprocessing[0] == {"op": "rgb_to_bgr"}
     assert spec.preprocessing[2] == {"op": "normalization", "mean": [0.5, 0.5, 0.5], "std": [0.25]}
-    assert spec.postprocessing == ({"op": "sigmoid_to_softmax_scores"},)
+    assert spec.postprocessing == (
+        {"op": "sigmoid_to_softmax_scores", "positive": "Cell", "positive_channel": 0},
+    )
 
 
 def test_same_recipe_name_twice_is_refused(project: Path, tmp_path: Path) -> None:

@@ -88,3 +88,30 @@ def test_command_line_override_and_sweep(project: Path) -> None:
     )
     variants = load_variants(["r"], project_dir=project)
     assert sorted(v.spec.verify.tiling for v in variants) == [False, True]
+
+
+def test_accept_reaches_the_spec_and_the_build_settings(project: Path) -> None:
+    from czbuild.verify.api import build_settings
+
+    plain = _variant(project)
+    assert "accept" not in plain.spec.to_plain()["verify"]  # older specs keep their digest
+    assert _variant(project, "verify: {accept: []}\n").digest == plain.digest
+    accepted = _variant(project, "verify:\n  accept: [semantics.output_range]\n")
+    assert accepted.spec.verify.accept == ("semantics.output_range",)
+    assert accepted.digest != plain.digest
+    assert build_settings(accepted)["accept"] == ("semantics.output_range",)
+    assert build_settings(plain)["accept"] == ()
+
+
+def test_accept_takes_only_acceptable_checks(project: Path) -> None:
+    from czbuild.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=r"verify\.accept.*semantics\.output_range"):
+        _variant(project, "verify:\n  accept: [fidelity]\n")
+
+
+def test_acceptable_checks_are_real_check_names() -> None:
+    from czbuild.recipe.schema import ACCEPTABLE_CHECKS
+    from czbuild.verify.semantics import OUTPUT_RANGE
+
+    assert ACCEPTABLE_CHECKS == (OUTPUT_RANGE,)

@@ -501,8 +501,8 @@ PAYLOAD = [
         "regression-out-of-range",
         czann_meta(type="Regression", classes=None),
         onnx_model(head="none"),
-        "semantics",
-        "outside [0, 1]",
+        "semantics.output_range",
+        "ZEN expects [0, 1]; add {op: clip, min: 0, max: 1}",
     ),
 ]
 

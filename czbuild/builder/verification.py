@@ -101,7 +101,7 @@ def install_verified(
 
 
 def failure_summary(record: Mapping[str, Any]) -> str:
-    """One line naming the failed checks with their figures (and the overlap that would pass).
+    """One line naming the failed checks with their figures, fixes and the overlap that would pass.
 
     Example: ``verification failed: tiling.seams (max seam error 5e-05); smallest overlap
     within tolerance: 80 px``.
@@ -115,6 +115,10 @@ def failure_summary(record: Mapping[str, Any]) -> str:
         for c in failed
     ]
     line = "verification failed: " + (", ".join(parts) or "no check passed")
+    for check in failed:  # a check's one-line fix (details["fix"]), e.g. semantics.output_range
+        details = check.get("details")
+        if isinstance(details, Mapping) and details.get("fix"):
+            line += f"; {details['fix']}"
     if any(c.get("name") == "tiling.seams" for c in failed):
         for check in checks:
             if check.get("name") == "tiling.min_overlap" and check.get("status") == "passed":

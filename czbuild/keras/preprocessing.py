@@ -5,7 +5,8 @@ arguments are validated by :func:`czbuild.ops.validate_op`, so a layer and its o
 never disagree. The layers are registered as ``czbuild>ClassName`` (so models containing them
 save to and reload from ``.keras`` once this module is imported) and use only ``keras.ops``
 that tf2onnx converts at opsets 12 and 18 (Gather, Sub, Div, Mul, Add, ReduceMean, Sqrt, Max,
-Concat, Shape/ReduceProd for undefined tile sizes).
+Min, ReduceMin/ReduceMax, Sigmoid, TopK, Concat, Shape/ReduceProd for undefined tile sizes) and
+that a TF 2.0 SavedModel can hold (legacy 3.0.0: TopKV2, GatherV2, Min/Max).
 
 These classes are separate from Keras's own ``keras.layers.Normalization`` etc.
 
@@ -28,12 +29,17 @@ from czbuild import ops as czops
 
 __all__ = [
     "LAYER_CLASSES",
+    "Clip",
+    "MinMaxNormalization",
     "Normalization",
     "PerImageStandardization",
+    "PercentileNormalization",
     "RgbToBgr",
     "RgbaToBgra",
     "Scale",
+    "ScaleRange",
     "Shift",
+    "Sigmoid",
     "SigmoidToSoftmaxScores",
     "TransposeChannels",
     "layer_from_op",
@@ -157,6 +163,183 @@ class PerImageStandardization(_OpLayer):
         return centred / kops.maximum(std, min_std)
 
 
+def _per_image(values: Any, x: Any) -> Any:
+    """Reshape per-image values ``[B]`` to ``[B, 1, ..., 1]`` (broadcast over ``x``)."""
+    return kops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))
+
+
+def _spread(high: Any, low: Any, eps: Any) -> Any:
+    """``high - low + eps`` (``high >= low``), safe from graph rewriting.
+
+    TensorFlow's graph optimiser turns ``(high - low) + eps`` into ``high + (eps - low)``,
+    where a tiny ``eps`` is lost against ``low``: a constant tile then divides 0 by 0. The
+    ``maximum`` with 0 (a no-op, as ``high >= low``) keeps the subtraction first.
+    """
+    return kops.maximum(high - low, 0.0) + eps
+
+
+def _flatten_images(x: Any) -> tuple[Any, int | None]:
+    """``x`` as ``[B, n]`` (all values of each image) and ``n`` when it is static."""
+    static = list(x.shape[1:])
+    if all(d is not None for d in static):
+        n = int(np.prod(static))
+        return kops.reshape(x, (-1, n)), n
+    return kops.reshape(x, (kops.shape(x)[0], -1)), None
+
+
+def _percentiles_static(flat: Any, n: int, q: float) -> Any:
+    """The ``q``-th percentile (numpy "linear") of each row of ``flat`` ``[B, n]``: ``[B]``.
+
+    Only the order statistics needed are computed: ``top_k`` over the smaller end of the
+    distribution (k = about ``n * min(q, 100 - q) / 100``), not a full sort.
+    """
+    h = (n - 1) * q / 100.0
+    i = int(np.floor(h))
+    j = min(i + 1, n - 1)
+    frac = h - i
+    if j + 1 <= n - i:  # low end: ascending order statistics 0..j of x = -(top_k of -x)
+        values = -kops.top_k(-flat, j + 1, sorted=True)[0]
+        vi, vj = values[:, i], values[:, j]
+    else:  # high end: ascending index a is descending index n - 1 - a
+        values = kops.top_k(flat, n - i, sorted=True)[0]
+        vi, vj = values[:, n - 1 - i], values[:, n - 1 - j]
+    return vi + frac * (vj - vi) if frac else vi
+
+
+def _percentiles_dynamic(flat: Any, q: float) -> Any:
+    """Like :func:`_percentiles_static` for a tile size only known at run time (full sort)."""
+    n = kops.shape(flat)[1]
+    descending = kops.top_k(flat, n, sorted=True)[0]
+    h = kops.cast(n - 1, "float32") * (q / 100.0)
+    i = kops.cast(kops.floor(h), "int32")
+    j = kops.minimum(i + 1, n - 1)
+    frac = kops.cast(h - kops.floor(h), flat.dtype)
+    vi = kops.take(descending, n - 1 - i, axis=1)
+    vj = kops.take(descending, n - 1 - j, axis=1)
+    return vi + frac * (vj - vi)
+
+
+@keras.saving.register_keras_serializable(package="czbuild")
+class PercentileNormalization(_OpLayer):
+    """Per image ``(x - p_low) / (p_high - p_low + eps)`` (the CSBDeep / CARE convention).
+
+    The percentiles are taken over all ``H*W*C`` values of each image with numpy's default
+    ``"linear"`` method: for sorted values ``v[0] <= ... <= v[n-1]`` and ``h = (n-1) q/100``,
+    ``p = v[floor(h)] + (h - floor(h)) (v[floor(h)+1] - v[floor(h)])``. Order statistics come
+    from ``top_k`` (TopKV2 / ONNX TopK), over only the end of the distribution each percentile
+    needs when the tile size is static.
+
+    Args:
+        low: Lower percentile in ``[0, 100)`` (default 1.0).
+        high: Upper percentile in ``(low, 100]`` (default 99.8).
+        eps: Added to the divisor, > 0 (default 1e-20).
+    """
+
+    op_name = "percentile_normalization"
+
+    def __init__(
+        self, low: float = 1.0, high: float = 99.8, eps: float = czops.DEFAULT_EPS, **kwargs: Any
+    ) -> None:
+        super().__init__({"low": low, "high": high, "eps": eps}, **kwargs)
+
+    def call(self, inputs: Any) -> Any:
+        x = self._as_float(inputs)
+        op = self.op
+        flat, n = _flatten_images(x)
+        if n is not None:
+            low = _percentiles_static(flat, n, op["low"])
+            high = _percentiles_static(flat, n, op["high"])
+        else:
+            low = _percentiles_dynamic(flat, op["low"])
+            high = _percentiles_dynamic(flat, op["high"])
+        low, high = _per_image(low, x), _per_image(high, x)
+        return (x - low) / _spread(high, low, self._constant([op["eps"]], x))
+
+
+@keras.saving.register_keras_serializable(package="czbuild")
+class MinMaxNormalization(_OpLayer):
+    """Per image ``(x - min) / (max - min + eps)`` over all ``H*W*C`` values.
+
+    Args:
+        eps: Added to the divisor, > 0 (default 1e-20): a constant tile maps to 0.
+    """
+
+    op_name = "min_max_normalization"
+
+    def __init__(self, eps: float = czops.DEFAULT_EPS, **kwargs: Any) -> None:
+        super().__init__({"eps": eps}, **kwargs)
+
+    def call(self, inputs: Any) -> Any:
+        x = self._as_float(inputs)
+        axes = tuple(range(1, len(x.shape)))
+        low = kops.min(x, axis=axes, keepdims=True)
+        high = kops.max(x, axis=axes, keepdims=True)
+        return (x - low) / _spread(high, low, self._constant([self.op["eps"]], x))
+
+
+@keras.saving.register_keras_serializable(package="czbuild")
+class ScaleRange(_OpLayer):
+    """Map the fixed range ``[a, b]`` linearly onto ``[c, d]`` (no clipping).
+
+    ``c + (x - a) * (d - c) / (b - a)``, e.g. Gray16 ``[0, 65535]`` -> ``[0, 1]``. The op
+    keys are ``in`` and ``out`` (``ScaleRange(**{"in": [0, 65535], "out": [0, 1]})``); the
+    constructor also takes them as ``in_range`` / ``out_range``.
+    """
+
+    op_name = "scale_range"
+
+    def __init__(
+        self,
+        in_range: Sequence[float] | None = None,
+        out_range: Sequence[float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        args = {"in": kwargs.pop("in", in_range), "out": kwargs.pop("out", out_range)}
+        super().__init__({k: v for k, v in args.items() if v is not None}, **kwargs)
+
+    def call(self, inputs: Any) -> Any:
+        x = self._as_float(inputs)
+        (a, b), (c, d) = self.op["in"], self.op["out"]
+        return (x - self._constant([a], x)) * self._constant([(d - c) / (b - a)], x) + (
+            self._constant([c], x)
+        )
+
+
+@keras.saving.register_keras_serializable(package="czbuild")
+class Clip(_OpLayer):
+    """``min(max(x, min), max)`` with scalar or per-channel bounds.
+
+    Args:
+        min: Lower bound; one value or one per channel.
+        max: Upper bound (>= min); one value or one per channel.
+    """
+
+    op_name = "clip"
+
+    def __init__(self, min: Numbers, max: Numbers, **kwargs: Any) -> None:
+        super().__init__({"min": min, "max": max}, **kwargs)
+
+    def call(self, inputs: Any) -> Any:
+        x = self._as_float(inputs)
+        op = self.op
+        return kops.minimum(
+            kops.maximum(x, self._constant(op["min"], x)), self._constant(op["max"], x)
+        )
+
+
+@keras.saving.register_keras_serializable(package="czbuild")
+class Sigmoid(_OpLayer):
+    """The logistic function ``1 / (1 + exp(-x))``, element-wise (e.g. for a linear head)."""
+
+    op_name = "sigmoid"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__({}, **kwargs)
+
+    def call(self, inputs: Any) -> Any:
+        return kops.sigmoid(self._as_float(inputs))
+
+
 @keras.saving.register_keras_serializable(package="czbuild")
 class Normalization(_OpLayer):
     """``(x - mean) / std`` with scalar or per-channel constants (not keras.layers.Normalization).
@@ -233,16 +416,31 @@ class Scale(_OpLayer):
 
 @keras.saving.register_keras_serializable(package="czbuild")
 class SigmoidToSoftmaxScores(_OpLayer):
-    """``concat(p, 1 - p)`` on the channel axis: 1 sigmoid channel -> 2 scores (class 0 = p)."""
+    """1 sigmoid channel ``p`` -> 2 class scores: ``[p, 1 - p]`` (default) or ``[1 - p, p]``.
+
+    The default (``positive_channel=0``) is ZEISS's layer: class 0 is the one the sigmoid
+    scores. Recipes name that class instead (``positive: Cell``) and czbuild picks the channel
+    from ``metadata.classes`` (:func:`czbuild.ops.bind_positive`).
+
+    Args:
+        positive: Name of the class the sigmoid scores (a label; needs ``positive_channel``).
+        positive_channel: Output channel holding ``p``: 0 or 1 (default 0).
+    """
 
     op_name = "sigmoid_to_softmax_scores"
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__({}, **kwargs)
+    def __init__(
+        self, positive: str | None = None, positive_channel: int | None = None, **kwargs: Any
+    ) -> None:
+        args = {"positive": positive, "positive_channel": positive_channel}
+        super().__init__({k: v for k, v in args.items() if v is not None}, **kwargs)
 
     def call(self, inputs: Any) -> Any:
         p = self._as_float(inputs)
-        return kops.concatenate([p, 1.0 - p], axis=-1)
+        scores = [p, 1.0 - p]
+        if self.op.get("positive_channel", 0) == 1:
+            scores.reverse()
+        return kops.concatenate(scores, axis=-1)
 
 
 # --- dispatch -----------------------------------------------------------------------------------
@@ -253,10 +451,15 @@ LAYER_CLASSES: dict[str, type[_OpLayer]] = {
         RgbToBgr,
         RgbaToBgra,
         PerImageStandardization,
+        PercentileNormalization,
+        MinMaxNormalization,
+        ScaleRange,
         Normalization,
         TransposeChannels,
         Shift,
         Scale,
+        Clip,
+        Sigmoid,
         SigmoidToSoftmaxScores,
     )
 }

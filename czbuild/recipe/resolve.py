@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -237,10 +238,24 @@ def _spatial_dims(recipe: Recipe, fmt: str) -> tuple[int, int] | None:
     return None
 
 
-def _ops_list(items: tuple[Any, ...], section: str) -> tuple[dict[str, Any], ...]:
+def _ops_list(
+    items: tuple[Any, ...], section: str, classes: tuple[str, ...] | None = None
+) -> tuple[dict[str, Any], ...]:
+    """Validated ops of one section; postprocessing scores ordered by ``classes``.
+
+    In ``postprocessing``, ``sigmoid_to_softmax_scores`` must name the class its sigmoid
+    scores (``positive:``); :func:`czbuild.ops.bind_positive` puts that class's score in its
+    channel of ``metadata.classes``.
+    """
     out = []
     for i, item in enumerate(items):
+        name = (
+            item if isinstance(item, str) else item.get("op") if isinstance(item, Mapping) else None
+        )
         try:
+            if section == "postprocessing" and name == _ops.SIGMOID_SCORES:
+                out.append(_ops.bind_positive(item, classes, where=f"{section}[{i}]"))
+                continue
             out.append(_ops.validate_op(item, where=f"{section}[{i}]"))
         except ValueError as exc:
             text = str(exc)
@@ -472,8 +487,8 @@ def resolve_recipe(recipe: Recipe, name: str, ctx: ResolveContext) -> RecipeSpec
     dims = _spatial_dims(recipe, fmt)
     source = _source(recipe.model, ctx)
     pre = _ops_list(recipe.preprocessing, "preprocessing")
-    post = _ops_list(recipe.postprocessing, "postprocessing")
     metadata = _metadata(recipe, name, fmt, version, dims, ctx)
+    post = _ops_list(recipe.postprocessing, "postprocessing", metadata.classes)
     return RecipeSpec(
         name=name,
         model=source,

@@ -105,16 +105,31 @@ PixelTypes = Annotated[
 
 
 def _op_schemas() -> list[dict[str, Any]]:
-    """JSON Schema alternatives for one pre/postprocessing step, generated from czbuild.ops."""
-    numbers = {
-        "anyOf": [
-            {"type": "number"},
-            {"type": "array", "items": {"type": "number"}, "minItems": 1},
-        ]
+    """JSON Schema alternatives for one pre/postprocessing step, generated from czbuild.ops.
+
+    Recipe rule on top of the registry: ``sigmoid_to_softmax_scores`` needs ``positive`` (the
+    resolver orders its scores by ``metadata.classes``), so it has no bare-string shorthand.
+    """
+    kinds: dict[str, dict[str, Any]] = {
+        "floats": {
+            "anyOf": [
+                {"type": "number"},
+                {"type": "array", "items": {"type": "number"}, "minItems": 1},
+            ]
+        },
+        "order": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+        "number": {"type": "number"},
+        "range": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        "channel": {"type": "integer", "enum": [0, 1]},
+        "label": {"type": "string", "minLength": 1},
     }
-    order = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+    recipe_required = {_ops.SIGMOID_SCORES: ("positive",)}
     alternatives: list[dict[str, Any]] = []
-    bare = [name for name, d in _ops.OPS.items() if not any(a.required for a in d.args)]
+    bare = [
+        name
+        for name, d in _ops.OPS.items()
+        if not any(a.required for a in d.args) and name not in recipe_required
+    ]
     if bare:
         alternatives.append(
             {"type": "string", "enum": bare, "description": "Shorthand for {op: <name>}."}
@@ -122,14 +137,16 @@ def _op_schemas() -> list[dict[str, Any]]:
     for name, definition in _ops.OPS.items():
         props: dict[str, Any] = {"op": {"const": name}}
         for arg in definition.args:
-            props[arg.name] = dict(numbers if arg.kind == "floats" else order, description=arg.doc)
+            props[arg.name] = dict(kinds[arg.kind], description=arg.doc)
+        required = [a.name for a in definition.args if a.required]
+        required += [a for a in recipe_required.get(name, ()) if a not in required]
         alternatives.append(
             {
                 "type": "object",
                 "title": definition.signature(),
                 "description": definition.doc,
                 "properties": props,
-                "required": ["op"] + [a.name for a in definition.args if a.required],
+                "required": ["op", *required],
                 "additionalProperties": False,
             }
         )
@@ -261,6 +278,9 @@ VERIFY_DEFAULTS: dict[str, Any] = {
     "tiling_max_tile": 256,
     "overlap_analysis": False,
 }
+#: Checks a recipe may accept by name (``verify.accept``): format expectations a model may
+#: miss by design. Each is a check name of :mod:`czbuild.verify` (a test keeps them real).
+ACCEPTABLE_CHECKS = ("semantics.output_range",)
 #: A proxy tile keeps the artifact's tile size modulo this (see docs/verify.md).
 _MIN_TILING_MAX_TILE = 128
 
@@ -315,6 +335,12 @@ class Verify(_Strict):
         VERIFY_DEFAULTS["overlap_analysis"],
         description="Also measure the receptive field and search the minimal overlap for every "
         "artifact (costly); it always runs when tiling.seams fails.",
+    )
+    accept: tuple[Literal[ACCEPTABLE_CHECKS], ...] = Field(  # type: ignore[valid-type]
+        (),
+        exclude_if=lambda names: not names,
+        description="Checks whose failure this recipe accepts (reported as warnings), e.g. "
+        "[semantics.output_range] for a regression model whose output leaves [0, 1] by design.",
     )
 
 

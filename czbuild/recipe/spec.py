@@ -96,6 +96,8 @@ class VerifySpec(_Frozen):
         tiling_max_tile: Larger tiles are checked for seams on a proxy tile (0: never).
         overlap_analysis: Measure the receptive field and search the minimal overlap for
             every artifact, not only when ``tiling.seams`` fails.
+        accept: Names of checks whose failure the recipe accepts (left out of the plain
+            form and the digest when empty, so older specs keep their digest).
     """
 
     tolerance: float = 1e-5
@@ -103,6 +105,7 @@ class VerifySpec(_Frozen):
     seed: int = 0
     tiling_max_tile: int = 256
     overlap_analysis: bool = False
+    accept: tuple[str, ...] = Field((), exclude_if=lambda names: not names)
 
 
 class RecipeSpec(_Frozen):

@@ -20,6 +20,8 @@ from czbuild.errors import ArchiveError, CzbuildError
 from czbuild.formats.runner import OnnxRunner, Runner
 from czbuild.verify import hygiene, images
 from czbuild.verify.archive import MAX_UNPACKED_BYTES, check_archive
+from czbuild.verify.class_order import NAME as CLASS_ORDER
+from czbuild.verify.class_order import check_class_order
 from czbuild.verify.fidelity import check_fidelity
 from czbuild.verify.info import REGRESSION, SEGMENTATION, ModelInfo
 from czbuild.verify.members import check_members
@@ -80,6 +82,7 @@ def verify_artifact(
     max_bytes: int = MAX_UNPACKED_BYTES,
     overlap_analysis: bool | str = True,
     tiling_max_tile: int | None = None,
+    accept: Sequence[str] = (),
 ) -> VerifyReport:
     """Verify a ``.czann`` / ``.czmodel`` file (czbuild-built or not).
 
@@ -104,6 +107,9 @@ def verify_artifact(
             ``"never"``.
         tiling_max_tile: Check seams of larger tiles on a proxy tile of at most this size
             (see :func:`czbuild.verify.tiling.proxy_tile`); None or 0: the artifact's tile.
+        accept: Names of checks whose failure the caller accepts (a recipe's
+            ``verify.accept``, e.g. ``["semantics.output_range"]``): such a failure becomes
+            a warning that says so (:meth:`VerifyReport.accept`).
 
     Returns:
         The report; ``report.ok`` is False if any check failed.
@@ -162,6 +168,13 @@ def verify_artifact(
                 "no recipe or source model given "
                 "(use --recipe, or pass recipe_variant= / source_model=)",
             )
+        if reference is not None:
+            _stage(
+                report,
+                CLASS_ORDER,
+                "none",
+                lambda: check_class_order(runner, reference, info, report, seed=seed),
+            )
         if not tiling:
             skip_all(report, "tiling checks disabled (--no-tiling)")
         else:
@@ -188,6 +201,7 @@ def verify_artifact(
     finally:
         if runner is not None:
             runner.close()
+        report.accept(accept)
 
 
 def verify_built_artifact(
@@ -200,6 +214,7 @@ def verify_built_artifact(
     seed: int | None = None,
     tiling_max_tile: int | None = None,
     overlap_analysis: bool | None = None,
+    accept: Sequence[str] | None = None,
 ) -> VerifyReport:
     """The build layer's hook: verify an artifact czbuild just built from ``variant``.
 
@@ -219,6 +234,7 @@ def verify_built_artifact(
         seed: See :func:`verify_artifact`.
         tiling_max_tile: See :func:`verify_artifact` (0: the artifact's own tile).
         overlap_analysis: True: always; False: only when ``tiling.seams`` fails.
+        accept: See :func:`verify_artifact`; None: the recipe's ``verify.accept``.
 
     Returns:
         The report; the build fails the artifact when ``report.ok`` is False.
@@ -241,13 +257,15 @@ def verify_built_artifact(
         strict=True,
         tiling_max_tile=int(settings["tiling_max_tile"]) or None,
         overlap_analysis=ALWAYS if settings["overlap_analysis"] else ON_FAILURE,
+        accept=tuple(accept if accept is not None else settings["accept"]),
     )
 
 
 def build_settings(variant: Any) -> dict[str, Any]:
     """The verification settings of ``variant``: its ``spec.verify`` over :data:`BUILD_DEFAULTS`.
 
-    Accepts a resolved :class:`~czbuild.recipe.RecipeSpec` or its plain (mapping) form.
+    Accepts a resolved :class:`~czbuild.recipe.RecipeSpec` or its plain (mapping) form. The
+    result also holds ``accept``: the names in the recipe's ``verify.accept`` (a tuple).
     """
     spec = getattr(variant, "spec", None)
     section: Any = (
@@ -255,9 +273,11 @@ def build_settings(variant: Any) -> dict[str, Any]:
     )
     if section is not None and not isinstance(section, Mapping):
         section = section.model_dump() if hasattr(section, "model_dump") else vars(section)
+    section = dict(section or {})
     return {
         **BUILD_DEFAULTS,
-        **{k: v for k, v in dict(section or {}).items() if k in BUILD_DEFAULTS},
+        **{k: v for k, v in section.items() if k in BUILD_DEFAULTS},
+        "accept": tuple(section.get("accept") or ()),
     }
 
 

@@ -1,9 +1,13 @@
-"""The ``semantics`` check: outputs mean what the model type says (§5, §6 rule 14).
+"""The ``semantics`` checks: outputs mean what the model type says (§5, §6 rule 14).
 
-Segmentation outputs must be per-pixel probabilities: finite, within ``[0, 1]`` and summing
-to 1 over the class axis, each within the tolerance. Regression outputs must be finite and
-within ``[0, 1]``. Inputs are seeded random tiles in the format's input range plus a darkest
-and a brightest constant tile. Types with unpublished output encodings are skipped.
+``semantics``: segmentation outputs must be per-pixel probabilities: finite, within ``[0, 1]``
+and summing to 1 over the class axis, each within the tolerance; regression outputs must be
+finite. ``semantics.output_range`` (regression only): ZEN expects regression outputs in
+``[0, 1]``; the check fails with the figures and the fix (a ``clip`` or ``sigmoid``
+postprocessing step) unless the recipe accepts it (``verify.accept``). Inputs are seeded
+random tiles in the format's input range plus a darkest and a brightest constant tile, and
+for the range also the synthetic test image (:func:`czbuild.verify.inputs.sample_image`).
+Types with unpublished output encodings are skipped.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from collections.abc import Callable
 import numpy as np
 
 from czbuild.verify.info import REGRESSION, SEGMENTATION, ModelInfo
-from czbuild.verify.inputs import random_tiles
+from czbuild.verify.inputs import random_tiles, sample_image
 from czbuild.verify.report import FAILED, PASSED, SKIPPED, VerifyReport
 
 NAME = "semantics"
+#: The regression [0, 1] range rule; a recipe may accept it (``verify.accept``).
+OUTPUT_RANGE = "semantics.output_range"
 RANDOM_TILES = 3
 
 
@@ -73,7 +79,8 @@ def check_semantics(
         if dev > tolerance:
             problems.append(
                 f"class probabilities sum to 1 only within {dev:.3g} "
-                "(softmax missing? a sigmoid head needs sigmoid_to_softmax_scores)"
+                "(softmax missing? a sigmoid head needs "
+                "{op: sigmoid_to_softmax_scores, positive: <class>})"
             )
         figure = f"max |sum-1| {dev:.2g}"
         if problems:
@@ -88,25 +95,15 @@ def check_semantics(
                 **details,
             )
     elif info.kind == REGRESSION:
-        figure = f"range [{lo:.3g}, {hi:.3g}]"
-        if lo < -tolerance or hi > 1.0 + tolerance:
-            report.add(
-                NAME,
-                FAILED,
-                figure,
-                f"regression output in [{lo:.3g}, {hi:.3g}], outside [0, 1] "
-                "(add a sigmoid or clip)",
-                **details,
-            )
-        else:
-            report.add(
-                NAME,
-                PASSED,
-                figure,
-                f"regression output within [0, 1] on "
-                f"{x.shape[0]} seeded tiles in [{low:g}, {high:g}]",
-                **details,
-            )
+        report.add(
+            NAME,
+            PASSED,
+            f"range [{lo:.3g}, {hi:.3g}]",
+            f"finite regression output of the declared shape on "
+            f"{x.shape[0]} seeded tiles in [{low:g}, {high:g}]",
+            **details,
+        )
+        _check_output_range(predict, info, report, y, tolerance=tolerance, seed=seed)
     else:
         report.add(
             NAME,
@@ -116,3 +113,56 @@ def check_semantics(
             **details,
         )
     return x, y
+
+
+def _check_output_range(
+    predict: Callable[[np.ndarray], np.ndarray],
+    info: ModelInfo,
+    report: VerifyReport,
+    tile_outputs: np.ndarray,
+    *,
+    tolerance: float,
+    seed: int,
+) -> None:
+    """Add ``semantics.output_range``: regression output within [0, 1] (format §6 rule 14)."""
+    assert info.input_shape is not None
+    ranges = {"seeded tiles": (float(tile_outputs.min()), float(tile_outputs.max()))}
+    if len(info.input_shape) == 3:
+        image = np.asarray(predict(sample_image(info, info.input_shape, seed)))
+        if not np.all(np.isfinite(image)):
+            report.add(
+                OUTPUT_RANGE,
+                FAILED,
+                "non-finite",
+                "the output on the synthetic test image contains NaN or infinity",
+            )
+            return
+        ranges = {"test image": (float(image.min()), float(image.max())), **ranges}
+    lo = min(r[0] for r in ranges.values())
+    hi = max(r[1] for r in ranges.values())
+    details = {name.replace(" ", "_"): list(r) for name, r in ranges.items()}
+    figure = f"range [{lo:.3g}, {hi:.3g}]"
+    where = " and ".join(f"[{a:.3g}, {b:.3g}] on the {name}" for name, (a, b) in ranges.items())
+    if lo < -tolerance or hi > 1.0 + tolerance:
+        fix = (
+            "add {op: clip, min: 0, max: 1} (or {op: sigmoid} for a linear head) to "
+            f"postprocessing, or accept it with verify.accept: [{OUTPUT_RANGE}]"
+        )
+        report.add(
+            OUTPUT_RANGE,
+            FAILED,
+            figure,
+            f"regression output {where}: ZEN expects [0, 1]; {fix}",
+            tolerance=tolerance,
+            fix=fix,
+            **details,
+        )
+    else:
+        report.add(
+            OUTPUT_RANGE,
+            PASSED,
+            figure,
+            f"regression output within [0, 1]: {where}",
+            tolerance=tolerance,
+            **details,
+        )

@@ -20,7 +20,6 @@ import numpy as np
 from czbuild import ops as ops_mod
 from czbuild.errors import ModelError
 
-PER_IMAGE = "per_image_standardization"
 #: Images per Keras call: up to 8, fewer for large images (about 1 Mpixel per call).
 _MAX_BATCH = 8
 _PIXELS_PER_CALL = 1 << 20
@@ -46,10 +45,14 @@ class SourceChain:
     @property
     def tiling_dependent(self) -> bool:
         """Whether the preprocessing uses per-tile statistics (its output depends on tiling)."""
-        return any(op["op"] == PER_IMAGE for op in self.preprocessing)
+        return any(op["op"] in ops_mod.PER_TILE_OPS for op in self.preprocessing)
 
     def predict(
-        self, x: np.ndarray, *, preprocessing: Sequence[Mapping[str, Any]] | None = None
+        self,
+        x: np.ndarray,
+        *,
+        preprocessing: Sequence[Mapping[str, Any]] | None = None,
+        postprocessing: Sequence[Mapping[str, Any]] | None = None,
     ) -> np.ndarray:
         """Reference output for raw input ``x`` (batch, spatial..., channels).
 
@@ -57,6 +60,8 @@ class SourceChain:
             x: Raw input as ZEN feeds it.
             preprocessing: Use this chain instead of :attr:`preprocessing` (tiling analysis
                 freezes per-tile statistics).
+            postprocessing: Use this chain instead of :attr:`postprocessing` (the class-order
+                check stops before ``sigmoid_to_softmax_scores``).
 
         Returns:
             float64 output after postprocessing.
@@ -65,12 +70,13 @@ class SourceChain:
             ModelError: The model cannot run at the input's spatial size.
         """
         chain = self.preprocessing if preprocessing is None else tuple(preprocessing)
+        post = self.postprocessing if postprocessing is None else tuple(postprocessing)
         pre = ops_mod.apply_numpy(chain, np.asarray(x)).astype(np.float32)
         model = self.at(tuple(pre.shape[1:-1]))
         pixels = int(np.prod(pre.shape[1:-1]))
         batch = max(1, min(_MAX_BATCH, _PIXELS_PER_CALL // max(pixels, 1)))
         outs = [_call(model, pre[i : i + batch]) for i in range(0, pre.shape[0], batch)]
-        return ops_mod.apply_numpy(self.postprocessing, np.concatenate(outs, axis=0))
+        return ops_mod.apply_numpy(post, np.concatenate(outs, axis=0))
 
     def at(self, spatial: tuple[int, ...]) -> Any:
         """The model runnable at ``spatial`` size (cached)."""
@@ -91,23 +97,36 @@ class SourceChain:
 
 
 def freeze_statistics(ops: Sequence[Mapping[str, Any]], image: np.ndarray) -> list[dict]:
-    """Replace per-image standardisation by a fixed normalisation with ``image``'s statistics.
+    """Replace each per-tile op by a fixed normalisation with ``image``'s statistics.
 
-    Tiles and the whole image then see the same affine map, so a tiled-vs-whole comparison
-    measures only the model's border effects.
+    ``per_image_standardization``, ``percentile_normalization`` and ``min_max_normalization``
+    (:data:`czbuild.ops.PER_TILE_OPS`) become ``normalization`` with the statistics of the
+    whole image at that step, so tiles and the whole image see the same affine map and a
+    tiled-vs-whole comparison measures only the model's border effects.
     """
     frozen: list[dict[str, Any]] = []
     x = np.asarray(image, dtype=np.float64)
     for op in ops:
         step = dict(op)
-        if step["op"] == PER_IMAGE:
-            n = int(np.prod(x.shape[1:]))
-            mean = float(x.mean())
-            std = max(float(x.std()), 1.0 / math.sqrt(n))
+        if step["op"] in ops_mod.PER_TILE_OPS:
+            mean, std = _whole_image_affine(step, x)
             step = {"op": "normalization", "mean": [mean], "std": [std]}
         frozen.append(step)
         x = ops_mod.apply_numpy([step], x)
     return frozen
+
+
+def _whole_image_affine(op: Mapping[str, Any], x: np.ndarray) -> tuple[float, float]:
+    """``(mean, std)`` such that the per-tile op equals ``(x - mean) / std`` on all of ``x``."""
+    name = op["op"]
+    if name == "per_image_standardization":
+        n = int(np.prod(x.shape[1:]))
+        return float(x.mean()), max(float(x.std()), 1.0 / math.sqrt(n))
+    if name == "percentile_normalization":
+        low, high = np.percentile(x, [op["low"], op["high"]], method="linear")
+    else:  # min_max_normalization
+        low, high = x.min(), x.max()
+    return float(low), float(high) - float(low) + float(op["eps"])
 
 
 def load_source(

@@ -11,8 +11,9 @@
 * ``tiling.min_overlap``: the smallest even overlap whose seam error stays within the
   tolerance, found by a guided search, so a recipe author can pick ``MinOverlap`` from evidence.
 
-Per-tile statistics (``per_image_standardization``) make the output depend on the tiling
-itself, which no overlap can fix. For such chains both the tiles and the whole image are
+Per-tile statistics (``per_image_standardization``, ``percentile_normalization``,
+``min_max_normalization``) make the output depend on the tiling itself, which no overlap can
+fix. For such chains both the tiles and the whole image are
 standardised with the *whole image's* statistics (running the source model for the tiles
 too), so the checks measure the model's border effects only; when the real per-tile
 statistics change the tiled output by more than the tolerance, ``tiling.seams`` is a
@@ -270,7 +271,7 @@ def _seams(
             "reference" if reference_tiles or artifact_tile is not None else "packaged model"
         )
         note += (
-            f"; per-tile standardisation measured with whole-image statistics (per-tile "
+            f"; per-tile preprocessing measured with whole-image statistics (per-tile "
             f"statistics change the output by up to {effect:.3g}, which no overlap fixes)"
         )
     figure = f"max seam error {seam:.2g}"
@@ -290,7 +291,7 @@ def _seams(
             SEAMS,
             WARNING,
             f"per-tile statistics {effect:.2g}",
-            f"per-tile standardisation (per_image_standardization) changes the tiled "
+            f"per-tile statistics (per-image normalisation in the preprocessing) change the tiled "
             f"output by up to {effect:.3g} (> {tolerance:g}) against whole-image "
             f"statistics: ZEN shows tile boundaries, and no overlap fixes that "
             f"(border effects alone: max seam error {seam:.2g} with overlap "
