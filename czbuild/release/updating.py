@@ -8,7 +8,7 @@ Rules:
 * entries of variants that no longer exist are removed only after a *full* build (all
   recipes, no command-line overrides) in which no variant failed;
 * builds with command-line overrides never touch the lock: they build variants that the
-  committed recipes do not define (the caller decides, see ``czbuild.cli.release_cmds``);
+  committed recipes do not define (:func:`czbuild.release.build_lock.update_lock_after_build`);
 * the file is rewritten only when its text changes, under the build folder's lock so two
   builds of the same folder cannot lose each other's entries.
 """
