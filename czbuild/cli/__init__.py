@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -44,7 +45,7 @@ def _quiet_tensorflow() -> None:
 class _Group(click.Group):
     """Turns CzbuildError into a one-line message and a non-zero exit code."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except CzbuildError as exc:

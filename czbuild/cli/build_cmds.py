@@ -149,13 +149,13 @@ def build_cmd(
             "the recipes do not define"
         )
     else:
-        line = render_lock_update(update)
-        if line:
-            click.echo(line)
+        note = render_lock_update(update)
+        if note:
+            click.echo(note)
     summary = report.summary
     if summary.failed:
-        names = ", ".join(sorted(summary.failed))
-        raise BuildError(f"{len(summary.failed)} of {summary.planned} variants failed: {names}")
+        failed = ", ".join(sorted(summary.failed))
+        raise BuildError(f"{len(summary.failed)} of {summary.planned} variants failed: {failed}")
     if report.exit_code != 0:
         raise BuildError(f"the build did not complete (doit exit code {report.exit_code})")
 
