@@ -15,7 +15,14 @@ import pytest
 from czbuild.builder import BuildOptions, build, iter_stamps, status
 from czbuild.builder.stamps import state_dir
 from czbuild.errors import BuildError
-from support.build_fakes import BACKEND, driver_command, make_project, with_fake, worker_env
+from support.build_fakes import (
+    BACKEND,
+    driver_command,
+    make_project,
+    variants_mid_write,
+    with_fake,
+    worker_env,
+)
 
 N_VARIANTS = 6
 
@@ -64,7 +71,8 @@ def test_killed_build_leaves_no_partial_files_and_resumes(tmp_path: Path, sig) -
     )
     try:
         _wait_for(lambda: len(_artifacts(out)) >= 1, what="the first artifact")
-        time.sleep(0.35)  # land inside the next variant's (slow) write
+        # land inside the next variant's write: it signals while half of it is written
+        _wait_for(lambda: variants_mid_write(root), what="a half-written artifact")
         proc.send_signal(sig)
         proc.wait(timeout=30)
     finally:
