@@ -7,7 +7,6 @@ Keras models with TensorFlow.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -20,10 +19,9 @@ from typing import Any
 
 import pytest
 
-from czbuild.builder import BuildOptions, build
 from czbuild.builder.locking import BuildLock
 from czbuild.builder.variants import find_project_dir
-from support.build_fakes import BACKEND, REPO_DIR, make_recipe_project, worker_env
+from support.build_fakes import REPO_DIR, fake_build, make_recipe_project, worker_env
 from support.cli import run_cli
 
 N_TILES = (32, 64)
@@ -56,19 +54,6 @@ def czbuild(
     return proc
 
 
-def fake_build(project: Path, *names: str) -> None:
-    """Build the project's variants with the fake converter (writes real stamps)."""
-    from czbuild.recipe import load_variants
-
-    variants = load_variants(list(names) or None, project_dir=project)
-    report = build(
-        variants,
-        BuildOptions(out_dir=project / "build", backend=BACKEND, in_process=True),
-        out=io.StringIO(),
-    )
-    assert report.ok, report.summary.failed
-
-
 def status_json(project: Path, *args: str) -> dict[str, list[str]]:
     """variant -> reason messages ([] when up to date)."""
     proc = czbuild("status", "--json", *args, cwd=project, check=True)
@@ -77,8 +62,8 @@ def status_json(project: Path, *args: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    return make_recipe_project(tmp_path / "proj", n_recipes=2, tiles=N_TILES)
+def project(tiny_project: Path) -> Path:
+    return tiny_project
 
 
 def test_status_of_a_fresh_project(project: Path) -> None:

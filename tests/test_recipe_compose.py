@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,6 @@ from czbuild.recipe.project import BUNDLED_CONFIGS, config_search_path
 
 DATA = Path(__file__).parent / "data" / "recipes"
 PACKAGE = Path(__file__).resolve().parents[1] / "czbuild" / "recipe"
-
-
-@pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    shutil.copytree(DATA, tmp_path / "recipes")
-    return tmp_path
 
 
 def _write(path: Path, text: str) -> Path:

@@ -309,3 +309,23 @@ def driver_command(
     import sys
 
     return [sys.executable, "-c", DRIVER, str(root), str(out), str(sleep), str(jobs), str(wait)]
+
+
+def fake_build(project: Path, *names: str) -> None:
+    """Build ``project``'s recipes (default: all) with the fake converter, in this process.
+
+    The build runs through the real build layer, so stamps, manifest and lock are what a
+    real build writes; only the conversion is faked (no TensorFlow).
+    """
+    import io
+
+    from czbuild.builder import BuildOptions, build
+    from czbuild.recipe import load_variants
+
+    variants = load_variants(list(names) or None, project_dir=project)
+    report = build(
+        variants,
+        BuildOptions(out_dir=project / "build", backend=BACKEND, in_process=True),
+        out=io.StringIO(),
+    )
+    assert report.ok, report.summary.failed
