@@ -19,6 +19,7 @@ Reading of the table encoded here:
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,7 +194,8 @@ def _exists(module: str) -> bool:
     ).is_file()
 
 
-def _collect() -> list[Import]:
+@functools.cache
+def _collect() -> tuple[Import, ...]:
     imports: list[Import] = []
     for path in _files():
         collector = _Collector(_module_name(path), path)
@@ -207,7 +209,7 @@ def _collect() -> list[Import]:
                             collector.module, path.relative_to(ROOT).as_posix(), line, text, True
                         )
                     )
-    return imports
+    return tuple(imports)
 
 
 def layer_of(module: str) -> str | None:

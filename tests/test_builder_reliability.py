@@ -60,6 +60,7 @@ def _assert_complete_zip(path: Path) -> None:
         assert zf.namelist() == ["model.json", "model.model"]
 
 
+@pytest.mark.slow  # two builds in fresh processes with worker pools (~6 s each)
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_killed_build_leaves_no_partial_files_and_resumes(tmp_path: Path, sig) -> None:
     root, out = tmp_path / "proj", tmp_path / "out"
@@ -121,6 +122,7 @@ def _variants(root: Path, sleep: float):
     return with_fake(variants, sleep=sleep / 2, sleep_mid_write=sleep / 2)
 
 
+@pytest.mark.slow  # three builds in fresh processes (~4 s)
 def test_second_build_refuses_or_waits_while_first_holds_the_lock(tmp_path: Path) -> None:
     root, out = tmp_path / "proj", tmp_path / "out"
     first = subprocess.Popen(

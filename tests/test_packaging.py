@@ -85,6 +85,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+@pytest.mark.slow  # builds a wheel (~5 s)
 def test_the_wheel_holds_the_bundled_configs_and_every_module(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = {
