@@ -215,6 +215,7 @@ def _doit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # five `doit` runs in fresh processes (~3-5 s)
 def test_doit_list_info_clean_forget(project: Path) -> None:
     shutil.copy(REPO_DIR / "dodo.py", project / "dodo.py")
     fake_build(project)
