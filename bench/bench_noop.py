@@ -22,52 +22,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from support.build_fakes import make_recipe_project  # noqa: E402  (the one tiny-project writer)
+
 TILES = (32, 64, 96, 128)
-
-FACTORY = """\
-def build():
-    import keras
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((None, None, 1))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
-    outputs = keras.layers.Conv2D(2, 1, activation="softmax")(x)
-    return keras.Model(inputs, outputs)
-"""
-
-RECIPE = """\
-# {name}: benchmark recipe
-name: {name}
-model:
-  factory: ../models/tiny.py:build
-format: czann
-tile: 32
-metadata:
-  type: SingleClassSemanticSegmentation
-  classes: [bg, fg]
-  min_overlap: [8, 8]
-  license: ../LICENSE
-sweep:
-  tile: [{tiles}]
-"""
 
 PROBE = (
     "import sys; from czbuild.cli import main; rc = main(sys.argv[1:]); "
     "sys.stderr.write('TF-IMPORTED\\n' if 'tensorflow' in sys.modules else 'NO-TF\\n'); "
     "sys.exit(rc)"
 )
-
-
-def make_project(root: Path, n: int) -> None:
-    (root / "recipes").mkdir(parents=True)
-    (root / "models").mkdir()
-    (root / "models" / "tiny.py").write_text(FACTORY)
-    (root / "LICENSE").write_text("MIT License\n")
-    for i in range(n):
-        name = f"r{i:02d}"
-        (root / "recipes" / f"{name}.yaml").write_text(
-            RECIPE.format(name=name, tiles=", ".join(map(str, TILES)))
-        )
 
 
 def run(args: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
@@ -102,7 +66,7 @@ def main() -> None:
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="czbuild-bench-noop-"))
     if not (root / "recipes").exists():
-        make_project(root, args.recipes)
+        make_recipe_project(root, n_recipes=args.recipes, tiles=TILES)
     n = args.recipes * len(TILES)
     print(f"project: {root} ({args.recipes} recipes x {len(TILES)} tiles = {n} artifacts)")
 

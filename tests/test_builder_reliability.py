@@ -15,7 +15,14 @@ import pytest
 from czbuild.builder import BuildOptions, build, iter_stamps, status
 from czbuild.builder.stamps import state_dir
 from czbuild.errors import BuildError
-from support.build_fakes import BACKEND, driver_command, make_project, with_fake, worker_env
+from support.build_fakes import (
+    BACKEND,
+    driver_command,
+    make_project,
+    variants_mid_write,
+    with_fake,
+    worker_env,
+)
 
 N_VARIANTS = 6
 
@@ -53,6 +60,7 @@ def _assert_complete_zip(path: Path) -> None:
         assert zf.namelist() == ["model.json", "model.model"]
 
 
+@pytest.mark.slow  # two builds in fresh processes with worker pools (~6 s each)
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_killed_build_leaves_no_partial_files_and_resumes(tmp_path: Path, sig) -> None:
     root, out = tmp_path / "proj", tmp_path / "out"
@@ -64,7 +72,8 @@ def test_killed_build_leaves_no_partial_files_and_resumes(tmp_path: Path, sig) -
     )
     try:
         _wait_for(lambda: len(_artifacts(out)) >= 1, what="the first artifact")
-        time.sleep(0.35)  # land inside the next variant's (slow) write
+        # land inside the next variant's write: it signals while half of it is written
+        _wait_for(lambda: variants_mid_write(root), what="a half-written artifact")
         proc.send_signal(sig)
         proc.wait(timeout=30)
     finally:
@@ -113,6 +122,7 @@ def _variants(root: Path, sleep: float):
     return with_fake(variants, sleep=sleep / 2, sleep_mid_write=sleep / 2)
 
 
+@pytest.mark.slow  # three builds in fresh processes (~4 s)
 def test_second_build_refuses_or_waits_while_first_holds_the_lock(tmp_path: Path) -> None:
     root, out = tmp_path / "proj", tmp_path / "out"
     first = subprocess.Popen(

@@ -10,12 +10,11 @@ from czbuild.builder.hashing import HashCache
 from czbuild.builder.variant_cache import CachedVariant, cached_load_variants, materialize
 from czbuild.errors import RecipeError
 from czbuild.recipe import load_variants
-from support.build_fakes import make_recipe_project
 
 
 @pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    return make_recipe_project(tmp_path / "proj", n_recipes=2, tiles=(32, 64))
+def project(tiny_project: Path) -> Path:
+    return tiny_project
 
 
 def _load(project: Path, *args, **kw):

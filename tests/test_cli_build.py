@@ -7,7 +7,6 @@ Keras models with TensorFlow.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -16,21 +15,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from czbuild.builder import BuildOptions, build
 from czbuild.builder.locking import BuildLock
 from czbuild.builder.variants import find_project_dir
-from support.build_fakes import BACKEND, REPO_DIR, make_recipe_project, worker_env
+from support.build_fakes import REPO_DIR, fake_build, make_recipe_project, worker_env
+from support.cli import run_cli
 
 N_TILES = (32, 64)
 
 
 def czbuild(
-    *args: str, cwd: Path, check: bool = False, timeout: float = 300, **env: str
-) -> subprocess.CompletedProcess:
-    """Run the czbuild CLI in a fresh process."""
+    *args: str,
+    cwd: Path,
+    check: bool = False,
+    timeout: float = 300,
+    fresh: bool = False,
+    **env: str,
+) -> Any:
+    """Run the czbuild CLI: in this process, or with ``fresh`` in a new one (``python -m``)."""
+    if not fresh:
+        return run_cli(*args, cwd=cwd, check=check, **env)
     proc = subprocess.run(
         [sys.executable, "-m", "czbuild", *args],
         cwd=cwd,
@@ -47,19 +54,6 @@ def czbuild(
     return proc
 
 
-def fake_build(project: Path, *names: str) -> None:
-    """Build the project's variants with the fake converter (writes real stamps)."""
-    from czbuild.recipe import load_variants
-
-    variants = load_variants(list(names) or None, project_dir=project)
-    report = build(
-        variants,
-        BuildOptions(out_dir=project / "build", backend=BACKEND, in_process=True),
-        out=io.StringIO(),
-    )
-    assert report.ok, report.summary.failed
-
-
 def status_json(project: Path, *args: str) -> dict[str, list[str]]:
     """variant -> reason messages ([] when up to date)."""
     proc = czbuild("status", "--json", *args, cwd=project, check=True)
@@ -68,8 +62,8 @@ def status_json(project: Path, *args: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    return make_recipe_project(tmp_path / "proj", n_recipes=2, tiles=N_TILES)
+def project(tiny_project: Path) -> Path:
+    return tiny_project
 
 
 def test_status_of_a_fresh_project(project: Path) -> None:
@@ -180,7 +174,7 @@ def test_second_build_refuses_while_the_lock_is_held(project: Path) -> None:
     lock = BuildLock(project / "build")
     lock.acquire(timeout=0)
     try:
-        proc = czbuild("build", "--wait", "0", cwd=project)
+        proc = czbuild("build", "--wait", "0", cwd=project, fresh=True)  # another process
     finally:
         lock.release()
     assert proc.returncode == 1
@@ -221,6 +215,7 @@ def _doit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # five `doit` runs in fresh processes (~3-5 s)
 def test_doit_list_info_clean_forget(project: Path) -> None:
     shutil.copy(REPO_DIR / "dodo.py", project / "dodo.py")
     fake_build(project)
@@ -255,7 +250,7 @@ def test_find_project_dir_agrees_with_recipe_layer(project: Path) -> None:
 def test_real_build_then_noop(project: Path) -> None:
     from czbuild.formats.archive import read_artifact
 
-    proc = czbuild("build", "-j", "2", cwd=project, timeout=900)
+    proc = czbuild("build", "-j", "2", cwd=project, timeout=900, fresh=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "czbuild: 4 built, 0 up to date, 0 failed" in proc.stdout
     for tile in N_TILES:
@@ -269,7 +264,7 @@ def test_real_build_then_noop(project: Path) -> None:
     # the variants now come from the compose cache (plain specs): a rebuild must still work
     factory = project / "models/tiny.py"
     factory.write_text(factory.read_text().replace("Conv2D(4,", "Conv2D(6,"))
-    proc = czbuild("build", cwd=project, check=True, timeout=900)
+    proc = czbuild("build", cwd=project, check=True, timeout=900, fresh=True)
     assert "czbuild: 4 built, 0 up to date" in proc.stdout
     assert read_artifact(project / "build/r01/tile=64/r01.czann").metadata.input_shape == (
         64,
@@ -282,7 +277,7 @@ def test_real_build_then_noop(project: Path) -> None:
 def test_real_failure_names_the_error_and_others_build(project: Path) -> None:
     (project / "models/bad.py").write_text("def build():\n    raise ValueError('no weights')\n")
     _edit(project / "recipes/r01.yaml", "../models/tiny.py:build", "../models/bad.py:build")
-    proc = czbuild("build", cwd=project, timeout=900)
+    proc = czbuild("build", cwd=project, timeout=900, fresh=True)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAILED   r01@tile=32" in proc.stdout
     assert "no weights" in proc.stdout
@@ -296,7 +291,7 @@ def test_real_metadata_error_names_the_recipe_key_and_line(tmp_path: Path) -> No
     recipe = project / "recipes/r00.yaml"
     _edit(recipe, "classes: [bg, fg]", "classes: [bg, fg, extra]")  # the model outputs 2
     line = recipe.read_text().splitlines().index("  classes: [bg, fg, extra]") + 1
-    proc = czbuild("build", cwd=project, timeout=900)
+    proc = czbuild("build", cwd=project, timeout=900, fresh=True)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"recipes/r00.yaml:{line}: metadata.classes: 3 names but" in proc.stdout, proc.stdout
     assert "Classes:" not in proc.stdout
@@ -332,7 +327,7 @@ def test_real_sigkill_then_resume(tmp_path: Path) -> None:
     for path in finished:
         read_artifact(path)  # complete and valid
     stamped = {out / s["output"] for s in iter_stamps(out)}
-    rerun = czbuild("build", cwd=project, timeout=900)
+    rerun = czbuild("build", cwd=project, timeout=900, fresh=True)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert len(list(out.rglob("*.czann"))) == 6
     for path in stamped:

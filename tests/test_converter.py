@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import run_fresh_python
 
 from czbuild.errors import ModelError
+from support.fresh_python import run_fresh_python
 
 pytestmark = pytest.mark.slow
 

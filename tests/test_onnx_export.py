@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import run_fresh_python
 from onnx import TensorProto, helper
 
 from czbuild.errors import ConversionError
 from czbuild.keras import onnx_export as ox
+from support.fresh_python import run_fresh_python
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -85,6 +85,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+@pytest.mark.slow  # builds a wheel (~5 s)
 def test_the_wheel_holds_the_bundled_configs_and_every_module(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = {
@@ -105,15 +106,48 @@ def test_the_wheel_holds_the_bundled_configs_and_every_module(wheel: Path) -> No
     assert "czbuild/schemas/recipe.schema.json" in names
 
 
+def _dependency_dirs() -> list[str]:
+    """The site-packages folders the running interpreter imports czbuild's dependencies from.
+
+    Works the same on a system Python and inside a venv (where ``--system-site-packages``
+    of a new venv would point at the *base* interpreter, which lacks the dependencies). The
+    folders are added to the new venv through a ``.pth`` file: its lines are appended to
+    ``sys.path`` after the venv's own site-packages, so the installed wheel wins over any
+    editable install of czbuild there, and ``.pth`` files inside them (editable finders)
+    are not run.
+    """
+    return [
+        entry
+        for entry in sys.path
+        if Path(entry).name in ("site-packages", "dist-packages") and Path(entry).is_dir()
+    ]
+
+
+def _venv_site_packages(python: Path, env: dict[str, str]) -> Path:
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    out = subprocess.run(
+        [str(python), "-c", code], env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    return Path(out.stdout.strip())
+
+
+def test_the_dependency_dirs_hold_the_dependencies() -> None:
+    dirs = _dependency_dirs()
+    for module in ("hydra", "click", "pydantic", "doit"):
+        assert any((Path(d) / module).is_dir() for d in dirs), (module, dirs)
+
+
 @pytest.mark.slow
 def test_an_installed_wheel_composes_bundled_groups(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
-    )
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / ("python.exe" if os.name == "nt" else "python")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    site_packages = _venv_site_packages(python, env)
+    (site_packages / "czbuild-test-dependencies.pth").write_text(
+        "".join(f"{d}\n" for d in _dependency_dirs()), encoding="utf-8"
+    )
     proc = subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
         capture_output=True,

@@ -8,7 +8,6 @@ so that the bundled configs/ are used as the fallback search path.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,6 @@ from czbuild.errors import CzbuildError, RecipeError
 from czbuild.recipe import list_recipes, load_variants
 
 DATA = Path(__file__).parent / "data" / "recipes"
-
-
-@pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    shutil.copytree(DATA, tmp_path / "recipes")
-    return tmp_path
 
 
 # (fixture stem without "invalid_", key in the message (None: no key), line or None, fragment)

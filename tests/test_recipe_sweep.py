@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -15,12 +14,6 @@ from czbuild.recipe.sweep import format_value, plan_points, variant_dir, variant
 
 DATA = Path(__file__).parent / "data" / "recipes"
 GROUPS = {"target": ["zen-blue-3.13", "zen-blue-3.5"], "format": ["czann", "czmodel"]}
-
-
-@pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    shutil.copytree(DATA, tmp_path / "recipes")
-    return tmp_path
 
 
 def _names(project: Path, name: str, overrides: tuple[str, ...] = ()) -> list[str]:

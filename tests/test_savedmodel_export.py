@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_fresh_python
+
+from support.fresh_python import run_fresh_python
 
 pytestmark = pytest.mark.slow
 

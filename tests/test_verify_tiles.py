@@ -15,22 +15,7 @@ from czbuild.verify.report import FAILED, PASSED, SKIPPED, WARNING, Check, Verif
 from czbuild.verify.source import freeze_statistics
 from czbuild.verify.tiles import kept_ranges, needed_overlap, run_tiled, tile_starts
 from czbuild.verify.tiling import search
-
-
-def box_filter(radius: int):
-    """A 'model': mean over a (2r+1)^2 window with zero padding, on NHWC batches."""
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        pad = np.pad(x, ((0, 0), (radius, radius), (radius, radius), (0, 0)))
-        out = np.zeros_like(x)
-        h, w = x.shape[1:3]
-        for dy in range(2 * radius + 1):
-            for dx in range(2 * radius + 1):
-                out += pad[:, dy : dy + h, dx : dx + w]
-        return out / (2 * radius + 1) ** 2
-
-    return predict
+from support.numpy_models import box_filter
 
 
 @pytest.mark.parametrize(

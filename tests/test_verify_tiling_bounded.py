@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_verify_tiles import box_filter
 
 from czbuild.verify import receptive
 from czbuild.verify.info import ModelInfo
@@ -22,6 +21,7 @@ from czbuild.verify.tiling import (
     check_tiling,
     proxy_tile,
 )
+from support.numpy_models import box_filter
 
 RADIUS = 3
 

@@ -12,10 +12,14 @@ import importlib
 import logging
 import os
 import sys
+from typing import Any
 
 import click
 
+from czbuild.cli.options import debug_enabled
 from czbuild.errors import CzbuildError
+
+__all__ = ["cli", "debug_enabled", "main"]
 
 # module name -> command attribute names it defines
 _COMMAND_MODULES: dict[str, tuple[str, ...]] = {
@@ -38,21 +42,10 @@ def _quiet_tensorflow() -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
 
 
-def debug_enabled(ctx: click.Context | None = None) -> bool:
-    if os.environ.get("CZBUILD_DEBUG", "") not in ("", "0"):
-        return True
-    ctx = ctx or click.get_current_context(silent=True)
-    while ctx is not None:
-        if ctx.obj and ctx.obj.get("debug"):
-            return True
-        ctx = ctx.parent
-    return False
-
-
 class _Group(click.Group):
     """Turns CzbuildError into a one-line message and a non-zero exit code."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except CzbuildError as exc:
@@ -81,15 +74,24 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
 
 
 def _register() -> None:
+    """Add every command of :data:`_COMMAND_MODULES` to :func:`cli`.
+
+    A command module that fails to import, or lacks a listed command, is a packaging bug:
+    it raises here (naming the module) instead of leaving the command silently missing.
+    """
     for module_name, attrs in _COMMAND_MODULES.items():
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a command group still under construction
-            if exc.name != module_name:
-                raise
-            continue
+        except ImportError as exc:
+            raise ImportError(
+                f"czbuild: command module {module_name} failed to import ({exc}); "
+                "reinstall czbuild or report a bug"
+            ) from exc
         for attr in attrs:
-            cli.add_command(getattr(module, attr))
+            command = getattr(module, attr, None)
+            if not isinstance(command, click.Command):
+                raise ImportError(f"czbuild: {module_name} defines no command {attr!r}")
+            cli.add_command(command)
 
 
 _register()

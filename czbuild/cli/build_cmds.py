@@ -7,70 +7,40 @@ these commands imports TensorFlow in this process: conversions run in worker sub
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from czbuild.cli.lock_report import lock_failure, render_check, render_lock_update
+from czbuild.cli.options import (
+    args_argument,
+    committed_names,
+    debug_enabled,
+    jobs_option,
+    out_dir,
+    out_option,
+    project_dir,
+    project_option,
+    verbose,
+)
 from czbuild.errors import BuildError
 
-_DEFAULT_OUT = "build"
 
-
-def _project_dir(project: Path | None, args: tuple[str, ...] = ()) -> Path:
-    """``--project``, else the project of a recipe named by path, else the cwd's project."""
-    from czbuild.recipe.project import project_for
-
-    return project_for(args, project)
-
-
-def _out_dir(out: Path | None, project_dir: Path) -> Path:
-    return Path(out).absolute() if out else project_dir / _DEFAULT_OUT
-
-
-def _verbosity(ctx: click.Context) -> int:
-    while ctx is not None:
-        if "verbose" in ctx.params:
-            return int(ctx.params["verbose"] or 0)
-        ctx = ctx.parent  # type: ignore[assignment]
-    return 0
-
-
-def _load(args: tuple[str, ...], project_dir: Path, out_dir: Path) -> list:
+def _load(args: tuple[str, ...], project: Path, out: Path) -> list[Any]:
     from czbuild.builder.stamps import state_dir
     from czbuild.builder.variants import load, split_arguments
 
     names, overrides = split_arguments(args)
-    return load(names, overrides, project_dir, cache_dir=state_dir(out_dir))
-
-
-_project_option = click.option(
-    "--project",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Project folder holding recipes/ (default: the nearest one at or above the current "
-    "directory).",
-)
-_out_option = click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Output folder (default: <project>/build).",
-)
-_args = click.argument("args", nargs=-1, metavar="[RECIPE ...] [OVERRIDE ...]")
+    return load(names, overrides, project, cache_dir=state_dir(out))
 
 
 @click.command("build")
-@_args
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Conversion workers running at once (each one a separate process).",
-)
-@_out_option
-@_project_option
+@args_argument
+@jobs_option
+@out_option
+@project_option
 @click.option(
     "--continue/--no-continue",
     "keep_going",
@@ -123,16 +93,20 @@ def build_cmd(
     OVERRIDEs use Hydra syntax and may sweep: tile=256,512 'range(256,1025,256)'.
     """
     from czbuild.builder import BuildOptions, build
-    from czbuild.cli import debug_enabled
+    from czbuild.builder.variants import split_arguments
+    from czbuild.release.build_lock import build_locked, update_lock_after_build
 
-    project_dir = _project_dir(project, args)
-    out_dir = _out_dir(out, project_dir)
-    variants = _load(args, project_dir, out_dir)
+    names, overrides = split_arguments(args)
+    if locked:
+        committed_names(args, "--locked")
+    project = project_dir(project, args)
+    out = out_dir(out, project)
+    variants = _load(args, project, out)
     if not variants:
         click.echo("czbuild: no recipes to build")
         return
     options = BuildOptions(
-        out_dir=out_dir,
+        out_dir=out,
         jobs=jobs,
         force=force,
         lock_timeout=wait,
@@ -140,30 +114,56 @@ def build_cmd(
         debug=debug_enabled(ctx),
         verify=not no_verify,
     )
-    if locked:  # czbuild.release: check against czbuild.lock, then install the checked artifacts
-        from czbuild.cli.release_cmds import build_locked
-
-        return build_locked(
-            variants, options, project_dir=project_dir, args=args, verbose=_verbosity(ctx) > 0
+    if locked:
+        click.echo(
+            f"czbuild: --locked: rebuilding {len(variants)} variant(s) in a scratch folder "
+            "and comparing with czbuild.lock"
         )
-    report = build(variants, options, verbose=_verbosity(ctx) > 0, keep_going=keep_going)
-    from czbuild.cli.release_cmds import update_lock_after_build  # czbuild.lock entries
-
-    update_lock_after_build(
-        report, variants, project_dir=project_dir, out_dir=out_dir, args=args, wait=wait
+        locked_build = build_locked(
+            variants,
+            options,
+            project_dir=project,
+            full=not names,
+            stream=sys.stdout,
+            verbose=verbose(ctx),
+        )
+        for line in render_check(locked_build.check, verbose=verbose(ctx)):
+            click.echo(line)
+        if not locked_build.ok:
+            raise lock_failure(locked_build.check)
+        click.echo(f"czbuild: {len(variants)} artifact(s) match czbuild.lock; installed in {out}")
+        return
+    report = build(variants, options, verbose=verbose(ctx), keep_going=keep_going)
+    update = update_lock_after_build(
+        report,
+        variants,
+        project_dir=project,
+        out_dir=out,
+        names=names,
+        overrides=overrides,
+        lock_timeout=wait,
     )
+    if update is None:
+        click.echo(
+            "czbuild: czbuild.lock not updated: command-line overrides build variants "
+            "the recipes do not define"
+        )
+    else:
+        note = render_lock_update(update)
+        if note:
+            click.echo(note)
     summary = report.summary
     if summary.failed:
-        names = ", ".join(sorted(summary.failed))
-        raise BuildError(f"{len(summary.failed)} of {summary.planned} variants failed: {names}")
+        failed = ", ".join(sorted(summary.failed))
+        raise BuildError(f"{len(summary.failed)} of {summary.planned} variants failed: {failed}")
     if report.exit_code != 0:
         raise BuildError(f"the build did not complete (doit exit code {report.exit_code})")
 
 
 @click.command("status")
-@_args
-@_out_option
-@_project_option
+@args_argument
+@out_option
+@project_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.option("--check", is_flag=True, help="Exit with code 1 if anything is out of date.")
 def status_cmd(
@@ -172,16 +172,14 @@ def status_cmd(
     """Say which artifacts are up to date, and why the others are not."""
     from czbuild.builder import status
 
-    project_dir = _project_dir(project, args)
-    out_dir = _out_dir(out, project_dir)
-    variants = _load(args, project_dir, out_dir)
-    results = status(variants, out_dir)
+    project = project_dir(project, args)
+    out = out_dir(out, project)
+    variants = _load(args, project, out)
+    results = status(variants, out)
     stale = [r for r in results if not r.up_to_date]
     if as_json:
         click.echo(
-            json.dumps(
-                {"out_dir": str(out_dir), "variants": [r.to_json() for r in results]}, indent=2
-            )
+            json.dumps({"out_dir": str(out), "variants": [r.to_json() for r in results]}, indent=2)
         )
     else:
         for result in results:
@@ -191,16 +189,16 @@ def status_cmd(
             for reason in result.reasons:
                 click.echo(f"             - {reason.message}")
         click.echo(
-            f"czbuild: {len(results) - len(stale)} up to date, {len(stale)} out of date ({out_dir})"
+            f"czbuild: {len(results) - len(stale)} up to date, {len(stale)} out of date ({out})"
         )
     if check and stale:
         raise click.exceptions.Exit(1)
 
 
 @click.command("clean")
-@_args
-@_out_option
-@_project_option
+@args_argument
+@out_option
+@project_option
 @click.option(
     "--orphans",
     is_flag=True,
@@ -224,10 +222,10 @@ def clean_cmd(
     """
     from czbuild.builder import clean
 
-    project_dir = _project_dir(project, args)
-    out_dir = _out_dir(out, project_dir)
-    variants = _load(args, project_dir, out_dir) if (args or orphans) else None
-    removed = clean(variants, out_dir, orphans=orphans, lock_timeout=wait)
+    project = project_dir(project, args)
+    out = out_dir(out, project)
+    variants = _load(args, project, out) if (args or orphans) else None
+    removed = clean(variants, out, orphans=orphans, lock_timeout=wait)
     for path in removed:
         click.echo(f"removed  {path}")
-    click.echo(f"czbuild: removed {len(removed)} artifact(s) from {out_dir}")
+    click.echo(f"czbuild: removed {len(removed)} artifact(s) from {out}")

@@ -6,26 +6,15 @@ None of these commands imports TensorFlow: the recipe layer never does.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
+from czbuild.cli.options import project_dir, project_option
 from czbuild.errors import RecipeError
 
 __all__ = ["list_cmd", "schema_cmd", "show_cmd"]
-
-
-def _project_dir(project: Path | None, names: Sequence[str] = ()) -> Path:
-    """``--project``, else the project of recipes named by path, else the one around cwd."""
-    from czbuild.recipe.project import project_for
-
-    return project_for(names, project)
-
-
-def _is_override(word: str) -> bool:
-    return "=" in word or word.startswith(("~", "+"))
 
 
 def _variant_json(variant: Any) -> dict[str, Any]:
@@ -47,17 +36,8 @@ def _variant_json(variant: Any) -> dict[str, Any]:
     }
 
 
-_project_option = click.option(
-    "--project",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Project folder holding recipes/ (default: the project of a recipe named by path, "
-    "else the nearest one at or above the current directory).",
-)
-
-
 @click.command("list")
-@_project_option
+@project_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_cmd(project: Path | None, as_json: bool) -> None:
     """List the recipes and their variants (name, format, output path under the build folder).
@@ -67,14 +47,14 @@ def list_cmd(project: Path | None, as_json: bool) -> None:
     """
     from czbuild.recipe import list_recipes, load_variants
 
-    project_dir = _project_dir(project)
-    names = list_recipes(project_dir)
+    project = project_dir(project)
+    names = list_recipes(project)
     rows: list[tuple[str, str, str, str]] = []
     records: list[dict[str, Any]] = []
     failed: list[RecipeError] = []
     for name in names:
         try:
-            variants = load_variants([name], project_dir=project_dir)
+            variants = load_variants([name], project_dir=project)
         except RecipeError as exc:
             failed.append(exc)
             rows.append((name, "-", "ERROR", str(exc)))
@@ -94,9 +74,9 @@ def list_cmd(project: Path | None, as_json: bool) -> None:
                 }
             )
     if as_json:
-        click.echo(json.dumps({"project": str(project_dir), "variants": records}, indent=2))
+        click.echo(json.dumps({"project": str(project), "variants": records}, indent=2))
     elif not names:
-        click.echo(f"no recipes in {project_dir / 'recipes'}")
+        click.echo(f"no recipes in {project / 'recipes'}")
     else:
         header = ("RECIPE", "VARIANT", "FORMAT", "OUTPUT (under the build folder)")
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
@@ -109,7 +89,7 @@ def list_cmd(project: Path | None, as_json: bool) -> None:
 @click.command("show")
 @click.argument("recipe")
 @click.argument("overrides", nargs=-1, metavar="[OVERRIDE ...]")
-@_project_option
+@project_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
 def show_cmd(recipe: str, overrides: tuple[str, ...], project: Path | None, as_json: bool) -> None:
     """Print the fully resolved, validated spec and digest of each variant of RECIPE.
@@ -120,13 +100,12 @@ def show_cmd(recipe: str, overrides: tuple[str, ...], project: Path | None, as_j
     """
     import yaml
 
+    from czbuild.builder.variants import split_arguments
     from czbuild.recipe import check_source_pin, load_variants
 
-    names = [recipe] + [w for w in overrides if not _is_override(w)]
-    project_dir = _project_dir(project, names)
-    variants = load_variants(
-        names, [w for w in overrides if _is_override(w)], project_dir=project_dir
-    )
+    more, values = split_arguments(overrides)
+    names = [recipe, *more]
+    variants = load_variants(names, values, project_dir=project_dir(project, names))
     for variant in variants:
         check_source_pin(variant)
     if as_json:
@@ -160,7 +139,7 @@ def show_cmd(recipe: str, overrides: tuple[str, ...], project: Path | None, as_j
     help="Write the schema to PATH (a file, or a folder to hold recipe.schema.json) "
     "instead of printing it, and print the comment line for the project's recipes.",
 )
-@_project_option
+@project_option
 def schema_cmd(write: Path | None, project: Path | None) -> None:
     """Print the JSON Schema of a recipe file (for editor completion).
 
@@ -179,7 +158,7 @@ def schema_cmd(write: Path | None, project: Path | None) -> None:
     from czbuild.recipe.schema_file import schema_comment, write_schema
 
     target = write_schema(write, text)
-    recipes = (_project_dir(project) if project else find_project_dir(target.parent)) / "recipes"
+    recipes = (project_dir(project) if project else find_project_dir(target.parent)) / "recipes"
     click.echo(f"wrote {target}")
     click.echo(f"first line for the recipes in {recipes}:")
     click.echo(schema_comment(target, recipes))

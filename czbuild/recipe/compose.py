@@ -1,4 +1,5 @@
-"""Hydra composition of recipes: the only module that imports Hydra or OmegaConf.
+"""Hydra composition of recipes: with :mod:`czbuild.recipe.hydra_overrides`, the only module
+that imports Hydra or OmegaConf.
 
 A recipe file is a Hydra primary config; its folder and the project's ``configs/`` (plus the
 bundled configs) form the search path, so a recipe's ``defaults:`` can say
@@ -9,8 +10,9 @@ of recipes compose in one process; a lock makes that safe from several threads.
 Overrides are parsed with Hydra's own parser (:func:`parse_overrides`) and split in two:
 config-group selections (``target=zen-core-3.4``) go through ``compose``; value overrides
 (``tile=1024``, ``+metadata.scaling=[...]``, ``~metadata.id``) are applied to the composed
-config with Hydra's own override logic, so one composition serves every sweep point that
-differs only in values. Nothing from OmegaConf leaves this module: :class:`Composer`
+config with Hydra's own override logic (:mod:`czbuild.recipe.hydra_overrides`, the seam to
+Hydra's private API, says why), so one composition serves every sweep point that differs
+only in values. Nothing from OmegaConf leaves this module: :class:`Composer`
 returns plain dicts, and refuses resolvers (``${now:...}``, ``${oc.env:...}``, any
 ``${name:...}``) because they make a build depend on the clock or the environment.
 """
@@ -26,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.config_loader_impl import ConfigLoaderImpl  # pinned hydra-core 1.3.8
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
@@ -35,6 +36,7 @@ from omegaconf.errors import OmegaConfBaseException
 from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 
 from czbuild.recipe.diagnostics import Issue
+from czbuild.recipe.hydra_overrides import apply_value_overrides
 from czbuild.recipe.keys import Key, parse_key
 from czbuild.recipe.limits import MAX_VARIANTS
 
@@ -265,7 +267,7 @@ class Composer:
         for text in value_overrides:
             override = _parse_one(text)
             try:
-                ConfigLoaderImpl._apply_overrides_to_config([override], cfg)
+                apply_value_overrides(cfg, [override])
             except HydraException as exc:
                 if str(exc).startswith("Could not override") and not text.startswith(("+", "~")):
                     raise Issue(

@@ -11,7 +11,9 @@ comparison and by verification):
 * diffs: :func:`explain_differences` / :func:`explain_against_lock` -> [:class:`Difference`],
   :func:`format_differences`, :func:`headline`;
 * checks: :func:`check_lock` -> :class:`CheckReport` of :class:`VariantCheck`;
-* releases: :func:`release` -> :class:`ReleaseReport`.
+* releases: :func:`release` -> :class:`ReleaseReport`;
+* around a build: :func:`update_lock_after_build` (the lock refresh of ``czbuild build``)
+  and :func:`build_locked` -> :class:`LockedBuild` (``czbuild build --locked``).
 
 See docs/reproducibility.md ("Lock file and releases").
 """
@@ -22,6 +24,9 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "LockedBuild": "czbuild.release.build_lock",
+    "build_locked": "czbuild.release.build_lock",
+    "update_lock_after_build": "czbuild.release.build_lock",
     "CheckReport": "czbuild.release.check",
     "VariantCheck": "czbuild.release.check",
     "check_lock": "czbuild.release.check",
@@ -55,10 +60,12 @@ __all__ = [
     "LockFile",
     "LockFileError",
     "LockUpdate",
+    "LockedBuild",
     "LockedMember",
     "ReleaseReport",
     "VariantCheck",
     "VerifyOutcome",
+    "build_locked",
     "check_lock",
     "entries_from_build",
     "explain_against_lock",
@@ -71,6 +78,7 @@ __all__ = [
     "release",
     "render_lock",
     "update_lock",
+    "update_lock_after_build",
     "update_lock_from_build",
     "write_lock",
 ]

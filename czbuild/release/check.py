@@ -192,7 +192,7 @@ def check_lock(
     fresh = freshness(variants, lock, reference_dir=refs[0] if refs else None)
     todo = [v for v in variants if build_stale or fresh[v.name].status is None]
     own_scratch = scratch_dir is None
-    scratch = make_scratch("check") if own_scratch else Path(scratch_dir)
+    scratch = Path(scratch_dir) if scratch_dir is not None else make_scratch("check")
     try:
         failed: dict[str, str] = {}
         if todo:

@@ -285,15 +285,16 @@ def _member_set(
             )
         )
     else:
-        for e, a in renames:
+        for old, new in renames:
             diffs.append(
                 Difference(
                     kind,
-                    f"{_prefix(nested_in)}{what} renamed: {e} ({labels[0]}) vs {a} ({labels[1]})",
-                    member=nested_in or a,
+                    f"{_prefix(nested_in)}{what} renamed: {old} ({labels[0]}) vs {new} "
+                    f"({labels[1]})",
+                    member=nested_in or new,
                     field="name",
-                    expected=e,
-                    actual=a,
+                    expected=old,
+                    actual=new,
                 )
             )
     for e, a in pairs:

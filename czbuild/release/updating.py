@@ -8,7 +8,7 @@ Rules:
 * entries of variants that no longer exist are removed only after a *full* build (all
   recipes, no command-line overrides) in which no variant failed;
 * builds with command-line overrides never touch the lock: they build variants that the
-  committed recipes do not define (the caller decides, see ``czbuild.cli.release_cmds``);
+  committed recipes do not define (:func:`czbuild.release.build_lock.update_lock_after_build`);
 * the file is rewritten only when its text changes, under the project's lock
   (:func:`czbuild.builder.locking.project_lock`), so two builds of one project, into the same
   or different build folders, cannot lose each other's entries.

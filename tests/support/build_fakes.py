@@ -6,7 +6,10 @@ subprocess workers put ``tests/`` on ``PYTHONPATH`` (see :func:`worker_env`).
 The fake converter writes a small deterministic zip (``model.json`` = the spec, ``model.model``
 = the model file's bytes) atomically, like the real convert layer, and appends one line per
 model load to ``<project>/loads.log`` so tests can count loads. A spec may carry
-``fake: {sleep: seconds, fail: message, verify: "fail"}``.
+``fake: {sleep: seconds, sleep_mid_write: seconds, fail: message, verify: "fail"}``; with
+``sleep_mid_write`` the converter signals through ``<project>/mid-write/<variant>`` that it has
+written half of the artifact while it sleeps (:func:`variants_mid_write`), so a test interrupts
+a write by handshake instead of by timing.
 
 With ``job.verify`` set the fake writes through the real
 :func:`czbuild.builder.verification.install_verified` (hidden temporary, verify, rename) with a
@@ -197,7 +200,10 @@ def fake_convert(job: Any, cache: dict) -> dict:
             handle.write(data[: len(data) // 2])
             handle.flush()
             if fake.get("sleep_mid_write"):
+                # Handshake for tests that interrupt a write: say "half written" first.
+                marker = signal_mid_write(Path(variant.project_dir), variant.name)
                 time.sleep(float(fake["sleep_mid_write"]))
+                marker.unlink()
             handle.write(data[len(data) // 2 :])
             handle.flush()
             os.fsync(handle.fileno())
@@ -248,6 +254,29 @@ def fake_report(path: Path, variant: Any, fake: dict) -> dict:
     }
 
 
+def mid_write_dir(project: Path) -> Path:
+    """Where the fake converter signals that it has written half of an artifact."""
+    return project / "mid-write"
+
+
+def signal_mid_write(project: Path, variant: str) -> Path:
+    """Create ``mid-write/<variant>``: the temporary file holds half of the artifact now.
+
+    The caller removes the returned marker before it writes the rest.
+    """
+    folder = mid_write_dir(project)
+    folder.mkdir(exist_ok=True)
+    marker = folder / variant.replace("/", "_")
+    marker.touch()
+    return marker
+
+
+def variants_mid_write(project: Path) -> set[str]:
+    """The variants whose artifact is half written right now (:func:`signal_mid_write`)."""
+    folder = mid_write_dir(project)
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
 def with_fake(variants: list[FakeVariant], **fake: Any) -> list[FakeVariant]:
     """The same variants with ``fake`` behaviour (sleep, fail) added to their specs."""
     import dataclasses
@@ -280,3 +309,23 @@ def driver_command(
     import sys
 
     return [sys.executable, "-c", DRIVER, str(root), str(out), str(sleep), str(jobs), str(wait)]
+
+
+def fake_build(project: Path, *names: str) -> None:
+    """Build ``project``'s recipes (default: all) with the fake converter, in this process.
+
+    The build runs through the real build layer, so stamps, manifest and lock are what a
+    real build writes; only the conversion is faked (no TensorFlow).
+    """
+    import io
+
+    from czbuild.builder import BuildOptions, build
+    from czbuild.recipe import load_variants
+
+    variants = load_variants(list(names) or None, project_dir=project)
+    report = build(
+        variants,
+        BuildOptions(out_dir=project / "build", backend=BACKEND, in_process=True),
+        out=io.StringIO(),
+    )
+    assert report.ok, report.summary.failed

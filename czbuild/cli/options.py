@@ -1,0 +1,107 @@
+"""Options and context helpers shared by the command modules of :mod:`czbuild.cli`.
+
+Every command module imports its shared options from here, never from another command
+module, so the command modules do not depend on each other. Nothing here imports
+TensorFlow, Hydra or doit: ``czbuild --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+__all__ = [
+    "DEFAULT_OUT",
+    "args_argument",
+    "committed_names",
+    "debug_enabled",
+    "jobs_option",
+    "out_dir",
+    "out_option",
+    "project_dir",
+    "project_option",
+    "verbose",
+]
+
+DEFAULT_OUT = "build"
+"""The build folder under the project when ``--out`` is not given."""
+
+project_option = click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Project folder holding recipes/ (default: the project of a recipe named by path, "
+    "else the nearest one at or above the current directory).",
+)
+
+out_option = click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: <project>/build).",
+)
+
+jobs_option = click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Conversion workers running at once (each one a separate process).",
+)
+
+args_argument = click.argument("args", nargs=-1, metavar="[RECIPE ...] [OVERRIDE ...]")
+
+
+def project_dir(project: Path | None, names: Sequence[str] = ()) -> Path:
+    """``--project``, else the project of a recipe named by path, else the cwd's project."""
+    from czbuild.recipe.project import project_for
+
+    return project_for(names, project)
+
+
+def out_dir(out: Path | None, project: Path) -> Path:
+    """``--out`` made absolute, else ``<project>/build``."""
+    return Path(out).absolute() if out else project / DEFAULT_OUT
+
+
+def debug_enabled(ctx: click.Context | None = None) -> bool:
+    """Whether ``--debug`` was given on this command line or ``CZBUILD_DEBUG`` is set."""
+    if os.environ.get("CZBUILD_DEBUG", "") not in ("", "0"):
+        return True
+    current = ctx or click.get_current_context(silent=True)
+    while current is not None:
+        if current.obj and current.obj.get("debug"):
+            return True
+        current = current.parent
+    return False
+
+
+def verbose(ctx: click.Context | None) -> bool:
+    """Whether ``-v`` was given to ``czbuild`` (the group owns the counter)."""
+    current = ctx
+    while current is not None:
+        if "verbose" in current.params:
+            return int(current.params["verbose"] or 0) > 0
+        current = current.parent
+    return False
+
+
+def committed_names(args: Sequence[str], what: str) -> list[str]:
+    """The recipe names among ``args``; a usage error if any word is an override.
+
+    ``check`` and ``build --locked`` compare with ``czbuild.lock``, which describes only the
+    variants of the recipes as committed.
+    """
+    from czbuild.builder.variants import split_arguments
+
+    names, overrides = split_arguments(args)
+    if overrides:
+        raise click.UsageError(
+            f"{what} checks the recipes as committed; command-line overrides "
+            f"({' '.join(overrides)}) build variants the lock does not describe"
+        )
+    return names
