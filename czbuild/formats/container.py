@@ -148,8 +148,7 @@ class Container:
 
     def raise_problems(self) -> None:
         """Raise the first problem as an :class:`ArchiveError` naming the archive."""
-        first = (self.problems or self.name_problems or [None])[0]
-        if first is not None:
+        for first in (*self.problems, *self.name_problems):
             raise ArchiveError(f"{self.label}: {first}")
 
 

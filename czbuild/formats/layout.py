@@ -120,6 +120,8 @@ def layout_of(names: Sequence[str], *, where: str = "") -> Layout:
         metadata = _pick(names, "model.json", ".json", METADATA, problems)
         model = _pick(names, "model.model", ".model", MODEL, problems)
         modelid = None
+        if metadata is None:
+            raise ArchiveError(f"{prefix}missing metadata member model.json")
         if model is None:
             raise ArchiveError(
                 f"{prefix}missing model member model.model (ONNX) next to {metadata}"

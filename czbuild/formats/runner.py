@@ -153,14 +153,21 @@ class SavedModelRunner(Runner):
         _, kwargs = self.signature.structured_input_signature
         outputs = self.signature.structured_outputs
         single = len(kwargs) == 1 and isinstance(outputs, dict) and len(outputs) == 1
-        self.input_name, self.input_spec = next(iter(kwargs.items())) if single else (None, None)
-        self.output_name, self.output_spec = next(iter(outputs.items())) if single else (None, None)
+        self.input_name: str | None = None
+        self.input_spec: Any = None
+        self.output_name: str | None = None
+        self.output_spec: Any = None
+        if single:
+            self.input_name, self.input_spec = next(iter(kwargs.items()))
+            self.output_name, self.output_spec = next(iter(outputs.items()))
         dims = _dims(self.input_spec) if self.input_spec is not None else []
         super().__init__(dims)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 
+        if self.input_name is None or self.output_name is None:
+            raise ModelError("the SavedModel's serving_default has no single input and output")
         out = self.signature(**{self.input_name: tf.constant(x)})
         return np.asarray(out[self.output_name].numpy(), dtype=np.float32)
 

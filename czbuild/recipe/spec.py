@@ -137,7 +137,7 @@ class RecipeSpec(_Frozen):
     postprocessing: tuple[dict[str, Any], ...] = ()
     metadata: MetadataSpec
     allow_experimental_types: bool = Field(False)
-    verify: VerifySpec = Field(default_factory=VerifySpec)
+    verify: VerifySpec = Field(default_factory=lambda: VerifySpec())
 
     @property
     def extension(self) -> str:
