@@ -33,7 +33,6 @@ from czbuild.builder import locking
 from czbuild.builder.fingerprint import Fingerprint, VariantLike, compute_fingerprint
 from czbuild.builder.hashing import HashCache
 from czbuild.builder.jobs import DEFAULT_BACKEND
-from czbuild.builder.jsonio import write_json
 from czbuild.builder.manifest import write_manifest
 from czbuild.builder.pool import Executor, InProcessExecutor, WorkerPool
 from czbuild.builder.protocol import Job
@@ -48,6 +47,7 @@ from czbuild.builder.stamps import (
 )
 from czbuild.builder.status import VariantStatus, compare, stamp_verified
 from czbuild.builder.verification import failure_details, stale_verifying_files
+from czbuild.files.canonical import write_json
 
 log = logging.getLogger(__name__)
 

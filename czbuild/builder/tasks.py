@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from czbuild.builder.fingerprint import VariantLike, input_roles, spec_dict
-from czbuild.builder.jsonio import canonical_json
 from czbuild.builder.manifest import manifest_path, render_manifest
 from czbuild.builder.reporter import BuildReporter
 from czbuild.builder.session import BuildSession
 from czbuild.builder.stamps import state_dir
+from czbuild.files.canonical import file_json
 
 BUILD_BASENAME = "build"
 MANIFEST_BASENAME = "manifest"
@@ -72,7 +72,7 @@ class ManifestCheck:
             current = path.read_bytes()
         except FileNotFoundError:
             return False
-        return current == canonical_json(render_manifest(self.session.out_dir, self.session.cache))
+        return current == file_json(render_manifest(self.session.out_dir, self.session.cache))
 
     def __str__(self) -> str:
         return "czbuild manifest matches the stamps"

@@ -29,8 +29,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from czbuild.builder.hashing import HashCache
-from czbuild.builder.jsonio import read_json, write_json
 from czbuild.builder.toolchain import czbuild_version
+from czbuild.files.canonical import read_json, write_json
 
 _FORMAT = 1
 _KEEP = 16

@@ -20,7 +20,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "canonical_json": "czbuild.recipe.digest",
     "source_sha256": "czbuild.recipe.digest",
     "spec_digest": "czbuild.recipe.digest",
     "find_project_dir": "czbuild.recipe.project",
@@ -44,7 +43,6 @@ __all__ = [
     "SourceSpec",
     "TargetSpec",
     "Variant",
-    "canonical_json",
     "check_source_pin",
     "find_project_dir",
     "list_recipes",
@@ -56,7 +54,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from czbuild.recipe.digest import canonical_json, source_sha256, spec_digest
+    from czbuild.recipe.digest import source_sha256, spec_digest
     from czbuild.recipe.project import find_project_dir, list_recipes
     from czbuild.recipe.schema import Recipe, recipe_json_schema, render_json_schema
     from czbuild.recipe.spec import MetadataSpec, RecipeSpec, SourceSpec, TargetSpec

@@ -16,7 +16,6 @@ This is what ``czbuild check``, ``czbuild build --locked`` and ``czbuild release
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -26,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from czbuild.files.digest import file_sha256
 from czbuild.release.diff import explain_differences
 from czbuild.release.difference import (
     CONTENT,
@@ -224,19 +224,11 @@ def check_lock(
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def find_reference(entry: LockEntry, dirs: Iterable[Path]) -> Path | None:
     """The first ``<dir>/<entry.path>`` whose sha256 is the locked one."""
     for folder in dirs:
         candidate = Path(folder) / PurePosixPath(entry.path)
-        if candidate.is_file() and _sha256(candidate) == entry.sha256:
+        if candidate.is_file() and file_sha256(candidate) == entry.sha256:
             return candidate
     return None
 
@@ -266,7 +258,7 @@ def _check_one(
             base, status=FAILED, reasons=(f"the rebuild failed: {failed[variant.name]}",)
         )
     artifact = scratch / output
-    actual = _sha256(artifact) if rebuilt and artifact.is_file() else None
+    actual = file_sha256(artifact) if rebuilt and artifact.is_file() else None
     if fresh.status is not None:
         return replace(base, status=fresh.status, reasons=fresh.reasons, actual_sha256=actual)
     assert entry is not None
