@@ -21,7 +21,6 @@ import pytest
 
 from czbuild.builder import BuildOptions, build
 from czbuild.builder.locking import BuildLock
-from czbuild.builder.variants import find_project_dir
 from support.build_fakes import BACKEND, REPO_DIR, make_recipe_project, worker_env
 
 N_TILES = (32, 64)
@@ -239,13 +238,6 @@ def test_doit_list_info_clean_forget(project: Path) -> None:
     assert clean.returncode == 0, clean.stderr
     assert not list((project / "build").rglob("*.czann"))
     assert json.loads((project / "build/manifest.json").read_text())["artifacts"] == []
-
-
-def test_find_project_dir_agrees_with_recipe_layer(project: Path) -> None:
-    from czbuild.recipe.project import find_project_dir as recipe_find
-
-    for start in (project, project / "models", project.parent):
-        assert find_project_dir(start) == recipe_find(start)
 
 
 # --- real conversions (TensorFlow) -------------------------------------------------------

@@ -17,7 +17,6 @@ This is what ``czbuild check``, ``czbuild build --locked`` and ``czbuild release
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -344,9 +343,3 @@ def _confined(diffs: Sequence[Difference], family: str) -> bool:
             continue  # explained by its METADATA differences, checked above
         return False
     return True
-
-
-def remove_tree(path: Path | None) -> None:
-    """Remove a scratch folder (ignoring errors)."""
-    if path is not None and os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
