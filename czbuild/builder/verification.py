@@ -173,12 +173,12 @@ def verify_with_reference(
     from czbuild.verify.api import build_settings, verify_built_artifact
 
     settings = build_settings(variant)
-    report = verify_built_artifact(path, variant, source_model=source_model, **settings)
+    report = verify_built_artifact(path, variant, settings=settings, source_model=source_model)
     return report_record(
         report,
         output=output,
         temporary=path,
-        settings=settings,
+        settings=settings.to_plain(),
         project_dir=getattr(variant, "project_dir", None),
     )
 

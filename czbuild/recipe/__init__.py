@@ -31,7 +31,8 @@ _EXPORTS = {
     "RecipeSpec": "czbuild.recipe.spec",
     "SourceSpec": "czbuild.recipe.spec",
     "TargetSpec": "czbuild.recipe.spec",
-    "Variant": "czbuild.recipe.variants",
+    "VerifySettings": "czbuild.verify.settings",
+    "Variant": "czbuild.recipe.variant",
     "check_source_pin": "czbuild.recipe.variants",
     "load_variants": "czbuild.recipe.variants",
 }
@@ -43,6 +44,7 @@ __all__ = [
     "SourceSpec",
     "TargetSpec",
     "Variant",
+    "VerifySettings",
     "check_source_pin",
     "find_project_dir",
     "list_recipes",
@@ -58,7 +60,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from czbuild.recipe.project import find_project_dir, list_recipes
     from czbuild.recipe.schema import Recipe, recipe_json_schema, render_json_schema
     from czbuild.recipe.spec import MetadataSpec, RecipeSpec, SourceSpec, TargetSpec
-    from czbuild.recipe.variants import Variant, check_source_pin, load_variants
+    from czbuild.recipe.variant import Variant
+    from czbuild.recipe.variants import check_source_pin, load_variants
+    from czbuild.verify.settings import VerifySettings
 
 
 def __getattr__(name: str) -> Any:

@@ -13,9 +13,10 @@ file, the tree digest of a SavedModel directory (:func:`czbuild.files.path_sha25
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from czbuild.files.canonical import digest_json
-from czbuild.files.digest import path_sha256 as source_sha256
+from czbuild.files.digest import path_sha256
 from czbuild.recipe.spec import RecipeSpec
 
 __all__ = ["source_sha256", "spec_digest"]
@@ -24,3 +25,8 @@ __all__ = ["source_sha256", "spec_digest"]
 def spec_digest(spec: RecipeSpec) -> str:
     """sha256 hex digest of the spec's compact canonical JSON (:meth:`RecipeSpec.to_plain`)."""
     return hashlib.sha256(digest_json(spec.to_plain()).encode("ascii")).hexdigest()
+
+
+def source_sha256(path: Path) -> str:
+    """What ``model.sha256`` pins: the file digest, or the tree digest of a directory."""
+    return path_sha256(path)

@@ -23,7 +23,7 @@ from czbuild.formats import vocab
 from czbuild.recipe.diagnostics import Issue
 from czbuild.recipe.keys import Key, parse_key
 from czbuild.recipe.schema import Metadata, ModelSource, Recipe
-from czbuild.recipe.spec import MetadataSpec, RecipeSpec, SourceSpec, TargetSpec, VerifySpec
+from czbuild.recipe.spec import MetadataSpec, RecipeSpec, SourceSpec, TargetSpec, VerifySettings
 
 __all__ = ["ResolveContext", "resolve_recipe"]
 
@@ -486,5 +486,5 @@ def resolve_recipe(recipe: Recipe, name: str, ctx: ResolveContext) -> RecipeSpec
         postprocessing=post,
         metadata=metadata,
         allow_experimental_types=recipe.allow_experimental_types,
-        verify=VerifySpec(**recipe.verify.model_dump()),
+        verify=VerifySettings.from_plain(recipe.verify.model_dump()),
     )
