@@ -12,24 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from czbuild.errors import CzbuildError, MetadataError, RecipeError
+from czbuild.recipe.keys import METADATA_KEYS, format_key
 from czbuild.recipe.spec import RecipeSpec
 from czbuild.recipe.variant import Variant
-
-#: CZANN / legacy metadata field -> the recipe's dotted key (``InputShape`` is special-cased:
-#: ``tile`` or ``spatial_dims``, whichever the recipe uses).
-METADATA_KEYS: dict[str, str] = {
-    "Classes": "metadata.classes",
-    "MinOverlap": "metadata.min_overlap",
-    "Scaling": "metadata.scaling",
-    "ModelName": "metadata.model_name",
-    "Type": "metadata.type",
-    "PixelType": "metadata.pixel_type",
-    "PixelTypes": "metadata.pixel_type",
-    "Channels": "metadata.pixel_type",
-    "BorderSize": "metadata.border_size",
-    "ColorHandling": "metadata.color_handling",
-    "Id": "metadata.id",
-}
 
 
 def build_metadata(spec: RecipeSpec) -> Any:
@@ -108,7 +93,8 @@ def _recipe_key(field: str, source: Any) -> str | None:
         if source is not None and source.node_at(("spatial_dims",)) is not None:
             return "spatial_dims"
         return "tile"
-    return METADATA_KEYS.get(field)
+    key = METADATA_KEYS.get(field)
+    return format_key(key) if key is not None else None
 
 
 def recipe_error_for(variant: Variant, exc: MetadataError) -> CzbuildError:
