@@ -69,6 +69,15 @@ _CLASS_TYPES: Final = tuple(
     t for t in vocab.MODEL_TYPES if t.endswith(("Segmentation", "Classification"))
 )
 _FIRST_3D_VERSION: Final = "2.0.0"
+#: How many ``Scaling`` values each CZANN version takes (x, y(, z)); none in 1.0.0.
+SCALING_COUNTS: Final = {"1.0.0": (), "1.1.0": (2,), "2.0.0": (2, 3), "2.1.0": (2, 3)}
+#: The fewest class names a classifying model has (background included).
+MIN_CLASSES: Final = 2
+
+
+def spatial_ranks(version: str) -> tuple[int, ...]:
+    """The spatial ranks (2D, 3D) CZANN ``version`` can carry."""
+    return (2, 3) if _version_key(version) >= _version_key(_FIRST_3D_VERSION) else (2,)
 
 
 def _did_you_mean(value: object, choices: tuple[str, ...]) -> str:
@@ -175,10 +184,10 @@ def classes_problem(classes: Any, model_type: str) -> MetadataError | None:
         return None
     if not isinstance(classes, tuple) or not all(isinstance(c, str) for c in classes):
         return MetadataError("Classes", f"must be an array of strings, got {classes!r}")
-    if len(classes) < 2:
+    if len(classes) < MIN_CLASSES:
         return MetadataError(
             "Classes",
-            f"{len(classes)} class name(s) given; segmentation needs at least 2 "
+            f"{len(classes)} class name(s) given; segmentation needs at least {MIN_CLASSES} "
             "(include the background)",
         )
     for i, name in enumerate(classes):
@@ -194,14 +203,14 @@ def scaling_problem(scaling: Any, version: str) -> MetadataError | None:
     1.1.0, 2 or 3 from 2.0.0, each finite and > 0 (metres)."""
     if scaling is None:
         return None
-    if version == "1.0.0":
+    allowed = SCALING_COUNTS[version]
+    if not allowed:
         return MetadataError(
             "Scaling",
-            "CZANN 1.0.0 has no Scaling; use format version 1.1.0 or newer, or remove it",
+            f"CZANN {version} has no Scaling; use format version 1.1.0 or newer, or remove it",
         )
     if not isinstance(scaling, tuple) or not all(_is_real(v) for v in scaling):
         return MetadataError("Scaling", f"must be an array of numbers, got {scaling!r}")
-    allowed = (2,) if version == "1.1.0" else (2, 3)
     if len(scaling) not in allowed:
         need = "exactly 2 values [x, y]" if allowed == (2,) else "2 or 3 values [x, y(, z)]"
         extra = "; 3 values need version >= 2.0.0" if len(scaling) == 3 else ""
