@@ -12,16 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from czbuild.errors import CzbuildError, MetadataError, RecipeError
+from czbuild.formats.czann import CzannMetadata
+from czbuild.formats.legacy import LegacyMetadata
 from czbuild.recipe.keys import METADATA_KEYS, format_key
 from czbuild.recipe.spec import RecipeSpec
 from czbuild.recipe.variant import Variant
 
 
-def build_metadata(spec: RecipeSpec) -> Any:
+def build_metadata(spec: RecipeSpec) -> CzannMetadata | LegacyMetadata:
     """The format metadata object (:class:`CzannMetadata` or :class:`LegacyMetadata`)."""
-    from czbuild.formats.czann import CzannMetadata
-    from czbuild.formats.legacy import LegacyMetadata
-
     md = spec.metadata
     if spec.format == "czann":
         return CzannMetadata(
@@ -37,7 +36,7 @@ def build_metadata(spec: RecipeSpec) -> Any:
         )
     return LegacyMetadata(
         name=md.model_name,
-        color_handling=md.color_handling,
+        color_handling=md.color_handling or "",  # always set for czmodel (resolve)
         pixel_types=tuple(md.pixel_type or ()),
         classes=tuple(md.classes or ()),
         border_size=int(md.border_size or 0),
@@ -80,7 +79,7 @@ def to_request(variant: Variant, *, custom_objects: Mapping[str, Any] | None = N
         metadata=build_metadata(spec),
         preprocessing=tuple(dict(op) for op in spec.preprocessing),
         postprocessing=tuple(dict(op) for op in spec.postprocessing),
-        spatial_dims=tuple(spec.spatial_dims) if spec.spatial_dims is not None else None,
+        spatial_dims=spec.spatial_dims,
         opset=spec.opset,
         license=licence,
         custom_objects=custom_objects or None,

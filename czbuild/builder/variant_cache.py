@@ -97,8 +97,8 @@ def cache_key(
     digest.update(json.dumps(head, sort_keys=True).encode())
     for path in sorted(files):
         digest.update(f"{path}\0{cache.file_sha256(Path(path))}\n".encode())
-    for path in sorted(_source_files()):
-        digest.update(f"{path}\0{cache.file_sha256(path)}\n".encode())
+    for source in sorted(_source_files()):
+        digest.update(f"{source}\0{cache.file_sha256(source)}\n".encode())
     return digest.hexdigest()
 
 
