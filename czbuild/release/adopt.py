@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from czbuild.files.atomic import atomic_write
 from czbuild.files.digest import file_sha256
+from czbuild.recipe.variant import Variant
 
 
 def _sha256(path: Path) -> str | None:
@@ -27,7 +27,7 @@ def _sha256(path: Path) -> str | None:
 
 
 def adopt(
-    scratch_dir: Path, out_dir: Path, variants: Sequence[Any], *, lock_timeout: float = 60.0
+    scratch_dir: Path, out_dir: Path, variants: Sequence[Variant], *, lock_timeout: float = 60.0
 ) -> list[str]:
     """Copy the scratch artifacts (and stamps) of ``variants`` into ``out_dir``.
 

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 from czbuild.files.digest import file_sha256
+from czbuild.recipe.variant import Variant
 from czbuild.release.diff import explain_differences
 from czbuild.release.difference import (
     CONTENT,
@@ -142,7 +143,7 @@ class CheckReport:
 
 
 def check_lock(
-    variants: Sequence[Any],
+    variants: Sequence[Variant],
     *,
     project_dir: Path,
     lock_file: Path | None = None,
@@ -233,7 +234,7 @@ def find_reference(entry: LockEntry, dirs: Iterable[Path]) -> Path | None:
 
 
 def _check_one(
-    variant: Any,
+    variant: Variant,
     lock: LockFile,
     fresh: Freshness,
     scratch: Path,
