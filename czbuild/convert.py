@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from czbuild.errors import MetadataError, ModelError, SpecError
 from czbuild.formats import vocab
 from czbuild.formats.czann import CzannMetadata
-from czbuild.formats.legacy import LegacyMetadata
+from czbuild.formats.legacy import LegacyMetadata, border_problem
 from czbuild.json_spec import read_json_spec
 from czbuild.model_metadata import CzannModelMetadata, ModelMetadata, ModelSpec
 
@@ -122,27 +122,11 @@ def _version_of(metadata: Any) -> tuple[str, str]:
 
 
 def _resolve_opset(version: str, opset: int | None) -> int | None:
-    default = vocab.DEFAULT_OPSET[version]
-    if default is None:
-        if opset is not None:
-            raise MetadataError(
-                "opset",
-                f"format {version} carries a SavedModel, not ONNX; "
-                "leave the opset out or target 3.1.0",
-            )
-        return None
-    if opset is None:
-        return default
-    if isinstance(opset, bool) or not isinstance(opset, int):
+    if opset is not None and (isinstance(opset, bool) or not isinstance(opset, int)):
         raise MetadataError("opset", f"must be an integer, got {opset!r}")
-    highest = vocab.MAX_OPSET[version]
-    if not vocab.MIN_OPSET <= opset <= (highest or opset):
-        raise MetadataError(
-            "opset",
-            f"{opset} is outside what format {version} readers run "
-            f"({vocab.MIN_OPSET}..{highest}); the default is {default}",
-        )
-    return opset
+    if (problem := vocab.opset_problem(version, opset)) is not None:
+        raise MetadataError("opset", problem)
+    return vocab.DEFAULT_OPSET[version] if opset is None else opset
 
 
 def _tile_for(
@@ -203,12 +187,8 @@ def _check_legacy(md: LegacyMetadata, converted: ConvertedModel) -> None:
             f"{len(md.classes)} names but the model outputs "
             f"{out_shape[-1]} channels; give one class name per output channel",
         )
-    if 2 * md.border_size >= min(in_shape[:2]):
-        raise MetadataError(
-            "BorderSize",
-            f"2 x {md.border_size} must be smaller than the tile "
-            f"size {list(in_shape[:2])}; reduce BorderSize or use a larger tile",
-        )
+    if (problem := border_problem(md.border_size, (in_shape[0], in_shape[1]))) is not None:
+        raise problem
     channels = sum(vocab.PIXEL_TYPE_CHANNELS.get(t, 0) for t in md.pixel_types)
     if channels != in_shape[-1]:
         logger.warning(

@@ -15,12 +15,17 @@ class CzbuildError(Exception):
 
 
 class MetadataError(CzbuildError, ValueError):
-    """Model metadata violates the format: names the field and the fix."""
+    """Model metadata violates the format: names the field and the fix.
+
+    ``field`` is the JSON / XML key (``MinOverlap``); ``index`` the item of an array value the
+    problem is about, when it is about one (so the recipe layer can name ``min_overlap[1]``).
+    """
 
     exit_code = 2
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, index: int | None = None) -> None:
         self.field = field
+        self.index = index
         super().__init__(f"{field}: {message}" if field else message)
 
 

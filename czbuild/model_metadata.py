@@ -18,14 +18,25 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from czbuild.errors import MetadataError
+from czbuild.errors import MetadataError, SpecError
 from czbuild.formats import vocab
 from czbuild.formats.czann import CzannMetadata
 from czbuild.formats.legacy import LegacyMetadata
+from czbuild.json_document import (
+    CZANN_KEYS,
+    CZANN_METADATA_KEYS,
+    LEGACY_KEYS,
+    LEGACY_REQUIRED,
+    model_value,
+    parse_json_text,
+    path_value,
+    read_json_object,
+    warn_unknown,
+)
 
 __all__ = [
     "CzannModelMetadata",
@@ -35,6 +46,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+_spec_logger = logging.getLogger("czbuild.json_spec")
 
 DEFAULT_LEGACY_NAME = "DNN model"
 
@@ -143,12 +155,10 @@ class ModelMetadata:
         Raises:
             SpecError: The JSON is invalid or a key is missing (names the file and key).
         """
-        from czbuild.json_spec import _legacy_from_doc, _parse_json_text, read_json_object
-
         if isinstance(spec, Mapping):
             doc, where, base = dict(spec), "<dict>", Path.cwd()
         elif isinstance(spec, str) and spec.lstrip().startswith("{"):
-            doc, where, base = _parse_json_text(spec, "<json text>"), "<json text>", Path.cwd()
+            doc, where, base = parse_json_text(spec, "<json text>"), "<json text>", Path.cwd()
         else:
             path = Path(spec)
             doc, where, base = read_json_object(path), str(path), path.resolve().parent
@@ -237,8 +247,6 @@ class CzannModelMetadata:
             SpecError: The file is unreadable or not a JSON object (names the file).
             MetadataError: A value has the wrong type (names the key).
         """
-        from czbuild.json_spec import read_json_object
-
         return cls.from_json_dict(read_json_object(Path(path)))
 
     def to_czann(
@@ -266,10 +274,6 @@ class CzannModelMetadata:
             id=self.id,
             format_version=format_version or self.format_version,
         )
-
-    def with_format_version(self, format_version: str) -> CzannModelMetadata:
-        """A copy targeting another CZANN version."""
-        return replace(self, format_version=format_version)
 
 
 def _czann_from_json_dict(cls: type, d: Mapping[str, Any], version: str) -> CzannModelMetadata:
@@ -334,6 +338,92 @@ class ModelSpec:
         Raises:
             SpecError: Names the file and the key.
         """
-        from czbuild.json_spec import read_json_spec
+        return read_model_spec(Path(spec_path))[1]
 
-        return read_json_spec(spec_path).model_spec
+
+# --- JSON conversion specs (format §4) ------------------------------------------------------
+
+
+def _legacy_from_doc(
+    doc: Mapping[str, Any], where: str, base: Path
+) -> tuple[ModelMetadata, Path | None]:
+    warn_unknown(doc, LEGACY_KEYS, where)
+    for key in LEGACY_REQUIRED:
+        if doc.get(key) is None:
+            raise SpecError(f"{where}: {key}: required key is missing")
+    model_path = doc.get("ModelPath", doc.get("ModelFile"))
+    licence = path_value(doc, "LicenseFile", where, base)
+    border = doc["BorderSize"]
+    if isinstance(border, bool) or not isinstance(border, int):
+        raise SpecError(f"{where}: BorderSize: must be an integer number of pixels, got {border!r}")
+    try:
+        metadata = ModelMetadata.from_params(
+            name=default_model_name(model_path if isinstance(model_path, str) else None),
+            color_handling=doc["ColorHandling"],
+            pixel_type=doc["PixelType"],
+            classes=doc["Classes"],
+            border_size=border,
+            license_file=licence,
+        )
+    except MetadataError as exc:
+        raise SpecError(f"{where}: {exc}") from exc
+    return metadata, licence
+
+
+def _czann_from_doc(
+    doc: Mapping[str, Any], where: str, base: Path
+) -> tuple[CzannModelMetadata, Path | None]:
+    warn_unknown(doc, CZANN_KEYS, where)
+    raw = doc["ModelMetadata"]
+    meta_where = where
+    if isinstance(raw, str):
+        meta_path = path_value(doc, "ModelMetadata", where, base)
+        assert meta_path is not None
+        meta_where = str(meta_path)
+        raw = read_json_object(meta_path)
+    elif not isinstance(raw, dict):
+        raise SpecError(
+            f"{where}: ModelMetadata: must be an object or a path to a JSON file, "
+            f"got {type(raw).__name__}"
+        )
+    prefix = "ModelMetadata." if meta_where == where else ""
+    warn_unknown(raw, CZANN_METADATA_KEYS, meta_where, prefix)
+    if "FormatVersion" in raw:
+        _spec_logger.info(
+            "%s: %sFormatVersion is ignored; the conversion target sets it", meta_where, prefix
+        )
+    try:
+        metadata = CzannModelMetadata.from_json_dict(raw)
+        metadata.to_czann().validate()
+    except MetadataError as exc:
+        raise SpecError(f"{meta_where}: {prefix}{exc}") from exc
+    return metadata, path_value(doc, "LicenseFile", where, base)
+
+
+def read_model_spec(path: Path) -> tuple[str, ModelSpec, Path | None]:
+    """Parse a JSON conversion spec file: ``(form, model spec, TestImageFile or None)``.
+
+    See :func:`czbuild.json_spec.read_json_spec` (the public entry point).
+
+    Raises:
+        SpecError: Names the file and the key, and says how to fix it.
+    """
+    path = Path(path)
+    doc = read_json_object(path)
+    where, base = str(path), path.resolve().parent
+    if "ModelMetadata" in doc:
+        form = "czann"
+        metadata, licence = _czann_from_doc(doc, where, base)
+    elif any(key in doc for key in LEGACY_REQUIRED):
+        form = "legacy"
+        metadata, licence = _legacy_from_doc(doc, where, base)
+    else:
+        raise SpecError(
+            f"{where}: neither a CZANN spec (needs ModelMetadata) nor a legacy spec "
+            f"(needs {', '.join(LEGACY_REQUIRED)}); see format §4"
+        )
+    model = model_value(doc, where, base)
+    test_image = path_value(doc, "TestImageFile", where, base)
+    if test_image is not None:
+        _spec_logger.info("%s: TestImageFile is not embedded and not used for conversion", where)
+    return form, ModelSpec(model=model, model_metadata=metadata, license_file=licence), test_image

@@ -169,12 +169,9 @@ def test_worker_crash_fails_only_that_variant(tmp_path: Path, monkeypatch) -> No
     root, out = tmp_path / "proj", tmp_path / "out"
     variants = make_project(root, {"a": [256], "b": [256]})
     # the fake converter kills its own worker for recipe b (like the OOM killer would)
-    import dataclasses
+    from support.build_fakes import with_fake
 
-    from support.build_fakes import digest_of
-
-    spec = {**variants[1].spec, "fake": {"sleep": "os-kill"}}
-    variants[1] = dataclasses.replace(variants[1], spec=spec, digest=digest_of(spec))
+    variants[1] = with_fake([variants[1]], sleep="os-kill")[0]
     monkeypatch.setattr(os, "environ", worker_env())
     stream = io.StringIO()
     report = build(variants, BuildOptions(out_dir=out, backend=BACKEND), out=stream)

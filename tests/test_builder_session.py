@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -14,7 +13,7 @@ import pytest
 from czbuild.builder import BuildOptions, build, clean, iter_stamps, status, toolchain
 from czbuild.builder.manifest import manifest_path
 from czbuild.builder.pool import InProcessExecutor
-from support.build_fakes import BACKEND, digest_of, make_project, worker_env
+from support.build_fakes import BACKEND, make_project, respec, with_fake, worker_env
 
 
 def _build(variants, out: Path, *, executor=None, **opts):
@@ -89,8 +88,7 @@ def test_changed_model_bytes_rebuild_only_its_variants(project) -> None:
 def test_spec_change_rebuilds_that_variant_with_reason(project) -> None:
     _root, variants, out = project
     _build(variants, out)
-    spec = {**variants[0].spec, "metadata": {**variants[0].spec["metadata"], "classes": ["x", "y"]}}
-    changed = dataclasses.replace(variants[0], spec=spec, digest=digest_of(spec))
+    changed = respec(variants[0], metadata={"classes": ("x", "y")})
     new_variants = [changed, *variants[1:]]
     (st,) = [s for s in status(new_variants, out) if not s.up_to_date]
     assert st.variant == changed.name
@@ -152,8 +150,7 @@ def test_force_rebuilds_up_to_date_artifacts(project) -> None:
 
 
 def _failing(variants, index: int, message: str = "tile 768 is not divisible by 16"):
-    spec = {**variants[index].spec, "fake": {"fail": message}}
-    bad = dataclasses.replace(variants[index], spec=spec, digest=digest_of(spec))
+    bad = with_fake([variants[index]], fail=message)[0]
     return [*variants[:index], bad, *variants[index + 1 :]]
 
 

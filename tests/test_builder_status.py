@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from czbuild.builder.fingerprint import compute_fingerprint, input_roles
 from czbuild.builder.hashing import HashCache
 from czbuild.builder.stamps import ArtifactRecord, make_stamp
 from czbuild.builder.status import compare, spec_diff
-from support.build_fakes import digest_of, make_project
+from support.build_fakes import make_project, respec
 
 
 @pytest.mark.parametrize(
@@ -82,8 +81,7 @@ def test_fresh_build_is_up_to_date(built) -> None:
 
 
 def _respec(variant, **changes):
-    spec = {**variant.spec, **changes}
-    return dataclasses.replace(variant, spec=spec, digest=digest_of(spec))
+    return respec(variant, **changes)
 
 
 @pytest.mark.parametrize(
@@ -92,11 +90,11 @@ def _respec(variant, **changes):
         pytest.param(
             lambda v, a: (_respec(v, tile=1024), a),
             "spec",
-            "spec value tile changed: 512 -> 1024",
+            "spec value spatial_dims[0] changed: 512 -> 1024",
             id="spec-value",
         ),
         pytest.param(
-            lambda v, a: (_respec(v, metadata={**v.spec["metadata"], "classes": ["bg", "nuc"]}), a),
+            lambda v, a: (_respec(v, metadata={"classes": ("bg", "nuc")}), a),
             "spec",
             "spec value metadata.classes[1] changed",
             id="spec-nested",

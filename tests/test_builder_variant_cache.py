@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import czbuild.recipe
 from czbuild.builder.hashing import HashCache
-from czbuild.builder.variant_cache import CachedVariant, cached_load_variants, materialize
+from czbuild.builder.variant_cache import cached_load_variants
 from czbuild.errors import RecipeError
 from czbuild.recipe import load_variants
+from czbuild.recipe.variant import Variant
+from support.build_fakes import worker_env
 
 
 @pytest.fixture()
@@ -17,10 +22,29 @@ def project(tiny_project: Path) -> Path:
     return tiny_project
 
 
+COMPOSED: list[int] = []
+
+
+@pytest.fixture(autouse=True)
+def _count_compositions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Count calls of the recipe layer (a cache miss composes, a hit does not)."""
+    real = czbuild.recipe.load_variants
+    COMPOSED.clear()
+
+    def counting(*args, **kw):
+        COMPOSED.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(czbuild.recipe, "load_variants", counting)
+
+
 def _load(project: Path, *args, **kw):
-    return cached_load_variants(
+    before = len(COMPOSED)
+    variants = cached_load_variants(
         *args, project, project / "build" / ".czbuild", cache=HashCache(), **kw
     )
+    _load.hit = len(COMPOSED) == before  # type: ignore[attr-defined]
+    return variants
 
 
 def _summary(variants) -> list[tuple]:
@@ -33,12 +57,12 @@ def _summary(variants) -> list[tuple]:
 def test_hit_returns_the_same_variants_as_the_recipe_layer(project: Path) -> None:
     real = load_variants(project_dir=project)
     first = _load(project, [], [])
+    assert not _load.hit
     second = _load(project, [], [])
-    assert not any(isinstance(v, CachedVariant) for v in first)
-    assert all(isinstance(v, CachedVariant) for v in second)
+    assert _load.hit
+    assert all(type(v) is Variant for v in (*first, *second))
     assert _summary(first) == _summary(second) == _summary(real)
-    for cached, original in zip(second, real):
-        assert materialize(cached).spec == original.spec
+    assert second == real  # the one variant type, spec and sweep included
 
 
 @pytest.mark.parametrize(
@@ -60,7 +84,7 @@ def test_comment_edit_misses_but_gives_equal_digests(project: Path) -> None:
     recipe = project / "recipes" / "r00.yaml"
     recipe.write_text(recipe.read_text() + "# a comment\n")
     again = _load(project, [], [])
-    assert not any(isinstance(v, CachedVariant) for v in again)
+    assert not _load.hit
     assert _summary(again) == before
 
 
@@ -77,3 +101,24 @@ def test_deleted_input_misses_and_reports_the_recipe_error(project: Path) -> Non
     (project / "LICENSE").unlink()
     with pytest.raises(RecipeError, match="LICENSE"):
         _load(project, [], [])
+
+
+def test_a_hit_imports_neither_pydantic_nor_hydra(project: Path) -> None:
+    _load(project, [], [])
+    code = (
+        "import sys; from pathlib import Path; "
+        "from czbuild.builder.variant_cache import cached_load_variants; "
+        "p = Path(sys.argv[1]); v = cached_load_variants([], [], p, p / 'build' / '.czbuild'); "
+        "assert v and v[0].spec.verify.tolerance == 1e-5; "
+        "bad = [m for m in ('pydantic', 'hydra', 'omegaconf', 'tensorflow', 'numpy') "
+        "if m in sys.modules]; assert not bad, bad"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(project)],
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr

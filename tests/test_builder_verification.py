@@ -7,7 +7,6 @@ Fast tests use the fake backend of :mod:`support.build_fakes`, which writes thro
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -26,7 +25,7 @@ from czbuild.builder.verification import (
     stale_verifying_files,
     verifying_path,
 )
-from support.build_fakes import BACKEND, FAKE_CHECKS, make_project, with_fake
+from support.build_fakes import BACKEND, FAKE_CHECKS, make_project, respec, with_fake
 
 
 def _build(variants, out: Path, **opts):
@@ -116,7 +115,7 @@ def test_failed_rebuild_keeps_the_previous_artifact(project) -> None:
     assert _build(variants, out)[0].ok
     target = out / str(variants[0].output)
     before = (target.read_bytes(), target.stat().st_ino)
-    changed = dataclasses.replace(variants[0], spec={**variants[0].spec, "tile": 999})
+    changed = respec(variants[0], tile=999)
     bad = with_fake([changed], verify="fail")[0]
     report, _ = _build([bad], out)
     assert bad.name in report.summary.failed

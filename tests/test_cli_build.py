@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from czbuild.builder.locking import BuildLock
-from czbuild.builder.variants import find_project_dir
 from support.build_fakes import REPO_DIR, fake_build, make_recipe_project, worker_env
 from support.cli import run_cli
 
@@ -234,13 +233,6 @@ def test_doit_list_info_clean_forget(project: Path) -> None:
     assert clean.returncode == 0, clean.stderr
     assert not list((project / "build").rglob("*.czann"))
     assert json.loads((project / "build/manifest.json").read_text())["artifacts"] == []
-
-
-def test_find_project_dir_agrees_with_recipe_layer(project: Path) -> None:
-    from czbuild.recipe.project import find_project_dir as recipe_find
-
-    for start in (project, project / "models", project.parent):
-        assert find_project_dir(start) == recipe_find(start)
 
 
 # --- real conversions (TensorFlow) -------------------------------------------------------

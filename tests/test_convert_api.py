@@ -501,3 +501,21 @@ def test_json_metadata_that_does_not_fit_the_model_is_a_spec_error(spec_dir):
     (spec_dir / "spec.json").write_text(json.dumps(doc))
     with pytest.raises(SpecError, match=r"spec\.json: Classes: 2 names"):
         convert_from_json_spec(spec_dir / "spec.json", spec_dir / "out")
+
+
+def test_model_metadata_does_not_import_json_spec() -> None:
+    """json_spec -> model_metadata -> json_document, never back (no import cycle)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "czbuild"
+    for module in ("model_metadata.py", "json_document.py"):
+        tree = ast.parse((root / module).read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
+            a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names
+        }
+        assert "czbuild.json_spec" not in imported, module
+    assert "czbuild.model_metadata" not in {
+        node.module
+        for node in ast.walk(ast.parse((root / "json_document.py").read_text()))
+        if isinstance(node, ast.ImportFrom)
+    }

@@ -304,7 +304,7 @@ INVALID = [
         "OutputShape",
         "sigmoid_to_softmax_scores",
     ),
-    ("overlap-count", seg(min_overlap=(64,)), "MinOverlap", "one value per spatial dim"),
+    ("overlap-count", seg(min_overlap=(64,)), "MinOverlap", "one per spatial dim"),
     ("overlap-rank-count", seg(min_overlap=(64, 64, 64)), "MinOverlap", "2 values"),
     ("overlap-odd", seg(min_overlap=(64, 63)), "MinOverlap", "even"),
     ("overlap-negative", seg(min_overlap=(-2, 64)), "MinOverlap", ">= 0"),
@@ -316,10 +316,12 @@ INVALID = [
         "MinOverlap",
         "2 or 3",
     ),
-    ("classes-single", seg(classes=("Nucleus",)), "Classes", ">= 2"),
+    ("classes-single", seg(classes=("Nucleus",)), "Classes", "at least 2"),
+    ("classes-duplicate", seg(classes=("a", "a")), "Classes", "duplicate class name"),
+    ("classes-empty", seg(classes=("a", " ")), "Classes", "must not be empty"),
     ("classes-count", seg(classes=("a", "b", "c")), "Classes", "last OutputShape dim is 2"),
     ("classes-not-strings", seg(classes=("a", 2)), "Classes", "strings"),
-    ("classes-on-regression", regression(classes=("a", "b", "c")), "Classes", "absent"),
+    ("classes-on-regression", regression(classes=("a", "b", "c")), "Classes", "have no classes"),
     ("empty-model-name", seg(model_name="  "), "ModelName", "empty"),
     ("model-name-not-string", seg(model_name=3), "ModelName", "string"),
     ("scaling-in-1.0.0", seg(format_version="1.0.0"), "Scaling", "1.0.0"),
@@ -451,3 +453,36 @@ def test_reader_names_the_key_of_a_wrong_type(change: dict, field: str) -> None:
 def test_reader_refuses_a_non_object() -> None:
     with pytest.raises(MetadataError, match="JSON object"):
         CzannMetadata.from_json_dict(["x"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("meta", "field", "index"),
+    [
+        (seg(min_overlap=(64, 63)), "MinOverlap", 1),
+        (seg(scaling=(1e-7, -1e-7)), "Scaling", 1),
+        (seg(classes=("a", "a")), "Classes", 1),
+        (seg(min_overlap=(64,)), "MinOverlap", None),
+    ],
+    ids=["overlap-odd", "scaling-negative", "classes-duplicate", "overlap-count"],
+)
+def test_problems_name_the_array_item(meta: CzannMetadata, field: str, index: int | None) -> None:
+    """The recipe layer maps field + index to its key (metadata.min_overlap[1])."""
+    (problem,) = meta.problems()
+    assert (problem.field, problem.index) == (field, index)
+
+
+def test_the_recipe_reports_the_format_rule_verbatim(tmp_path) -> None:
+    """One rule, two entry points: the recipe error carries the format layer's message."""
+    from czbuild.errors import RecipeError
+    from czbuild.recipe import load_variants
+
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "m.keras").write_bytes(b"")
+    (tmp_path / "recipes" / "r.yaml").write_text(
+        "model:\n  path: ../m.keras\ntile: 256\nmetadata:\n"
+        "  type: SingleClassSemanticSegmentation\n  classes: [a, b]\n  min_overlap: [64, 63]\n"
+    )
+    with pytest.raises(RecipeError) as info:
+        load_variants(["r"], project_dir=tmp_path)
+    library = str(seg(min_overlap=(64, 63)).problems()[0]).removeprefix("MinOverlap: ")
+    assert str(info.value).endswith(f"metadata.min_overlap[1]: {library}")

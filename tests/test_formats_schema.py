@@ -133,3 +133,35 @@ def test_invalid_documents_fail_naming_the_key(version: str, mutate, expected: s
 def test_unknown_version_is_a_metadata_error() -> None:
     with pytest.raises(MetadataError, match="^FormatVersion:"):
         validate_model_json({}, "3.1.0")
+
+
+@pytest.mark.parametrize("version", vocab.CZANN_VERSIONS)
+def test_committed_schema_is_the_generated_one(version: str) -> None:
+    """The committed files are generated from the format tables (write_schema_files)."""
+    from czbuild.formats.schema import render_czann_schema
+
+    text = resources.files("czbuild.schemas").joinpath(f"czann-{version}.schema.json").read_text()
+    assert text == render_czann_schema(version)
+
+
+@pytest.mark.parametrize("version", vocab.CZANN_VERSIONS)
+def test_schema_tables_are_the_rule_tables(version: str) -> None:
+    from czbuild.formats import czann
+
+    schema = load_schema(version)
+    props = schema["properties"]
+    assert tuple(props["Type"]["enum"]) == vocab.MODEL_TYPES
+    assert props["Classes"]["minItems"] == czann.MIN_CLASSES
+    ranks = czann.spatial_ranks(version)
+    assert (props["MinOverlap"]["minItems"], props["MinOverlap"]["maxItems"]) == (
+        min(ranks),
+        max(ranks),
+    )
+    counts = czann.SCALING_COUNTS[version]
+    if counts:
+        assert (props["Scaling"]["minItems"], props["Scaling"]["maxItems"]) == (
+            min(counts),
+            max(counts),
+        )
+    else:
+        assert "Scaling" not in props

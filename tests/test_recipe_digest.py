@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from czbuild.errors import RecipeError
-from czbuild.recipe import canonical_json, check_source_pin, load_variants, source_sha256
-from czbuild.recipe.digest import file_sha256, spec_digest, tree_sha256
+from czbuild.files import digest_json
+from czbuild.files.digest import file_sha256, tree_sha256
+from czbuild.recipe import check_source_pin, load_variants, source_sha256
+from czbuild.recipe.digest import spec_digest
 
 DATA = Path(__file__).parent / "data" / "recipes"
 
@@ -70,7 +72,7 @@ def test_spec_paths_are_project_relative_posix(tmp_path: Path) -> None:
     (variant,) = load_variants(["same"], project_dir=project)
     assert variant.spec.model.path == "recipes/_files/tiny.keras"
     assert variant.spec.metadata.license == "recipes/_files/LICENSE.txt"
-    assert str(tmp_path) not in canonical_json(variant.spec.to_plain())
+    assert str(tmp_path) not in digest_json(variant.spec.to_plain())
     assert variant.inputs == (
         project / "recipes/_files/tiny.keras",
         project / "recipes/_files/LICENSE.txt",
@@ -94,18 +96,18 @@ def test_every_value_change_changes_the_digest(tmp_path: Path, override: str) ->
     assert _digest(project, (override,)) != _digest(project)
 
 
-def test_digest_is_sha256_of_canonical_json(tmp_path: Path) -> None:
+def test_digest_is_sha256_of_digest_json(tmp_path: Path) -> None:
     project = _project(tmp_path / "p", PLAIN)
     (variant,) = load_variants(["same"], project_dir=project)
-    text = canonical_json(variant.spec.to_plain())
+    text = digest_json(variant.spec.to_plain())
     assert json.loads(text) == variant.spec.to_plain()
     assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
     assert variant.digest == hashlib.sha256(text.encode()).hexdigest() == spec_digest(variant.spec)
 
 
-def test_canonical_json_refuses_nan() -> None:
+def test_digest_json_refuses_nan() -> None:
     with pytest.raises(ValueError):
-        canonical_json({"x": float("nan")})
+        digest_json({"x": float("nan")})
 
 
 def _tree(root: Path, files: dict[str, bytes]) -> Path:

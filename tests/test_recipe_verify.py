@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from czbuild.recipe import load_variants
-from czbuild.recipe.schema import VERIFY_DEFAULTS, Recipe
-from czbuild.recipe.spec import VerifySpec
+from czbuild.recipe.schema import Recipe
+from czbuild.verify.settings import BUILD, STANDALONE, VerifySettings
 
 DATA = Path(__file__).parent / "data" / "recipes"
 
@@ -37,7 +37,7 @@ def _variant(project: Path, extra: str = "", overrides: tuple[str, ...] = ()):
 
 def test_defaults_fill_the_spec(project: Path) -> None:
     spec = _variant(project).spec
-    assert spec.verify == VerifySpec()
+    assert spec.verify == VerifySettings()
     assert spec.to_plain()["verify"] == {
         "tolerance": 1e-5,
         "tiling": True,
@@ -50,16 +50,64 @@ def test_defaults_fill_the_spec(project: Path) -> None:
 def test_recipe_values_reach_the_spec(tmp_path: Path) -> None:
     shutil.copytree(DATA, tmp_path / "recipes")
     variants = load_variants(["valid_verify"], project_dir=tmp_path)
-    assert variants[0].spec.verify == VerifySpec(
+    assert variants[0].spec.verify == VerifySettings(
         tolerance=1e-3, tiling=True, seed=7, tiling_max_tile=0, overlap_analysis=True
     )
 
 
-def test_defaults_agree_across_layers() -> None:
-    from czbuild.verify.api import BUILD_DEFAULTS
+def test_one_defaults_table() -> None:
+    """The recipe schema's defaults are the settings type's (no second table)."""
+    assert Recipe.model_fields["verify"].default_factory().model_dump() == BUILD.to_plain()
+    assert VerifySettings() == BUILD
 
-    assert VERIFY_DEFAULTS == VerifySpec().model_dump() == BUILD_DEFAULTS
-    assert Recipe.model_fields["verify"].default_factory().model_dump() == VERIFY_DEFAULTS
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [
+        (True, "always"),
+        (False, "on-failure"),
+        ("always", "always"),
+        ("on-failure", "on-failure"),
+        ("never", "never"),
+    ],
+    ids=["true", "false", "always", "on-failure", "never"],
+)
+def test_overlap_analysis_means_the_same_everywhere(value, mode: str) -> None:
+    assert VerifySettings(overlap_analysis=value).analysis == mode
+    assert BUILD.replace(overlap_analysis=value).analysis == mode
+    assert STANDALONE.replace(overlap_analysis=value).analysis == mode
+
+
+def test_a_built_artifact_is_verified_with_the_variant_settings(project: Path) -> None:
+    from czbuild.verify.api import build_settings
+
+    variant = _variant(project, "verify:\n  seed: 5\n  overlap_analysis: true\n")
+    assert build_settings(variant) == VerifySettings(seed=5, overlap_analysis=True)
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"tolerance": 2.0}, "tolerance"),
+        ({"seed": -1}, "seed"),
+        ({"tiling_max_tile": 64}, "tiling_max_tile"),
+        ({"overlap_analysis": "sometimes"}, "overlap_analysis"),
+        ({"tiling": "yes"}, "tiling"),
+    ],
+    ids=["tolerance", "seed", "max-tile", "analysis", "tiling"],
+)
+def test_bad_settings_name_the_key(changes: dict, key: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        VerifySettings(**changes)
+    with pytest.raises(ValueError, match=key):
+        VerifySettings.from_plain({"tolerance": 1e-5, **changes})
+
+
+def test_plain_form_round_trips() -> None:
+    settings = VerifySettings(tolerance=1e-3, seed=7, tiling_max_tile=0, overlap_analysis=True)
+    assert VerifySettings.from_plain(settings.to_plain()) == settings
+    with pytest.raises(ValueError, match="unknown verify setting"):
+        VerifySettings.from_plain({"tolerence": 1e-3})
 
 
 @pytest.mark.parametrize(
@@ -111,7 +159,7 @@ def test_accept_takes_only_acceptable_checks(project: Path) -> None:
 
 
 def test_acceptable_checks_are_real_check_names() -> None:
-    from czbuild.recipe.schema import ACCEPTABLE_CHECKS
     from czbuild.verify.semantics import OUTPUT_RANGE
+    from czbuild.verify.settings import ACCEPTABLE_CHECKS
 
     assert ACCEPTABLE_CHECKS == (OUTPUT_RANGE,)

@@ -357,10 +357,12 @@ def project(tmp_path_factory):
 
 def test_build_hook_verifies_each_variant(project):
     from czbuild.verify import verify_built_artifact
+    from czbuild.verify.api import build_settings
 
     _, built = project
     for name, (variant, path) in built.items():
-        report = verify_built_artifact(path, variant, overlap_analysis=True)
+        settings = build_settings(variant).replace(overlap_analysis=True)
+        report = verify_built_artifact(path, variant, settings=settings)
         assert report.ok, (name, {c.name: c.message for c in report.failed})
         assert report.get("fidelity").status == PASSED
         assert report.get("tiling.min_overlap").details["minimal_overlap"] == 6

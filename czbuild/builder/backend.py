@@ -26,21 +26,14 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
         job: A :class:`czbuild.builder.protocol.Job`.
         cache: Worker-lifetime dict: model key -> (converter, custom objects).
     """
-    from czbuild.builder.request import (
-        custom_object_files,
-        model_source,
-        recipe_error_for,
-        to_request,
-    )
-    from czbuild.builder.variant_cache import materialize
+    from czbuild.builder.request import recipe_error_for, to_request
     from czbuild.builder.verification import install_verified, verify_with_reference
     from czbuild.convert import convert
     from czbuild.errors import MetadataError
 
-    variant = materialize(job.variant)
+    variant = job.variant
     spec = variant.spec
-    project = Path(variant.project_dir)
-    key = (job.source_key, model_source(spec, project), tuple(spec.model.custom_objects))
+    key = (job.source_key, variant.model_source, tuple(spec.model.custom_objects))
     entry = cache.get(key)
     if entry is None:
         from czbuild.keras.converter import ModelConverter
@@ -52,8 +45,8 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
         if spec.model.custom_objects:
             from czbuild.keras.sources import load_custom_objects
 
-            custom = load_custom_objects(custom_object_files(spec, project))
-        converter = ModelConverter(model_source(spec, project), custom_objects=custom)
+            custom = load_custom_objects(variant.custom_object_files)
+        converter = ModelConverter(variant.model_source, custom_objects=custom)
         entry = cache[key] = (converter, custom)
     converter, custom = entry
     try:

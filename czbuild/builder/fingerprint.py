@@ -13,26 +13,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import Any
 
 from czbuild.builder.hashing import HashCache
 from czbuild.builder.toolchain import toolchain_versions
+from czbuild.recipe.variant import Variant
 
 # "path/to/file.py:function" names a factory; the input is the file.
 _FACTORY = re.compile(r"^(.+\.py):[A-Za-z_][A-Za-z0-9_.]*$")
-
-
-class VariantLike(Protocol):
-    """The part of :class:`czbuild.recipe.Variant` the build layer relies on."""
-
-    recipe: str
-    name: str
-    recipe_file: Path
-    project_dir: Path
-    spec: Any
-    digest: str
-    inputs: tuple[Path, ...]
-    output: PurePosixPath
 
 
 @dataclass(frozen=True)
@@ -84,21 +72,6 @@ class Fingerprint:
         }
 
 
-def spec_dict(spec: Any) -> dict[str, Any]:
-    """The resolved spec as plain JSON data (pydantic model or mapping).
-
-    Uses ``RecipeSpec.to_plain()`` (None values omitted: the form the spec digest covers)
-    when the spec has it.
-    """
-    if hasattr(spec, "to_plain"):
-        return spec.to_plain()
-    if hasattr(spec, "model_dump"):
-        return spec.model_dump(mode="json")
-    if isinstance(spec, Mapping):
-        return dict(spec)
-    raise TypeError(f"cannot turn a {type(spec).__name__} spec into JSON data")
-
-
 def display_path(path: Path, project_dir: Path) -> str:
     """``path`` relative to ``project_dir`` in POSIX form, or absolute when outside it."""
     try:
@@ -107,13 +80,13 @@ def display_path(path: Path, project_dir: Path) -> str:
         return Path(os.path.abspath(path)).as_posix()
 
 
-def compute_fingerprint(variant: VariantLike, cache: HashCache) -> Fingerprint:
+def compute_fingerprint(variant: Variant, cache: HashCache) -> Fingerprint:
     """Fingerprint ``variant``, hashing its inputs through ``cache``.
 
     Missing inputs are recorded with ``sha256=None`` instead of raising: the build then runs
     and fails with the recipe/convert layer's own error, and ``status`` reports them.
     """
-    spec = spec_dict(variant.spec)
+    spec = variant.spec.to_plain()
     roles = input_roles(spec, variant.project_dir)
     records = []
     for path in variant.inputs:

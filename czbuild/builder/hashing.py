@@ -9,34 +9,24 @@ re-read; any change (including ``touch``) re-reads it, and equal content gives t
 Entries for files modified within :data:`RACY_WINDOW_NS` of hashing are not trusted (a
 second write in the same timestamp tick would otherwise go unnoticed on coarse file systems).
 
-A directory (a SavedModel) is hashed as a tree: sorted POSIX relative paths, each with the
-sha256 of its content; only regular files count, names and content, not modes or times.
+A directory (a SavedModel) is hashed as a tree by :func:`czbuild.files.tree_sha256` (the
+digest a recipe's ``model.sha256`` pins), with each file's hash answered from the cache.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
 from pathlib import Path
 
-from czbuild.builder.jsonio import read_json, write_json
+from czbuild.files.canonical import read_json, write_json
+from czbuild.files.digest import file_sha256, tree_sha256
 
 RACY_WINDOW_NS = 2_000_000_000
-_CHUNK = 1 << 20
 _FORMAT = 1
 _shared: dict[str, HashCache] = {}
 _shared_lock = threading.Lock()
-
-
-def sha256_file(path: Path) -> str:
-    """Return the hex sha256 of a file's content (read in 1 MiB chunks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _signature(st: os.stat_result) -> list[int]:
@@ -93,7 +83,7 @@ class HashCache:
             entry = self._entries.get(key)
         if entry is not None and entry[0] == sig and entry[2]:
             return entry[1]
-        digest = sha256_file(Path(key))
+        digest = file_sha256(key)
         trusted = time.time_ns() - st.st_mtime_ns > RACY_WINDOW_NS
         with self._lock:
             self.reads += 1
@@ -103,10 +93,7 @@ class HashCache:
 
     def tree_sha256(self, root: Path) -> str:
         """sha256 of a directory tree: sorted relative paths and the sha256 of each file."""
-        digest = hashlib.sha256()
-        for rel, full in sorted(_walk_files(Path(root))):
-            digest.update(rel.encode("utf-8") + b"\0" + self.file_sha256(full).encode() + b"\n")
-        return digest.hexdigest()
+        return tree_sha256(root, file_hash=self.file_sha256)
 
     def path_sha256(self, path: Path) -> str:
         """sha256 of a file, or the tree hash of a directory.
@@ -134,15 +121,3 @@ class HashCache:
             entries = {k: v for k, v in self._entries.items() if os.path.exists(k)}
             self._dirty = False
         write_json(self.path, {"format": _FORMAT, "entries": entries}, durable=False)
-
-
-def _walk_files(root: Path) -> list[tuple[str, Path]]:
-    """All regular files under ``root`` as (POSIX relative path, absolute path)."""
-    out: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in filenames:
-            full = Path(dirpath, name)
-            if full.is_file():
-                out.append((full.relative_to(root).as_posix(), full))
-    return out

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from czbuild.builder.hashing import HashCache
-from czbuild.builder.jsonio import atomic_write_bytes, canonical_json
 from czbuild.builder.stamps import iter_stamps
+from czbuild.files.atomic import atomic_write
+from czbuild.files.canonical import file_json
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -68,12 +69,12 @@ def write_manifest(out_dir: Path, cache: HashCache | None = None) -> bool:
         True if the file was (re)written.
     """
     with _write_lock:
-        data = canonical_json(render_manifest(out_dir, cache))
+        data = file_json(render_manifest(out_dir, cache))
         path = manifest_path(out_dir)
         try:
             if path.read_bytes() == data:
                 return False
         except FileNotFoundError:
             pass
-        atomic_write_bytes(path, data)
+        atomic_write(path, data)
         return True

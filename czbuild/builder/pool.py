@@ -176,11 +176,6 @@ class WorkerPool:
         self._spawned = 0
         self._closed = False
 
-    @property
-    def workers_started(self) -> int:
-        """How many worker processes this pool has started (for tests and benchmarks)."""
-        return self._spawned
-
     def run(self, job: Job, group: Hashable) -> JobResult:
         """Run ``job`` on the worker of ``group`` (blocking; thread-safe)."""
         worker = self._checkout(group)

@@ -13,6 +13,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from czbuild.recipe.variant import Variant
+
 _HEADER = struct.Struct(">Q")
 
 
@@ -29,7 +31,7 @@ class Job:
             settings); False for ``--no-verify``.
     """
 
-    variant: Any
+    variant: Variant
     out_path: str
     source_key: tuple = ()
     verify: bool = False

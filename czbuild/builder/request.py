@@ -12,42 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from czbuild.errors import CzbuildError, MetadataError, RecipeError
-
-#: CZANN / legacy metadata field -> the recipe's dotted key (``InputShape`` is special-cased:
-#: ``tile`` or ``spatial_dims``, whichever the recipe uses).
-METADATA_KEYS: dict[str, str] = {
-    "Classes": "metadata.classes",
-    "MinOverlap": "metadata.min_overlap",
-    "Scaling": "metadata.scaling",
-    "ModelName": "metadata.model_name",
-    "Type": "metadata.type",
-    "PixelType": "metadata.pixel_type",
-    "PixelTypes": "metadata.pixel_type",
-    "Channels": "metadata.pixel_type",
-    "BorderSize": "metadata.border_size",
-    "ColorHandling": "metadata.color_handling",
-    "Id": "metadata.id",
-}
+from czbuild.formats.czann import CzannMetadata
+from czbuild.formats.legacy import LegacyMetadata
+from czbuild.recipe.keys import METADATA_KEYS, format_key
+from czbuild.recipe.spec import RecipeSpec
+from czbuild.recipe.variant import Variant
 
 
-def model_source(spec: Any, project_dir: Path) -> str:
-    """The ``source`` argument for the converter: a path, or ``"file.py:function"``."""
-    path = Path(project_dir) / spec.model.path
-    if spec.model.kind == "factory":
-        return f"{path}:{spec.model.function}"
-    return str(path)
-
-
-def custom_object_files(spec: Any, project_dir: Path) -> list[Path]:
-    """Absolute paths of the recipe's ``model.custom_objects`` files."""
-    return [Path(project_dir) / p for p in spec.model.custom_objects]
-
-
-def build_metadata(spec: Any) -> Any:
+def build_metadata(spec: RecipeSpec) -> CzannMetadata | LegacyMetadata:
     """The format metadata object (:class:`CzannMetadata` or :class:`LegacyMetadata`)."""
-    from czbuild.formats.czann import CzannMetadata
-    from czbuild.formats.legacy import LegacyMetadata
-
     md = spec.metadata
     if spec.format == "czann":
         return CzannMetadata(
@@ -63,7 +36,7 @@ def build_metadata(spec: Any) -> Any:
         )
     return LegacyMetadata(
         name=md.model_name,
-        color_handling=md.color_handling,
+        color_handling=md.color_handling or "",  # always set for czmodel (resolve)
         pixel_types=tuple(md.pixel_type or ()),
         classes=tuple(md.classes or ()),
         border_size=int(md.border_size or 0),
@@ -72,7 +45,7 @@ def build_metadata(spec: Any) -> Any:
     )
 
 
-def to_request(variant: Any, *, custom_objects: Mapping[str, Any] | None = None) -> Any:
+def to_request(variant: Variant, *, custom_objects: Mapping[str, Any] | None = None) -> Any:
     """The conversion request of ``variant``.
 
     Args:
@@ -100,13 +73,13 @@ def to_request(variant: Any, *, custom_objects: Mapping[str, Any] | None = None)
     if custom_objects is None and spec.model.custom_objects:
         from czbuild.keras.sources import load_custom_objects
 
-        custom_objects = load_custom_objects(custom_object_files(spec, project))
+        custom_objects = load_custom_objects(variant.custom_object_files)
     return ConversionRequest(
-        source=model_source(spec, project),
+        source=variant.model_source,
         metadata=build_metadata(spec),
         preprocessing=tuple(dict(op) for op in spec.preprocessing),
         postprocessing=tuple(dict(op) for op in spec.postprocessing),
-        spatial_dims=tuple(spec.spatial_dims) if spec.spatial_dims is not None else None,
+        spatial_dims=spec.spatial_dims,
         opset=spec.opset,
         license=licence,
         custom_objects=custom_objects or None,
@@ -119,10 +92,11 @@ def _recipe_key(field: str, source: Any) -> str | None:
         if source is not None and source.node_at(("spatial_dims",)) is not None:
             return "spatial_dims"
         return "tile"
-    return METADATA_KEYS.get(field)
+    key = METADATA_KEYS.get(field)
+    return format_key(key) if key is not None else None
 
 
-def recipe_error_for(variant: Any, exc: MetadataError) -> CzbuildError:
+def recipe_error_for(variant: Variant, exc: MetadataError) -> CzbuildError:
     """``exc`` restated in the recipe's terms: file, dotted key and, when written there, line.
 
     A value that came from the recipe's ``sweep:`` section points at that sweep entry; one
@@ -145,7 +119,7 @@ def recipe_error_for(variant: Any, exc: MetadataError) -> CzbuildError:
     display = source.display if source is not None else str(variant.recipe_file)
     line: int | None = None
     if source is not None:
-        swept = {k for k, _ in getattr(variant, "sweep", ()) or ()}
+        swept = {k for k, _ in variant.sweep}
         if key in swept:
             # from the sweep section (its line) or the command line (no line)
             line = source.line_of(("sweep", key))

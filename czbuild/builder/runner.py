@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TextIO
 
 from czbuild.builder import locking
-from czbuild.builder.fingerprint import VariantLike
 from czbuild.builder.manifest import write_manifest
 from czbuild.builder.pool import Executor
 from czbuild.builder.reporter import BuildReporter, Summary
@@ -24,6 +23,7 @@ from czbuild.builder.session import BuildOptions, BuildSession
 from czbuild.builder.stamps import iter_stamps, remove_stamp, state_dir
 from czbuild.builder.status import VariantStatus
 from czbuild.builder.tasks import doit_config, task_creators
+from czbuild.recipe.variant import Variant
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class BuildReport:
 
 
 def build(
-    variants: Sequence[VariantLike],
+    variants: Sequence[Variant],
     options: BuildOptions | None = None,
     *,
     out: TextIO | None = None,
@@ -140,7 +140,7 @@ def _restore_absl_stream() -> None:
         pass
 
 
-def status(variants: Sequence[VariantLike], out_dir: Path) -> list[VariantStatus]:
+def status(variants: Sequence[Variant], out_dir: Path) -> list[VariantStatus]:
     """Up-to-date state of each variant with the reasons; never builds, never locks."""
     session = BuildSession(variants, BuildOptions(out_dir=Path(out_dir)))
     try:
@@ -150,7 +150,7 @@ def status(variants: Sequence[VariantLike], out_dir: Path) -> list[VariantStatus
 
 
 def clean(
-    variants: Sequence[VariantLike] | None,
+    variants: Sequence[Variant] | None,
     out_dir: Path,
     *,
     orphans: bool = False,

@@ -24,16 +24,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from czbuild.builder import locking
-from czbuild.builder.fingerprint import Fingerprint, VariantLike, compute_fingerprint
+from czbuild.builder.fingerprint import Fingerprint, compute_fingerprint
 from czbuild.builder.hashing import HashCache
 from czbuild.builder.jobs import DEFAULT_BACKEND
-from czbuild.builder.jsonio import write_json
 from czbuild.builder.manifest import write_manifest
 from czbuild.builder.pool import Executor, InProcessExecutor, WorkerPool
 from czbuild.builder.protocol import Job
@@ -48,6 +47,8 @@ from czbuild.builder.stamps import (
 )
 from czbuild.builder.status import VariantStatus, compare, stamp_verified
 from czbuild.builder.verification import failure_details, stale_verifying_files
+from czbuild.files.canonical import write_json
+from czbuild.recipe.variant import Variant
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Outcome:
 class BuildSession:
     """State shared by the tasks of one run (see the module docstring)."""
 
-    variants: Sequence[VariantLike]
+    variants: Sequence[Variant]
     options: BuildOptions = field(default_factory=BuildOptions)
     executor: Executor | None = None
 
@@ -109,14 +110,14 @@ class BuildSession:
 
     # --- paths and checks -------------------------------------------------------------
 
-    def artifact_path(self, variant: VariantLike) -> Path:
+    def artifact_path(self, variant: Variant) -> Path:
         """Absolute path of the variant's artifact."""
         return self.out_dir / Path(str(variant.output))
 
-    def fingerprint(self, variant: VariantLike) -> Fingerprint:
+    def fingerprint(self, variant: Variant) -> Fingerprint:
         return compute_fingerprint(variant, self.cache)
 
-    def status(self, variant: VariantLike) -> VariantStatus:
+    def status(self, variant: Variant) -> VariantStatus:
         """Whether ``variant`` is up to date, with the reasons if not."""
         fp = self.fingerprint(variant)
         stamp = read_stamp(self.out_dir, fp.output)
@@ -131,7 +132,7 @@ class BuildSession:
 
     # --- the build action ---------------------------------------------------------------
 
-    def build_variant(self, variant: VariantLike) -> dict[str, Any] | Any:
+    def build_variant(self, variant: Variant) -> dict[str, Any] | Any:
         """doit action: build one variant. Returns doit values, or a ``TaskFailed``."""
         from doit.exceptions import TaskFailed
 
@@ -150,7 +151,7 @@ class BuildSession:
             return TaskFailed(outcome.error)
         return {"czbuild": outcome.status, "seconds": round(outcome.seconds, 3)}
 
-    def _build(self, variant: VariantLike) -> Outcome:
+    def _build(self, variant: Variant) -> Outcome:
         locking.hold(self.out_dir, self.options.lock_timeout)
         fp = self.fingerprint(variant)
         artifact = self.artifact_path(variant)
@@ -238,7 +239,7 @@ class BuildSession:
         locking.hold(self.out_dir, self.options.lock_timeout)
         write_manifest(self.out_dir, self.cache)
 
-    def clean_variant(self, variant: VariantLike) -> None:
+    def clean_variant(self, variant: Variant) -> None:
         """Remove the artifact and stamp of ``variant`` (``doit clean`` / ``czbuild clean``)."""
         locking.hold(self.out_dir, self.options.lock_timeout)
         artifact = self.artifact_path(variant)
@@ -269,19 +270,14 @@ class BuildSession:
             log.debug("cannot save the hash cache: %s", exc)
 
 
-def _pin_mismatch(variant: VariantLike, fp: Fingerprint) -> str | None:
+def _pin_mismatch(variant: Variant, fp: Fingerprint) -> str | None:
     """Error text when the recipe pins ``model.sha256`` and the model's content differs.
 
     The model's hash (file sha256, or the tree digest of a SavedModel directory) is the one
     the fingerprint already computed, so checking the pin costs nothing extra.
     """
-    spec = variant.spec
-    model = spec.get("model") if isinstance(spec, Mapping) else getattr(spec, "model", None)
-    if isinstance(model, Mapping):
-        pin, path = model.get("sha256"), model.get("path")
-    else:
-        pin, path = getattr(model, "sha256", None), getattr(model, "path", None)
-    if not pin or not path:
+    pin, path = variant.spec.model.sha256, variant.spec.model.path
+    if not pin:
         return None
     for record in fp.inputs:
         if (

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from czbuild.builder.fingerprint import Fingerprint
-from czbuild.builder.jsonio import read_json, write_json
+from czbuild.files.canonical import read_json, write_json
 
 STAMP_FORMAT = 1
 STATE_DIR = ".czbuild"

@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from czbuild.builder.fingerprint import VariantLike, input_roles, spec_dict
-from czbuild.builder.jsonio import canonical_json
+from czbuild.builder.fingerprint import input_roles
 from czbuild.builder.manifest import manifest_path, render_manifest
 from czbuild.builder.reporter import BuildReporter
 from czbuild.builder.session import BuildSession
 from czbuild.builder.stamps import state_dir
+from czbuild.files.canonical import file_json
+from czbuild.recipe.variant import Variant
 
 BUILD_BASENAME = "build"
 MANIFEST_BASENAME = "manifest"
@@ -36,7 +37,7 @@ class StampCheck:
     ``doit info build:NAME`` prints the reasons through ``str()``.
     """
 
-    def __init__(self, session: BuildSession, variant: VariantLike) -> None:
+    def __init__(self, session: BuildSession, variant: Variant) -> None:
         self.session = session
         self.variant = variant
         self.reasons: tuple[str, ...] = ()
@@ -72,25 +73,25 @@ class ManifestCheck:
             current = path.read_bytes()
         except FileNotFoundError:
             return False
-        return current == canonical_json(render_manifest(self.session.out_dir, self.session.cache))
+        return current == file_json(render_manifest(self.session.out_dir, self.session.cache))
 
     def __str__(self) -> str:
         return "czbuild manifest matches the stamps"
 
 
-def order_variants(variants: Sequence[VariantLike], *, interleave: bool) -> list[VariantLike]:
+def order_variants(variants: Sequence[Variant], *, interleave: bool) -> list[Variant]:
     """Order variants for the scheduler.
 
     Variants that convert the same model stay adjacent, so a sequential run loads each model
     once. With ``interleave`` (parallel runs) the groups are visited round-robin, so N
     threads start on N different models instead of queueing behind one worker.
     """
-    groups: OrderedDict[tuple[str, ...], list[VariantLike]] = OrderedDict()
+    groups: OrderedDict[tuple[str, ...], list[Variant]] = OrderedDict()
     for variant in variants:
         groups.setdefault(_model_paths(variant), []).append(variant)
     if not interleave:
         return [v for group in groups.values() for v in group]
-    ordered: list[VariantLike] = []
+    ordered: list[Variant] = []
     queues = [list(g) for g in groups.values()]
     while any(queues):
         for queue in queues:
@@ -99,11 +100,8 @@ def order_variants(variants: Sequence[VariantLike], *, interleave: bool) -> list
     return ordered
 
 
-def _model_paths(variant: VariantLike) -> tuple[str, ...]:
-    try:
-        roles = input_roles(spec_dict(variant.spec), variant.project_dir)
-    except TypeError:
-        roles = {}
+def _model_paths(variant: Variant) -> tuple[str, ...]:
+    roles = input_roles(variant.spec.to_plain(), variant.project_dir)
     return tuple(
         sorted(
             os.path.abspath(p) for p in variant.inputs if roles.get(os.path.abspath(p)) != "licence"

@@ -12,10 +12,9 @@ and the recipe schema another 0.3 s: more than a whole no-op build may cost. The
 
 :func:`cached_load_variants` keys a JSON record of the variants on all of that (contents
 through the stat-shortcut :class:`~czbuild.builder.hashing.HashCache`, so nothing is re-read
-when nothing changed) and returns :class:`CachedVariant` objects, whose ``spec`` is the plain
-resolved spec (``RecipeSpec.to_plain()``). The conversion worker turns it back into a
-``RecipeSpec`` (:func:`materialize`). On a miss, the recipe layer's own errors surface as
-usual.
+when nothing changed) and reads them back as :class:`czbuild.recipe.variant.Variant` objects
+(:meth:`~czbuild.recipe.variant.Variant.from_record`: plain dataclasses, no pydantic, no
+Hydra). On a miss, the recipe layer's own errors surface as usual.
 """
 
 from __future__ import annotations
@@ -24,67 +23,27 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from czbuild.builder.hashing import HashCache
-from czbuild.builder.jsonio import read_json, write_json
 from czbuild.builder.toolchain import czbuild_version
+from czbuild.files.canonical import read_json, write_json
+from czbuild.recipe.variant import Variant
 
-_FORMAT = 1
+_FORMAT = 2  # 2: full Variant records (czbuild.recipe.variant)
 _KEEP = 16
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
-@dataclass(frozen=True)
-class CachedVariant:
-    """A :class:`czbuild.recipe.Variant` read back from the cache (spec as plain data)."""
-
-    recipe: str
-    name: str
-    recipe_file: Path
-    project_dir: Path
-    spec: Mapping[str, Any]
-    digest: str
-    inputs: tuple[Path, ...]
-    output: PurePosixPath
+def _to_record(variant: Variant) -> dict[str, Any]:
+    record = variant.to_record()
+    record["input_kinds"] = [_kind(Path(p)) for p in variant.inputs]
+    return record
 
 
-def materialize(variant: Any) -> Any:
-    """``variant`` with a real :class:`~czbuild.recipe.RecipeSpec` (imports the recipe layer)."""
-    if not isinstance(variant.spec, Mapping):
-        return variant
-    from czbuild.recipe.spec import RecipeSpec
-
-    return replace(variant, spec=RecipeSpec.model_validate(dict(variant.spec)))
-
-
-def _to_record(variant: Any) -> dict[str, Any]:
-    spec = variant.spec.to_plain() if hasattr(variant.spec, "to_plain") else dict(variant.spec)
-    return {
-        "recipe": variant.recipe,
-        "name": variant.name,
-        "recipe_file": str(variant.recipe_file),
-        "project_dir": str(variant.project_dir),
-        "spec": spec,
-        "digest": variant.digest,
-        "inputs": [[str(p), _kind(Path(p))] for p in variant.inputs],
-        "output": PurePosixPath(variant.output).as_posix(),
-    }
-
-
-def _from_record(record: Mapping[str, Any]) -> CachedVariant:
-    return CachedVariant(
-        recipe=record["recipe"],
-        name=record["name"],
-        recipe_file=Path(record["recipe_file"]),
-        project_dir=Path(record["project_dir"]),
-        spec=record["spec"],
-        digest=record["digest"],
-        inputs=tuple(Path(p) for p, _kind in record["inputs"]),
-        output=PurePosixPath(record["output"]),
-    )
+def _from_record(record: Mapping[str, Any]) -> Variant:
+    return Variant.from_record(record)
 
 
 def _kind(path: Path) -> str:
@@ -138,8 +97,8 @@ def cache_key(
     digest.update(json.dumps(head, sort_keys=True).encode())
     for path in sorted(files):
         digest.update(f"{path}\0{cache.file_sha256(Path(path))}\n".encode())
-    for path in sorted(_source_files()):
-        digest.update(f"{path}\0{cache.file_sha256(path)}\n".encode())
+    for source in sorted(_source_files()):
+        digest.update(f"{source}\0{cache.file_sha256(source)}\n".encode())
     return digest.hexdigest()
 
 
@@ -150,12 +109,11 @@ def cached_load_variants(
     cache_dir: Path,
     *,
     cache: HashCache | None = None,
-) -> list[Any]:
+) -> list[Variant]:
     """:func:`czbuild.recipe.load_variants`, answered from ``cache_dir`` when nothing changed.
 
     Returns:
-        :class:`CachedVariant` objects on a hit; the recipe layer's ``Variant`` objects on a
-        miss (after storing them).
+        The variants (read back from the cache on a hit, composed and stored on a miss).
     """
     hashes = cache or HashCache.shared(Path(cache_dir) / "hashcache.json")
     try:
@@ -167,8 +125,15 @@ def cached_load_variants(
         data = read_json(folder / f"{key}.json")
         if isinstance(data, dict) and data.get("format") == _FORMAT:
             records = data.get("variants") or []
-            if all(_kind(Path(p)) == kind for r in records for p, kind in r["inputs"]):
-                return [_from_record(r) for r in records]
+            try:
+                if all(
+                    _kind(Path(p)) == kind
+                    for r in records
+                    for p, kind in zip(r["inputs"], r["input_kinds"], strict=True)
+                ):
+                    return [_from_record(r) for r in records]
+            except (KeyError, TypeError, ValueError):
+                pass  # an unreadable record is a miss
     from czbuild.recipe import load_variants
 
     variants = list(load_variants(list(names) or None, list(overrides), project_dir=project_dir))

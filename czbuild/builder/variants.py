@@ -14,20 +14,6 @@ from pathlib import Path
 from typing import Any
 
 
-def find_project_dir(start: Path | None = None) -> Path:
-    """The nearest folder at or above ``start`` (default: cwd) that contains ``recipes/``.
-
-    Same rule as :func:`czbuild.recipe.project.find_project_dir`, restated here because
-    importing the recipe package (Hydra, pydantic) costs 0.25 s that a no-op build cannot
-    afford; a test keeps the two in agreement.
-    """
-    here = Path(start if start is not None else Path.cwd()).absolute()
-    for folder in (here, *here.parents):
-        if (folder / "recipes").is_dir():
-            return folder
-    return here
-
-
 def is_override(arg: str) -> bool:
     """Hydra override (``key=value``, ``+key=v``, ``++key=v``, ``~key``) vs. a recipe name."""
     return "=" in arg or arg.startswith(("~", "+"))

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from czbuild.errors import VerifyError
-from czbuild.formats.ziputil import fsync_dir
+from czbuild.files.atomic import fsync_dir
 
 VERIFYING = ".verifying-"
 R = TypeVar("R")
@@ -52,7 +52,7 @@ def stale_verifying_files(artifact: Path) -> list[Path]:
     """Temporaries a killed verified job can leave next to ``artifact``.
 
     The verifying file itself, and the convert layer's own temporary next to it (which
-    :func:`czbuild.formats.ziputil.atomic_write` names ``.<name>.<random>.tmp``).
+    :func:`czbuild.files.atomic_write` names ``.<name>.<random>.tmp``).
     """
     artifact = Path(artifact)
     folder = glob.escape(str(artifact.parent))
@@ -177,12 +177,12 @@ def verify_with_reference(
     from czbuild.verify.api import build_settings, verify_built_artifact
 
     settings = build_settings(variant)
-    report = verify_built_artifact(path, variant, source_model=source_model, **settings)
+    report = verify_built_artifact(path, variant, settings=settings, source_model=source_model)
     return report_record(
         report,
         output=output,
         temporary=path,
-        settings=settings,
+        settings=settings.to_plain(),
         project_dir=getattr(variant, "project_dir", None),
     )
 

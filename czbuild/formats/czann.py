@@ -69,6 +69,15 @@ _CLASS_TYPES: Final = tuple(
     t for t in vocab.MODEL_TYPES if t.endswith(("Segmentation", "Classification"))
 )
 _FIRST_3D_VERSION: Final = "2.0.0"
+#: How many ``Scaling`` values each CZANN version takes (x, y(, z)); none in 1.0.0.
+SCALING_COUNTS: Final = {"1.0.0": (), "1.1.0": (2,), "2.0.0": (2, 3), "2.1.0": (2, 3)}
+#: The fewest class names a classifying model has (background included).
+MIN_CLASSES: Final = 2
+
+
+def spatial_ranks(version: str) -> tuple[int, ...]:
+    """The spatial ranks (2D, 3D) CZANN ``version`` can carry."""
+    return (2, 3) if _version_key(version) >= _version_key(_FIRST_3D_VERSION) else (2,)
 
 
 def _did_you_mean(value: object, choices: tuple[str, ...]) -> str:
@@ -120,6 +129,102 @@ def infer_version(doc: Mapping[str, Any]) -> str:
     if scaling is not None:
         return "1.1.0"
     return "1.0.0"
+
+
+# --- rules shared with the recipe layer (it maps the JSON key to its own key) --------------
+
+
+def min_overlap_problem(
+    overlap: Any, *, tile: tuple[int, ...] | None = None, rank: int | None = None
+) -> MetadataError | None:
+    """The first ``MinOverlap`` problem: integers, one per spatial dim, even, below the tile.
+
+    Args:
+        overlap: The value (None: nothing to check).
+        tile: The spatial dims of ``InputShape`` when known (they fix the count too).
+        rank: The number of spatial dims when ``tile`` is unknown (None: 2 or 3).
+    """
+    if overlap is None:
+        return None
+    if not isinstance(overlap, tuple) or not all(_is_int(v) for v in overlap):
+        return MetadataError("MinOverlap", f"must be an array of integers, got {overlap!r}")
+    counts = (len(tile),) if tile is not None else (rank,) if rank is not None else (2, 3)
+    if len(overlap) not in counts:
+        need = " or ".join(map(str, counts))
+        shape = f" for the tile {list(tile)}" if tile is not None else ""
+        return MetadataError(
+            "MinOverlap",
+            f"{len(overlap)} value(s) given; give one per spatial dim: {need} values{shape}",
+        )
+    for i, value in enumerate(overlap):
+        if value < 0 or value % 2:
+            return MetadataError(
+                "MinOverlap",
+                f"{value} must be even and >= 0 (it is 2 x the border hidden on each side)",
+                index=i,
+            )
+        if tile is not None and value >= tile[i]:
+            return MetadataError(
+                "MinOverlap",
+                f"overlap {value} is not smaller than the tile size {tile[i]}; use a smaller "
+                "overlap or a larger tile",
+                index=i,
+            )
+    return None
+
+
+def classes_problem(classes: Any, model_type: str) -> MetadataError | None:
+    """The first ``Classes`` problem that needs no model: absent for regression, >= 2 names,
+    no empty or duplicate names."""
+    if model_type in vocab.REGRESSION_TYPES:
+        if classes is not None:
+            return MetadataError("Classes", f"{model_type} models have no classes; remove them")
+        return None
+    if classes is None:
+        return None
+    if not isinstance(classes, tuple) or not all(isinstance(c, str) for c in classes):
+        return MetadataError("Classes", f"must be an array of strings, got {classes!r}")
+    if len(classes) < MIN_CLASSES:
+        return MetadataError(
+            "Classes",
+            f"{len(classes)} class name(s) given; segmentation needs at least {MIN_CLASSES} "
+            "(include the background)",
+        )
+    for i, name in enumerate(classes):
+        if not name.strip():
+            return MetadataError("Classes", "class names must not be empty", index=i)
+        if name in classes[:i]:
+            return MetadataError("Classes", f"duplicate class name {name!r}", index=i)
+    return None
+
+
+def scaling_problem(scaling: Any, version: str) -> MetadataError | None:
+    """The first ``Scaling`` problem for CZANN ``version``: none in 1.0.0, exactly 2 values in
+    1.1.0, 2 or 3 from 2.0.0, each finite and > 0 (metres)."""
+    if scaling is None:
+        return None
+    allowed = SCALING_COUNTS[version]
+    if not allowed:
+        return MetadataError(
+            "Scaling",
+            f"CZANN {version} has no Scaling; use format version 1.1.0 or newer, or remove it",
+        )
+    if not isinstance(scaling, tuple) or not all(_is_real(v) for v in scaling):
+        return MetadataError("Scaling", f"must be an array of numbers, got {scaling!r}")
+    if len(scaling) not in allowed:
+        need = "exactly 2 values [x, y]" if allowed == (2,) else "2 or 3 values [x, y(, z)]"
+        extra = "; 3 values need version >= 2.0.0" if len(scaling) == 3 else ""
+        return MetadataError(
+            "Scaling", f"{len(scaling)} value(s) given; CZANN {version} takes {need}{extra}"
+        )
+    for i, value in enumerate(scaling):
+        if not math.isfinite(value) or value <= 0:
+            return MetadataError(
+                "Scaling",
+                f"{value!r}: pixel sizes are in metres; each must be > 0 and finite",
+                index=i,
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -179,8 +284,8 @@ class CzannMetadata:
         """All violations :meth:`validate` would raise, in key order (empty if valid)."""
         out: list[MetadataError] = []
 
-        def bad(key: str, message: str) -> None:
-            out.append(MetadataError(key, message))
+        def bad(key: str | MetadataError, message: str = "") -> None:
+            out.append(key if isinstance(key, MetadataError) else MetadataError(key, message))
 
         version = self.format_version
         version_ok = version in vocab.CZANN_VERSIONS
@@ -213,8 +318,9 @@ class CzannMetadata:
         elif self.type in vocab.EXPERIMENTAL_TYPES and not allow_experimental:
             bad(
                 "Type",
-                f"{self.type} has an unpublished output encoding; czbuild refuses it "
-                "unless experimental types are allowed (allow_experimental_types=True)",
+                f"{self.type}: the output encoding ZEN expects is unpublished; set "
+                "allow_experimental_types: true (recipe) or allow_experimental_types=True "
+                "(library) to build it anyway",
             )
 
     def _check_shapes(self, bad: Any, version: str | None) -> bool:
@@ -266,84 +372,30 @@ class CzannMetadata:
         return True
 
     def _check_min_overlap(self, bad: Any, shapes_ok: bool) -> None:
-        overlap = self.min_overlap
-        if overlap is None:
-            return
-        if not isinstance(overlap, tuple) or not all(_is_int(v) for v in overlap):
-            bad("MinOverlap", f"must be an array of integers, got {overlap!r}")
-            return
-        if shapes_ok:
-            assert self.input_shape is not None
-            spatial = self.input_shape[:-1]
-            if len(overlap) != len(spatial):
-                bad(
-                    "MinOverlap",
-                    f"needs one value per spatial dim: {len(spatial)} values for "
-                    f"InputShape {list(self.input_shape)}, got {len(overlap)}",
-                )
-                return
-        elif len(overlap) not in (2, 3):
-            bad("MinOverlap", f"needs one value per spatial dim (2 or 3), got {len(overlap)}")
-            return
-        else:
-            spatial = ()
-        for i, value in enumerate(overlap):
-            if value < 0 or value % 2:
-                bad("MinOverlap", f"values must be even and >= 0 (2 x border), got {value}")
-                return
-            if spatial and value >= spatial[i]:
-                bad(
-                    "MinOverlap",
-                    f"{value} must be smaller than the tile size {spatial[i]} (InputShape[{i}])",
-                )
-                return
+        spatial = self.input_shape[:-1] if shapes_ok and self.input_shape else None
+        if (problem := min_overlap_problem(self.min_overlap, tile=spatial)) is not None:
+            bad(problem)
 
     def _check_classes(self, bad: Any, shapes_ok: bool) -> None:
-        classes = self.classes
         out_dim = self.output_shape[-1] if shapes_ok and self.output_shape else None
-        if self.type in vocab.REGRESSION_TYPES:
-            if classes is not None:
-                bad("Classes", f"must be absent for Type {self.type}")
-            return
         if self.type in _CLASS_TYPES and out_dim is not None and out_dim < 2:
             bad(
                 "OutputShape",
                 f"Type {self.type} needs >= 2 class channels, got {out_dim}; "
                 "a 1-channel sigmoid head needs the sigmoid_to_softmax_scores postprocessing",
             )
-        if classes is None:
-            return
-        if not isinstance(classes, tuple) or not all(isinstance(c, str) for c in classes):
-            bad("Classes", f"must be an array of strings, got {classes!r}")
-        elif len(classes) < 2:
-            bad("Classes", f"needs >= 2 names, got {len(classes)}")
-        elif out_dim is not None and len(classes) != out_dim:
+        if (problem := classes_problem(self.classes, self.type)) is not None:
+            bad(problem)
+        elif self.classes is not None and out_dim is not None and len(self.classes) != out_dim:
             bad(
                 "Classes",
-                f"{len(classes)} names but the last OutputShape dim is {out_dim}; "
+                f"{len(self.classes)} names but the last OutputShape dim is {out_dim}; "
                 "give one name per output channel",
             )
 
     def _check_scaling(self, bad: Any, version: str) -> None:
-        scaling = self.scaling
-        if scaling is None:
-            return
-        if version == "1.0.0":
-            bad("Scaling", "is not part of CZANN 1.0.0; target version >= 1.1.0 or drop it")
-            return
-        if not isinstance(scaling, tuple) or not all(_is_real(v) for v in scaling):
-            bad("Scaling", f"must be an array of numbers, got {scaling!r}")
-            return
-        allowed = (2,) if version == "1.1.0" else (2, 3)
-        if len(scaling) not in allowed:
-            need = "exactly 2 values (x, y)" if version == "1.1.0" else "2 or 3 values (x, y[, z])"
-            extra = "; 3 values need version >= 2.0.0" if len(scaling) == 3 else ""
-            bad("Scaling", f"CZANN {version} needs {need}, got {len(scaling)}{extra}")
-            return
-        for value in scaling:
-            if not math.isfinite(value) or value <= 0:
-                bad("Scaling", f"pixel sizes (metres) must be finite and > 0, got {value!r}")
-                return
+        if (problem := scaling_problem(self.scaling, version)) is not None:
+            bad(problem)
 
     # --- serialisation -------------------------------------------------------------------
 

@@ -92,6 +92,18 @@ def _empty(name: str, attrs: list[tuple[str, str]]) -> str:
     return f"<{name}{joined} />"
 
 
+def border_problem(border_size: int, tile: tuple[int, int]) -> MetadataError | None:
+    """``BorderSize`` against the tile: ZEN hides ``border_size`` pixels on each side, so the
+    tile must be larger than twice the border."""
+    if 2 * border_size >= min(tile):
+        return MetadataError(
+            "BorderSize",
+            f"a border of {border_size} on each side leaves nothing of a {tile[0]}x{tile[1]} "
+            f"tile; the tile must be larger than {2 * border_size}",
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class LegacyMetadata:
     """Metadata of a legacy ``.czmodel`` file (the ``<id>.xml`` member).

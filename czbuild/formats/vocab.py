@@ -97,6 +97,28 @@ MAX_OPSET: Final = {
     "3.0.0": None,
 }
 MIN_OPSET: Final = 9
+
+
+def opset_problem(version: str, opset: int | None) -> str | None:
+    """Why ``opset`` cannot be written into format ``version`` (None: it can; None opset: the
+    version's default)."""
+    limit = MAX_OPSET[version]
+    if limit is None:
+        if opset is not None:
+            return f"format version {version} carries a SavedModel, not ONNX; remove opset"
+        return None
+    if opset is None:
+        return None
+    if opset > limit:
+        return (
+            f"opset {opset} is too high for format version {version} (at most {limit}); "
+            f"use {limit} or lower"
+        )
+    if opset < MIN_OPSET:
+        return f"opset {opset} is below the minimum {MIN_OPSET}; use {DEFAULT_OPSET[version]}"
+    return None
+
+
 # ONNX Runtime 1.4.0 (opset-12 targets) reads IR version <= 7.
 MAX_IR_VERSION: Final = {"1.0.0": 7, "1.1.0": 7, "2.0.0": 7, "3.1.0": 7, "2.1.0": 10}
 

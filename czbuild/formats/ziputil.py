@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import time
 import zipfile
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from czbuild.errors import ArchiveError
+from czbuild.files.atomic import atomic_write as _atomic_write
 
 #: 1980-01-01 00:00:00 UTC, the earliest time a ZIP entry can carry.
 ZIP_EPOCH: Final = 315532800
@@ -144,12 +144,7 @@ def zip_directory(root: Path) -> bytes:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` only ever holds a complete file.
-
-    The bytes go to a temporary file in the same directory, are fsynced and then renamed
-    over ``path`` with :func:`os.replace`. On any failure (also ``KeyboardInterrupt``) the
-    temporary file is removed and an existing ``path`` is left untouched. Missing parent
-    directories are created; the new file's mode follows the umask (like ``open``).
+    """Write an artifact atomically and durably (:func:`czbuild.files.atomic_write`).
 
     Args:
         path: The final file name.
@@ -158,43 +153,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     Raises:
         ArchiveError: If the file cannot be written (the message names the path).
     """
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, data, durable=True)
     except OSError as exc:
-        raise ArchiveError(f"{path}: cannot create the folder {path.parent}: {exc}") from exc
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        try:
-            view = memoryview(bytes(data))
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise ArchiveError(f"{path}: cannot write: {exc.strerror or exc}") from exc
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Best effort: persist the rename (not possible on every OS / filesystem)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        raise ArchiveError(f"{path}: cannot write: {exc.strerror or exc}") from exc

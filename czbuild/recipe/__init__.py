@@ -20,7 +20,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "canonical_json": "czbuild.recipe.digest",
     "source_sha256": "czbuild.recipe.digest",
     "spec_digest": "czbuild.recipe.digest",
     "find_project_dir": "czbuild.recipe.project",
@@ -32,7 +31,8 @@ _EXPORTS = {
     "RecipeSpec": "czbuild.recipe.spec",
     "SourceSpec": "czbuild.recipe.spec",
     "TargetSpec": "czbuild.recipe.spec",
-    "Variant": "czbuild.recipe.variants",
+    "VerifySettings": "czbuild.verify.settings",
+    "Variant": "czbuild.recipe.variant",
     "check_source_pin": "czbuild.recipe.variants",
     "load_variants": "czbuild.recipe.variants",
 }
@@ -44,7 +44,7 @@ __all__ = [
     "SourceSpec",
     "TargetSpec",
     "Variant",
-    "canonical_json",
+    "VerifySettings",
     "check_source_pin",
     "find_project_dir",
     "list_recipes",
@@ -56,11 +56,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from czbuild.recipe.digest import canonical_json, source_sha256, spec_digest
+    from czbuild.recipe.digest import source_sha256, spec_digest
     from czbuild.recipe.project import find_project_dir, list_recipes
     from czbuild.recipe.schema import Recipe, recipe_json_schema, render_json_schema
     from czbuild.recipe.spec import MetadataSpec, RecipeSpec, SourceSpec, TargetSpec
-    from czbuild.recipe.variants import Variant, check_source_pin, load_variants
+    from czbuild.recipe.variant import Variant
+    from czbuild.recipe.variants import check_source_pin, load_variants
+    from czbuild.verify.settings import VerifySettings
 
 
 def __getattr__(name: str) -> Any:

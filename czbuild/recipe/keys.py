@@ -17,6 +17,26 @@ __all__ = ["Key", "choices_hint", "did_you_mean", "format_key", "parse_key"]
 
 Key = tuple[str | int, ...]
 
+#: CZANN / legacy metadata JSON or XML field -> the recipe key that sets it. The format layer
+#: owns the metadata rules and names its fields; the recipe layer maps them with this table
+#: (``InputShape`` is special: ``tile`` or ``spatial_dims``, whichever the recipe uses).
+METADATA_KEYS: dict[str, Key] = {
+    "Classes": ("metadata", "classes"),
+    "MinOverlap": ("metadata", "min_overlap"),
+    "Scaling": ("metadata", "scaling"),
+    "ModelName": ("metadata", "model_name"),
+    "Type": ("metadata", "type"),
+    "PixelType": ("metadata", "pixel_type"),
+    "PixelTypes": ("metadata", "pixel_type"),
+    "Channels": ("metadata", "pixel_type"),
+    "BorderSize": ("metadata", "border_size"),
+    "ColorHandling": ("metadata", "color_handling"),
+    "Id": ("metadata", "id"),
+    "FormatVersion": ("format_version",),
+    "Version": ("format_version",),
+    "opset": ("opset",),
+}
+
 _PART = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
 
 

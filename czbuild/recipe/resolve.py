@@ -11,7 +11,6 @@ naming the key.
 
 from __future__ import annotations
 
-import math
 import os
 import uuid
 from collections.abc import Mapping
@@ -20,11 +19,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from czbuild import ops as _ops
+from czbuild.errors import MetadataError
 from czbuild.formats import vocab
+from czbuild.formats.czann import (
+    CzannMetadata,
+    classes_problem,
+    min_overlap_problem,
+)
+from czbuild.formats.legacy import LegacyMetadata, border_problem
 from czbuild.recipe.diagnostics import Issue
-from czbuild.recipe.keys import Key, parse_key
+from czbuild.recipe.keys import METADATA_KEYS, Key, parse_key
 from czbuild.recipe.schema import Metadata, ModelSource, Recipe
-from czbuild.recipe.spec import MetadataSpec, RecipeSpec, SourceSpec, TargetSpec, VerifySpec
+from czbuild.recipe.spec import MetadataSpec, RecipeSpec, SourceSpec, TargetSpec, VerifySettings
 
 __all__ = ["ResolveContext", "resolve_recipe"]
 
@@ -198,28 +204,9 @@ def _format_and_version(recipe: Recipe) -> tuple[str, str, TargetSpec | None]:
 
 
 def _opset(recipe: Recipe, version: str) -> int | None:
-    limit = vocab.MAX_OPSET[version]
-    if limit is None:
-        if recipe.opset is not None:
-            raise Issue(
-                ("opset",), f"format version {version} carries a SavedModel, not ONNX; remove opset"
-            )
-        return None
-    if recipe.opset is None:
-        return vocab.DEFAULT_OPSET[version]
-    if recipe.opset > limit:
-        raise Issue(
-            ("opset",),
-            f"opset {recipe.opset} is too high for format version "
-            f"{version} (at most {limit}); use {limit} or lower",
-        )
-    if recipe.opset < vocab.MIN_OPSET:
-        raise Issue(
-            ("opset",),
-            f"opset {recipe.opset} is below the minimum "
-            f"{vocab.MIN_OPSET}; use {vocab.DEFAULT_OPSET[version]}",
-        )
-    return recipe.opset
+    if (problem := vocab.opset_problem(version, recipe.opset)) is not None:
+        raise Issue(("opset",), problem)
+    return vocab.DEFAULT_OPSET[version] if recipe.opset is None else recipe.opset
 
 
 def _spatial_dims(recipe: Recipe, fmt: str) -> tuple[int, int] | None:
@@ -288,7 +275,24 @@ def _misplaced(meta: Metadata, fmt: str, format_swept: bool) -> None:
             raise Issue(("metadata", key), message)
 
 
-def _type(meta: Metadata, fmt: str, allow_experimental: bool) -> str:
+def _format_issue(error: MetadataError) -> Issue:
+    """A format-layer :class:`MetadataError` restated at the recipe key that sets the field."""
+    key: Key = METADATA_KEYS.get(error.field, ("metadata",))
+    if error.index is not None:
+        key = (*key, error.index)
+    text = str(error)
+    prefix = f"{error.field}: "
+    return Issue(key, text[len(prefix) :] if text.startswith(prefix) else text)
+
+
+def _first(problems: list[MetadataError | None]) -> None:
+    """Raise the first problem found (the format layer's rules) as a recipe :class:`Issue`."""
+    for problem in problems:
+        if problem is not None:
+            raise _format_issue(problem)
+
+
+def _type(meta: Metadata, fmt: str) -> str:
     if fmt == "czmodel":
         model_type = meta.type or "SingleClassSemanticSegmentation"
         if model_type not in vocab.SEGMENTATION_TYPES:
@@ -304,84 +308,39 @@ def _type(meta: Metadata, fmt: str, allow_experimental: bool) -> str:
             f"required for czann; one of {', '.join(vocab.MODEL_TYPES)}",
             nearest=True,
         )
-    if meta.type in vocab.EXPERIMENTAL_TYPES and not allow_experimental:
-        raise Issue(
-            ("metadata", "type"),
-            f"{meta.type}: the output encoding ZEN expects is "
-            "unpublished; set allow_experimental_types: true to build it anyway",
-        )
     return meta.type
 
 
 def _classes(meta: Metadata, model_type: str) -> tuple[str, ...] | None:
-    key: Key = ("metadata", "classes")
-    classes = meta.classes
-    if model_type in vocab.REGRESSION_TYPES:
-        if classes is not None:
-            raise Issue(key, "Regression models have no classes; remove metadata.classes")
-        return None
-    if classes is None:
-        if model_type in vocab.SEGMENTATION_TYPES:
-            raise Issue(
-                key,
-                "required for segmentation: one name per output channel, e.g. "
-                "[Background, Foreground]",
-                nearest=True,
-            )
-        return None
-    if len(classes) < 2:
+    classes = tuple(meta.classes) if meta.classes is not None else None
+    if classes is None and model_type in vocab.SEGMENTATION_TYPES:
         raise Issue(
-            key,
-            f"{len(classes)} class(es) given; segmentation needs at least 2 "
-            "(include the background)",
+            ("metadata", "classes"),
+            "required for segmentation: one name per output channel, e.g. [Background, Foreground]",
+            nearest=True,
         )
-    for i, name in enumerate(classes):
-        if not name.strip():
-            raise Issue(key + (i,), "class names must not be empty")
-        if name in classes[:i]:
-            raise Issue(key + (i,), f"duplicate class name {name!r}")
+    _first([classes_problem(classes, model_type)])
     return classes
 
 
-def _min_overlap(meta: Metadata, dims: tuple[int, int] | None) -> tuple[int, int] | None:
-    key: Key = ("metadata", "min_overlap")
-    overlap = meta.min_overlap
-    if overlap is None:
-        return None
-    if len(overlap) != 2:
-        raise Issue(key, f"{len(overlap)} value(s) given; give one per spatial dim: [h, w]")
-    for i, value in enumerate(overlap):
-        if value < 0 or value % 2:
-            raise Issue(
-                key + (i,),
-                f"{value} must be even and >= 0 (it is 2 x the border hidden on each side)",
-            )
-        if dims is not None and value >= dims[i]:
-            raise Issue(
-                key + (i,),
-                f"overlap {value} is not smaller than the tile size "
-                f"{dims[i]}; use a smaller overlap or a larger tile",
-            )
-    return (overlap[0], overlap[1])
-
-
-def _scaling(meta: Metadata, version: str) -> tuple[float, ...] | None:
-    key: Key = ("metadata", "scaling")
-    scaling = meta.scaling
-    if scaling is None:
-        return None
-    if version == "1.0.0":
-        raise Issue(
-            key, "CZANN 1.0.0 has no Scaling; use format_version 1.1.0 or newer, or remove scaling"
-        )
-    allowed = (2,) if version == "1.1.0" else (2, 3)
-    if len(scaling) not in allowed:
-        need = "exactly 2 values [x, y]" if allowed == (2,) else "2 or 3 values [x, y(, z)]"
-        raise Issue(key, f"{len(scaling)} value(s) given; CZANN {version} takes {need}")
-    for i, value in enumerate(scaling):
-        if not (math.isfinite(value) and value > 0):
-            raise Issue(key + (i,), f"{value!r}: pixel sizes are in metres and must be > 0")
-    return tuple(scaling)
+def _check_czann(fields: dict[str, Any], version: str, dims: Any, allow: bool) -> None:
+    """The CZANN rules of the format layer that need no model, plus MinOverlap vs the tile."""
+    metadata = CzannMetadata(
+        type=fields["type"],
+        input_shape=None,
+        output_shape=None,
+        classes=fields["classes"],
+        model_name=fields["model_name"],
+        scaling=fields["scaling"],
+        id=fields["id"],
+        format_version=version,
+    )
+    _first(
+        [
+            *metadata.problems(allow_experimental_types=allow),
+            min_overlap_problem(fields["min_overlap"], tile=dims, rank=2),
+        ]
+    )
 
 
 def _model_id(meta: Metadata) -> str | None:
@@ -396,7 +355,9 @@ def _model_id(meta: Metadata) -> str | None:
         ) from None
 
 
-def _legacy(meta: Metadata, version: str, dims: tuple[int, int] | None) -> dict[str, Any]:
+def _legacy(
+    meta: Metadata, fields: dict[str, Any], version: str, dims: tuple[int, int] | None
+) -> dict[str, Any]:
     if meta.pixel_type is None:
         raise Issue(
             ("metadata", "pixel_type"),
@@ -404,12 +365,6 @@ def _legacy(meta: Metadata, version: str, dims: tuple[int, int] | None) -> dict[
             f"{', '.join(t for t in vocab.PIXEL_TYPES if t not in vocab.COMPLEX_PIXEL_TYPES)}",
             nearest=True,
         )
-    for i, pixel in enumerate(meta.pixel_type):
-        if pixel in vocab.COMPLEX_PIXEL_TYPES:
-            key: Key = ("metadata", "pixel_type") + ((i,) if len(meta.pixel_type) > 1 else ())
-            raise Issue(key, f"{pixel}: complex pixel types are not supported")
-    if version == "3.0.0" and len(meta.pixel_type) != 1:
-        raise Issue(("metadata", "pixel_type"), "czmodel 3.0.0 takes exactly one pixel type")
     if meta.color_handling is None:
         raise Issue(
             ("metadata", "color_handling"),
@@ -417,13 +372,21 @@ def _legacy(meta: Metadata, version: str, dims: tuple[int, int] | None) -> dict[
             nearest=True,
         )
     border = meta.border_size or 0
-    if dims is not None and 2 * border >= min(dims):
-        raise Issue(
-            ("metadata", "border_size"),
-            f"a border of {border} on each side leaves "
-            f"nothing of a {dims[0]}x{dims[1]} tile; the tile must be larger than "
-            f"{2 * border}",
-        )
+    metadata = LegacyMetadata(
+        name=fields["model_name"],
+        color_handling=meta.color_handling,
+        pixel_types=tuple(meta.pixel_type),
+        classes=fields["classes"] or (),
+        border_size=border,
+        id=fields["id"],
+        version=version,
+    )
+    _first(
+        [
+            *metadata.problems(),
+            border_problem(border, dims) if dims is not None else None,
+        ]
+    )
     return {
         "pixel_type": meta.pixel_type,
         "color_handling": meta.color_handling,
@@ -441,24 +404,23 @@ def _metadata(
 ) -> MetadataSpec:
     meta = recipe.metadata
     _misplaced(meta, fmt, ctx.format_swept)
-    model_type = _type(meta, fmt, recipe.allow_experimental_types)
+    model_type = _type(meta, fmt)
     fields: dict[str, Any] = {
         "type": model_type,
         "classes": _classes(meta, model_type),
         "model_name": meta.model_name if meta.model_name is not None else name,
         "id": _model_id(meta),
     }
-    if not fields["model_name"].strip():
-        raise Issue(("metadata", "model_name"), "must not be empty")
+    if fmt == "czann":
+        fields["min_overlap"] = tuple(meta.min_overlap) if meta.min_overlap is not None else None
+        fields["scaling"] = tuple(meta.scaling) if meta.scaling is not None else None
+        _check_czann(fields, version, dims, recipe.allow_experimental_types)
+    else:
+        fields.update(_legacy(meta, fields, version, dims))
     if meta.license is not None:
         fields["license"] = _existing_file(
             meta.license, ("metadata", "license"), ctx, "licence file"
         )
-    if fmt == "czann":
-        fields["min_overlap"] = _min_overlap(meta, dims)
-        fields["scaling"] = _scaling(meta, version)
-    else:
-        fields.update(_legacy(meta, version, dims))
     return MetadataSpec(**fields)
 
 
@@ -501,5 +463,5 @@ def resolve_recipe(recipe: Recipe, name: str, ctx: ResolveContext) -> RecipeSpec
         postprocessing=post,
         metadata=metadata,
         allow_experimental_types=recipe.allow_experimental_types,
-        verify=VerifySpec(**recipe.verify.model_dump()),
+        verify=VerifySettings.from_plain(recipe.verify.model_dump()),
     )

@@ -33,6 +33,8 @@ from pydantic import (
 from czbuild import ops as _ops
 from czbuild.formats import vocab
 from czbuild.recipe.limits import RECIPE_NAME_PATTERN
+from czbuild.verify.settings import ACCEPTABLE_CHECKS, PROXY_MODULUS, check_tiling_max_tile
+from czbuild.verify.settings import BUILD as BUILD_VERIFY_SETTINGS
 
 __all__ = [
     "FORMATS",
@@ -269,31 +271,8 @@ class Metadata(_Strict):
     )
 
 
-#: Defaults of the ``verify:`` section (``czbuild.verify.api.BUILD_DEFAULTS`` holds the same
-#: values for variants without the section; a test keeps them equal).
-VERIFY_DEFAULTS: dict[str, Any] = {
-    "tolerance": 1e-5,
-    "tiling": True,
-    "seed": 0,
-    "tiling_max_tile": 256,
-    "overlap_analysis": False,
-}
-#: Checks a recipe may accept by name (``verify.accept``): format expectations a model may
-#: miss by design. Each is a check name of :mod:`czbuild.verify` (a test keeps them real).
-ACCEPTABLE_CHECKS = ("semantics.output_range",)
-#: A proxy tile keeps the artifact's tile size modulo this (see docs/verify.md).
-_MIN_TILING_MAX_TILE = 128
-
-
-def _tiling_max_tile(value: Any) -> Any:
-    """0 (no limit) or at least 128: a proxy tile keeps the tile size modulo 128."""
-    if (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and (value < 0 or 0 < value < _MIN_TILING_MAX_TILE)
-    ):
-        raise ValueError(f"must be 0 (no limit) or at least {_MIN_TILING_MAX_TILE}, got {value}")
-    return value
+#: Defaults of the ``verify:`` section: the one settings type's defaults.
+_VERIFY_DEFAULTS = BUILD_VERIFY_SETTINGS
 
 
 Tolerance = Annotated[
@@ -308,31 +287,29 @@ class Verify(_Strict):
     """How ``czbuild build`` verifies each artifact before installing it (docs/verify.md)."""
 
     tolerance: Tolerance = Field(
-        VERIFY_DEFAULTS["tolerance"],
+        _VERIFY_DEFAULTS.tolerance,
         description="Maximum absolute difference for probability sums, fidelity against the "
         "source model and tile seams.",
     )
     tiling: StrictBool = Field(
-        VERIFY_DEFAULTS["tiling"],
+        _VERIFY_DEFAULTS.tiling,
         description="Simulate ZEN's tiled inference with the declared overlap (tiling.seams).",
     )
     seed: Annotated[StrictInt, Field(ge=0)] = Field(
-        VERIFY_DEFAULTS["seed"], description="Seed of every random test input."
+        _VERIFY_DEFAULTS.seed, description="Seed of every random test input."
     )
     tiling_max_tile: Annotated[
         StrictInt,
-        AfterValidator(_tiling_max_tile),
-        WithJsonSchema(
-            {"type": "integer", "anyOf": [{"const": 0}, {"minimum": _MIN_TILING_MAX_TILE}]}
-        ),
+        AfterValidator(check_tiling_max_tile),
+        WithJsonSchema({"type": "integer", "anyOf": [{"const": 0}, {"minimum": PROXY_MODULUS}]}),
     ] = Field(
-        VERIFY_DEFAULTS["tiling_max_tile"],
+        _VERIFY_DEFAULTS.tiling_max_tile,
         description="Artifacts with a larger tile are checked for seams on a proxy tile of at "
         "most this size (same size modulo 128, source model), which bounds time and memory; "
         "0: always the artifact's own tile.",
     )
     overlap_analysis: StrictBool = Field(
-        VERIFY_DEFAULTS["overlap_analysis"],
+        _VERIFY_DEFAULTS.overlap_analysis,
         description="Also measure the receptive field and search the minimal overlap for every "
         "artifact (costly); it always runs when tiling.seams fails.",
     )

@@ -15,7 +15,6 @@ dotted key, the line when the recipe file shows it, and what to do.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -40,67 +39,9 @@ from czbuild.recipe.sweep import (
     variant_name,
 )
 from czbuild.recipe.targets import check_target
+from czbuild.recipe.variant import Variant
 
 __all__ = ["Variant", "check_source_pin", "load_variants"]
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One artifact to build: a recipe at one sweep point.
-
-    Attributes:
-        recipe: Recipe name, e.g. ``"nuclei"``.
-        name: ``"nuclei"`` or ``"nuclei@tile=512"`` (sweep keys sorted, joined with ``,``).
-        recipe_file: Absolute path of the recipe file.
-        project_dir: Absolute project folder; every path in ``spec`` is relative to it (POSIX).
-        spec: The frozen, fully resolved spec (a single ``spatial_dims``).
-        digest: sha256 of the canonical spec JSON (machine-independent).
-        inputs: Absolute paths of the files the artifact is made from: model source (file or
-            SavedModel directory, or the factory's .py file), licence, custom-object files.
-        output: Output path relative to the build folder:
-            ``<recipe>/<variant-dir>/<recipe>.<czann|czmodel>``.
-        sweep: The ``(key, value text)`` pairs that name the variant: swept keys and
-            command-line overrides that change the spec (empty for the plain variant).
-        sweep_values: The same keys with the Python values behind the texts
-            (``("tile", 256)``; None for a command-line deletion ``~key``).
-        notes: Remarks that are not errors (e.g. a ZEN target newer than the newest release
-            czbuild knows), for ``czbuild show``.
-    """
-
-    recipe: str
-    name: str
-    recipe_file: Path
-    project_dir: Path
-    spec: RecipeSpec
-    digest: str
-    inputs: tuple[Path, ...]
-    output: PurePosixPath
-    sweep: tuple[tuple[str, str], ...] = ()
-    sweep_values: tuple[tuple[str, Any], ...] = ()
-    notes: tuple[str, ...] = ()
-
-    def path(self, relative: str) -> Path:
-        """Absolute path of a project-relative spec path."""
-        return self.project_dir / PurePosixPath(relative)
-
-    @property
-    def model_source(self) -> str:
-        """The model source for ``czbuild.keras.load_model``: an absolute path, or
-        ``"/abs/file.py:function"`` for a factory."""
-        source = self.spec.model
-        path = str(self.path(source.path))
-        return f"{path}:{source.function}" if source.kind == "factory" else path
-
-    @property
-    def license_file(self) -> Path | None:
-        """Absolute path of the licence file, or None."""
-        rel = self.spec.metadata.license
-        return self.path(rel) if rel else None
-
-    @property
-    def custom_object_files(self) -> tuple[Path, ...]:
-        """Absolute paths of the custom-object ``.py`` files."""
-        return tuple(self.path(p) for p in self.spec.model.custom_objects)
 
 
 def _inputs(spec: RecipeSpec, project_dir: Path) -> tuple[Path, ...]:

@@ -11,21 +11,23 @@ their paths are relative), so a copied stamp is exactly what a build there would
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+
+from czbuild.files.atomic import atomic_write
+from czbuild.files.digest import file_sha256
+from czbuild.recipe.variant import Variant
 
 
 def _sha256(path: Path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_sha256(path)
     except FileNotFoundError:
         return None
 
 
 def adopt(
-    scratch_dir: Path, out_dir: Path, variants: Sequence[Any], *, lock_timeout: float = 60.0
+    scratch_dir: Path, out_dir: Path, variants: Sequence[Variant], *, lock_timeout: float = 60.0
 ) -> list[str]:
     """Copy the scratch artifacts (and stamps) of ``variants`` into ``out_dir``.
 
@@ -46,7 +48,6 @@ def adopt(
     from czbuild.builder.hashing import HashCache
     from czbuild.builder.manifest import write_manifest
     from czbuild.builder.stamps import read_stamp, remove_stamp, state_dir, write_stamp
-    from czbuild.formats.ziputil import atomic_write
 
     scratch_dir, out_dir = Path(scratch_dir), Path(out_dir).absolute()
     locking.hold(out_dir, lock_timeout)

@@ -17,9 +17,7 @@ This is what ``czbuild check``, ``czbuild build --locked`` and ``czbuild release
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import os
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -27,9 +25,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 from czbuild.errors import ArchiveError
+from czbuild.files.digest import file_sha256
 from czbuild.formats.container import open_container
 from czbuild.formats.layout import METADATA as METADATA_ROLE
 from czbuild.formats.layout import MODEL, MODELID, roles_of
+from czbuild.recipe.variant import Variant
 from czbuild.release.diff import explain_differences
 from czbuild.release.difference import (
     CONTENT,
@@ -148,7 +148,7 @@ class CheckReport:
 
 
 def check_lock(
-    variants: Sequence[Any],
+    variants: Sequence[Variant],
     *,
     project_dir: Path,
     lock_file: Path | None = None,
@@ -229,25 +229,17 @@ def check_lock(
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def find_reference(entry: LockEntry, dirs: Iterable[Path]) -> Path | None:
     """The first ``<dir>/<entry.path>`` whose sha256 is the locked one."""
     for folder in dirs:
         candidate = Path(folder) / PurePosixPath(entry.path)
-        if candidate.is_file() and _sha256(candidate) == entry.sha256:
+        if candidate.is_file() and file_sha256(candidate) == entry.sha256:
             return candidate
     return None
 
 
 def _check_one(
-    variant: Any,
+    variant: Variant,
     lock: LockFile,
     fresh: Freshness,
     scratch: Path,
@@ -271,7 +263,7 @@ def _check_one(
             base, status=FAILED, reasons=(f"the rebuild failed: {failed[variant.name]}",)
         )
     artifact = scratch / output
-    actual = _sha256(artifact) if rebuilt and artifact.is_file() else None
+    actual = file_sha256(artifact) if rebuilt and artifact.is_file() else None
     if fresh.status is not None:
         return replace(base, status=fresh.status, reasons=fresh.reasons, actual_sha256=actual)
     assert entry is not None
@@ -317,7 +309,7 @@ def _check_on_disk(
     on_disk = refs[0] / PurePosixPath(entry.path)
     if not on_disk.is_file():
         return result
-    found = _sha256(on_disk)
+    found = file_sha256(on_disk)
     if found == entry.sha256:
         return result
     # The rebuild has the locked bytes: compare with it field by field.
@@ -389,9 +381,3 @@ def _confined(diffs: Sequence[Difference], roles: dict[str, str]) -> bool:
             continue  # explained by its METADATA differences, checked above
         return False
     return True
-
-
-def remove_tree(path: Path | None) -> None:
-    """Remove a scratch folder (ignoring errors)."""
-    if path is not None and os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)

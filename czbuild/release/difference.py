@@ -89,11 +89,6 @@ def show(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def content_differs(differences: Sequence[Difference]) -> bool:
-    """Whether any difference concerns member content or the member set (not only headers)."""
-    return any(d.kind in _CONTENT_KINDS or d.kind == ARCHIVE for d in differences)
-
-
 def headline(differences: Sequence[Difference]) -> str:
     """One line summarising ``differences``."""
     real = [d for d in differences if d.kind != NOTE]

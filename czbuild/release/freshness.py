@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from czbuild.recipe.variant import Variant
 from czbuild.release.collect import lock_toolchain
 from czbuild.release.difference import short_hash
 from czbuild.release.lockfile import LockEntry, LockFile
@@ -57,7 +58,7 @@ def _cache(reference_dir: Path | None) -> Any:
 
 
 def freshness(
-    variants: Iterable[Any], lock: LockFile, *, reference_dir: Path | None = None
+    variants: Iterable[Variant], lock: LockFile, *, reference_dir: Path | None = None
 ) -> dict[str, Freshness]:
     """Compare each variant's fingerprint with its lock entry (see the module docstring).
 
@@ -96,7 +97,9 @@ def freshness(
     return out
 
 
-def _stale_reasons(entry: LockEntry, variant: Any, fp: Any, inputs: dict[str, str]) -> list[str]:
+def _stale_reasons(
+    entry: LockEntry, variant: Variant, fp: Any, inputs: dict[str, str]
+) -> list[str]:
     reasons = []
     if entry.spec_digest != variant.digest:
         reasons.append(
@@ -140,7 +143,7 @@ def _toolchain_notes(entry: LockEntry, toolchain: dict[str, str]) -> list[str]:
     ]
 
 
-def extra_entries(lock: LockFile, variants: Iterable[Any]) -> list[str]:
+def extra_entries(lock: LockFile, variants: Iterable[Variant]) -> list[str]:
     """Lock entries whose variant no recipe defines any more."""
     names = {v.name for v in variants}
     return sorted(name for name in lock.entries if name not in names)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from czbuild.errors import CzbuildError
+from czbuild.files.atomic import atomic_write
 
 LOCK_NAME = "czbuild.lock"
 LOCK_FORMAT = 1
@@ -354,15 +355,13 @@ def read_lock(path: Path) -> LockFile:
 
 def write_lock(path: Path, lock: LockFile) -> bool:
     """Write ``lock`` atomically if its text differs from the file; returns whether it wrote."""
-    from czbuild.builder.jsonio import atomic_write_bytes
-
     data = render_lock(lock).encode("ascii")
     try:
         if Path(path).read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    atomic_write_bytes(Path(path), data)
+    atomic_write(Path(path), data)
     return True
 
 

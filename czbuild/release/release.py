@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 from czbuild.errors import BuildError, LockMismatchError, VerifyError
 from czbuild.formats.container import open_container
+from czbuild.recipe.variant import Variant
 from czbuild.release.check import DIFFERS, FAILED, MATCH, CheckReport, check_lock
 from czbuild.release.collect import lock_toolchain
 from czbuild.release.difference import format_differences
@@ -109,7 +110,7 @@ def default_verifier() -> Verifier | None:
     except ImportError:
         return None
 
-    def run(path: Path, variant: Any) -> VerifyOutcome:
+    def run(path: Path, variant: Variant) -> VerifyOutcome:
         report = verify_built_artifact(path, variant)
         if report.ok:
             return VerifyOutcome(PASSED, f"{len(report.checks)} checks, none failed")
@@ -125,7 +126,7 @@ def default_verifier() -> Verifier | None:
     return run
 
 
-def release_scope(variants: Iterable[Any], project_dir: Path) -> list[str]:
+def release_scope(variants: Iterable[Variant], project_dir: Path) -> list[str]:
     """Project-relative paths whose uncommitted changes block a release (gitinfo docstring)."""
     project = Path(project_dir).absolute()
     scope = {"recipes", "configs", LOCK_NAME}
@@ -139,7 +140,7 @@ def release_scope(variants: Iterable[Any], project_dir: Path) -> list[str]:
 
 
 def release(
-    variants: Sequence[Any],
+    variants: Sequence[Variant],
     *,
     project_dir: Path,
     dist_dir: Path | None = None,
@@ -242,7 +243,7 @@ def _check_git(git: GitState, allow_dirty: bool, notes: list[str]) -> None:
 
 
 def _check_lock_fresh(
-    variants: Sequence[Any],
+    variants: Sequence[Variant],
     lock_file: Path,
     allow: bool,
     notes: list[str],
@@ -294,7 +295,7 @@ def _check_results(report: CheckReport, allow_stale: bool, notes: list[str]) -> 
 
 
 def _verify(
-    variants: Sequence[Any],
+    variants: Sequence[Variant],
     scratch: Path,
     verify: bool,
     verifier: Verifier | None,
@@ -321,7 +322,10 @@ def _verify(
 
 
 def _describe(
-    variants: Sequence[Any], scratch: Path, report: CheckReport, outcomes: dict[str, VerifyOutcome]
+    variants: Sequence[Variant],
+    scratch: Path,
+    report: CheckReport,
+    outcomes: dict[str, VerifyOutcome],
 ) -> tuple[list[ReleasedArtifact], list[dict]]:
     status = {r.variant: r.status for r in report.results}
     artifacts, entries = [], []
@@ -359,7 +363,7 @@ def _describe(
 
 
 def _manifest(
-    variants: Sequence[Any],
+    variants: Sequence[Variant],
     git: GitState,
     lock_file: Path,
     report: CheckReport,

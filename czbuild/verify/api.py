@@ -30,28 +30,13 @@ from czbuild.verify.recipe_metadata import NAME as RECIPE_METADATA
 from czbuild.verify.recipe_metadata import check_recipe_metadata
 from czbuild.verify.report import FAILED, SKIPPED, VerifyReport
 from czbuild.verify.semantics import check_semantics
+from czbuild.verify.settings import BUILD, STANDALONE, VerifySettings
 from czbuild.verify.source import SourceChain, from_variant, load_source
-from czbuild.verify.tiling import (
-    ALWAYS,
-    ANALYSIS_MODES,
-    NEVER,
-    ON_FAILURE,
-    check_tiling,
-    skip_all,
-)
+from czbuild.verify.tiling import check_tiling, skip_all
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOLERANCE = 1e-5
-#: What :func:`verify_built_artifact` uses for a variant whose spec has no ``verify`` section
-#: (the recipe schema's ``verify:`` defaults hold the same values; a test keeps them equal).
-BUILD_DEFAULTS: dict[str, Any] = {
-    "tolerance": DEFAULT_TOLERANCE,
-    "tiling": True,
-    "seed": 0,
-    "tiling_max_tile": 256,
-    "overlap_analysis": False,
-}
+DEFAULT_TOLERANCE = BUILD.tolerance
 _ZIP_MAGIC = b"PK\x03\x04"
 _LATER = {
     "container": (
@@ -70,24 +55,29 @@ _LATER = {
 def verify_artifact(
     path: str | os.PathLike[str],
     *,
+    settings: VerifySettings | None = None,
     recipe_variant: Any = None,
     source_model: Any = None,
     preprocessing: Sequence[Any] | None = None,
     postprocessing: Sequence[Any] | None = None,
     custom_objects: Mapping[str, Any] | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-    seed: int = 0,
-    tiling: bool = True,
     strict: bool = False,
     max_bytes: int = MAX_UNPACKED_BYTES,
-    overlap_analysis: bool | str = True,
+    tolerance: float | None = None,
+    seed: int | None = None,
+    tiling: bool | None = None,
+    overlap_analysis: bool | str | None = None,
     tiling_max_tile: int | None = None,
-    accept: Sequence[str] = (),
+    accept: Sequence[str] | None = None,
 ) -> VerifyReport:
     """Verify a ``.czann`` / ``.czmodel`` file (czbuild-built or not).
 
     Args:
         path: The artifact.
+        settings: Tolerance, seed and tiling settings
+            (:class:`~czbuild.verify.settings.VerifySettings`); default
+            :data:`~czbuild.verify.settings.STANDALONE` (the artifact's own tile, overlap
+            analysis always).
         recipe_variant: A :class:`czbuild.recipe.Variant`; its model source and op chains give
             the fidelity and tiling reference.
         source_model: ``keras.Model``, model path or ``"file.py:function"`` to use as the
@@ -96,30 +86,39 @@ def verify_artifact(
         preprocessing: Op dicts the artifact is declared to apply before the model.
         postprocessing: Op dicts applied after it.
         custom_objects: For loading a source model with custom layers.
-        tolerance: Maximum absolute difference for probabilities, fidelity and seams.
-        seed: Seed of every random input.
-        tiling: Run the tiling checks (they simulate many tiles).
         strict: Treat writer-rule deviations (``container.layout``, ``container.hygiene``,
             ``payload.hygiene``) as failures, as for czbuild's own artifacts.
         max_bytes: Refuse archives unpacking to more bytes.
-        overlap_analysis: When to probe the receptive field and search the minimal overlap:
-            True / ``"always"``, ``"on-failure"`` (only when ``tiling.seams`` failed), False /
-            ``"never"``.
-        tiling_max_tile: Check seams of larger tiles on a proxy tile of at most this size
-            (see :func:`czbuild.verify.tiling.proxy_tile`); None or 0: the artifact's tile.
-        accept: Names of checks whose failure the caller accepts (a recipe's
-            ``verify.accept``, e.g. ``["semantics.output_range"]``): such a failure becomes
-            a warning that says so (:meth:`VerifyReport.accept`).
+        tolerance: Overrides ``settings.tolerance`` (max abs difference for probabilities,
+            fidelity and seams).
+        seed: Overrides ``settings.seed`` (seed of every random input).
+        tiling: Overrides ``settings.tiling`` (run the tiling checks).
+        overlap_analysis: Overrides ``settings.overlap_analysis``: True / ``"always"``,
+            False / ``"on-failure"`` (only when ``tiling.seams`` failed), ``"never"``.
+        tiling_max_tile: Overrides ``settings.tiling_max_tile``: check seams of larger tiles
+            on a proxy tile of at most this size (0: the artifact's tile).
+        accept: Overrides ``settings.accept``: names of checks whose failure the caller
+            accepts (a recipe's ``verify.accept``, e.g. ``["semantics.output_range"]``): such
+            a failure becomes a warning that says so (:meth:`VerifyReport.accept`).
 
     Returns:
         The report; ``report.ok`` is False if any check failed.
 
     Raises:
         ArchiveError: ``path`` does not exist or is not a file.
+        ValueError: A setting is out of range (names it).
         ModelError: ``recipe_variant``'s custom objects cannot be loaded (other source
             problems are reported as a failed ``fidelity`` check).
     """
-    analysis = _analysis_mode(overlap_analysis)
+    chosen = (settings or STANDALONE).replace(
+        tolerance=tolerance,
+        seed=seed,
+        tiling=tiling,
+        overlap_analysis=overlap_analysis,
+        tiling_max_tile=tiling_max_tile,
+        accept=None if accept is None else tuple(accept),
+    )
+    tolerance, seed = chosen.tolerance, chosen.seed
     path = Path(path)
     if not path.exists():
         raise ArchiveError(f"{path}: no such file")
@@ -173,9 +172,9 @@ def verify_artifact(
                 report,
                 CLASS_ORDER,
                 "none",
-                lambda: check_class_order(runner, reference, info, report, seed=seed),
+                lambda: check_class_order(runner, reference, info, report, seed=chosen.seed),
             )
-        if not tiling:
+        if not chosen.tiling:
             skip_all(report, "tiling checks disabled (--no-tiling)")
         else:
             fidelity = report.get("fidelity")
@@ -192,8 +191,8 @@ def verify_artifact(
                     tolerance=tolerance,
                     seed=seed,
                     reference_tiles=unfaithful,
-                    analysis=analysis,
-                    max_tile=tiling_max_tile,
+                    analysis=chosen.analysis,
+                    max_tile=chosen.max_tile,
                 ),
             )
             _tiling_pictures(report, info, arrays or {}, tolerance)
@@ -201,96 +200,45 @@ def verify_artifact(
     finally:
         if runner is not None:
             runner.close()
-        report.accept(accept)
+        report.accept(chosen.accept)
 
 
 def verify_built_artifact(
     path: str | os.PathLike[str],
     variant: Any,
     *,
+    settings: VerifySettings | None = None,
     source_model: Any = None,
-    tolerance: float | None = None,
-    tiling: bool | None = None,
-    seed: int | None = None,
-    tiling_max_tile: int | None = None,
-    overlap_analysis: bool | None = None,
-    accept: Sequence[str] | None = None,
 ) -> VerifyReport:
     """The build layer's hook: verify an artifact czbuild just built from ``variant``.
 
     Strict: layout and reproducibility deviations fail, and the entry times must match
     ``SOURCE_DATE_EPOCH`` as the build saw it. Fidelity and tiling use the variant's model
-    and chains (``source_model`` may pass an already loaded ``keras.Model``). Settings left
-    None come from the variant's ``spec.verify`` (the recipe's ``verify:`` section), else
-    from :data:`BUILD_DEFAULTS`: tiling checks bounded by a proxy tile of at most 256 px, and
-    the overlap analysis only when ``tiling.seams`` fails.
+    and chains (``source_model`` may pass an already loaded ``keras.Model``).
 
     Args:
         path: The built artifact.
         variant: The :class:`czbuild.recipe.Variant` it was built from.
+        settings: Default: the variant's ``spec.verify`` (the recipe's ``verify:`` section,
+            :data:`~czbuild.verify.settings.BUILD` values where it says nothing).
         source_model: Optional loaded ``keras.Model`` of the variant's source.
-        tolerance: See :func:`verify_artifact`.
-        tiling: See :func:`verify_artifact`.
-        seed: See :func:`verify_artifact`.
-        tiling_max_tile: See :func:`verify_artifact` (0: the artifact's own tile).
-        overlap_analysis: True: always; False: only when ``tiling.seams`` fails.
-        accept: See :func:`verify_artifact`; None: the recipe's ``verify.accept``.
 
     Returns:
         The report; the build fails the artifact when ``report.ok`` is False.
     """
-    given = {
-        "tolerance": tolerance,
-        "tiling": tiling,
-        "seed": seed,
-        "tiling_max_tile": tiling_max_tile,
-        "overlap_analysis": overlap_analysis,
-    }
-    settings = {**build_settings(variant), **{k: v for k, v in given.items() if v is not None}}
     return verify_artifact(
         path,
+        settings=settings or build_settings(variant),
         recipe_variant=variant,
         source_model=source_model,
-        tolerance=float(settings["tolerance"]),
-        tiling=bool(settings["tiling"]),
-        seed=int(settings["seed"]),
         strict=True,
-        tiling_max_tile=int(settings["tiling_max_tile"]) or None,
-        overlap_analysis=ALWAYS if settings["overlap_analysis"] else ON_FAILURE,
-        accept=tuple(accept if accept is not None else settings["accept"]),
     )
 
 
-def build_settings(variant: Any) -> dict[str, Any]:
-    """The verification settings of ``variant``: its ``spec.verify`` over :data:`BUILD_DEFAULTS`.
-
-    Accepts a resolved :class:`~czbuild.recipe.RecipeSpec` or its plain (mapping) form. The
-    result also holds ``accept``: the names in the recipe's ``verify.accept`` (a tuple).
-    """
-    spec = getattr(variant, "spec", None)
-    section: Any = (
-        spec.get("verify") if isinstance(spec, Mapping) else getattr(spec, "verify", None)
-    )
-    if section is not None and not isinstance(section, Mapping):
-        section = section.model_dump() if hasattr(section, "model_dump") else vars(section)
-    section = dict(section or {})
-    return {
-        **BUILD_DEFAULTS,
-        **{k: v for k, v in section.items() if k in BUILD_DEFAULTS},
-        "accept": tuple(section.get("accept") or ()),
-    }
-
-
-def _analysis_mode(value: bool | str) -> str:
-    if value is True:
-        return ALWAYS
-    if value is False:
-        return NEVER
-    if value not in ANALYSIS_MODES:
-        raise ValueError(
-            f"overlap_analysis must be a bool or one of {ANALYSIS_MODES}, got {value!r}"
-        )
-    return str(value)
+def build_settings(variant: Any) -> VerifySettings:
+    """The verification settings of ``variant``: its ``spec.verify``, else :data:`BUILD`."""
+    section = getattr(getattr(variant, "spec", None), "verify", None)
+    return section if isinstance(section, VerifySettings) else BUILD
 
 
 # --- stages ---------------------------------------------------------------------------------

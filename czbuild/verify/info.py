@@ -55,11 +55,6 @@ class ModelInfo:
             return REGRESSION
         return OTHER
 
-    @property
-    def spatial_rank(self) -> int | None:
-        """Number of spatial dims (2 or 3), None before the shapes are known."""
-        return None if self.input_shape is None else len(self.input_shape) - 1
-
     def with_shapes(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> ModelInfo:
         """A copy with the shapes set (legacy: taken from the payload)."""
         return replace(self, input_shape=tuple(input_shape), output_shape=tuple(output_shape))

@@ -38,6 +38,7 @@ from czbuild.verify import receptive
 from czbuild.verify.info import OTHER, ModelInfo
 from czbuild.verify.inputs import sample_image
 from czbuild.verify.report import FAILED, PASSED, SKIPPED, WARNING, VerifyReport
+from czbuild.verify.settings import ALWAYS, NEVER, ON_FAILURE, PROXY_MODULUS
 from czbuild.verify.source import SourceChain, freeze_statistics
 from czbuild.verify.tiles import TiledRun, error_map, kept_ranges, needed_overlap, run_tiled
 
@@ -48,11 +49,6 @@ NAMES = (SEAMS, FIELD, MIN_OVERLAP)
 TILES_PER_SIDE = 3
 #: At most this many tiled simulations while searching for the minimal overlap.
 SEARCH_BUDGET = 12
-#: A proxy tile has the artifact's tile size modulo this (down-sampling up to 2**7 aligned).
-PROXY_MODULUS = 128
-#: When the receptive-field probe and the minimal-overlap search run.
-ALWAYS, ON_FAILURE, NEVER = "always", "on-failure", "never"
-ANALYSIS_MODES = (ALWAYS, ON_FAILURE, NEVER)
 
 Predict = Callable[[np.ndarray], np.ndarray]
 

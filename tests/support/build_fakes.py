@@ -3,13 +3,17 @@
 Not a test module (it defines no tests). Worker subprocesses import it by module name, so tests that use
 subprocess workers put ``tests/`` on ``PYTHONPATH`` (see :func:`worker_env`).
 
-The fake converter writes a small deterministic zip (``model.json`` = the spec, ``model.model``
-= the model file's bytes) atomically, like the real convert layer, and appends one line per
-model load to ``<project>/loads.log`` so tests can count loads. A spec may carry
-``fake: {sleep: seconds, sleep_mid_write: seconds, fail: message, verify: "fail"}``; with
-``sleep_mid_write`` the converter signals through ``<project>/mid-write/<variant>`` that it has
-written half of the artifact while it sleeps (:func:`variants_mid_write`), so a test interrupts
-a write by handshake instead of by timing.
+Fake variants are real :class:`czbuild.recipe.variant.Variant` objects with real resolved specs
+(:func:`make_variant`, :func:`respec`). The fake converter writes a small deterministic zip
+(``model.json`` = the plain spec, ``model.model`` = the model file's bytes) atomically, like the
+real convert layer, and appends one line per model load to ``<project>/loads.log`` so tests can
+count loads. Its behaviour (``sleep: seconds``, ``fail: message``, ``verify: "fail"``,
+``sleep_mid_write``) rides in the spec as a last postprocessing step ``{"op": "fake", ...}``
+(:func:`with_fake`), so it is part of the spec digest like any real change; only the fake
+converter reads it (it runs no ops).
+With ``sleep_mid_write`` the converter signals through ``<project>/mid-write/<variant>`` that it
+has written half of the artifact while it sleeps (:func:`variants_mid_write`), so a test
+interrupts a write by handshake instead of by timing.
 
 With ``job.verify`` set the fake writes through the real
 :func:`czbuild.builder.verification.install_verified` (hidden temporary, verify, rename) with a
@@ -19,6 +23,7 @@ names the file it saw in ``details.seen``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -26,28 +31,50 @@ import os
 import secrets
 import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from czbuild.recipe.digest import spec_digest
+from czbuild.recipe.spec import MetadataSpec, RecipeSpec, SourceSpec
+from czbuild.recipe.variant import Variant
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 BACKEND = "support.build_fakes:fake_convert"
 
 
-@dataclass(frozen=True)
-class FakeVariant:
-    recipe: str
-    name: str
-    recipe_file: Path
-    project_dir: Path
-    spec: dict
-    digest: str
-    inputs: tuple[Path, ...]
-    output: PurePosixPath
+FAKE_OP = "fake"
 
 
-def digest_of(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+def respec(
+    variant: Variant,
+    *,
+    metadata: dict | None = None,
+    tile: int | None = None,
+    fake: dict | None = None,
+    **changes: Any,
+) -> Variant:
+    """``variant`` with spec fields changed (``metadata`` fields, ``tile``, fake behaviour).
+
+    The digest is recomputed with the real :func:`czbuild.recipe.digest.spec_digest`.
+    """
+    spec = variant.spec
+    if metadata:
+        changes["metadata"] = dataclasses.replace(spec.metadata, **metadata)
+    if tile is not None:
+        changes["spatial_dims"] = (tile, tile)
+    if fake is not None:
+        kept = tuple(op for op in spec.postprocessing if op.get("op") != FAKE_OP)
+        changes["postprocessing"] = (*kept, {"op": FAKE_OP, **fake})
+    new = dataclasses.replace(spec, **changes)
+    return dataclasses.replace(variant, spec=new, digest=spec_digest(new))
+
+
+def fake_of(spec: RecipeSpec) -> dict:
+    """The fake behaviour carried by ``spec`` (see the module docstring)."""
+    for op in spec.postprocessing:
+        if op.get("op") == FAKE_OP:
+            return {k: v for k, v in op.items() if k != "op"}
+    return {}
 
 
 def make_variant(
@@ -57,38 +84,42 @@ def make_variant(
     tile: int | None = None,
     model: str = "models/m.bin",
     licence: str | None = "LICENSE",
-    extra: dict | None = None,
-) -> FakeVariant:
+) -> Variant:
     """A variant of ``recipe`` converting ``model`` (paths relative to ``project``)."""
-    spec: dict[str, Any] = {
-        "name": recipe,
-        "model": {"path": model},
-        "format": "czann",
-        "tile": tile or 256,
-        "metadata": {"classes": ["bg", "fg"]},
-    }
-    if licence:
-        spec["metadata"]["license"] = licence
-    if extra:
-        spec.update(extra)
+    spec = RecipeSpec(
+        name=recipe,
+        model=SourceSpec(kind="keras", path=model),
+        format="czann",
+        format_version="2.1.0",
+        opset=12,
+        spatial_dims=(tile or 256, tile or 256),
+        metadata=MetadataSpec(
+            type="SingleClassSemanticSegmentation",
+            model_name=recipe,
+            classes=("bg", "fg"),
+            license=licence,
+        ),
+    )
     name = f"{recipe}@tile={tile}" if tile else recipe
     vdir = f"tile={tile}" if tile else "default"
     inputs = [project / model] + ([project / licence] if licence else [])
-    return FakeVariant(
+    return Variant(
         recipe=recipe,
         name=name,
         recipe_file=project / "recipes" / f"{recipe}.yaml",
         project_dir=project,
         spec=spec,
-        digest=digest_of(spec),
+        digest=spec_digest(spec),
         inputs=tuple(inputs),
         output=PurePosixPath(recipe, vdir, f"{recipe}.czann"),
+        sweep=(("tile", str(tile)),) if tile else (),
+        sweep_values=(("tile", tile),) if tile else (),
     )
 
 
 def make_project(
     root: Path, recipes: dict[str, list[int]], *, models: dict[str, str] | None = None
-) -> list[FakeVariant]:
+) -> list[Variant]:
     """Create model/licence files and return the variants: ``{recipe: [tiles]}``."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "recipes").mkdir(exist_ok=True)
@@ -161,10 +192,8 @@ def make_recipe_project(root: Path, n_recipes: int = 2, tiles: tuple[int, ...] =
 def fake_convert(job: Any, cache: dict) -> dict:
     """The fake backend: see the module docstring."""
     variant = job.variant
-    spec = variant.spec
-    if not isinstance(spec, dict):  # a real RecipeSpec: use its plain form
-        spec = spec.to_plain() if hasattr(spec, "to_plain") else dict(spec)
-    fake = spec.get("fake") or {}
+    spec = variant.spec.to_plain()
+    fake = fake_of(variant.spec)
     if fake.get("sleep") == "os-kill":  # simulate a worker killed by the OOM killer
         import signal
 
@@ -277,15 +306,9 @@ def variants_mid_write(project: Path) -> set[str]:
     return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
-def with_fake(variants: list[FakeVariant], **fake: Any) -> list[FakeVariant]:
-    """The same variants with ``fake`` behaviour (sleep, fail) added to their specs."""
-    import dataclasses
-
-    out = []
-    for variant in variants:
-        spec = {**variant.spec, "fake": dict(fake)}
-        out.append(dataclasses.replace(variant, spec=spec, digest=digest_of(spec)))
-    return out
+def with_fake(variants: list[Variant], **fake: Any) -> list[Variant]:
+    """The same variants with ``fake`` behaviour (sleep, fail, verify) in their specs."""
+    return [respec(variant, fake=dict(fake)) for variant in variants]
 
 
 DRIVER = """

@@ -88,10 +88,9 @@ def _weights(source: bytes, n: int) -> np.ndarray:
 def release_convert(job: Any, cache: dict) -> dict:
     """The fake backend (see the module docstring); returns sha256 and member hashes."""
     from czbuild.builder.request import build_metadata
-    from czbuild.builder.variant_cache import materialize
     from czbuild.formats import write_czann, write_czmodel
 
-    variant = materialize(job.variant)
+    variant = job.variant
     spec = variant.spec
     project = Path(variant.project_dir)
     source = (project / spec.model.path).read_bytes()

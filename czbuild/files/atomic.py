@@ -1,0 +1,67 @@
+"""Replace a file so that readers only ever see a complete old or a complete new file."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+__all__ = ["atomic_write", "fsync_dir"]
+
+
+def atomic_write(path: Path | str, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The temporary file is ``.<name>.<random>.tmp`` beside ``path``; missing parent folders are
+    created; the new file's mode follows the umask (like :func:`open`). On any failure (also
+    ``KeyboardInterrupt``) the temporary file is removed and an existing ``path`` is left as
+    it was.
+
+    Args:
+        path: The final file name.
+        data: The complete new content.
+        durable: fsync the file before the rename and the folder after it, so the new content
+            survives a power loss, not only a killed process. Caches may skip it.
+
+    Raises:
+        OSError: The folder or file cannot be written; the exception names the path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        fd = os.open(tmp, flags, 0o666)
+        try:
+            view = memoryview(bytes(data))
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path | str) -> None:
+    """Best effort: persist a rename in ``folder`` (not possible on every OS / file system)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

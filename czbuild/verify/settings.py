@@ -1,0 +1,170 @@
+"""How an artifact is verified: :class:`VerifySettings`, one type from recipe to report.
+
+A recipe's ``verify:`` section validates into it (:mod:`czbuild.recipe.schema` takes its
+defaults from here), the resolved spec carries it (``RecipeSpec.verify``), the build passes it
+to :func:`czbuild.verify.verify_built_artifact`, and :func:`czbuild.verify.verify_artifact`
+takes it (or the same values as keyword arguments). A plain data module: it imports nothing of
+czbuild, so the recipe layer and a no-op build can use it without loading the verifier.
+
+``overlap_analysis`` means the same everywhere: True (``"always"``) probes the receptive field
+and searches the minimal overlap for every artifact; False (``"on-failure"``) only when
+``tiling.seams`` fails; ``"never"`` (library only) not at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "ACCEPTABLE_CHECKS",
+    "ALWAYS",
+    "ANALYSIS_MODES",
+    "BUILD",
+    "NEVER",
+    "ON_FAILURE",
+    "PROXY_MODULUS",
+    "STANDALONE",
+    "VerifySettings",
+    "analysis_mode",
+    "check_tiling_max_tile",
+]
+
+#: When the receptive-field probe and the minimal-overlap search run.
+ALWAYS, ON_FAILURE, NEVER = "always", "on-failure", "never"
+ANALYSIS_MODES: Final = (ALWAYS, ON_FAILURE, NEVER)
+#: Checks a recipe may accept by name (``verify.accept``): format expectations a model may miss
+#: by design. Each is a real check name (a test keeps them so).
+ACCEPTABLE_CHECKS: Final = ("semantics.output_range",)
+#: A proxy tile keeps the artifact's tile size modulo this (down-sampling up to 2**7 aligned),
+#: so ``tiling_max_tile`` is 0 (no limit) or at least this.
+PROXY_MODULUS: Final = 128
+
+
+def analysis_mode(value: bool | str) -> str:
+    """The analysis mode of an ``overlap_analysis`` value (bool or mode name).
+
+    Raises:
+        ValueError: Neither a bool nor one of :data:`ANALYSIS_MODES`.
+    """
+    if value is True:
+        return ALWAYS
+    if value is False:
+        return ON_FAILURE
+    if value not in ANALYSIS_MODES:
+        raise ValueError(
+            f"overlap_analysis: must be true, false or one of {', '.join(ANALYSIS_MODES)}, "
+            f"got {value!r}"
+        )
+    return str(value)
+
+
+def check_tiling_max_tile(value: int) -> int:
+    """``value`` if it is 0 (no limit) or at least :data:`PROXY_MODULUS`.
+
+    Raises:
+        ValueError: Otherwise (says what is allowed).
+    """
+    if value < 0 or 0 < value < PROXY_MODULUS:
+        raise ValueError(f"must be 0 (no limit) or at least {PROXY_MODULUS}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """Verification settings; the defaults are the build's (a recipe without ``verify:``).
+
+    Attributes:
+        tolerance: Maximum absolute difference (probability sums, fidelity, seams), in [0, 1].
+        tiling: Run the tiling checks (they simulate many tiles).
+        seed: Seed of every random test input (>= 0).
+        tiling_max_tile: Check seams of larger tiles on a proxy tile of at most this size
+            (0: always the artifact's own tile).
+        overlap_analysis: True / ``"always"``, False / ``"on-failure"``, or ``"never"``
+            (see the module docstring); stored as given, read through :attr:`analysis`.
+        accept: Names of checks whose failure is accepted (reported as a warning); one of
+            :data:`ACCEPTABLE_CHECKS` each. Left out of the plain form when empty, so specs
+            without it keep their digest.
+    """
+
+    tolerance: float = 1e-5
+    tiling: bool = True
+    seed: int = 0
+    tiling_max_tile: int = 256
+    overlap_analysis: bool | str = False
+    accept: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)):
+            raise ValueError(f"tolerance: must be a number, got {self.tolerance!r}")
+        if not 0.0 <= float(self.tolerance) <= 1.0:
+            raise ValueError(f"tolerance: must be between 0 and 1, got {self.tolerance}")
+        object.__setattr__(self, "tolerance", float(self.tolerance))
+        if not isinstance(self.tiling, bool):
+            raise ValueError(f"tiling: must be true or false, got {self.tiling!r}")
+        for name in ("seed", "tiling_max_tile"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: must be an integer >= 0, got {value!r}")
+        try:
+            check_tiling_max_tile(self.tiling_max_tile)
+        except ValueError as exc:
+            raise ValueError(f"tiling_max_tile: {exc}") from None
+        if isinstance(self.accept, str) or not all(isinstance(n, str) for n in self.accept):
+            raise ValueError(f"accept: must be a list of check names, got {self.accept!r}")
+        unknown = [n for n in self.accept if n not in ACCEPTABLE_CHECKS]
+        if unknown:
+            raise ValueError(
+                f"accept: {unknown[0]!r} cannot be accepted; a recipe may accept only "
+                f"{', '.join(ACCEPTABLE_CHECKS)}"
+            )
+        object.__setattr__(self, "accept", tuple(self.accept))
+        mode = analysis_mode(self.overlap_analysis)
+        if mode != NEVER:  # the recipe form: a bool
+            object.__setattr__(self, "overlap_analysis", mode == ALWAYS)
+
+    @property
+    def analysis(self) -> str:
+        """The overlap analysis mode: :data:`ALWAYS`, :data:`ON_FAILURE` or :data:`NEVER`."""
+        return analysis_mode(self.overlap_analysis)
+
+    @property
+    def max_tile(self) -> int | None:
+        """``tiling_max_tile`` for the tiling checks: None when there is no limit."""
+        return self.tiling_max_tile or None
+
+    def replace(self, **changes: Any) -> VerifySettings:
+        """A copy with the given fields changed; None values leave a field as it is."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_plain(self) -> dict[str, Any]:
+        """The JSON form (a recipe's ``verify:`` section; part of the digest)."""
+        plain = dataclasses.asdict(self)
+        if not plain["accept"]:
+            del plain["accept"]
+        else:
+            plain["accept"] = list(plain["accept"])
+        return plain
+
+    @classmethod
+    def from_plain(cls, data: Mapping[str, Any] | None) -> VerifySettings:
+        """Settings from their JSON form; missing keys take the defaults.
+
+        Raises:
+            ValueError: An unknown key or a bad value (names the key).
+        """
+        data = dict(data or {})
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown verify setting (known: {', '.join(known)})")
+        return cls(**data)
+
+
+#: A build's settings when the recipe says nothing: bounded tiling checks, analysis on failure.
+BUILD: Final = VerifySettings()
+#: ``czbuild verify`` / :func:`czbuild.verify.verify_artifact` on their own: the artifact's own
+#: tile and the overlap analysis always (no build budget to keep).
+STANDALONE: Final = VerifySettings(tiling_max_tile=0, overlap_analysis=True)
