@@ -411,6 +411,7 @@ def read_model_spec(path: Path) -> tuple[str, ModelSpec, Path | None]:
     path = Path(path)
     doc = read_json_object(path)
     where, base = str(path), path.resolve().parent
+    metadata: CzannModelMetadata | ModelMetadata
     if "ModelMetadata" in doc:
         form = "czann"
         metadata, licence = _czann_from_doc(doc, where, base)

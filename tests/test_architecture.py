@@ -31,13 +31,14 @@ PACKAGE = ROOT / "czbuild"
 # Layer -> the module prefixes that belong to it (longest prefix wins).
 MODULES: dict[str, tuple[str, ...]] = {
     "errors": ("czbuild.errors",),
-    "files": ("czbuild.scratch",),
+    "files": ("czbuild.files",),
     "formats": ("czbuild.formats",),
     "ops": ("czbuild.ops",),
     "keras": ("czbuild.keras",),
     "convert": (
         "czbuild.model_metadata",
         "czbuild.json_spec",
+        "czbuild.json_document",
         "czbuild.convert",
         "czbuild.preprocessing",
     ),
@@ -45,6 +46,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "builder": ("czbuild.builder",),
     "release": ("czbuild.release",),
     "verify": ("czbuild.verify",),
+    # Plain data the recipe and builder layers use (imports nothing of czbuild).
+    "verify.settings": ("czbuild.verify.settings",),
     "cli": ("czbuild.cli",),
     # Not rows of the table: the package's lazy re-exports and `python -m czbuild`.
     "package": ("czbuild",),
@@ -75,10 +78,11 @@ LAYERS: dict[str, Rule] = {
     "ops": _rule("errors"),
     "keras": _rule("formats ops errors"),
     "convert": _rule("formats ops", lazy="keras"),
-    "recipe": _rule("formats ops errors"),
-    "builder": _rule("recipe convert formats", lazy="verify"),
+    "recipe": _rule("formats ops errors verify.settings"),
+    "builder": _rule("recipe convert formats verify.settings", lazy="verify"),
     "release": _rule("builder recipe formats", lazy="verify"),
-    "verify": _rule("formats ops", lazy="keras"),
+    "verify": _rule("formats ops verify.settings", lazy="keras"),
+    "verify.settings": _rule(),
     "cli": _rule(EVERYTHING),
     "package": _rule(lazy=EVERYTHING),
     "main": _rule("cli"),
@@ -404,7 +408,7 @@ def _cycles() -> list[list[str]]:
 
 
 # Import cycles found when this test was written (another engineer is breaking this one).
-KNOWN_CYCLES: list[list[str]] = [["czbuild.json_spec", "czbuild.model_metadata"]]
+KNOWN_CYCLES: list[list[str]] = []
 
 
 def test_no_import_cycles_between_modules() -> None:

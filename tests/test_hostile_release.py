@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from czbuild.errors import BuildError
+from czbuild.files.scratch import make_scratch, owner_pid, sweep_dead, temp_name
 from czbuild.release.dist import MARKER_NAME, check_target, recover, write_dist
-from czbuild.scratch import make_scratch, owner_pid, sweep_dead, temp_name
 
 REPO = Path(__file__).resolve().parents[1]
 

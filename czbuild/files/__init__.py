@@ -9,7 +9,9 @@ other layer can share one implementation of each:
   durable) and :func:`fsync_dir`;
 * :mod:`czbuild.files.canonical` — the two canonical JSON forms: :func:`digest_json` (the
   compact text hashed into spec digests) and :func:`file_json` (the indented bytes of stamps,
-  the manifest and other state files), plus :func:`write_json` / :func:`read_json`.
+  the manifest and other state files), plus :func:`write_json` / :func:`read_json`;
+* :mod:`czbuild.files.scratch` — temporary names and scratch folders tagged with the owner's
+  PID, and the sweep of those whose owner died.
 """
 
 from __future__ import annotations

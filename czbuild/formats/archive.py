@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from czbuild.errors import ArchiveError
+from czbuild.files.digest import file_sha256
 from czbuild.formats.czann import CzannMetadata
 from czbuild.formats.extraction import unpack
 from czbuild.formats.ids import derive_id
@@ -243,15 +244,12 @@ def inspect(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str
         ArchiveError: As :func:`read_artifact`.
     """
     artifact = read_artifact(path, max_bytes=max_bytes)
-    digest = hashlib.sha256()
-    with open(artifact.path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    file_digest = file_sha256(artifact.path)
     suffix_family = ARTIFACT_SUFFIXES.get(artifact.path.suffix.lower())
     return {
         "path": str(artifact.path),
         "size": artifact.path.stat().st_size,
-        "sha256": digest.hexdigest(),
+        "sha256": file_digest,
         "family": artifact.family,
         "version": artifact.version,
         "version_inferred": artifact.version_inferred,

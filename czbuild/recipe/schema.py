@@ -309,7 +309,7 @@ class Verify(_Strict):
         "0: always the artifact's own tile.",
     )
     overlap_analysis: StrictBool = Field(
-        _VERIFY_DEFAULTS.overlap_analysis,
+        bool(_VERIFY_DEFAULTS.overlap_analysis),
         description="Also measure the receptive field and search the minimal overlap for every "
         "artifact (costly); it always runs when tiling.seams fails.",
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from czbuild.errors import BuildError
-from czbuild.scratch import make_scratch
+from czbuild.files.scratch import make_scratch
 
 __all__ = ["LockedBuild", "build_locked", "update_lock_after_build"]
 

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 from czbuild.errors import ArchiveError
 from czbuild.files.digest import file_sha256
+from czbuild.files.scratch import make_scratch
 from czbuild.formats.container import open_container
 from czbuild.formats.layout import METADATA as METADATA_ROLE
 from czbuild.formats.layout import MODEL, MODELID, roles_of
@@ -43,7 +44,6 @@ from czbuild.release.difference import (
 from czbuild.release.freshness import MISSING, STALE, Freshness, extra_entries, freshness
 from czbuild.release.lockfile import LockEntry, LockFile, lock_path, read_lock
 from czbuild.release.policy import NUMERIC_TOLERANCE
-from czbuild.scratch import make_scratch
 
 MATCH = "match"
 NUMERIC_MATCH = "numeric"

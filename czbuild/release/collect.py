@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from czbuild.files.digest import file_sha256
 from czbuild.formats.container import open_container
 from czbuild.formats.layout import MODEL, roles_of
 from czbuild.formats.reader import payload_kind
@@ -74,14 +75,12 @@ def entry_from_artifact(
     Raises:
         ArchiveError: The artifact is not a readable, safe ZIP.
     """
-    import hashlib
-
     container = open_container(Path(path))
     roles = roles_of(container.names())
     model = next((n for n, role in roles.items() if role == MODEL), None)
     payload = payload_kind(container.read(model)) if model else "onnx"
     if sha256 is None:
-        sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        sha256 = file_sha256(Path(path))
     members = tuple(
         LockedMember(
             name=e.name,

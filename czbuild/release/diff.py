@@ -17,12 +17,12 @@ imported only when an ONNX payload differs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from czbuild.errors import ArchiveError, MetadataError
+from czbuild.files.digest import file_sha256
 from czbuild.formats.container import SAVEDMODEL_LIMITS, Container, Member, open_container
 from czbuild.formats.layout import LICENSE, MODEL, MODELID_PREFIX, family_hint, roles_of
 from czbuild.formats.layout import METADATA as METADATA_ROLE
@@ -63,7 +63,7 @@ def explain_differences(
     if isinstance(expected, LockEntry):
         return explain_against_lock(expected, actual, labels=labels)
     exp_path, act_path = Path(expected), Path(actual)
-    exp_sha, act_sha = _file_sha256(exp_path), _file_sha256(act_path)
+    exp_sha, act_sha = file_sha256(exp_path), file_sha256(act_path)
     if exp_sha == act_sha:
         return []
     try:
@@ -95,7 +95,7 @@ def explain_against_lock(
     whose sha256 differs.
     """
     path = Path(actual)
-    sha = _file_sha256(path)
+    sha = file_sha256(path)
     if sha == entry.sha256:
         return []
     try:
@@ -604,11 +604,3 @@ def _text_difference(member: str, what: str, exp: bytes, act: bytes, labels: Lab
         expected=len(exp),
         actual=len(act),
     )
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

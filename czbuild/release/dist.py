@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from czbuild.errors import BuildError
-from czbuild.scratch import owner_pid, pid_alive, temp_name
+from czbuild.files.scratch import owner_pid, pid_alive, temp_name
 
 SUMS_NAME = "SHA256SUMS"
 MANIFEST_NAME = "release.json"

@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 from czbuild.errors import BuildError, LockMismatchError, VerifyError
+from czbuild.files.scratch import make_scratch
 from czbuild.formats.container import open_container
 from czbuild.recipe.variant import Variant
 from czbuild.release.check import DIFFERS, FAILED, MATCH, CheckReport, check_lock
@@ -39,7 +40,6 @@ from czbuild.release.dist import RELEASE_FORMAT, check_target, write_dist
 from czbuild.release.freshness import Freshness, extra_entries, freshness
 from czbuild.release.gitinfo import DirtyTreeError, GitState, git_state
 from czbuild.release.lockfile import LOCK_NAME, lock_path, read_lock
-from czbuild.scratch import make_scratch
 
 PASSED = "passed"
 SKIPPED = "skipped"
