@@ -11,6 +11,7 @@ verification that runs before the artifact gets its final name
 from __future__ import annotations
 
 import gc
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +37,8 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
     key = (job.source_key, variant.model_source, tuple(spec.model.custom_objects))
     entry = cache.get(key)
     if entry is None:
-        from czbuild.keras.converter import ModelConverter
-
-        if len(cache) >= MAX_CONVERTERS:
-            cache.clear()
-            gc.collect()
-        custom: dict[str, Any] | None = None
-        if spec.model.custom_objects:
-            from czbuild.keras.sources import load_custom_objects
-
-            custom = load_custom_objects(variant.custom_object_files)
-        converter = ModelConverter(variant.model_source, custom_objects=custom)
-        entry = cache[key] = (converter, custom)
-    converter, custom = entry
+        entry = cache[key] = _load(job, cache)
+    converter, custom, recorded = entry
     try:
         request = to_request(variant, custom_objects=custom)
     except MetadataError as exc:
@@ -74,4 +64,44 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
     result, record = install_verified(
         Path(job.out_path), write, verify if getattr(job, "verify", False) else None
     )
-    return {"sha256": result.sha256, "members": dict(result.members), "verification": record}
+    return {
+        "sha256": result.sha256,
+        "members": dict(result.members),
+        "verification": record,
+        "inputs": list(recorded),
+    }
+
+
+def _load(job: Any, cache: dict[Any, Any]) -> tuple[Any, Any, tuple[tuple[str, str], ...]]:
+    """Load the job's custom objects and model, recording what they read and import.
+
+    Returns ``(converter, custom objects, recorded inputs)``; a previously loaded model (and
+    the user modules it executed) is dropped first, so every model's reads are recorded in
+    full whatever ran in this worker before.
+    """
+    from czbuild.builder.reads import ReadRecorder
+    from czbuild.keras.converter import ModelConverter
+    from czbuild.keras.sources import forget_user_modules, import_framework
+
+    import_framework()  # before recording: Keras' own start-up reads do not count
+
+    variant = job.variant
+    spec = variant.spec
+    if len(cache) >= MAX_CONVERTERS:
+        previous = [path for entry in cache.values() for _, path in entry[2]]
+        cache.clear()
+        forget_user_modules(previous)
+        gc.collect()
+    output_parts = len(Path(str(variant.output)).parts)
+    out_dir = Path(job.out_path).parents[output_parts - 1]
+    custom: dict[str, Any] | None = None
+    with ReadRecorder(exclude=[out_dir], project_dir=variant.project_dir) as recorder:
+        if spec.model.custom_objects:
+            from czbuild.keras.sources import load_custom_objects
+
+            custom = load_custom_objects(variant.custom_object_files)
+        converter = ModelConverter(variant.model_source, custom_objects=custom)
+        converter.model  # noqa: B018 - load now, inside the recorder
+    declared = {os.path.abspath(p) for p in variant.inputs}
+    recorded = tuple((role, path) for role, path in recorder.inputs if path not in declared)
+    return converter, custom, recorded

@@ -1,9 +1,22 @@
 """The fingerprint of a variant: everything that can change the bytes of its artifact.
 
-A fingerprint is the resolved spec (and its digest), the content hash of every input file or
-directory (model source, licence, custom-object / factory files), and the versions of czbuild
-and of the conversion toolchain. Two equal fingerprints must give the same artifact; anything
-outside the fingerprint (recipe comments, file times, the working directory) must not matter.
+A fingerprint is the resolved spec (and its digest), the digest of every input file or
+directory, the versions of czbuild and of the conversion toolchain, and the digest of
+czbuild's own artifact code (:func:`czbuild.builder.toolchain.czbuild_code_digest`). Two
+equal fingerprints must give the same artifact; anything outside the fingerprint (recipe
+comments, file times, the working directory) must not matter.
+
+Inputs come from two places:
+
+* *declared* by the recipe: the model source, ``model.inputs``, custom-object files, the
+  licence;
+* *recorded* by the conversion worker while it loaded the model: every file the factory (or
+  a custom-object file) opened for reading and every local module it imported
+  (:mod:`czbuild.builder.reads`). They are kept in the stamp and re-hashed on every status
+  check, so a factory that loads ``weights.keras`` is stale once the weights change.
+
+Model files are hashed by *content* (:func:`czbuild.files.content_sha256`): a re-saved but
+unchanged ``.keras`` / ``.h5`` / SavedModel keeps its digest. Other files by their bytes.
 """
 
 from __future__ import annotations
@@ -11,12 +24,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from czbuild.builder.hashing import HashCache
-from czbuild.builder.toolchain import toolchain_versions
+from czbuild.builder.toolchain import czbuild_code_digest, toolchain_versions
 from czbuild.recipe.variant import Variant
 
 # "path/to/file.py:function" names a factory; the input is the file.
@@ -28,18 +41,31 @@ class InputRecord:
     """One input of a variant.
 
     Attributes:
-        role: What the input is for: ``model``, ``licence``, ``custom objects`` or the dotted
-            spec key that names it.
+        role: What the input is for: ``model``, ``licence``, ``custom objects``, ``model
+            input`` (``model.inputs``), :data:`READ` / :data:`IMPORTED` (recorded) or the
+            dotted spec key that names it.
         path: POSIX path relative to the project directory (absolute when outside it).
-        sha256: Content hash (tree hash for a directory), or None when the input is missing.
+        sha256: Content digest (:func:`czbuild.files.content_sha256`), or None when the
+            input is missing.
+        recorded: Found by the worker while loading the model (not named by the recipe). A
+            missing recorded input is a change, not an error.
     """
 
     role: str
     path: str
     sha256: str | None
+    recorded: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"role": self.role, "path": self.path, "sha256": self.sha256}
+        data: dict[str, Any] = {"role": self.role, "path": self.path, "sha256": self.sha256}
+        if self.recorded:
+            data["recorded"] = True
+        return data
+
+    @property
+    def outside_project(self) -> bool:
+        """Whether the path lies outside the project folder (it is then absolute)."""
+        return self.path.startswith("/") or (len(self.path) > 1 and self.path[1] == ":")
 
 
 @dataclass(frozen=True)
@@ -54,10 +80,20 @@ class Fingerprint:
     spec: Mapping[str, Any]
     inputs: tuple[InputRecord, ...]
     toolchain: Mapping[str, str] = field(default_factory=dict)
+    czbuild_code: str = ""
 
     @property
     def missing_inputs(self) -> list[InputRecord]:
-        return [i for i in self.inputs if i.sha256 is None]
+        """Declared inputs that do not exist (a build of them fails)."""
+        return [i for i in self.inputs if i.sha256 is None and not i.recorded]
+
+    def with_recorded(self, records: Iterable[InputRecord]) -> Fingerprint:
+        """This fingerprint with its recorded inputs replaced by ``records``."""
+        declared = [i for i in self.inputs if not i.recorded]
+        paths = {i.path for i in declared}
+        extra = [r for r in records if r.path not in paths]
+        inputs = sorted({(r.path, r.role): r for r in [*declared, *extra]}.values(), key=_order)
+        return replace(self, inputs=tuple(inputs))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +105,7 @@ class Fingerprint:
             "spec": dict(self.spec),
             "inputs": [i.to_json() for i in self.inputs],
             "toolchain": dict(self.toolchain),
+            "czbuild_code": self.czbuild_code,
         }
 
 
@@ -80,29 +117,76 @@ def display_path(path: Path, project_dir: Path) -> str:
         return Path(os.path.abspath(path)).as_posix()
 
 
-def compute_fingerprint(variant: Variant, cache: HashCache) -> Fingerprint:
+def input_digest(path: Path, cache: HashCache) -> str | None:
+    """The digest an input is fingerprinted with (content digest), None when it is missing.
+
+    An unreadable model file (not a ZIP / HDF5 file) falls back to its byte digest: the
+    conversion then fails with the loader's own message.
+    """
+    try:
+        try:
+            return cache.content_sha256(Path(path))
+        except ValueError:
+            return cache.path_sha256(Path(path))
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
+        return None
+
+
+def recorded_input(role: str, path: str | Path, project_dir: Path, cache: HashCache) -> InputRecord:
+    """The record of a recorded input at ``path`` (absolute, or relative to ``project_dir``)."""
+    full = Path(project_dir, path) if not os.path.isabs(path) else Path(path)
+    return InputRecord(
+        role=role,
+        path=display_path(full, project_dir),
+        sha256=input_digest(full, cache),
+        recorded=True,
+    )
+
+
+def recorded_inputs(stamp: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """``(role, path)`` of the inputs a stamp says the worker recorded."""
+    if not stamp:
+        return []
+    return [
+        (str(i.get("role")), str(i["path"]))
+        for i in stamp.get("inputs") or []
+        if isinstance(i, Mapping) and i.get("recorded") and isinstance(i.get("path"), str)
+    ]
+
+
+def compute_fingerprint(
+    variant: Variant, cache: HashCache, recorded: Iterable[tuple[str, str]] = ()
+) -> Fingerprint:
     """Fingerprint ``variant``, hashing its inputs through ``cache``.
 
     Missing inputs are recorded with ``sha256=None`` instead of raising: the build then runs
     and fails with the recipe/convert layer's own error, and ``status`` reports them.
+
+    Args:
+        variant: The variant.
+        cache: The stat-cached hasher.
+        recorded: ``(role, path)`` of inputs the worker recorded at the last build
+            (:func:`recorded_inputs` of the stamp); hashed again now.
     """
     spec = variant.spec.to_plain()
     roles = input_roles(spec, variant.project_dir)
     records = []
     for path in variant.inputs:
-        try:
-            digest: str | None = cache.path_sha256(Path(path))
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            digest = None
         abs_path = os.path.abspath(path)
         records.append(
             InputRecord(
                 role=roles.get(abs_path, "input"),
                 path=display_path(Path(path), variant.project_dir),
-                sha256=digest,
+                sha256=input_digest(Path(path), cache),
             )
         )
-    records.sort(key=lambda r: (r.path, r.role))
+    declared = {r.path for r in records}
+    for role, text in recorded:
+        record = recorded_input(role, text, variant.project_dir, cache)
+        if record.path not in declared:
+            declared.add(record.path)
+            records.append(record)
+    records.sort(key=_order)
     return Fingerprint(
         variant=variant.name,
         recipe=variant.recipe,
@@ -112,7 +196,12 @@ def compute_fingerprint(variant: Variant, cache: HashCache) -> Fingerprint:
         spec=spec,
         inputs=tuple(records),
         toolchain=toolchain_versions(),
+        czbuild_code=czbuild_code_digest(cache.file_sha256),
     )
+
+
+def _order(record: InputRecord) -> tuple[str, str]:
+    return (record.path, record.role)
 
 
 def input_roles(spec: Mapping[str, Any], project_dir: Path) -> dict[str, str]:
@@ -132,6 +221,8 @@ def _role_name(key: str) -> str:
         return "licence"
     if "custom" in lowered:
         return "custom objects"
+    if lowered.startswith("model.inputs"):
+        return "model input"
     if lowered.startswith("model"):
         return "model"
     return key

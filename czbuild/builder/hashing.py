@@ -9,8 +9,10 @@ re-read; any change (including ``touch``) re-reads it, and equal content gives t
 Entries for files modified within :data:`RACY_WINDOW_NS` of hashing are not trusted (a
 second write in the same timestamp tick would otherwise go unnoticed on coarse file systems).
 
-A directory (a SavedModel) is hashed as a tree by :func:`czbuild.files.tree_sha256` (the
-digest a recipe's ``model.sha256`` pins), with each file's hash answered from the cache.
+A directory (a SavedModel) is hashed as a tree by :func:`czbuild.files.tree_sha256`, with
+each file's hash answered from the cache. :meth:`HashCache.content_sha256` gives the
+*content* digest of a model file (:mod:`czbuild.files.content`: a re-saved but unchanged
+``.keras`` / ``.h5`` / SavedModel keeps it), remembered by the same stat signature.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import time
 from pathlib import Path
 
 from czbuild.files.canonical import read_json, write_json
+from czbuild.files.content import content_kind
+from czbuild.files.content import content_sha256 as _content_sha256
 from czbuild.files.digest import file_sha256, tree_sha256
 
 RACY_WINDOW_NS = 2_000_000_000
-_FORMAT = 1
+_FORMAT = 2  # 2: content digests of model files
 _shared: dict[str, HashCache] = {}
 _shared_lock = threading.Lock()
 
@@ -49,6 +53,7 @@ class HashCache:
         self._lock = threading.Lock()
         self._dirty = False
         self._entries: dict[str, list] = {}
+        self._content: dict[str, list] = {}
         self.reads = 0  # files actually read (for tests and benchmarks)
         if path is not None:
             data = read_json(path)
@@ -56,6 +61,9 @@ class HashCache:
                 entries = data.get("entries")
                 if isinstance(entries, dict):
                     self._entries = entries
+                content = data.get("content")
+                if isinstance(content, dict):
+                    self._content = content
 
     @classmethod
     def shared(cls, path: Path) -> HashCache:
@@ -105,6 +113,33 @@ class HashCache:
             return self.tree_sha256(Path(path))
         return self.file_sha256(Path(path))
 
+    def content_sha256(self, path: Path) -> str:
+        """The content digest of a model file or folder (:func:`czbuild.files.content_sha256`).
+
+        A ``.keras`` / ``.h5`` file is re-read only when its stat signature changed; a
+        SavedModel's files and any other path go through :meth:`file_sha256`.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            ValueError: A ``.keras`` / ``.h5`` file is not a valid archive / HDF5 file.
+        """
+        key = os.path.abspath(path)
+        if content_kind(key) not in ("keras", "h5"):
+            return _content_sha256(key, file_hash=self.file_sha256)
+        st = os.stat(key)
+        sig = _signature(st)
+        with self._lock:
+            entry = self._content.get(key)
+        if entry is not None and entry[0] == sig and entry[2]:
+            return entry[1]
+        digest = _content_sha256(key)
+        trusted = time.time_ns() - st.st_mtime_ns > RACY_WINDOW_NS
+        with self._lock:
+            self.reads += 1
+            self._content[key] = [sig, digest, trusted]
+            self._dirty = True
+        return digest
+
     def forget(self, path: Path) -> None:
         """Drop the entry of one file (used after the build replaces an artifact)."""
         with self._lock:
@@ -119,5 +154,8 @@ class HashCache:
             if not self._dirty:
                 return
             entries = {k: v for k, v in self._entries.items() if os.path.exists(k)}
+            content = {k: v for k, v in self._content.items() if os.path.exists(k)}
             self._dirty = False
-        write_json(self.path, {"format": _FORMAT, "entries": entries}, durable=False)
+        write_json(
+            self.path, {"format": _FORMAT, "entries": entries, "content": content}, durable=False
+        )

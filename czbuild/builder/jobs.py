@@ -1,9 +1,10 @@
 """Running one conversion job: the backend contract shared by workers and the in-process path.
 
 A *backend* is a function ``backend(job, cache) -> {"sha256": ..., "members": {...},
-"verification": record-or-None}`` named by ``"module:function"``; ``cache`` is a dict that
-lives as long as the process running the jobs (the real backend keeps the loaded model
-there). When ``job.verify`` is set, the backend writes the artifact through
+"verification": record-or-None, "inputs": [(role, path), ...]}`` named by
+``"module:function"``; ``cache`` is a dict that lives as long as the process running the
+jobs (the real backend keeps the loaded model there). When ``job.verify`` is set, the
+backend writes the artifact through
 :func:`czbuild.builder.verification.install_verified`; an exception carrying a ``report``
 attribute (:class:`~czbuild.builder.verification.ArtifactVerificationError`) hands the failed
 verification's record to the build process. Tests substitute a fake backend.
@@ -42,6 +43,7 @@ def run_job(backend: Callable[..., dict[str, Any]], job: Any, cache: dict[Any, A
             members=dict(out.get("members") or {}),
             seconds=time.perf_counter() - start,
             verification=out.get("verification"),
+            inputs=tuple((str(r), str(p)) for r, p in out.get("inputs") or ()),
         )
     except Exception as exc:
         message = str(exc) if isinstance(exc, CzbuildError) else f"{type(exc).__name__}: {exc}"

@@ -51,6 +51,8 @@ class JobResult:
         seconds: Time spent in the worker.
         verification: The verification record (see :mod:`czbuild.builder.verification`):
             when ok and verified, and when the job failed verification; else None.
+        inputs: ``(role, absolute path)`` of the files the worker recorded while loading
+            the model (:mod:`czbuild.builder.reads`): files read, local modules imported.
     """
 
     ok: bool
@@ -61,6 +63,7 @@ class JobResult:
     traceback: str = ""
     seconds: float = 0.0
     verification: dict[str, Any] | None = None
+    inputs: tuple[tuple[str, str], ...] = ()
 
 
 def send(stream: BinaryIO, message: Any) -> None:

@@ -24,13 +24,18 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from czbuild.builder import locking
-from czbuild.builder.fingerprint import Fingerprint, compute_fingerprint
+from czbuild.builder.fingerprint import (
+    Fingerprint,
+    compute_fingerprint,
+    recorded_input,
+    recorded_inputs,
+)
 from czbuild.builder.hashing import HashCache
 from czbuild.builder.jobs import DEFAULT_BACKEND
 from czbuild.builder.manifest import write_manifest
@@ -114,13 +119,14 @@ class BuildSession:
         """Absolute path of the variant's artifact."""
         return self.out_dir / Path(str(variant.output))
 
-    def fingerprint(self, variant: Variant) -> Fingerprint:
-        return compute_fingerprint(variant, self.cache)
+    def fingerprint(self, variant: Variant, stamp: Mapping[str, Any] | None = None) -> Fingerprint:
+        """The variant's fingerprint, with the inputs ``stamp`` says the worker recorded."""
+        return compute_fingerprint(variant, self.cache, recorded_inputs(stamp))
 
     def status(self, variant: Variant) -> VariantStatus:
         """Whether ``variant`` is up to date, with the reasons if not."""
-        fp = self.fingerprint(variant)
-        stamp = read_stamp(self.out_dir, fp.output)
+        stamp = read_stamp(self.out_dir, str(variant.output))
+        fp = self.fingerprint(variant, stamp)
         reasons = compare(fp, stamp, self.artifact_path(variant), self.cache)
         verified = stamp_verified(stamp)
         if not reasons and verified is False:
@@ -153,16 +159,15 @@ class BuildSession:
 
     def _build(self, variant: Variant) -> Outcome:
         locking.hold(self.out_dir, self.options.lock_timeout)
-        fp = self.fingerprint(variant)
+        stamp = read_stamp(self.out_dir, str(variant.output))
+        fp = self.fingerprint(variant, stamp)
         artifact = self.artifact_path(variant)
-        if not self.options.force:
-            stamp = read_stamp(self.out_dir, fp.output)
-            if not compare(fp, stamp, artifact, self.cache):
-                return Outcome("up-to-date")
+        if not self.options.force and not compare(fp, stamp, artifact, self.cache):
+            return Outcome("up-to-date")
         if fp.missing_inputs:
             missing = "; ".join(f"{i.role} missing: {i.path}" for i in fp.missing_inputs)
             return Outcome("failed", error=f"{fp.recipe_file}: {missing}")
-        pin_error = _pin_mismatch(variant, fp)
+        pin_error = _pin_mismatch(variant, fp, self.cache)
         if pin_error:
             return Outcome("failed", error=pin_error)
         remove_stamp(self.out_dir, fp.output)
@@ -195,6 +200,10 @@ class BuildSession:
             )
         if sha != result.sha256:
             return Outcome("failed", error=f"{artifact} changed while being recorded; build again")
+        fp = fp.with_recorded(
+            recorded_input(role, path, variant.project_dir, self.cache)
+            for role, path in result.inputs
+        )
         record = ArtifactRecord(
             path=fp.output, sha256=sha, size=artifact.stat().st_size, members=result.members
         )
@@ -270,26 +279,32 @@ class BuildSession:
             log.debug("cannot save the hash cache: %s", exc)
 
 
-def _pin_mismatch(variant: Variant, fp: Fingerprint) -> str | None:
-    """Error text when the recipe pins ``model.sha256`` and the model's content differs.
+def _pin_mismatch(variant: Variant, fp: Fingerprint, cache: HashCache) -> str | None:
+    """Error text when the recipe pins ``model.sha256`` and the model differs.
 
-    The model's hash (file sha256, or the tree digest of a SavedModel directory) is the one
-    the fingerprint already computed, so checking the pin costs nothing extra.
+    A pin may be the model's content digest (what the fingerprint holds, so checking it
+    costs nothing) or, as before content digests, its byte digest (file sha256 or tree
+    digest; asked of the stat cache only when the content digest does not match).
     """
     pin, path = variant.spec.model.sha256, variant.spec.model.path
     if not pin:
         return None
     for record in fp.inputs:
-        if (
-            record.role == "model"
-            and record.path == path
-            and record.sha256
-            and record.sha256.lower() != pin.lower()
-        ):
-            return (
-                f"{fp.recipe_file}: model.sha256: the recipe pins {pin} but {path} has "
-                f"sha256 {record.sha256}; update the pin or restore the model"
-            )
+        if record.role != "model" or record.path != path or not record.sha256:
+            continue
+        if record.sha256.lower() == pin.lower():
+            return None
+        try:
+            actual = cache.path_sha256(variant.path(path))
+        except OSError:
+            actual = None
+        if actual is not None and actual.lower() == pin.lower():
+            return None
+        return (
+            f"{fp.recipe_file}: model.sha256: the recipe pins {pin} but {path} has "
+            f"content digest {record.sha256} (sha256 {actual}); update the pin or restore "
+            "the model"
+        )
     return None
 
 

@@ -27,8 +27,8 @@ class Reason:
 
     Attributes:
         kind: Machine-readable category: ``never-built``, ``spec``, ``input``,
-            ``input-missing``, ``czbuild-version``, ``toolchain``, ``output-missing``,
-            ``output-modified``.
+            ``input-missing``, ``czbuild-version``, ``czbuild-code`` (czbuild's artifact
+            code changed), ``toolchain``, ``output-missing``, ``output-modified``.
         message: One human-readable line.
     """
 
@@ -112,6 +112,18 @@ def compare(
         reasons.extend(_spec_reasons(stamp.get("spec") or {}, fingerprint.spec))
     reasons.extend(_input_reasons(stamp.get("inputs") or [], fingerprint))
     reasons.extend(_version_reasons(stamp.get("toolchain") or {}, fingerprint.toolchain))
+    old_code = stamp.get("czbuild_code")
+    if old_code != fingerprint.czbuild_code and not any(
+        r.kind == "czbuild-version" for r in reasons
+    ):
+        reasons.append(
+            Reason(
+                "czbuild-code",
+                "czbuild changed: the code that writes artifacts differs from the build's "
+                f"(code digest {str(old_code or '<none>')[:12]} -> "
+                f"{fingerprint.czbuild_code[:12]})",
+            )
+        )
     if stamp.get("output") != fingerprint.output:
         reasons.append(Reason("output-missing", f"output path changed to {fingerprint.output}"))
     reasons.extend(_output_reasons(stamp, artifact_path, fingerprint.output, cache))
@@ -169,10 +181,16 @@ def _spec_reasons(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Reason
 def _input_reasons(old_inputs: list[Mapping[str, Any]], fp: Fingerprint) -> list[Reason]:
     old = {(i.get("role"), i.get("path")): i.get("sha256") for i in old_inputs}
     new = {(i.role, i.path): i.sha256 for i in fp.inputs}
+    recorded = {(i.role, i.path) for i in fp.inputs if i.recorded}
     reasons = []
     for key in sorted(set(old) | set(new), key=lambda k: (str(k[1]), str(k[0]))):
         role, path = key
-        if key not in old:
+        if key in recorded:  # found by the worker: "input changed: w.keras (read by ...)"
+            if new[key] is None:
+                reasons.append(Reason("input", f"input missing: {path} ({role})"))
+            elif old.get(key) != new[key]:
+                reasons.append(Reason("input", f"input changed: {path} ({role})"))
+        elif key not in old:
             reasons.append(Reason("input", f"{role} added: {path}"))
         elif key not in new:
             reasons.append(Reason("input", f"{role} no longer used: {path}"))

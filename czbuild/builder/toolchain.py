@@ -7,7 +7,13 @@ TensorFlow its version must not cost the two seconds it takes to import it.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+from collections.abc import Callable
 from importlib import metadata
+from pathlib import Path
+
+from czbuild.files.digest import file_sha256
 
 # Distribution names whose version is recorded in stamps, the manifest and the lock file.
 # "tensorflow" resolves to whichever of tensorflow / tensorflow-cpu is installed.
@@ -75,3 +81,62 @@ def zip_date_time_override() -> str | None:
     if value == (1980, 1, 1, 0, 0, 0):
         return None
     return "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}".format(*value)
+
+
+# --- czbuild's own code ---------------------------------------------------------------------
+
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+#: Parts of czbuild that never change an artifact's bytes (relative to the package, POSIX):
+#: the command line, the release layer, the verifier (it accepts or refuses bytes, never
+#: writes them), the recipe layer (whatever it changes shows in the resolved spec, which the
+#: fingerprint holds) and the build layer's bookkeeping. Everything else -- formats, ops,
+#: files, the framework adapters (``keras/`` and any adapter package added beside it), the
+#: library API and the build layer's request/backend -- is artifact code: listing what is
+#: *excluded* means a new adapter package counts without anyone remembering to add it.
+NON_ARTIFACT_CODE: tuple[str, ...] = ("cli/", "release/", "verify/", "recipe/", "__main__.py")
+ARTIFACT_BUILDER_CODE: tuple[str, ...] = ("builder/backend.py", "builder/request.py")
+
+_code_digests: dict[str, str] = {}
+
+
+def artifact_code_files(package_dir: Path | None = None) -> list[tuple[str, Path]]:
+    """czbuild's source files that determine artifact bytes: ``(POSIX relative path, path)``.
+
+    See :data:`NON_ARTIFACT_CODE`; of ``builder/`` only :data:`ARTIFACT_BUILDER_CODE` counts.
+    """
+    root = Path(package_dir or _PACKAGE_DIR)
+    out: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
+        for name in filenames:
+            if not name.endswith(".py"):
+                continue
+            full = Path(dirpath, name)
+            rel = full.relative_to(root).as_posix()
+            if rel.startswith(NON_ARTIFACT_CODE):
+                continue
+            if rel.startswith("builder/") and rel not in ARTIFACT_BUILDER_CODE:
+                continue
+            out.append((rel, full))
+    return sorted(out)
+
+
+def czbuild_code_digest(file_hash: Callable[[Path], str] = file_sha256) -> str:
+    """sha256 over czbuild's artifact code (:func:`artifact_code_files`), once per process.
+
+    ``czbuild.__version__`` does not change with every commit, so the fingerprint also holds
+    this digest: a change to code that writes artifact bytes makes every artifact stale
+    ("czbuild changed"). Computed once per process (the running code is what was imported);
+    ``file_hash`` lets the build's stat-cached :class:`~czbuild.builder.hashing.HashCache`
+    answer without reading the files.
+    """
+    key = str(_PACKAGE_DIR)
+    cached = _code_digests.get(key)
+    if cached is not None:
+        return cached
+    digest = hashlib.sha256()
+    for rel, full in artifact_code_files():
+        digest.update(f"{rel}\0{file_hash(full)}\n".encode())
+    value = _code_digests[key] = digest.hexdigest()
+    return value

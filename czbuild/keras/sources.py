@@ -176,6 +176,34 @@ def _exec_python_file(path: Path, *, what: str) -> ModuleType:
     return module
 
 
+def import_framework() -> None:
+    """Import Keras (and with it TensorFlow) now.
+
+    The conversion worker calls this before it records what a model source reads
+    (:mod:`czbuild.builder.reads`): Keras' own start-up reads (``~/.keras/keras.json``) are
+    not inputs of the model.
+    """
+    import keras  # noqa: F401
+
+
+def forget_user_modules(files: Iterable[str | os.PathLike[str]] = ()) -> None:
+    """Forget every user file executed so far and the modules loaded from ``files``.
+
+    The next load of a factory or custom-object file then executes it (and imports its
+    local modules) afresh, so what it reads and imports can be recorded again
+    (:mod:`czbuild.builder.reads`). Classes from the forgotten modules stay valid for models
+    already loaded.
+    """
+    _MODULES.clear()
+    paths = {os.path.abspath(p) for p in files}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if name.startswith("_czbuild_user_") or (
+            isinstance(file, str) and os.path.abspath(file) in paths
+        ):
+            del sys.modules[name]
+
+
 def _custom_objects_of(module: ModuleType, path: Path) -> dict[str, Any]:
     import keras
 

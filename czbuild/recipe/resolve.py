@@ -109,7 +109,12 @@ def _source(model: ModelSource, ctx: ResolveContext) -> SourceSpec:
             raise Issue(key, f"{model.factory!r} is not 'path/to/file.py:function'")
         rel = _python_file(file_text, key, ctx, "factory file")
         return SourceSpec(
-            kind="factory", path=rel, function=function, sha256=sha, custom_objects=objects
+            kind="factory",
+            path=rel,
+            function=function,
+            sha256=sha,
+            custom_objects=objects,
+            inputs=_extra_inputs(model, ctx),
         )
     key = ("model", "path")
     assert model.path is not None
@@ -143,7 +148,26 @@ def _source(model: ModelSource, ctx: ResolveContext) -> SourceSpec:
                 "file, a SavedModel directory or a factory",
             )
         kind = _MODEL_SUFFIXES[suffix]
-    return SourceSpec(kind=kind, path=rel, sha256=sha, custom_objects=objects)
+    return SourceSpec(
+        kind=kind, path=rel, sha256=sha, custom_objects=objects, inputs=_extra_inputs(model, ctx)
+    )
+
+
+def _extra_inputs(model: ModelSource, ctx: ResolveContext) -> tuple[str, ...] | None:
+    """``model.inputs``: existing files or folders, project-relative, in the order written."""
+    out: list[str] = []
+    for i, text in enumerate(model.inputs):
+        key: Key = ("model", "inputs", i)
+        path, rel = _resolve_path(text, key, ctx)
+        if not path.exists():
+            raise Issue(
+                key,
+                f"input not found: {text!r} (looked for {path}); paths are relative to the "
+                "recipe file",
+            )
+        if rel not in out:
+            out.append(rel)
+    return tuple(out) or None
 
 
 def _python_file(text: str, key: Key, ctx: ResolveContext, what: str) -> str:

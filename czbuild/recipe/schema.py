@@ -221,6 +221,13 @@ class ModelSource(_Strict):
         description="Python files defining custom layers/objects the model needs, relative to "
         "the recipe file.",
     )
+    inputs: tuple[StrictStr, ...] = Field(
+        (),
+        description="Further files or folders the model depends on (e.g. the weights a "
+        "factory loads), relative to the recipe file: a change to any of them rebuilds the "
+        "model. Files a factory reads while it runs are also found by the build itself.",
+        examples=[["../weights/net.keras"]],
+    )
 
 
 class Target(_Strict):

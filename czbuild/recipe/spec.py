@@ -83,6 +83,8 @@ class SourceSpec(_Plain):
         function: The factory function name (``kind == "factory"`` only).
         sha256: Pinned digest (lower-case hex) or None; see :func:`czbuild.recipe.source_sha256`.
         custom_objects: Project-relative ``.py`` files with custom objects.
+        inputs: Project-relative files / folders the model also depends on (``model.inputs``),
+            or None when there are none (left out of the digest form).
     """
 
     kind: Literal["keras", "h5", "savedmodel", "factory"]
@@ -90,9 +92,11 @@ class SourceSpec(_Plain):
     function: str | None = None
     sha256: str | None = None
     custom_objects: tuple[str, ...] = ()
+    inputs: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "custom_objects", _tuple(self.custom_objects))
+        object.__setattr__(self, "inputs", _tuple(self.inputs) or None)
 
     @classmethod
     def from_plain(cls, data: Mapping[str, Any]) -> SourceSpec:

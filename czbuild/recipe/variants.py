@@ -45,7 +45,7 @@ __all__ = ["Variant", "check_source_pin", "load_variants"]
 
 
 def _inputs(spec: RecipeSpec, project_dir: Path) -> tuple[Path, ...]:
-    paths = [spec.model.path, *spec.model.custom_objects]
+    paths = [spec.model.path, *spec.model.custom_objects, *(spec.model.inputs or ())]
     if spec.metadata.license:
         paths.append(spec.metadata.license)
     out: list[Path] = []
