@@ -43,6 +43,7 @@ __all__ = [
     "convert_from_json_spec",
     "convert_from_model_spec",
     "output_file",
+    "package",
 ]
 
 EXTENSIONS = {"czann": ".czann", "czmodel": ".czmodel"}
@@ -86,6 +87,8 @@ class ConversionResult:
         members: Member name -> sha256 of its bytes, in archive order.
         route: How the payload was made: ``specialized``, ``fixed`` or ``savedmodel``.
         opset: ONNX opset of the payload (None for a SavedModel).
+        converted: The :class:`~czbuild.keras.converter.ConvertedModel` packaged (the
+            build's payload cache keeps it).
     """
 
     path: Path
@@ -94,6 +97,7 @@ class ConversionResult:
     members: dict[str, str] = field(default_factory=dict)
     route: str = ""
     opset: int | None = None
+    converted: Any = field(default=None, repr=False, compare=False)
 
 
 # --- request-level validation -----------------------------------------------------------------
@@ -231,7 +235,6 @@ def convert(
         ModelError: The model cannot be loaded or rebuilt, or is undefined in size.
         ConversionError: ONNX / SavedModel export failed (never replaced by another payload).
     """
-    from czbuild.formats.archive import write_czann, write_czmodel
     from czbuild.keras.converter import ModelConverter
 
     family, version = _version_of(request.metadata)
@@ -249,6 +252,28 @@ def convert(
         converted = converter.savedmodel_zip(**steps)
     else:
         converted = converter.onnx(**steps, opset=opset)
+    return package(request, converted, out_path)
+
+
+def package(
+    request: ConversionRequest,
+    converted: ConvertedModel,
+    out_path: str | os.PathLike[str],
+) -> ConversionResult:
+    """Check ``request.metadata`` against a finished payload and write the artifact.
+
+    The second half of :func:`convert`, without TensorFlow: the build's payload cache
+    re-packages a cached payload with new metadata through it, so the artifact is the one
+    :func:`convert` would write.
+
+    Raises:
+        MetadataError, ModelError: The metadata does not fit the payload (names the field).
+    """
+    from czbuild.formats.archive import write_czann, write_czmodel
+
+    family, version = _version_of(request.metadata)
+    opset = _resolve_opset(version, request.opset)
+    request.metadata.validate()
     path = Path(out_path)
     if family == "czann":
         full = _check_czann(request.metadata, converted)  # type: ignore[arg-type]
@@ -265,6 +290,7 @@ def convert(
         members=_member_hashes(path),
         route=converted.route,
         opset=opset,
+        converted=converted,
     )
 
 

@@ -5,71 +5,169 @@ the same model (same source, same content, same custom objects) share one
 :class:`czbuild.keras.converter.ModelConverter`, hence one model load and, for a
 tiling-invariant model, one trace/conversion. The same loaded model is the reference of the
 verification that runs before the artifact gets its final name
-(:mod:`czbuild.builder.verification`). Imports TensorFlow (lazily, on first job).
+(:mod:`czbuild.builder.verification`). Imports TensorFlow (lazily, on first conversion).
+
+Before converting, a job looks in the payload cache (:mod:`czbuild.builder.payload_cache`):
+on a hit the cached payload is re-packaged with the variant's metadata and only the checks
+that read the metadata run again -- no model load, no conversion, and for an ONNX payload no
+TensorFlow. After a conversion the payload and its verification are stored there.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 MAX_CONVERTERS = 1
+_RECORDED_ROLES = ("read by the model source", "imported by the model source")
 
 
 def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
     """Convert ``job.variant`` into ``job.out_path``, verified unless ``job.verify`` is False.
 
-    Returns sha256, member hashes and the verification record (None when not verified).
+    Returns sha256, member hashes, the verification record (None when not verified) and the
+    inputs recorded while the model loaded.
 
     Args:
         job: A :class:`czbuild.builder.protocol.Job`.
-        cache: Worker-lifetime dict: model key -> (converter, custom objects).
+        cache: Worker-lifetime dict: model key -> (converter, custom objects, recorded inputs).
     """
-    from czbuild.builder.request import recipe_error_for, to_request
+    from czbuild.builder import payload_cache
+    from czbuild.builder.request import to_request
     from czbuild.builder.verification import install_verified, verify_with_reference
     from czbuild.convert import convert
-    from czbuild.errors import MetadataError
 
     variant = job.variant
+    out_dir = _out_dir(job)
+    toolchain = _toolchain()
+    lookup = payload_cache.payload_key(variant, job.source_key, toolchain)
+    if getattr(job, "reuse", True):
+        hit = payload_cache.read_entry(out_dir, lookup)
+        if hit is not None and (not job.verify or payload_cache.can_reuse(hit, variant)):
+            return _repackage(job, hit)
+
     spec = variant.spec
     key = (job.source_key, variant.model_source, tuple(spec.model.custom_objects))
     entry = cache.get(key)
     if entry is None:
         entry = cache[key] = _load(job, cache)
     converter, custom, recorded = entry
-    try:
-        request = to_request(variant, custom_objects=custom)
-    except MetadataError as exc:
-        restated = recipe_error_for(variant, exc)
-        if restated is exc:
-            raise
-        raise restated from exc
+    request = _restated(variant, lambda: to_request(variant, custom_objects=custom))
     output = Path(str(variant.output)).as_posix()
 
     def verify(path: Path) -> dict[str, Any]:
         return verify_with_reference(path, variant, source_model=converter.model, output=output)
 
     def write(path: Path) -> Any:
-        try:
-            return convert(request, path, converter=converter)
-        except MetadataError as exc:
-            # name the recipe's key and line, not the library's metadata field
-            restated = recipe_error_for(variant, exc)
-            if restated is exc:
-                raise
-            raise restated from exc
+        return _restated(variant, lambda: convert(request, path, converter=converter))
 
-    result, record = install_verified(
-        Path(job.out_path), write, verify if getattr(job, "verify", False) else None
-    )
+    result, record = install_verified(Path(job.out_path), write, verify if job.verify else None)
+    if result.converted is not None:
+        payload_cache.write_entry(
+            out_dir,
+            payload_cache.payload_key(variant, _store_inputs(job, recorded), toolchain),
+            converted=result.converted,
+            inputs=recorded,
+            verification=record,
+            variant=variant,
+        )
     return {
         "sha256": result.sha256,
         "members": dict(result.members),
         "verification": record,
         "inputs": list(recorded),
     }
+
+
+def _repackage(job: Any, hit: Any) -> dict[str, Any]:
+    """Write the artifact from a cached payload; verify what the metadata decides."""
+    from czbuild.builder.payload_cache import reused_record
+    from czbuild.builder.request import to_request
+    from czbuild.builder.verification import install_verified, report_record
+    from czbuild.convert import package
+    from czbuild.keras.converter import ConvertedModel
+
+    variant = job.variant
+    output = Path(str(variant.output)).as_posix()
+    request = _restated(variant, lambda: to_request(variant, custom_objects={}))
+    converted = ConvertedModel(hit.payload, hit.input_shape, hit.output_shape, hit.route, hit.opset)
+
+    def write(path: Path) -> Any:
+        return _restated(variant, lambda: package(request, converted, path))
+
+    def verify(path: Path) -> dict[str, Any]:
+        from czbuild.verify.api import build_settings, verify_artifact
+        from czbuild.verify.recipe_metadata import check_recipe_metadata
+
+        settings = build_settings(variant)
+        report = verify_artifact(path, settings=settings.replace(tiling=False), strict=True)
+        check_recipe_metadata(report, variant)
+        report.accept(settings.accept)
+        fresh = report_record(
+            report,
+            output=output,
+            temporary=path,
+            settings=settings.to_plain(),
+            project_dir=variant.project_dir,
+        )
+        return reused_record(fresh, hit)
+
+    result, record = install_verified(Path(job.out_path), write, verify if job.verify else None)
+    return {
+        "sha256": result.sha256,
+        "members": dict(result.members),
+        "verification": record,
+        "inputs": list(hit.inputs),
+        "cached": True,
+    }
+
+
+def _restated(variant: Any, call: Callable[[], Any]) -> Any:
+    """Run ``call``; a metadata error names the recipe's key and line, not the library field."""
+    from czbuild.builder.request import recipe_error_for
+    from czbuild.errors import MetadataError
+
+    try:
+        return call()
+    except MetadataError as exc:
+        restated = recipe_error_for(variant, exc)
+        if restated is exc:
+            raise
+        raise restated from exc
+
+
+def _toolchain() -> dict[str, str]:
+    from czbuild.builder.toolchain import czbuild_code_digest, toolchain_versions
+
+    return {**toolchain_versions(), "czbuild_code": czbuild_code_digest()}
+
+
+def _out_dir(job: Any) -> Path:
+    """The build folder: ``job.out_path`` without the variant's output path."""
+    parts = len(Path(str(job.variant.output)).parts)
+    return Path(job.out_path).parents[parts - 1]
+
+
+def _store_inputs(
+    job: Any, recorded: tuple[tuple[str, str], ...]
+) -> list[tuple[str, str, str | None]]:
+    """The key inputs after a conversion: declared ones, and what this load recorded."""
+    from czbuild.builder.fingerprint import display_path
+    from czbuild.files.content import content_sha256
+
+    declared = [tuple(i) for i in job.source_key if i[0] not in _RECORDED_ROLES]
+    project = Path(job.variant.project_dir)
+    found = []
+    for role, path in recorded:
+        try:
+            digest: str | None = content_sha256(path)
+        except (OSError, ValueError):
+            digest = None
+        found.append((role, display_path(Path(path), project), digest))
+    return [*declared, *found]
 
 
 def _load(job: Any, cache: dict[Any, Any]) -> tuple[Any, Any, tuple[tuple[str, str], ...]]:
@@ -84,7 +182,6 @@ def _load(job: Any, cache: dict[Any, Any]) -> tuple[Any, Any, tuple[tuple[str, s
     from czbuild.keras.sources import forget_user_modules, import_framework
 
     import_framework()  # before recording: Keras' own start-up reads do not count
-
     variant = job.variant
     spec = variant.spec
     if len(cache) >= MAX_CONVERTERS:
@@ -92,10 +189,8 @@ def _load(job: Any, cache: dict[Any, Any]) -> tuple[Any, Any, tuple[tuple[str, s
         cache.clear()
         forget_user_modules(previous)
         gc.collect()
-    output_parts = len(Path(str(variant.output)).parts)
-    out_dir = Path(job.out_path).parents[output_parts - 1]
     custom: dict[str, Any] | None = None
-    with ReadRecorder(exclude=[out_dir], project_dir=variant.project_dir) as recorder:
+    with ReadRecorder(exclude=[_out_dir(job)], project_dir=variant.project_dir) as recorder:
         if spec.model.custom_objects:
             from czbuild.keras.sources import load_custom_objects
 

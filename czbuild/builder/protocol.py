@@ -29,12 +29,15 @@ class Job:
             hashes); jobs with the same key share one loaded model in a worker.
         verify: Verify the artifact before it gets its final name (the recipe's ``verify:``
             settings); False for ``--no-verify``.
+        reuse: Take the payload from the payload cache when it has one (False for
+            ``--force``: convert again).
     """
 
     variant: Variant
     out_path: str
     source_key: tuple = ()
     verify: bool = False
+    reuse: bool = True
 
 
 @dataclass(frozen=True)

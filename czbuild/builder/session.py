@@ -177,6 +177,7 @@ class BuildSession:
             out_path=str(artifact),
             source_key=_source_key(fp),
             verify=self.options.verify,
+            reuse=not self.options.force,
         )
         result = self._get_executor().run(job, group=_source_key(fp))
         report_file = self._keep_report(fp.output, result.verification)
