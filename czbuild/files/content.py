@@ -6,8 +6,11 @@ lay the same datasets out differently, and a SavedModel's ``fingerprint.pb`` is 
 time. A build that hashed those bytes would rebuild (and churn the lock file) for nothing.
 :func:`content_sha256` hashes what determines the converted payload instead:
 
-* ``.keras``: every member by name -- ``config.json`` as canonical JSON,
-  ``metadata.json`` as canonical JSON without ``date_saved``, each ``.h5`` member (the
+* ``.keras``: every member by name -- ``config.json`` as canonical JSON with its
+  ``shared_object_id`` values (Keras writes a Python ``id()``, a memory address, there)
+  renumbered in order of first appearance and dropped where an id occurs only once (it
+  then links nothing; a reloaded model saves without it), ``metadata.json`` as canonical JSON without
+  ``date_saved``, each ``.h5`` member (the
   weights) by :func:`h5_sha256`, anything else (assets) by its bytes. Entry times, order
   and compression do not count.
 * ``.h5`` / ``.hdf5``: :func:`h5_sha256` -- every group and dataset by path, each dataset's
@@ -107,10 +110,48 @@ def _member_digest(name: str, data: bytes) -> str:
         if base == "metadata.json" and isinstance(value, dict):
             for key in _KERAS_VOLATILE_METADATA:
                 value.pop(key, None)
+        else:
+            counts: dict[Any, int] = {}
+            _count_shared(value, counts)
+            value = _renumber_shared(value, {k for k, n in counts.items() if n > 1}, {})
         return "json:" + hashlib.sha256(digest_json(value).encode("ascii")).hexdigest()
     if base.lower().endswith((".h5", ".hdf5")):
         return "h5:" + h5_sha256(io.BytesIO(data))
     return "bytes:" + hashlib.sha256(data).hexdigest()
+
+
+def _count_shared(value: Any, counts: dict[Any, int]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "shared_object_id" and isinstance(item, (int, str)):
+                counts[item] = counts.get(item, 0) + 1
+            else:
+                _count_shared(item, counts)
+    elif isinstance(value, list):
+        for item in value:
+            _count_shared(item, counts)
+
+
+def _renumber_shared(value: Any, shared: set[Any], ids: dict[Any, int]) -> Any:
+    """``value`` with each ``shared_object_id`` replaced by its order of first appearance.
+
+    The ids only link the uses of one shared object inside the config; their values are
+    memory addresses. Ids not in ``shared`` (used once) are dropped. Keys are walked in
+    sorted order, so the numbering is canonical.
+    """
+    if isinstance(value, dict):
+        out = {}
+        for key in sorted(value):
+            item = value[key]
+            if key == "shared_object_id" and isinstance(item, (int, str)):
+                if item in shared:
+                    out[key] = ids.setdefault(item, len(ids))
+            else:
+                out[key] = _renumber_shared(item, shared, ids)
+        return out
+    if isinstance(value, list):
+        return [_renumber_shared(v, shared, ids) for v in value]
+    return value
 
 
 def h5_sha256(source: Path | str | io.BytesIO) -> str:
