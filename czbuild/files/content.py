@@ -9,10 +9,9 @@ time. A build that hashed those bytes would rebuild (and churn the lock file) fo
 * ``.keras``: every member by name -- ``config.json`` as canonical JSON with its
   ``shared_object_id`` values (Keras writes a Python ``id()``, a memory address, there)
   renumbered in order of first appearance and dropped where an id occurs only once (it
-  then links nothing; a reloaded model saves without it), ``metadata.json`` as canonical JSON without
-  ``date_saved``, each ``.h5`` member (the
-  weights) by :func:`h5_sha256`, anything else (assets) by its bytes. Entry times, order
-  and compression do not count.
+  then links nothing; a reloaded model saves without it), ``metadata.json`` as canonical
+  JSON without ``date_saved``, each ``.h5`` member (the weights) by :func:`h5_sha256`,
+  anything else (assets) by its bytes. Entry times, order and compression do not count.
 * ``.h5`` / ``.hdf5``: :func:`h5_sha256` -- every group and dataset by path, each dataset's
   dtype, shape and values, every attribute's name and value; not the file's layout bytes.
 * a SavedModel directory: the tree digest (:func:`czbuild.files.digest.tree_sha256`) of
