@@ -72,10 +72,17 @@ def freshness(
     cache = _cache(reference_dir)
     out: dict[str, Freshness] = {}
     for variant in variants:
-        fp = compute_fingerprint(variant, cache)
+        entry = lock.get(variant.name)
+        # inputs the worker recorded (files a factory read): the lock's inputs the recipe
+        # does not name, hashed again now -- so `check` sees what `build` rebuilds for
+        declared = compute_fingerprint(variant, cache)
+        named = {i.path for i in declared.inputs}
+        recorded = [
+            ("recorded", path) for path in (entry.inputs if entry else {}) if path not in named
+        ]
+        fp = compute_fingerprint(variant, cache, recorded) if recorded else declared
         inputs = {i.path: i.sha256 for i in fp.inputs if i.sha256}
         toolchain = lock_toolchain(fp.toolchain)
-        entry = lock.get(variant.name)
         if entry is None:
             out[variant.name] = Freshness(
                 variant.name,
@@ -112,11 +119,14 @@ def _stale_reasons(
         reasons.append(f"the output path changed: {entry.path} in the lock, {output} now")
     for missing in fp.missing_inputs:
         reasons.append(f"input {missing.path} ({missing.role}) is missing")
+    recorded = {i.path for i in fp.inputs if i.recorded}
     for path in sorted(set(entry.inputs) | set(inputs)):
         old, new = entry.inputs.get(path), inputs.get(path)
         if old == new or (new is None and any(m.path == path for m in fp.missing_inputs)):
             continue
-        if old is None:
+        if new is None and path in recorded:
+            reasons.append(f"input {path} (read by the model source) is missing")
+        elif old is None:
             reasons.append(f"new input {path} (not in the lock)")
         elif new is None:
             reasons.append(f"input {path} is no longer used")
