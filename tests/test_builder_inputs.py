@@ -457,3 +457,37 @@ def test_class_rename_repackages_the_cached_payload_byte_identically(tmp_path, m
     for tile in (32, 48):
         rel = f"seg/tile={tile}/seg.czann"
         assert file_sha256(out / rel) == file_sha256(fresh / "build" / rel)
+
+
+def test_model_pin_accepts_the_content_or_the_byte_digest(tmp_path: Path) -> None:
+    import dataclasses
+
+    from czbuild.builder.session import _pin_mismatch
+    from czbuild.errors import RecipeError
+    from czbuild.recipe import check_source_pin
+    from support.build_fakes import make_variant, respec
+
+    variant = make_variant(tmp_path, "r", model="models/m.keras")
+    model = tmp_path / "models" / "m.keras"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    w = np.ones((2, 2), "float32")
+    _keras_zip(model, w, date="2024-01-01@10:00:00", entry_time=(2024, 1, 1, 10, 0, 0))
+    byte_pin, content_pin = file_sha256(model), content_sha256(model)
+    for pin in (byte_pin, content_pin):
+        pinned = respec(variant, model=dataclasses.replace(variant.spec.model, sha256=pin))
+        check_source_pin(pinned)
+        assert (
+            _pin_mismatch(pinned, compute_fingerprint(pinned, HashCache(None)), HashCache(None))
+            is None
+        )
+    # re-saved unchanged: the content pin still holds, the byte pin no longer does
+    _keras_zip(model, w, date="2025-01-01@10:00:00", entry_time=(2025, 1, 1, 10, 0, 0))
+    pinned = respec(variant, model=dataclasses.replace(variant.spec.model, sha256=content_pin))
+    check_source_pin(pinned)
+    stale = respec(variant, model=dataclasses.replace(variant.spec.model, sha256=byte_pin))
+    message = _pin_mismatch(stale, compute_fingerprint(stale, HashCache(None)), HashCache(None))
+    assert message is not None and "model.sha256" in message
+    (tmp_path / "recipes").mkdir(exist_ok=True)
+    stale.recipe_file.write_text("model:\n  path: ../models/m.keras\n")
+    with pytest.raises(RecipeError, match="model.sha256"):
+        check_source_pin(stale)

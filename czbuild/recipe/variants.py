@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from czbuild.errors import RecipeError
 from czbuild.recipe.compose import Composer, ParsedOverride, parse_overrides
 from czbuild.recipe.diagnostics import Issue, issue_from_validation
-from czbuild.recipe.digest import source_sha256, spec_digest
+from czbuild.recipe.digest import pin_matches, spec_digest
 from czbuild.recipe.keys import choices_hint, format_key, parse_key
 from czbuild.recipe.project import config_search_path, group_options, list_recipes, locate_recipe
 from czbuild.recipe.resolve import ResolveContext, resolve_recipe
@@ -361,8 +361,8 @@ def check_source_pin(variant: Variant) -> None:
     pinned = variant.spec.model.sha256
     if pinned is None:
         return
-    actual = source_sha256(variant.path(variant.spec.model.path))
-    if actual != pinned:
+    matches, actual = pin_matches(variant.path(variant.spec.model.path), pinned)
+    if not matches:
         source = read_source(variant.recipe_file, project_dir=variant.project_dir)
         raise source.error(
             f"the model source {variant.spec.model.path} has sha256 {actual}, "
