@@ -117,13 +117,13 @@ def onnx_runtime_problems(version: str, opset: int | None, ir_version: int) -> l
     runtime = vocab.ONNX_RUNTIME[version]
     problems = []
     if opset is None:
-        problems.append("the model imports no ai.onnx opset")
+        problems.append(f"the model imports no ai.onnx opset, which {runtime} needs")
     elif not vocab.MIN_OPSET <= opset <= max_opset:
         problems.append(
             f"opset {opset} outside {vocab.MIN_OPSET}..{max_opset}, what {runtime} runs"
         )
     if ir_version > max_ir:
-        problems.append(f"IR version {ir_version} above {max_ir}, the highest {runtime} reads")
+        problems.append(f"ir_version {ir_version} above {max_ir}, the highest {runtime} reads")
     return problems
 
 

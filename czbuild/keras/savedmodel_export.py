@@ -17,9 +17,10 @@ on ``VarHandleOp``), so the payload is written differently:
    (:func:`czbuild.formats.runtime.tf_node_problems`); otherwise the export fails naming the
    ops and nodes -- a payload ZEN would refuse is never written.
 4. **Canonical names.** The placeholder is ``input``, the output an ``Identity`` named
-   ``output`` (added unless the output already is one); every other node is renamed ``<Op>_<k>`` in the order of a depth-first walk from
-   the output (inputs in slot order), so names never depend on Keras's process-global layer
-   counters; nodes that do not contribute to the output are dropped.
+   ``output`` (added unless the output already is one); every other node is renamed
+   ``<Op>_<k>`` in the order of a depth-first walk from the output (inputs in slot order),
+   so names never depend on Keras's process-global layer counters; nodes that do not
+   contribute to the output are dropped.
 5. **Write** a TF1-style SavedModel (``tf.compat.v1.saved_model.Builder``, tag ``serve``) with
    the ``serving_default`` predict signature (input ``input``, output ``output``), then
    re-serialise ``saved_model.pb`` deterministically and drop ``fingerprint.pb`` (optional;
