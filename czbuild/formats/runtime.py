@@ -110,9 +110,9 @@ def onnx_runtime_problems(version: str, opset: int | None, ir_version: int) -> l
     Raises:
         ValueError: ``version`` has no ONNX payload (3.0.0) or is unknown.
     """
-    if vocab.MAX_OPSET.get(version) is None:
+    max_opset = vocab.MAX_OPSET.get(version)
+    if max_opset is None:
         raise ValueError(f"format version {version!r} has no ONNX payload")
-    max_opset = vocab.MAX_OPSET[version]
     max_ir = vocab.MAX_IR_VERSION[version]
     runtime = vocab.ONNX_RUNTIME[version]
     problems = []
