@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -59,6 +60,10 @@ __all__ = [
 
 
 # --- export ----------------------------------------------------------------------------------
+
+
+# Held while tf2onnx runs with the stable node order patched in (see _stable_node_order).
+_TF2ONNX_LOCK = threading.RLock()
 
 
 class OutputRankError(ConversionError):
@@ -154,8 +159,10 @@ def export_onnx(
 def _tf2onnx_convert(model: Any, input_shape: tuple[int | None, ...], opset: int) -> ModelProto:
     """Run tf2onnx on ``model`` traced at ``input_shape`` (the body of ``from_function``).
 
-    Differs from ``tf2onnx.convert.from_function`` in three ways: unsupported ops fail at once
-    (``continue_on_error=False``) instead of leaving TensorFlow ops in the graph; optimizer
+    Runs with tf2onnx's node order kept stable (:func:`_stable_node_order`), which makes the
+    result the same in every process. Differs from ``tf2onnx.convert.from_function`` in three
+    more ways: unsupported ops fail at once (``continue_on_error=False``) instead of leaving
+    TensorFlow ops in the graph; optimizer
     errors propagate instead of being swallowed (no silent, partially optimised graph, and no
     deep copy of the graph per pass); and after every optimizer pass each node's protobuf is
     compacted. tf2onnx rewrites every node's attributes into the same protobuf message on each
@@ -214,24 +221,26 @@ def _stable_node_order() -> Iterator[None]:
 
     Within this context ``extract_sub_graph_nodes`` returns the same nodes in the graph's
     current list order (which starts from tf2onnx's name-sorted topological sort), so every
-    pass sees the same order in every process. The patch is scoped to the conversion, which
-    callers serialise (tf2onnx is not thread-safe anyway).
+    pass sees the same order in every process. The patch is scoped to the conversion and
+    held under a lock, so conversions in several threads run one at a time and the original
+    method is always restored (tf2onnx names things from process-global counters anyway).
     """
     from tf2onnx.graph import Graph
 
-    original = Graph.extract_sub_graph_nodes
+    with _TF2ONNX_LOCK:
+        original = Graph.extract_sub_graph_nodes
 
-    def ordered(self: Any, outputs_name: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        found = original(self, outputs_name, *args, **kwargs)
-        position = {id(node): i for i, node in enumerate(self.get_nodes())}
-        # Nodes not (yet) in the list, if any, go last, ordered by their unique names.
-        return sorted(found, key=lambda n: (position.get(id(n), len(position)), n.name))
+        def ordered(self: Any, outputs_name: Any, *args: Any, **kwargs: Any) -> list[Any]:
+            found = original(self, outputs_name, *args, **kwargs)
+            position = {id(node): i for i, node in enumerate(self.get_nodes())}
+            # Nodes not (yet) in the list, if any, go last, ordered by their unique names.
+            return sorted(found, key=lambda n: (position.get(id(n), len(position)), n.name))
 
-    Graph.extract_sub_graph_nodes = ordered
-    try:
-        yield
-    finally:
-        Graph.extract_sub_graph_nodes = original
+        Graph.extract_sub_graph_nodes = ordered
+        try:
+            yield
+        finally:
+            Graph.extract_sub_graph_nodes = original
 
 
 def _output_rank(proto: ModelProto) -> int | None:
