@@ -24,6 +24,7 @@ CHECKS = [
     "payload.model",
     "payload.io",
     "payload.opset",
+    "payload.runtime_compat",
     "semantics",
     "fidelity",
     "tiling.seams",

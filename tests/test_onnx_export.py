@@ -362,43 +362,80 @@ def test_export_rejects_two_outputs():
         ox.export_onnx(model, opset=12, input_shape=(None, 8, 8, 1))
 
 
-@pytest.mark.slow
-def test_a_conversion_declaring_the_wrong_output_rank_is_repeated(monkeypatch):
-    """tf2onnx sometimes drops the final Squeeze (rank-5 output): convert again, same bytes."""
-    from czbuild.keras import onnx_export
+def _broken_rank(real, calls, *, when=lambda shape: True):
+    """Wrap ``_tf2onnx_convert`` so that it declares one output dim too many."""
 
-    model = _namespace()["tiny_unet"]()
-    expected = onnx_export.export_onnx(model, opset=12, input_shape=(None, None, None, 2))
-    real = onnx_export._tf2onnx_convert
-    calls = {"n": 0}
-
-    def flaky(*args, **kwargs):
-        proto = real(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 1:
+    def broken(model, shape, opset):
+        proto = real(model, shape, opset)
+        calls.append(shape)
+        if when(shape):
             proto.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 1
         return proto
 
-    monkeypatch.setattr(onnx_export, "_tf2onnx_convert", flaky)
-    got = onnx_export.export_onnx(model, opset=12, input_shape=(None, None, None, 2))
-    assert calls["n"] == 2
-    assert got == expected
+    return broken
 
 
 @pytest.mark.slow
-def test_a_conversion_that_keeps_declaring_the_wrong_rank_fails(monkeypatch):
-    from czbuild.errors import ConversionError
+def test_a_conversion_declaring_the_wrong_output_rank_fails_at_once(monkeypatch):
+    """No retry: a wrong rank is an error naming the model, after one conversion."""
     from czbuild.keras import onnx_export
 
     model = _namespace()["tiny_unet"]()
-    real = onnx_export._tf2onnx_convert
+    model.name = "rank_probe"
+    calls: list = []
+    monkeypatch.setattr(
+        onnx_export, "_tf2onnx_convert", _broken_rank(onnx_export._tf2onnx_convert, calls)
+    )
+    with pytest.raises(onnx_export.OutputRankError, match=r"'rank_probe'.*rank 5.*rank-4"):
+        onnx_export.export_onnx(model, opset=12, input_shape=(None, None, None, 2))
+    assert len(calls) == 1
 
-    def broken(*args, **kwargs):
-        proto = real(*args, **kwargs)
-        proto.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 1
-        return proto
 
-    monkeypatch.setattr(onnx_export, "_tf2onnx_convert", broken)
-    monkeypatch.setattr(onnx_export, "_CONVERSION_RETRIES", 1)
-    with pytest.raises(ConversionError, match="rank 5 for a model output of rank 4"):
-        onnx_export.export_onnx(model, opset=12, input_shape=(None, 16, 16, 2))
+@pytest.mark.slow
+def test_converter_does_not_hide_a_wrong_rank_behind_the_fixed_route(monkeypatch):
+    """The undefined-size conversion's wrong rank propagates; no fixed-route fallback."""
+    from czbuild.keras import onnx_export
+    from czbuild.keras.converter import ModelConverter
+
+    calls: list = []
+    monkeypatch.setattr(
+        onnx_export,
+        "_tf2onnx_convert",
+        _broken_rank(onnx_export._tf2onnx_convert, calls, when=lambda shape: shape[1] is None),
+    )
+    converter = ModelConverter(_namespace()["tiny_unet"]())
+    with pytest.raises(onnx_export.OutputRankError):
+        converter.onnx(spatial_dims=(16, 16), opset=12)
+    assert calls == [(None, None, None, 2)]
+
+
+def test_stable_node_order_returns_nodes_in_list_order():
+    """The root-cause fix: tf2onnx's ``extract_sub_graph_nodes`` (used by
+    ``delete_unused_nodes`` after every optimizer pass) returns ``list(set_of_nodes)``, an
+    order that follows memory addresses; inside ``_stable_node_order`` it keeps the graph's
+    list order, and the original method is restored afterwards."""
+    from tf2onnx.graph import Graph, GraphUtil
+
+    nodes, prev = [], "input"
+    for k in range(40):  # a chain plus a side branch per step: many nodes to order
+        nodes.append(helper.make_node("Relu", [prev], [f"r{k}"], name=f"relu{k}"))
+        nodes.append(helper.make_node("Neg", [f"r{k}"], [f"n{k}"], name=f"neg{k}"))
+        nodes.append(helper.make_node("Add", [f"r{k}", f"n{k}"], [f"a{k}"], name=f"add{k}"))
+        prev = f"a{k}"
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+    original = Graph.extract_sub_graph_nodes
+    with ox._stable_node_order():
+        g = GraphUtil.create_graph_from_onnx_model(model)
+        listed = [n.name for n in g.get_nodes()]
+        for _ in range(3):
+            got = [n.name for n in g.extract_sub_graph_nodes(g.outputs)]
+            assert got == [n for n in listed if n in set(got)]
+            g.delete_unused_nodes(g.outputs)
+            assert [n.name for n in g.get_nodes()] == listed
+    assert Graph.extract_sub_graph_nodes is original

@@ -104,6 +104,7 @@ def test_the_wheel_holds_the_bundled_configs_and_every_module(wheel: Path) -> No
     }
     assert modules <= names
     assert "czbuild/schemas/recipe.schema.json" in names
+    assert "czbuild/formats/data/tf2_0_ops.json" in names
 
 
 def _dependency_dirs() -> list[str]:

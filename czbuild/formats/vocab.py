@@ -121,6 +121,16 @@ def opset_problem(version: str, opset: int | None) -> str | None:
 
 # ONNX Runtime 1.4.0 (opset-12 targets) reads IR version <= 7.
 MAX_IR_VERSION: Final = {"1.0.0": 7, "1.1.0": 7, "2.0.0": 7, "3.1.0": 7, "2.1.0": 10}
+# The runtime that executes each version's payload on its oldest ZEN target, for messages;
+# the limits above are what czbuild assumes it reads (format reference §1; per ZEN release
+# unconfirmed). Legacy 3.0.0 runs a SavedModel on TensorFlow 2.0.0 (czbuild.formats.runtime).
+ONNX_RUNTIME: Final = {
+    "1.0.0": "ONNX Runtime 1.4.0 (ZEN 3.4/3.5)",
+    "1.1.0": "ONNX Runtime 1.4.0 (ZEN 3.4/3.5)",
+    "2.0.0": "the ONNX Runtime of ZEN 3.13 (opset-12 models)",
+    "2.1.0": "the ONNX Runtime of ZEN 3.13",
+    "3.1.0": "ONNX Runtime 1.4.0 (ZEN 3.3/3.4)",
+}
 
 # --- ZEN targets -----------------------------------------------------------------------------
 

@@ -42,10 +42,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ConvertedModel", "ModelConverter", "chain_key"]
 
-# How often an undefined-size conversion that fails to specialise is converted again before
-# the fixed route is taken (see ModelConverter._specialized).
-_FREE_RETRIES = 2
-
 # tf2onnx and Keras name things from process-global counters: one conversion at a time.
 _CONVERT_LOCK = threading.RLock()
 
@@ -245,7 +241,7 @@ class ModelConverter:
         tile: tuple[int, ...],
         opset: int,
     ) -> ConvertedModel | None:
-        from czbuild.keras.onnx_export import specialize_onnx
+        from czbuild.keras.onnx_export import OutputRankError, specialize_onnx
 
         # Wrapping at the tile checks the model can run there (divisibility, ...) and gives
         # the expected output shape; it is symbolic only (no tracing, no conversion).
@@ -259,39 +255,23 @@ class ModelConverter:
                 self._free_onnx[(key, opset)] = self._export(
                     free_model, (None, None, None, channels), opset
                 )
+            except OutputRankError:
+                raise  # a wrong graph: fail loudly, never hide it behind the fixed route
             except ConversionError as exc:
                 # Some layers only trace at fixed sizes (e.g. Keras bilinear UpSampling2D).
                 logger.info("no undefined-size conversion (%s); converting per tile", exc)
                 self._free_onnx[(key, opset)] = None
             del free_model
-        payload = None
-        for attempt in range(1 + _FREE_RETRIES):
-            free = self._free_onnx[(key, opset)]
-            if free is None:
-                return None
-            try:
-                payload = specialize_onnx(free, tile, output_spatial_dims=out_shape[:-1])
-                break
-            except ConversionError as exc:
-                if attempt == _FREE_RETRIES:
-                    logger.info(
-                        "tile %s cannot be specialised (%s); converting at fixed dims", tile, exc
-                    )
-                    return None
-                # Seen on a loaded machine: tf2onnx occasionally declares a wrong output rank
-                # for the undefined-size graph (an extra Unsqueeze). Taking the fixed route
-                # then would make the bytes depend on machine load, so convert again first.
-                logger.warning(
-                    "undefined-size conversion did not specialise to %s (%s); converting again",
-                    tile,
-                    exc,
-                )
-                free_model = self._wrap(pre, post, (None, None))
-                channels = free_model.inputs[0].shape[-1]
-                self._free_onnx[(key, opset)] = self._export(
-                    free_model, (None, None, None, channels), opset
-                )
-                del free_model
+        free = self._free_onnx[(key, opset)]
+        if free is None:
+            return None
+        try:
+            payload = specialize_onnx(free, tile, output_spatial_dims=out_shape[:-1])
+        except ConversionError as exc:
+            # A property of the model, chains and tile (the conversion is deterministic), so
+            # the fixed route taken instead is too.
+            logger.info("tile %s cannot be specialised (%s); converting at fixed dims", tile, exc)
+            return None
         return ConvertedModel(payload, in_shape, out_shape, "specialized", opset)
 
     def _fixed_onnx(

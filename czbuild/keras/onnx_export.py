@@ -22,9 +22,11 @@ Serialisation is deterministic (:func:`serialize_onnx`). Failures raise
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import onnx
@@ -47,6 +49,7 @@ from czbuild.keras.onnx_canonical import (  # noqa: E402, F401 - canonicalize_on
 __all__ = [
     "INPUT_NAME",
     "OUTPUT_NAME",
+    "OutputRankError",
     "canonicalize_onnx",
     "check_onnx",
     "export_onnx",
@@ -59,8 +62,15 @@ __all__ = [
 # --- export ----------------------------------------------------------------------------------
 
 
-# How often a conversion whose declared output rank is wrong is repeated (see export_onnx).
-_CONVERSION_RETRIES = 5
+# Held while tf2onnx runs with the stable node order patched in (see _stable_node_order).
+_TF2ONNX_LOCK = threading.RLock()
+
+
+class OutputRankError(ConversionError):
+    """tf2onnx produced a graph whose declared output rank differs from the model's.
+
+    A wrong graph, never a reason to try another route: callers let it propagate.
+    """
 
 
 def ir_version_for_opset(opset: int) -> int:
@@ -117,36 +127,27 @@ def export_onnx(
     shape = tuple(None if d is None else int(d) for d in input_shape)
     ir = ir_version if ir_version is not None else ir_version_for_opset(opset)
     expected_rank = len(model.outputs[0].shape)
-    for attempt in range(1 + _CONVERSION_RETRIES):
-        try:
-            proto = _tf2onnx_convert(model, shape, opset)
-        except ConversionError:
-            raise
-        except Exception as exc:  # tf2onnx raises anything from ValueError to KeyError
-            raise ConversionError(
-                f"tf2onnx could not convert the model at input shape {shape} (opset {opset}): "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        finally:
-            gc.collect()
-        rank = _output_rank(proto)
-        if rank is None or rank == expected_rank:
-            break
-        # Measured with TF 2.21 / tf2onnx 1.17: converting the same graph with undefined
-        # height/width, about one run in eight (varying from run to run, not with the hash
-        # seed) ends without the final Squeeze and declares a rank-5 output. Such a graph is
-        # wrong, not just different: convert again rather than ship or specialise it.
-        logger.warning(
-            "tf2onnx declared an output of rank %s for a rank-%s model output (attempt %d); "
-            "converting again",
-            rank,
-            expected_rank,
-            attempt + 1,
-        )
-    else:
+    try:
+        proto = _tf2onnx_convert(model, shape, opset)
+    except ConversionError:
+        raise
+    except Exception as exc:  # tf2onnx raises anything from ValueError to KeyError
         raise ConversionError(
-            f"tf2onnx kept declaring an output of rank {rank} for a model output of rank "
-            f"{expected_rank} ({1 + _CONVERSION_RETRIES} attempts at input shape {shape})"
+            f"tf2onnx could not convert the model at input shape {shape} (opset {opset}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        gc.collect()
+    rank = _output_rank(proto)
+    if rank is not None and rank != expected_rank:
+        # A wrong graph, not just a different one: never ship or specialise it. With the node
+        # order made stable (_stable_node_order) this has not been seen again; should tf2onnx
+        # ever produce it, the conversion fails here instead of being retried until it works.
+        raise OutputRankError(
+            f"model {getattr(model, 'name', '?')!r}: tf2onnx declared an output of rank {rank} "
+            f"for a rank-{expected_rank} model output at input shape {shape} (opset {opset}); "
+            "the converted graph is wrong. Convert at a fixed tile (spatial_dims) and report "
+            "the model"
         )
     _check_converted_ops(proto, opset)
     proto = canonicalize_onnx(proto)
@@ -158,8 +159,10 @@ def export_onnx(
 def _tf2onnx_convert(model: Any, input_shape: tuple[int | None, ...], opset: int) -> ModelProto:
     """Run tf2onnx on ``model`` traced at ``input_shape`` (the body of ``from_function``).
 
-    Differs from ``tf2onnx.convert.from_function`` in three ways: unsupported ops fail at once
-    (``continue_on_error=False``) instead of leaving TensorFlow ops in the graph; optimizer
+    Runs with tf2onnx's node order kept stable (:func:`_stable_node_order`), which makes the
+    result the same in every process. Differs from ``tf2onnx.convert.from_function`` in three
+    more ways: unsupported ops fail at once (``continue_on_error=False``) instead of leaving
+    TensorFlow ops in the graph; optimizer
     errors propagate instead of being swallowed (no silent, partially optimised graph, and no
     deep copy of the graph per pass); and after every optimizer pass each node's protobuf is
     compacted. tf2onnx rewrites every node's attributes into the same protobuf message on each
@@ -185,7 +188,7 @@ def _tf2onnx_convert(model: Any, input_shape: tuple[int | None, ...], opset: int
     with tf.device("/cpu:0"):
         frozen = tf_loader.from_function(concrete, input_names, output_names)
         del concrete, function
-        with tf.Graph().as_default() as tf_graph:
+        with tf.Graph().as_default() as tf_graph, _stable_node_order():
             tf.import_graph_def(frozen, name="")
             del frozen
             graph = process_tf_graph(
@@ -202,6 +205,42 @@ def _tf2onnx_convert(model: Any, input_shape: tuple[int | None, ...], opset: int
             }
             graph = optimizer.optimize_graph(graph, catch_errors=False, optimizers=passes)
             return graph.make_model("")
+
+
+@contextlib.contextmanager
+def _stable_node_order() -> Iterator[None]:
+    """Make tf2onnx keep its node list in a deterministic order while converting.
+
+    The cause of the nondeterministic conversions: ``Graph.delete_unused_nodes`` -- run by
+    tf2onnx after every optimizer pass -- rebuilds the node list from
+    ``extract_sub_graph_nodes``, which returns ``list(set_of_Node_objects)``. ``Node`` has no
+    ``__hash__``, so the set orders nodes by ``id()``, i.e. by memory address, which differs
+    from process to process (allocator state, ASLR) and is independent of ``PYTHONHASHSEED``.
+    The optimizers then walk the nodes in that order and rewrite differently; one of the orders
+    makes tf2onnx 1.17 drop the final ``Squeeze`` of an undefined-size graph (a rank-5 output).
+
+    Within this context ``extract_sub_graph_nodes`` returns the same nodes in the graph's
+    current list order (which starts from tf2onnx's name-sorted topological sort), so every
+    pass sees the same order in every process. The patch is scoped to the conversion and
+    held under a lock, so conversions in several threads run one at a time and the original
+    method is always restored (tf2onnx names things from process-global counters anyway).
+    """
+    from tf2onnx.graph import Graph
+
+    with _TF2ONNX_LOCK:
+        original = Graph.extract_sub_graph_nodes
+
+        def ordered(self: Any, outputs_name: Any, *args: Any, **kwargs: Any) -> list[Any]:
+            found = original(self, outputs_name, *args, **kwargs)
+            position = {id(node): i for i, node in enumerate(self.get_nodes())}
+            # Nodes not (yet) in the list, if any, go last, ordered by their unique names.
+            return sorted(found, key=lambda n: (position.get(id(n), len(position)), n.name))
+
+        Graph.extract_sub_graph_nodes = ordered
+        try:
+            yield
+        finally:
+            Graph.extract_sub_graph_nodes = original
 
 
 def _output_rank(proto: ModelProto) -> int | None:

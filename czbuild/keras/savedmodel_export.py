@@ -1,37 +1,45 @@
-"""Keras model -> zipped TensorFlow SavedModel, the payload of legacy CZMODEL 3.0.0.
+"""Keras model -> zipped, frozen TensorFlow SavedModel: the payload of legacy CZMODEL 3.0.0.
 
-The SavedModel is written by ``tf.saved_model.save`` from a ``tf.Module`` holding the model
-and one ``serving_default`` signature (input ``input``, output ``output``), then packed with
-the deterministic :func:`czbuild.formats.ziputil.zip_directory`.
+3.0.0 targets (ZEN Blue 3.2 / Core 3.1) load the payload with TensorFlow 2.0.0, which refuses
+a graph naming an op or an attr it does not know. A ``tf.saved_model.save`` of today's
+TensorFlow is full of both (``DisableCopyOnRead`` in the save/restore functions, ``debug_name``
+on ``VarHandleOp``), so the payload is written differently:
 
-A plain save is not byte-stable: Keras names layers and variables from process-global
-counters (``conv2d_7``), TensorFlow names traced functions from a global uid
-(``__inference_serve_271``) and captured inputs by uid (``_user_specified_name: "164"``), and
-``fingerprint.pb`` holds a random UUID. This module normalises all of that:
+1. **Freeze.** The model is traced at its fixed input shape (batch undefined) and its
+   variables are folded into constants (``convert_variables_to_constants_v2``, which also
+   inlines the function calls): one plain ``GraphDef``, no variables, no resource ops, no
+   function library, so no save/restore functions either.
+2. **Strip.** Attrs equal to their op's default value are removed (TensorFlow 2.0.0 fills in
+   its own defaults; attrs added since 2.0.0 have defaults that keep the old behaviour),
+   and attrs starting with ``_`` (internal annotations such as ``_user_specified_name``) are
+   removed.
+3. **Check.** Every node must use a TensorFlow 2.0.0 op and only attrs that op had
+   (:func:`czbuild.formats.runtime.tf_node_problems`); otherwise the export fails naming the
+   ops and nodes -- a payload ZEN would refuse is never written.
+4. **Canonical names.** The placeholder is ``input``, the output an ``Identity`` named
+   ``output`` (added unless the output already is one); every other node is renamed
+   ``<Op>_<k>`` in the order of a depth-first walk from the output (inputs in slot order),
+   so names never depend on Keras's process-global layer counters; nodes that do not
+   contribute to the output are dropped.
+5. **Write** a TF1-style SavedModel (``tf.compat.v1.saved_model.Builder``, tag ``serve``) with
+   the ``serving_default`` predict signature (input ``input``, output ``output``), then
+   re-serialise ``saved_model.pb`` deterministically and drop ``fingerprint.pb`` (optional;
+   unknown to TensorFlow 2.0). With no variables the zip holds ``saved_model.pb`` only.
 
-1. the model is cloned with canonical layer names (``layer_<k>``, models ``model_<k>``) and
-   the source weights (layers that cannot be re-created from their config are reused as
-   they are, keeping their own names);
-2. function names are renumbered by creation order and the library sorted by name;
-   captured-resource arguments named after a uid (``<scope>_233``) and numeric
-   ``_user_specified_name`` values are renumbered by rank;
-3. ``fingerprint.pb`` is omitted: TensorFlow loads SavedModels without it (it is optional,
-   and TensorFlow 2.0 does not know it).
-
-What remains process-dependent is documented in ``docs/reproducibility.md``.
+Everything left in the bytes is a function of the model's structure, weights and the
+toolchain (``meta_info_def`` records the TensorFlow version that wrote it).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from czbuild.errors import ConversionError
+from czbuild.formats import runtime
 from czbuild.formats.ziputil import zip_directory
 
 logger = logging.getLogger(__name__)
@@ -39,275 +47,256 @@ logger = logging.getLogger(__name__)
 INPUT_KEY = "input"
 OUTPUT_KEY = "output"
 SIGNATURE = "serving_default"
+SERVE_TAG = "serve"
 FINGERPRINT_FILE = "fingerprint.pb"
 
-_FUNCTION_NAME = re.compile(r"^(?P<stem>__inference_.*)_(?P<uid>\d+)$")
-_UID_SUFFIX = re.compile(r"^(?P<stem>.+)_(?P<uid>\d+)$")
-
-__all__ = ["INPUT_KEY", "OUTPUT_KEY", "SIGNATURE", "export_savedmodel_zip", "write_savedmodel"]
+__all__ = [
+    "INPUT_KEY",
+    "OUTPUT_KEY",
+    "SIGNATURE",
+    "export_savedmodel_zip",
+    "frozen_graph_def",
+    "write_savedmodel",
+]
 
 
 def export_savedmodel_zip(model: Any, *, custom_objects: Mapping[str, Any] | None = None) -> bytes:
-    """Save ``model`` as a normalised SavedModel and return it as a deterministic zip.
+    """Write ``model`` as a frozen, TensorFlow-2.0-loadable SavedModel; return it zipped.
 
     Args:
-        model: A ``keras.Model`` with one float32 input and one output.
-        custom_objects: Custom classes/functions needed to re-create layers from their config.
+        model: A ``keras.Model`` with one float32 input of fixed height, width and channels
+            and one output.
+        custom_objects: Unused (kept for callers of the earlier clone-based export): freezing
+            needs no re-creation of layers.
 
     Returns:
-        Zip bytes: ``saved_model.pb``, ``variables/variables.data-00000-of-00001``,
-        ``variables/variables.index`` (sorted, stored, fixed timestamps).
+        Zip bytes holding ``saved_model.pb`` (stored, fixed timestamps).
 
     Raises:
-        ConversionError: TensorFlow cannot save the model.
+        ConversionError: the model cannot be traced or frozen, or its graph needs ops or
+            attrs TensorFlow 2.0.0 does not have.
     """
+    del custom_objects
     with tempfile.TemporaryDirectory(prefix="czbuild-savedmodel-") as tmp:
         root = Path(tmp) / "saved_model"
-        write_savedmodel(model, root, custom_objects=custom_objects)
+        write_savedmodel(model, root)
         return zip_directory(root)
 
 
-def write_savedmodel(
-    model: Any, root: Path, *, custom_objects: Mapping[str, Any] | None = None
-) -> None:
-    """Write the normalised SavedModel directory ``root`` (see the module docstring).
+def write_savedmodel(model: Any, root: Path) -> None:
+    """Write the SavedModel directory ``root`` (see the module docstring).
 
     Raises:
-        ConversionError: TensorFlow cannot save the model.
+        ConversionError: as :func:`export_savedmodel_zip`.
+    """
+    graph_def = frozen_graph_def(model)
+    _write_v1(graph_def, root)
+    _normalize(root)
+
+
+# --- freezing ----------------------------------------------------------------------------------
+
+
+def frozen_graph_def(model: Any) -> Any:
+    """The canonical, frozen, TensorFlow-2.0-compatible ``GraphDef`` of ``model``.
+
+    Raises:
+        ConversionError: see :func:`export_savedmodel_zip`.
     """
     import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
 
-    canonical = canonical_clone(model, custom_objects=custom_objects)
-    shape = tuple(canonical.inputs[0].shape)
-    spec = tf.TensorSpec(shape, tf.float32, name=INPUT_KEY)
-
-    @tf.function(input_signature=[spec])
-    def serve(x: Any) -> dict[str, Any]:
-        return {OUTPUT_KEY: canonical(x, training=False)}
-
-    module = tf.Module()
-    module.model = canonical
-    module.serve = serve
+    name = getattr(model, "name", "?")
+    shape = tuple(model.inputs[0].shape)
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ConversionError(f"model {name!r}: the SavedModel payload needs one input and output")
+    if any(d is None for d in shape[1:]):
+        raise ConversionError(
+            f"model {name!r}: legacy 3.0.0 payloads need a fixed input size, got {shape}"
+        )
+    spec = tf.TensorSpec((None, *shape[1:]), tf.float32, name=INPUT_KEY)
     try:
-        tf.saved_model.save(module, str(root), signatures={SIGNATURE: serve})
+        concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        frozen = convert_variables_to_constants_v2(concrete)
     except Exception as exc:
         raise ConversionError(
-            f"TensorFlow cannot save the model as a SavedModel: {type(exc).__name__}: {exc}"
+            f"model {name!r}: TensorFlow cannot freeze the model: {type(exc).__name__}: {exc}"
         ) from exc
-    normalize_saved_model(root)
-
-
-def canonical_clone(model: Any, *, custom_objects: Mapping[str, Any] | None = None) -> Any:
-    """A copy of ``model`` whose layer and model names do not depend on process history.
-
-    Leaf layers are re-created from their config as ``layer_<k>`` (k in graph order) and get
-    the source weights; nested and outer models are named ``model_<k>``. A layer that cannot
-    be re-created (no ``get_config``, e.g. a SavedModel signature layer) is reused as is.
-    If the model cannot be cloned at all it is returned unchanged (logged): its SavedModel
-    then carries its own, possibly counter-based, names.
-    """
-    import keras
-
-    counter = itertools.count()
-
-    def clone_layer(layer: Any) -> Any:
-        try:
-            config = layer.get_config()
-            config["name"] = f"layer_{next(counter)}"
-            return layer.__class__.from_config(config)
-        except Exception as exc:
-            logger.info(
-                "layer %r cannot be re-created from its config (%s); reused", layer.name, exc
-            )
-            return layer
-
-    try:
-        with keras.saving.custom_object_scope(dict(custom_objects or {})):
-            clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
-        clone.set_weights(model.get_weights())
-    except Exception as exc:
-        logger.warning(
-            "model %r cannot be cloned with canonical names (%s: %s); the SavedModel keeps its "
-            "layer names and may differ between processes",
-            getattr(model, "name", "?"),
-            type(exc).__name__,
-            exc,
+    graph_def = frozen.graph.as_graph_def()
+    (placeholder,) = [t.op.name for t in frozen.inputs if t.dtype != tf.dtypes.resource]
+    (result,) = [t.name for t in frozen.outputs]
+    if len(graph_def.library.function):
+        functions = sorted(f.signature.name for f in graph_def.library.function)
+        raise ConversionError(
+            f"model {name!r}: the frozen graph still calls functions {functions[:3]}; "
+            "legacy 3.0.0 payloads need a plain graph"
         )
-        return model
-    _rename_models(clone, itertools.count())
-    return clone
+    _strip_attrs(graph_def)
+    problems = runtime.tf_node_problems(
+        runtime.TfNode("graph", n.name, n.op, tuple(sorted(n.attr))) for n in graph_def.node
+    )
+    if problems:
+        raise ConversionError(
+            f"model {name!r}: the legacy 3.0.0 payload must load in TensorFlow "
+            f"{runtime.TF_RUNTIME_VERSION} (ZEN Blue 3.2), but its graph needs: "
+            + "; ".join(problems)
+            + ". Replace the layers using them, or target format version 3.1.0 / CZANN (ONNX)"
+        )
+    return _canonical(graph_def, placeholder, result)
 
 
-def _rename_models(model: Any, counter: Any) -> None:
-    import keras
+def _strip_attrs(graph_def: Any) -> None:
+    """Remove attrs equal to their op's default and internal ``_`` attrs (in place)."""
+    from tensorflow.python.framework import op_def_registry
 
-    model.name = f"model_{next(counter)}"
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            _rename_models(layer, counter)
+    for node in graph_def.node:
+        op_def = op_def_registry.get(node.op)
+        defaults = {a.name: a.default_value for a in op_def.attr if a.HasField("default_value")}
+        for key in list(node.attr):
+            if key.startswith("_") or (key in defaults and node.attr[key] == defaults[key]):
+                del node.attr[key]
+        node.ClearField("device")
 
 
-# --- normalising the written files --------------------------------------------------------------
+def _canonical(graph_def: Any, placeholder: str, result: str) -> Any:
+    """Rename and reorder ``graph_def`` (see the module docstring); return a new GraphDef.
+
+    Raises:
+        ConversionError: the graph has a cycle or references a node that does not exist.
+    """
+    from tensorflow.core.framework import graph_pb2
+
+    by_name = {n.name: n for n in graph_def.node}
+    out_node, _, out_index = result.partition(":")
+
+    def deps(node: Any) -> list[str]:
+        return [ref.lstrip("^").partition(":")[0] for ref in node.input]
+
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    stack = [(out_node, iter(deps(by_name[out_node])))]
+    state[out_node] = 1
+    while stack:
+        current, pending = stack[-1]
+        for dep in pending:
+            if dep not in by_name:
+                raise ConversionError(f"frozen graph references a missing node {dep!r}")
+            if state.get(dep) == 2:
+                continue
+            if state.get(dep) == 1:
+                raise ConversionError(f"frozen graph has a cycle through {dep!r}")
+            state[dep] = 1
+            stack.append((dep, iter(deps(by_name[dep]))))
+            break
+        else:
+            stack.pop()
+            state[current] = 2
+            order.append(current)
+    if placeholder not in state:
+        raise ConversionError("the model output does not depend on its input")
+    names: dict[str, str] = {}
+    counter = 0
+    reuse_output = by_name[out_node].op == "Identity" and out_index in ("", "0")
+    for old in order:
+        if old == placeholder:
+            names[old] = INPUT_KEY
+        elif old == out_node and reuse_output:
+            names[old] = OUTPUT_KEY
+        else:
+            names[old] = f"{by_name[old].op}_{counter}"
+            counter += 1
+
+    def rename(ref: str) -> str:
+        control = ref.startswith("^")
+        base, sep, index = ref.lstrip("^").partition(":")
+        return ("^" if control else "") + names[base] + sep + index
+
+    canonical = graph_pb2.GraphDef()
+    canonical.versions.CopyFrom(graph_def.versions)
+    for old in order:
+        node = canonical.node.add()
+        node.CopyFrom(by_name[old])
+        node.name = names[old]
+        inputs = [rename(ref) for ref in node.input]
+        del node.input[:]
+        node.input.extend(inputs)
+    if reuse_output:
+        return canonical
+    output = canonical.node.add()
+    output.name = OUTPUT_KEY
+    output.op = "Identity"
+    output.input.append(names[out_node] + ("" if out_index in ("", "0") else f":{out_index}"))
+    output.attr["T"].CopyFrom(by_name[out_node].attr.get("T") or _dtype_attr(graph_def, result))
+    return canonical
 
 
-def normalize_saved_model(root: Path) -> None:
-    """Rewrite ``saved_model.pb`` canonically and drop ``fingerprint.pb`` (in place)."""
+def _dtype_attr(graph_def: Any, result: str) -> Any:
+    """The ``T`` attr value for an Identity of ``result`` when its producer has no ``T``."""
+    import tensorflow as tf
+    from tensorflow.core.framework import attr_value_pb2
+
+    with tf.Graph().as_default() as graph:
+        tf.import_graph_def(graph_def, name="")
+        dtype = graph.get_tensor_by_name(result).dtype
+    return attr_value_pb2.AttrValue(type=dtype.as_datatype_enum)
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def _write_v1(graph_def: Any, root: Path) -> None:
+    """Write ``graph_def`` as a TF1-style SavedModel with the ``serving_default`` signature."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with tf.Graph().as_default() as graph:
+        tf.import_graph_def(graph_def, name="")
+        x = graph.get_tensor_by_name(f"{INPUT_KEY}:0")
+        y = graph.get_tensor_by_name(f"{OUTPUT_KEY}:0")
+        signature = v1.saved_model.signature_def_utils.predict_signature_def(
+            inputs={INPUT_KEY: x}, outputs={OUTPUT_KEY: y}
+        )
+        with v1.Session(graph=graph) as session:
+            builder = v1.saved_model.Builder(str(root))
+            builder.add_meta_graph_and_variables(
+                session,
+                [SERVE_TAG],
+                signature_def_map={SIGNATURE: signature},
+                strip_default_attrs=True,
+                clear_devices=True,
+            )
+            builder.save()
+
+
+def _normalize(root: Path) -> None:
+    """Drop ``fingerprint.pb`` and empty folders; re-serialise ``saved_model.pb`` canonically.
+
+    Raises:
+        ConversionError: the written graph differs from the checked one (a TensorFlow change
+            re-added something TensorFlow 2.0.0 lacks).
+    """
     from tensorflow.core.protobuf import saved_model_pb2
 
     fingerprint = root / FINGERPRINT_FILE
     if fingerprint.exists():
         fingerprint.unlink()
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
     pb = root / "saved_model.pb"
     saved = saved_model_pb2.SavedModel()
     saved.ParseFromString(pb.read_bytes())
-    mapping: dict[str, str] = {}
     for meta in saved.meta_graphs:
-        mapping.update(_function_renames(meta.graph_def.library))
-    _replace_strings(saved, mapping)
-    for meta in saved.meta_graphs:
-        _sort_library(meta.graph_def.library)
-        for function in meta.graph_def.library.function:
-            _renumber_resource_args(function)
-        _renumber_user_specified_names(meta.graph_def)
-    data = saved.SerializeToString(deterministic=True)
-    leftover = [old for old in mapping if old.encode() in data]
-    if leftover:  # a reference we did not rewrite: the SavedModel would be broken
-        raise ConversionError(f"SavedModel normalisation missed function references: {leftover}")
-    pb.write_bytes(data)
-
-
-def _function_renames(library: Any) -> dict[str, str]:
-    """``__inference_<name>_<uid>`` -> ``__inference_<name>_<rank>`` (rank by uid)."""
-    found = []
-    for function in library.function:
-        match = _FUNCTION_NAME.match(function.signature.name)
-        if match:
-            found.append((int(match.group("uid")), match.group("stem"), function.signature.name))
-    found.sort()
-    return {old: f"{stem}_{rank}" for rank, (_, stem, old) in enumerate(found)}
-
-
-def _replace_strings(message: Any, mapping: Mapping[str, str]) -> None:
-    """Replace every string field (and string map key) equal to a key of ``mapping``."""
-    from google.protobuf.descriptor import FieldDescriptor
-
-    if not mapping:
-        return
-    for field, value in message.ListFields():
-        if field.type == FieldDescriptor.TYPE_MESSAGE:
-            if field.message_type.GetOptions().map_entry:
-                _replace_in_map(value, field, mapping)
-            elif field.is_repeated:
-                for item in value:
-                    _replace_strings(item, mapping)
-            else:
-                _replace_strings(value, mapping)
-        elif field.type == FieldDescriptor.TYPE_STRING:
-            if field.is_repeated:
-                for i, item in enumerate(value):
-                    if item in mapping:
-                        value[i] = mapping[item]
-            elif value in mapping:
-                setattr(message, field.name, mapping[value])
-
-
-def _replace_in_map(container: Any, field: Any, mapping: Mapping[str, str]) -> None:
-    from google.protobuf.descriptor import FieldDescriptor
-
-    key_field = field.message_type.fields_by_name["key"]
-    value_field = field.message_type.fields_by_name["value"]
-    is_message = value_field.type == FieldDescriptor.TYPE_MESSAGE
-    if key_field.type == FieldDescriptor.TYPE_STRING and any(k in mapping for k in container):
-        items = []
-        for key in list(container):
-            if is_message:
-                copy = type(container[key])()
-                copy.CopyFrom(container[key])
-                items.append((mapping.get(key, key), copy))
-            else:
-                items.append((mapping.get(key, key), container[key]))
-        container.clear()
-        for key, item in items:
-            if is_message:
-                container[key].CopyFrom(item)
-            else:
-                container[key] = item
-    if is_message:
-        for key in list(container):
-            _replace_strings(container[key], mapping)
-    elif value_field.type == FieldDescriptor.TYPE_STRING:
-        for key in list(container):
-            if container[key] in mapping:
-                container[key] = mapping[container[key]]
-
-
-def _sort_library(library: Any) -> None:
-    functions = sorted(library.function, key=lambda f: f.signature.name)
-    copies = []
-    for function in functions:
-        copy = type(function)()
-        copy.CopyFrom(function)
-        copies.append(copy)
-    del library.function[:]
-    library.function.extend(copies)
-
-
-def _renumber_resource_args(function: Any) -> None:
-    """Rename captured-resource arguments ``<scope>_<uid>`` to ``<scope>_<rank>``.
-
-    TensorFlow names the arguments that carry captured variables after a global uid when
-    the capture has no stable name (e.g. variables of a loaded SavedModel). Argument names
-    are local to the function (callers pass arguments by position), so renaming them --
-    and every reference inside the function -- is safe. Skipped if a new name would collide.
-    """
-    from tensorflow.core.framework import types_pb2
-
-    args = function.signature.input_arg
-    found = []
-    for index, arg in enumerate(args):
-        match = _UID_SUFFIX.match(arg.name)
-        if arg.type == types_pb2.DT_RESOURCE and match:
-            found.append((int(match.group("uid")), index, match.group("stem")))
-    if not found:
-        return
-    mapping = {
-        args[index].name: f"{stem}_{rank}" for rank, (_, index, stem) in enumerate(sorted(found))
-    }
-    untouched = {a.name for a in args if a.name not in mapping}
-    if len(set(mapping.values())) != len(mapping) or untouched & set(mapping.values()):
-        return
-    for arg in args:
-        arg.name = mapping.get(arg.name, arg.name)
-    for node in function.node_def:
-        for i, ref in enumerate(node.input):
-            base, sep, rest = ref.partition(":")
-            if base in mapping:
-                node.input[i] = mapping[base] + sep + rest
-    for key in list(function.ret):
-        base, sep, rest = function.ret[key].partition(":")
-        if base in mapping:
-            function.ret[key] = mapping[base] + sep + rest
-    for attrs in function.arg_attr.values():
-        value = attrs.attr.get("_user_specified_name")
-        if value is not None and value.s.decode() in mapping:
-            value.s = mapping[value.s.decode()].encode()
-
-
-def _renumber_user_specified_names(graph_def: Any) -> None:
-    """Numeric ``_user_specified_name`` attrs (uids of captured inputs) -> their rank.
-
-    Ranked per function (and once for the top-level graph): the values of one function come
-    from one tracing, while different functions may come from different processes (a loaded
-    SavedModel keeps the numbers of the process that wrote it).
-    """
-    scopes = [[n.attr.get("_user_specified_name") for n in graph_def.node]]
-    for function in graph_def.library.function:
-        scopes.append(
-            [n.attr.get("_user_specified_name") for n in function.node_def]
-            + [a.attr.get("_user_specified_name") for a in function.arg_attr.values()]
+        _strip_attrs(meta.graph_def)
+        problems = runtime.tf_node_problems(
+            runtime.TfNode("graph", n.name, n.op, tuple(sorted(n.attr)))
+            for n in meta.graph_def.node
         )
-    for holders in scopes:
-        numeric = [h for h in holders if h is not None and h.s.isdigit()]
-        rank = {uid: str(i).encode() for i, uid in enumerate(sorted({int(h.s) for h in numeric}))}
-        for holder in numeric:
-            holder.s = rank[int(holder.s)]
+        if problems or len(meta.graph_def.library.function):
+            raise ConversionError(
+                "the written SavedModel is not TensorFlow "
+                f"{runtime.TF_RUNTIME_VERSION}-compatible: {problems or 'function library'}"
+            )
+    pb.write_bytes(saved.SerializeToString(deterministic=True))

@@ -29,6 +29,8 @@ from czbuild.verify.metadata import check_metadata
 from czbuild.verify.recipe_metadata import NAME as RECIPE_METADATA
 from czbuild.verify.recipe_metadata import check_recipe_metadata
 from czbuild.verify.report import FAILED, SKIPPED, VerifyReport
+from czbuild.verify.runtime_compat import NAME as RUNTIME_COMPAT
+from czbuild.verify.runtime_compat import check_runtime_compat
 from czbuild.verify.semantics import check_semantics
 from czbuild.verify.settings import BUILD, STANDALONE, VerifySettings
 from czbuild.verify.source import SourceChain, from_variant, load_source
@@ -45,7 +47,7 @@ _LATER = {
         "container.layout",
         "container.hygiene",
     ),
-    "payload": ("payload.model", "payload.io", "payload.opset"),
+    "payload": ("payload.model", "payload.io", "payload.opset", "payload.runtime_compat"),
     "run": ("semantics",),
     "fidelity": ("fidelity",),
     "tiling": ("tiling.seams", "tiling.receptive_field", "tiling.min_overlap"),
@@ -313,6 +315,13 @@ def _static_checks(
         "payload",
         lambda: _payload(data, info, report, strict=strict, max_bytes=max_bytes),
     )
+    if report.get(RUNTIME_COMPAT) is None:
+        _stage(
+            report,
+            RUNTIME_COMPAT,
+            "none",
+            lambda: check_runtime_compat(data, info, report, max_bytes=max_bytes),
+        )
     if result is None:
         _skip_from(report, "run", "the payload cannot be run")
         return None, None

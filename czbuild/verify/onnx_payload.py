@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from czbuild.formats import vocab
+from czbuild.formats import runtime, vocab
 from czbuild.verify.info import ModelInfo
 from czbuild.verify.report import FAILED, PASSED, WARNING, VerifyReport
 
@@ -102,13 +102,11 @@ def _check_opset(model: Any, info: ModelInfo, report: VerifyReport) -> None:
     standard = [v for d, v in opsets.items() if d in _STANDARD_DOMAINS]
     opset = max(standard) if standard else None
     limit = vocab.MAX_OPSET.get(info.version)
-    if opset is None:
+    max_ir = vocab.MAX_IR_VERSION.get(info.version)
+    if limit is not None:  # the opset and IR limits: one rule, owned by formats.runtime
+        problems.extend(runtime.onnx_runtime_problems(info.version, opset, model.ir_version))
+    elif opset is None:
         problems.append("no ai.onnx opset import")
-    elif limit is not None and not vocab.MIN_OPSET <= opset <= limit:
-        problems.append(
-            f"opset {opset} outside {vocab.MIN_OPSET}..{limit}, what "
-            f"{info.family.upper()} {info.version} targets can run"
-        )
     others = sorted(d for d in opsets if d not in _STANDARD_DOMAINS)
     if others:
         problems.append(f"non-standard opset domains {others}")
@@ -117,12 +115,6 @@ def _check_opset(model: Any, info: ModelInfo, report: VerifyReport) -> None:
         problems.append(f"nodes from non-standard domains {node_domains}")
     if len(model.functions):
         problems.append(f"{len(model.functions)} model-local functions")
-    max_ir = vocab.MAX_IR_VERSION.get(info.version)
-    if max_ir is not None and model.ir_version > max_ir:
-        problems.append(
-            f"ir_version {model.ir_version} above {max_ir}, the highest the ONNX "
-            f"Runtime of {info.family.upper()} {info.version} targets reads"
-        )
     figure = f"opset {opset}, IR {model.ir_version}"
     details = {
         "opset": opset,

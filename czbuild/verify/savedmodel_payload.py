@@ -8,7 +8,8 @@
   undefined, fixed H/W/C, the class count as its last output dim.
 * ``payload.hygiene``: the nested ZIP follows §7.1 (sorted paths, fixed times and modes);
   a warning for foreign files, a failure for czbuild's own.
-* ``payload.opset``: skipped (no ONNX opset; TF 2.0 op availability is not checked).
+* ``payload.opset``: skipped (no ONNX opset; TF 2.0.0 op availability is
+  ``payload.runtime_compat``, :mod:`czbuild.verify.runtime_compat`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def check_savedmodel(
             "payload.opset",
             SKIPPED,
             None,
-            "SavedModel payload: no ONNX opset (TF 2.0.0 op availability not checked)",
+            "SavedModel payload: no ONNX opset (TF 2.0.0 ops: see payload.runtime_compat)",
         )
         _hygiene(nested, report, strict)
     except BaseException:
