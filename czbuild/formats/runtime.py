@@ -57,7 +57,9 @@ class TfNode:
 @functools.lru_cache(maxsize=1)
 def tf_ops() -> Mapping[str, frozenset[str]]:
     """The TensorFlow 2.0.0 op table: op name -> the attr names its definition has."""
-    text = resources.files("czbuild.formats").joinpath("data", _TF_TABLE).read_text("utf-8")
+    text = (
+        resources.files("czbuild.formats").joinpath("data").joinpath(_TF_TABLE).read_text("utf-8")
+    )
     return {name: frozenset(attrs) for name, attrs in json.loads(text)["ops"].items()}
 
 

@@ -17,10 +17,11 @@ be parsed is skipped here (``payload.model`` reports why).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from czbuild.formats import runtime, vocab
-from czbuild.verify.archive import read_zip
+from czbuild.formats.container import SAVEDMODEL_LIMITS, read_container
 from czbuild.verify.info import ModelInfo
 from czbuild.verify.report import FAILED, PASSED, SKIPPED, VerifyReport
 
@@ -93,10 +94,12 @@ def savedmodel_nodes(saved_model_pb: bytes) -> list[runtime.TfNode]:
 
 def _check_savedmodel(data: bytes, report: VerifyReport, *, max_bytes: int) -> None:
     try:
-        nested, problems = read_zip(data, max_bytes=max_bytes)
-        if problems or "saved_model.pb" not in nested.names():
+        nested = read_container(
+            data, limits=replace(SAVEDMODEL_LIMITS, max_bytes=max_bytes), label="SavedModel payload"
+        )
+        if nested.problems or nested.name_problems or "saved_model.pb" not in nested.names():
             raise ValueError("no readable saved_model.pb")
-        pb = nested.read(next(m for m in nested.members if m.name == "saved_model.pb"))
+        pb = nested.read("saved_model.pb")
         nodes = savedmodel_nodes(pb)
     except Exception as exc:
         report.add(NAME, SKIPPED, None, f"the SavedModel cannot be read ({exc}); see payload.model")
