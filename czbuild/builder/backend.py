@@ -36,6 +36,9 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
     key = (job.source_key, variant.model_source, tuple(spec.model.custom_objects))
     entry = cache.get(key)
     if entry is None:
+        from czbuild.progress import phase
+
+        phase("loading model")
         from czbuild.keras.converter import ModelConverter
 
         if len(cache) >= MAX_CONVERTERS:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -21,7 +21,7 @@ from czbuild.builder.pool import Executor
 from czbuild.builder.reporter import BuildReporter, Summary
 from czbuild.builder.session import BuildOptions, BuildSession
 from czbuild.builder.stamps import iter_stamps, remove_stamp, state_dir
-from czbuild.builder.status import VariantStatus
+from czbuild.builder.status import CheckWarning, VariantStatus
 from czbuild.builder.tasks import doit_config, task_creators
 from czbuild.recipe.variant import Variant
 
@@ -35,12 +35,15 @@ class BuildReport:
         exit_code: doit's exit code (0 success, 1 a task failed, 2/3 doit errors).
         out_dir: Absolute output directory.
         unverified: Up-to-date variants whose artifact was built with ``--no-verify``.
+        warnings: Variant -> the warnings of its artifact's verification (built in this run
+            or up to date; variants without warnings are left out).
     """
 
     summary: Summary
     exit_code: int
     out_dir: Path
     unverified: tuple[str, ...] = ()
+    warnings: dict[str, tuple[CheckWarning, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -119,9 +122,44 @@ def build(
             "and verifies them\n"
         )
         stream.flush()
+    warnings = {n: w for n, w in sorted(session.warnings.items()) if w}
+    for line in warning_lines(warnings):
+        stream.write(line + "\n")
+    stream.flush()
     return BuildReport(
-        summary=summary, exit_code=int(code or 0), out_dir=out_dir, unverified=unverified
+        summary=summary,
+        exit_code=int(code or 0),
+        out_dir=out_dir,
+        unverified=unverified,
+        warnings=warnings,
     )
+
+
+def warning_lines(warnings: Mapping[str, Sequence[CheckWarning]]) -> list[str]:
+    """The build summary's warning block: one line per variant with warnings.
+
+    Warnings the recipe accepts (``verify.accept``) are marked; the others are the ones
+    ``czbuild release`` refuses, which the last line says.
+    """
+    lines = []
+    open_names = []
+    for name, found in warnings.items():
+        if not found:
+            continue
+        parts = []
+        for w in found:
+            figure = f" ({w.figure})" if w.figure else ""
+            parts.append(f"{w.check}{figure}{' [accepted]' if w.accepted else ''}")
+        lines.append(f"warning  {name}: {'; '.join(parts)}")
+        if not all(w.accepted for w in found):
+            open_names.append(name)
+    if open_names:
+        lines.append(
+            f"czbuild: {len(open_names)} variant(s) with warnings (`czbuild status` shows them "
+            "in full); `czbuild release` refuses them unless the recipe accepts the check "
+            "(verify.accept) or --allow-warnings is given"
+        )
+    return lines
 
 
 def _restore_absl_stream() -> None:

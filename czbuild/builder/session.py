@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,13 @@ from czbuild.builder.stamps import (
     state_dir,
     write_stamp,
 )
-from czbuild.builder.status import VariantStatus, compare, stamp_verified
+from czbuild.builder.status import (
+    CheckWarning,
+    VariantStatus,
+    compare,
+    record_warnings,
+    stamp_verified,
+)
 from czbuild.builder.verification import failure_details, stale_verifying_files
 from czbuild.files.canonical import write_json
 from czbuild.recipe.variant import Variant
@@ -86,6 +92,7 @@ class Outcome:
     status: str  # "built" | "up-to-date" | "failed"
     seconds: float = 0.0
     error: str = ""
+    warnings: tuple[CheckWarning, ...] = ()
 
 
 @dataclass
@@ -101,6 +108,10 @@ class BuildSession:
         self.cache = HashCache.shared(state_dir(self.out_dir) / "hashcache.json")
         self.outcomes: dict[str, Outcome] = {}
         self.unverified: set[str] = set()  # up-to-date variants whose stamp has no verification
+        # variant -> warnings of its verification (built now, or up to date)
+        self.warnings: dict[str, tuple[CheckWarning, ...]] = {}
+        # listener(variant, kind, text): progress of running jobs (the reporter sets it)
+        self.listener: Callable[[str, str, str], None] | None = None
         self._lock = threading.Lock()
         self._executor_lock = threading.Lock()
         names = [v.name for v in self.variants]
@@ -123,11 +134,18 @@ class BuildSession:
         stamp = read_stamp(self.out_dir, fp.output)
         reasons = compare(fp, stamp, self.artifact_path(variant), self.cache)
         verified = stamp_verified(stamp)
-        if not reasons and verified is False:
+        warnings = record_warnings((stamp or {}).get("verification"), _accepted(variant))
+        if not reasons:
             with self._lock:
-                self.unverified.add(variant.name)
+                if verified is False:
+                    self.unverified.add(variant.name)
+                self.warnings[variant.name] = warnings
         return VariantStatus(
-            variant=variant.name, output=fp.output, reasons=reasons, verified=verified
+            variant=variant.name,
+            output=fp.output,
+            reasons=reasons,
+            verified=verified,
+            warnings=warnings,
         )
 
     # --- the build action ---------------------------------------------------------------
@@ -147,9 +165,17 @@ class BuildSession:
         outcome.seconds = time.perf_counter() - start
         with self._lock:
             self.outcomes[variant.name] = outcome
+            if outcome.status == "failed":
+                self.warnings.pop(variant.name, None)
+            elif outcome.status == "built":
+                self.warnings[variant.name] = outcome.warnings
         if outcome.status == "failed":
             return TaskFailed(outcome.error)
-        return {"czbuild": outcome.status, "seconds": round(outcome.seconds, 3)}
+        return {
+            "czbuild": outcome.status,
+            "seconds": round(outcome.seconds, 3),
+            "warnings": [w.line() for w in outcome.warnings],
+        }
 
     def _build(self, variant: Variant) -> Outcome:
         locking.hold(self.out_dir, self.options.lock_timeout)
@@ -173,7 +199,9 @@ class BuildSession:
             source_key=_source_key(fp),
             verify=self.options.verify,
         )
-        result = self._get_executor().run(job, group=_source_key(fp))
+        result = self._get_executor().run(
+            job, group=_source_key(fp), events=self._events_of(variant.name)
+        )
         report_file = self._keep_report(fp.output, result.verification)
         if not result.ok:
             error = result.error
@@ -201,7 +229,17 @@ class BuildSession:
         write_stamp(self.out_dir, make_stamp(fp, record, result.verification))
         write_manifest(self.out_dir, self.cache)
         self.cache.save()
-        return Outcome("built")
+        return Outcome("built", warnings=record_warnings(result.verification, _accepted(variant)))
+
+    def _events_of(self, name: str) -> Callable[[str, str], None]:
+        """The executor's event callback for variant ``name``: forwards to the listener."""
+
+        def events(kind: str, text: str) -> None:
+            listener = self.listener
+            if listener is not None:
+                listener(name, kind, text)
+
+        return events
 
     def _keep_report(self, output: str, record: dict[str, Any] | None) -> Path | None:
         """Write the verification record to ``<out>/.czbuild/reports/<output>.verify.json``."""
@@ -291,6 +329,12 @@ def _pin_mismatch(variant: Variant, fp: Fingerprint) -> str | None:
                 f"sha256 {record.sha256}; update the pin or restore the model"
             )
     return None
+
+
+def _accepted(variant: Variant) -> tuple[str, ...]:
+    """The check names the variant's recipe accepts (``verify.accept``)."""
+    settings = getattr(variant.spec, "verify", None)
+    return tuple(getattr(settings, "accept", ()) or ())
 
 
 def _source_key(fp: Fingerprint) -> Hashable:

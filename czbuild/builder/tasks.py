@@ -133,7 +133,7 @@ def build_task_dicts(session: BuildSession) -> Iterator[dict[str, Any]]:
         artifact = session.artifact_path(variant)
         yield {
             "name": name,
-            "meta": {"czbuild_variant": variant.name},
+            "meta": {"czbuild_variant": variant.name, "czbuild_session": session},
             "doc": f"{variant.recipe} -> {variant.output}",
             "actions": [(session.build_variant, [variant])],
             "targets": [str(artifact)],

@@ -1,0 +1,157 @@
+"""Hostile-input corpus: what a build tells the user, and how it fails when the disk does.
+
+No TensorFlow: builds run the real build layer (doit graph, sessions, stamps, manifest, worker
+protocol) with the fake converter of :mod:`support.build_fakes`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from czbuild.builder import BuildOptions, build, status
+from czbuild.builder.reporter import BuildReporter
+from support.build_fakes import BACKEND, make_project, with_fake, worker_env
+
+
+def _build(variants, out: Path, **opts):
+    stream = io.StringIO()
+    opts.setdefault("in_process", True)
+    report = build(variants, BuildOptions(out_dir=out, backend=BACKEND, **opts), out=stream)
+    return report, stream.getvalue()
+
+
+@pytest.fixture()
+def warned(tmp_path: Path):
+    """A project of two variants whose verification warns (tiling.seams) and one clean one."""
+    root = tmp_path / "proj"
+    variants = make_project(root, {"a": [256, 512], "b": [256]})
+    warn = with_fake([v for v in variants if v.recipe == "a"], verify="warn")
+    clean = [v for v in variants if v.recipe == "b"]
+    return root, [*warn, *clean], tmp_path / "out"
+
+
+# --- warnings reach the user ---------------------------------------------------------------
+
+
+def test_the_build_summary_lists_each_variants_warnings(warned) -> None:
+    _root, variants, out = warned
+    report, text = _build(variants, out)
+    assert report.ok
+    assert sorted(report.warnings) == ["a@tile=256", "a@tile=512"]
+    # under the variant's own line, in full ...
+    built = text.index("built    a@tile=256")
+    line = text[built:].splitlines()[1]
+    assert line.strip().startswith("warning: tiling.seams (per-tile statistics 0.17): per-tile")
+    # ... and in the summary, with what release will do about it
+    assert "warning  a@tile=256: tiling.seams (per-tile statistics 0.17)" in text
+    assert "warning  b@" not in text
+    assert "2 variant(s) with warnings" in text and "--allow-warnings" in text
+
+
+def test_an_up_to_date_build_still_reports_the_warnings(warned) -> None:
+    _root, variants, out = warned
+    _build(variants, out)
+    report, text = _build(variants, out)
+    assert report.summary.built == [] and sorted(report.warnings) == ["a@tile=256", "a@tile=512"]
+    assert "warning  a@tile=512: tiling.seams (per-tile statistics 0.17)" in text
+
+
+def test_a_warning_the_recipe_accepts_is_marked_as_accepted() -> None:
+    from czbuild.builder.runner import warning_lines
+    from czbuild.builder.status import record_warnings
+
+    def record(name: str, **extra) -> dict:
+        check = {"name": name, "status": "warning", "figure": "x", "message": "m", **extra}
+        return {"checks": [check, {"name": "fidelity", "status": "passed"}], **extra}
+
+    # by the recipe's accept list, by the settings the record was made with, or by the verifier
+    by_recipe = record_warnings(record("semantics.output_range"), ("semantics.output_range",))
+    by_settings = record_warnings(
+        {**record("tiling.seams"), "settings": {"accept": ["tiling.seams"]}}
+    )
+    by_verifier = record_warnings(record("payload.model", details={"accepted": True}))
+    not_accepted = record_warnings(record("tiling.seams"))
+    assert [w.accepted for w in (*by_recipe, *by_settings, *by_verifier, *not_accepted)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert "[accepted by verify.accept]" in by_recipe[0].line()
+    lines = warning_lines({"x": by_recipe})
+    assert lines == ["warning  x: semantics.output_range (x) [accepted]"]  # no release note
+    assert "--allow-warnings" in warning_lines({"x": not_accepted})[-1]
+
+
+def test_status_and_status_json_carry_the_warnings(warned, monkeypatch) -> None:
+    _root, variants, out = warned
+    _build(variants, out)
+    results = {r.variant: r for r in status(variants, out)}
+    assert [w.check for w in results["a@tile=256"].warnings] == ["tiling.seams"]
+    assert results["b@tile=256"].warnings == ()
+    data = results["a@tile=256"].to_json()
+    assert data["warnings"] == [
+        {
+            "check": "tiling.seams",
+            "figure": "per-tile statistics 0.17",
+            "message": "per-tile statistics change the tiled output (fake)",
+            "accepted": False,
+        }
+    ]
+
+    from support.cli import run_cli
+
+    monkeypatch.setattr("czbuild.cli.build_cmds._load", lambda args, project, out: variants)
+    text = run_cli("status", "--out", str(out), cwd=out.parent, check=True).stdout
+    assert "up to date   a@tile=256  (a/tile=256/a.czann)  [1 warning(s)]" in text
+    assert "! warning: tiling.seams (per-tile statistics 0.17): per-tile statistics" in text
+    as_json = run_cli("status", "--json", "--out", str(out), cwd=out.parent, check=True)
+    by_name = {v["variant"]: v for v in json.loads(as_json.stdout)["variants"]}
+    assert by_name["a@tile=512"]["warnings"][0]["check"] == "tiling.seams"
+    assert by_name["b@tile=256"]["warnings"] == []
+
+
+# --- the console during long work ------------------------------------------------------------
+
+
+def test_queued_start_phase_lines_and_run_times(tmp_path: Path, monkeypatch) -> None:
+    """Two variants of one model share one worker: the second is queued, then starts.
+
+    Its time is its own run time (about one sleep), not the time it waited; a phase the
+    worker reports that lasts longer than ``phase_after`` gets a line.
+    """
+    monkeypatch.setattr(os, "environ", worker_env())
+    monkeypatch.setattr(BuildReporter, "phase_after", 0.3)
+    root = tmp_path / "proj"
+    variants = with_fake(make_project(root, {"a": [256, 512]}), sleep=1.2)
+    report, text = _build(variants, tmp_path / "out", in_process=False, jobs=2)
+    assert report.ok, text
+    lines = text.splitlines()
+    queued = [ln.split()[1] for ln in lines if ln.startswith("queued ")]
+    assert len(queued) == 1, text
+    started = [ln.split()[1] for ln in lines if ln.startswith("start ")]
+    assert sorted(started) == ["a@tile=256", "a@tile=512"]
+    # the queued one starts only after the other one's work
+    first = "a@tile=256" if queued[0] == "a@tile=512" else "a@tile=512"
+    work = lines.index(next(ln for ln in lines if ln.strip().startswith(f"{first}: fake work")))
+    assert lines.index(f"queued   {queued[0]}") < work < lines.index(f"start    {queued[0]}")
+    assert re.search(r"^ +a@tile=\d+: fake work \(\d+ s\)$", text, re.M), text
+    times = {
+        m.group(1): float(m.group(2))
+        for m in re.finditer(r"^built +(\S+) +\((\d+\.\d+) s\)", text, re.M)
+    }
+    assert times[queued[0]] < 2.0, text  # run time, not the ~2.4 s since doit handed it over
+
+
+def test_phases_from_an_in_process_build_reach_the_reporter(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(BuildReporter, "phase_after", 0.2)
+    variants = with_fake(make_project(tmp_path / "proj", {"a": [256]}), sleep=0.8)
+    _report, text = _build(variants, tmp_path / "out")
+    assert "start    a@tile=256" in text
+    assert re.search(r"^ +a@tile=256: fake work \(\d+ s\)$", text, re.M), text
