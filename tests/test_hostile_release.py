@@ -165,3 +165,122 @@ def test_lock_file_updates_of_one_project_are_serialised(tmp_path: Path, monkeyp
         worker.join()
     with locking.project_lock(tmp_path, timeout=0):  # free again once the update is done
         pass
+
+
+# --- verification warnings (issue 14 §4) -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def example_repo(tmp_path_factory) -> Path:
+    from support.release_fakes import cli, copy_example_project, git_init
+
+    root = copy_example_project(tmp_path_factory.mktemp("warned") / "proj")
+    with pytest.MonkeyPatch.context() as mp:
+        result = cli(["build", "--project", str(root)], mp)
+    assert result.exit_code == 0, result.output
+    git_init(root)
+    return root
+
+
+def _seams_warning(path: Path, variant):
+    from czbuild.builder.status import CheckWarning
+    from czbuild.release.release import VerifyOutcome
+
+    if variant.recipe != "nuclei":
+        return VerifyOutcome("passed", "ok")
+    warning = CheckWarning("tiling.seams", "per-tile statistics 0.17", "ZEN shows seams")
+    return VerifyOutcome("passed", "ok", (warning,))
+
+
+def _release_example(root: Path, **kwargs):
+    from czbuild.recipe import load_variants
+    from czbuild.release.release import release
+    from support.release_fakes import fake_options
+
+    return release(
+        load_variants(project_dir=root),
+        project_dir=root,
+        dist_dir=root / "dist",
+        options=fake_options(),
+        reference_dirs=[root / "build"],
+        verify=True,
+        verifier=_seams_warning,
+        **kwargs,
+    )
+
+
+def test_release_refuses_artifacts_with_warnings_the_recipe_does_not_accept(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from czbuild.errors import VerifyError
+
+    root = Path(shutil.copytree(example_repo, tmp_path / "proj", symlinks=True))
+    with pytest.raises(VerifyError) as caught:
+        _release_example(root)
+    message = str(caught.value)
+    assert "verification warnings in 3 artifact(s): nuclei@tile=128: tiling.seams" in message
+    assert "verify: accept: [tiling.seams]" in message and "--allow-warnings" in message
+    assert not (root / "dist").exists()
+
+    report = _release_example(root, allow_warnings=True)
+    assert any(n.startswith("released with verification warnings") for n in report.notes)
+    entries = {e["variant"]: e for e in report.manifest["artifacts"]}
+    assert entries["nuclei@tile=256"]["warnings"] == [
+        {"check": "tiling.seams", "figure": "per-tile statistics 0.17", "accepted": False}
+    ]
+    assert "warnings" not in entries["denoise"]
+
+
+def test_an_accepted_warning_does_not_block_the_release(example_repo: Path, tmp_path: Path):
+    import shutil
+
+    from czbuild.builder.status import CheckWarning
+    from czbuild.release.release import VerifyOutcome
+
+    root = Path(shutil.copytree(example_repo, tmp_path / "proj", symlinks=True))
+
+    def accepted(path: Path, variant) -> VerifyOutcome:
+        outcome = _seams_warning(path, variant)
+        return VerifyOutcome(
+            outcome.status,
+            outcome.message,
+            tuple(
+                CheckWarning(w.check, w.figure, w.message, accepted=True) for w in outcome.warnings
+            ),
+        )
+
+    from czbuild.recipe import load_variants
+    from czbuild.release.release import release
+    from support.release_fakes import fake_options
+
+    report = release(
+        load_variants(project_dir=root),
+        project_dir=root,
+        dist_dir=root / "dist",
+        options=fake_options(),
+        verify=True,
+        verifier=accepted,
+    )
+    assert len(report.artifacts) == 5
+    assert not any("warnings" in n for n in report.notes)
+
+
+def test_release_reads_the_scratch_builds_verification_record(tmp_path: Path) -> None:
+    """The record the build's workers left in the stamp is the release's verification."""
+    import io
+
+    from czbuild.builder import BuildOptions, build
+    from czbuild.release.release import recorded_outcome
+    from support.build_fakes import BACKEND, make_project, with_fake
+
+    variants = with_fake(make_project(tmp_path / "proj", {"a": [256]}), verify="warn")
+    out = tmp_path / "out"
+    options = BuildOptions(out_dir=out, backend=BACKEND, in_process=True)
+    assert build(variants, options, out=io.StringIO()).ok
+    outcome = recorded_outcome(out, variants[0])
+    assert outcome is not None and outcome.status == "passed"
+    assert [w.check for w in outcome.open_warnings] == ["tiling.seams"]
+    (out / str(variants[0].output)).write_bytes(b"not what was verified")
+    assert recorded_outcome(out, variants[0]) is None  # then the release verifies itself
