@@ -155,3 +155,153 @@ def test_phases_from_an_in_process_build_reach_the_reporter(tmp_path: Path, monk
     _report, text = _build(variants, tmp_path / "out")
     assert "start    a@tile=256" in text
     assert re.search(r"^ +a@tile=256: fake work \(\d+ s\)$", text, re.M), text
+
+
+# --- a full disk, a read-only folder (issue 16 item 8) ----------------------------------------
+
+
+def _intact(out: Path, variants) -> None:
+    """Every artifact that has a stamp is complete: its bytes are the ones the stamp records."""
+    import hashlib
+
+    from czbuild.builder.stamps import read_stamp
+
+    for variant in variants:
+        stamp = read_stamp(out, str(variant.output))
+        if stamp is None:
+            continue
+        data = (out / str(variant.output)).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == stamp["artifact"]["sha256"]
+
+
+def _full_disk(path) -> OSError:
+    import errno
+
+    return OSError(errno.ENOSPC, "No space left on device", str(path))
+
+
+def test_doit_cannot_write_its_state_file(tmp_path: Path, monkeypatch) -> None:
+    """doit's sqlite3.OperationalError at the end of a run is a note, not a traceback."""
+    import sqlite3
+
+    import doit.dependency
+
+    def full(self) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(doit.dependency.SqliteDB, "dump", full)
+    variants = make_project(tmp_path / "proj", {"a": [256, 512]})
+    report, text = _build(variants, tmp_path / "out")
+    assert report.ok, text
+    assert "czbuild: note: cannot write doit's state file" in text
+    assert "database or disk is full" in text and "Traceback" not in text
+    monkeypatch.undo()
+    again, _ = _build(variants, tmp_path / "out")
+    assert again.summary.built == []  # the stamps, not doit's state, decide
+
+
+def test_doit_cannot_open_its_state_file(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / ".czbuild" / "doit.sqlite3").mkdir(parents=True)  # not a database
+    variants = make_project(tmp_path / "proj", {"a": [256]})
+    report, text = _build(variants, out)
+    assert report.ok, text
+    assert "czbuild: note: cannot open doit's state file" in text
+
+
+def test_a_full_disk_when_writing_the_manifest(tmp_path: Path, monkeypatch) -> None:
+    from czbuild.errors import BuildError
+
+    def no_space(path, data, **kwargs) -> None:
+        raise _full_disk(path)
+
+    monkeypatch.setattr("czbuild.builder.manifest.atomic_write", no_space)
+    variants = make_project(tmp_path / "proj", {"a": [256, 512]})
+    out = tmp_path / "out"
+    stream = io.StringIO()
+    with pytest.raises(BuildError) as caught:
+        build(variants, BuildOptions(out_dir=out, backend=BACKEND, in_process=True), out=stream)
+    message = str(caught.value)
+    assert f"cannot write {out / 'manifest.json'}: No space left on device" in message
+    assert "artifacts finished before this are intact" in message
+    text = stream.getvalue()
+    assert "a/tile=256/a.czann is built and recorded, but cannot write" in text
+    _intact(out, variants)
+    monkeypatch.undo()
+    report, _ = _build(variants, out)
+    assert report.ok and report.summary.built == []
+    assert (out / "manifest.json").is_file()
+
+
+def test_an_output_folder_made_read_only_mid_build(tmp_path: Path, monkeypatch) -> None:
+    """The first stamp is written, then the folder refuses writes: say which file, keep data."""
+    import errno
+
+    from czbuild.builder import stamps
+
+    real = stamps.write_json
+    written: list[Path] = []
+
+    def read_only_after_one(path, value, **kwargs) -> None:
+        if written:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        real(path, value, **kwargs)
+        written.append(Path(path))
+
+    monkeypatch.setattr(stamps, "write_json", read_only_after_one)
+    variants = make_project(tmp_path / "proj", {"a": [256, 512]})
+    out = tmp_path / "out"
+    report, _text = _build(variants, out)
+    assert not report.ok and len(report.summary.built) == 1
+    (failed,) = report.summary.failed.values()
+    assert "is complete, but its build record could not be written: cannot write" in failed
+    assert ".json: Permission denied; the next build makes it again" in failed
+    _intact(out, variants)
+    monkeypatch.undo()
+    again, _ = _build(variants, out)
+    assert again.ok and len(again.summary.built) == 1  # only the unrecorded one
+
+
+def test_a_lock_file_that_cannot_be_created(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    from czbuild.errors import BuildError
+
+    def refuse(self, *args, **kwargs) -> None:
+        raise PermissionError(errno.EROFS, "Read-only file system", "lock")
+
+    monkeypatch.setattr("filelock.UnixFileLock.acquire", refuse)
+    monkeypatch.setattr("filelock.FileLock.acquire", refuse, raising=False)
+    variants = make_project(tmp_path / "proj", {"a": [256]})
+    with pytest.raises(BuildError, match=r"cannot take the build lock .*Read-only file system"):
+        _build(variants, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "code"),
+    [
+        (
+            _full_disk("/data/build/manifest.json"),
+            "czbuild: error: /data/build/manifest.json: No space left on device",
+            1,
+        ),
+        (RuntimeError("boom"), "czbuild: internal error: RuntimeError: boom (a czbuild bug;", 70),
+    ],
+    ids=["oserror", "bug"],
+)
+def test_the_cli_never_prints_a_traceback_without_debug(
+    tmp_path: Path, monkeypatch, error: Exception, expected: str, code: int
+) -> None:
+    from support.cli import run_cli
+
+    def explode(*args, **kwargs):
+        raise error
+
+    (tmp_path / "recipes").mkdir()
+    monkeypatch.setattr("czbuild.cli.build_cmds._load", explode)
+    result = run_cli("status", cwd=tmp_path)
+    assert result.returncode == code
+    assert result.stderr.strip() == expected or result.stderr.startswith(expected)
+    assert "Traceback" not in result.stdout + result.stderr
+    with pytest.raises(type(error)):
+        run_cli("--debug", "status", cwd=tmp_path)

@@ -19,7 +19,7 @@ from czbuild.builder import locking
 from czbuild.builder.manifest import write_manifest
 from czbuild.builder.pool import Executor
 from czbuild.builder.reporter import BuildReporter, Summary
-from czbuild.builder.session import BuildOptions, BuildSession
+from czbuild.builder.session import BuildOptions, BuildSession, unwritable
 from czbuild.builder.stamps import iter_stamps, remove_stamp, state_dir
 from czbuild.builder.status import CheckWarning, VariantStatus
 from czbuild.builder.tasks import doit_config, task_creators
@@ -78,6 +78,8 @@ def build(
     from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
+    from czbuild.builder import doit_state
+
     options = options or BuildOptions()
     out_dir = Path(os.path.abspath(options.out_dir))
     options.out_dir = out_dir
@@ -86,24 +88,31 @@ def build(
     try:
         _remove_state_temporaries(out_dir)
         session = BuildSession(variants, options, executor)
+        config = doit_config(out_dir, reporter=None, continue_=keep_going, backend=doit_state.NAME)
+    except OSError as exc:
+        locking.release(out_dir)
+        raise unwritable(exc, "the build state") from exc
     except BaseException:
         locking.release(out_dir)
         raise
     summary = Summary()
     summary.planned = len(variants)
     reporter = BuildReporter(stream, verbose=verbose, summary=summary)
+    config["reporter"] = reporter
     task_build, task_manifest = task_creators(lambda: session)
-    namespace = {
-        "DOIT_CONFIG": doit_config(out_dir, reporter=reporter, continue_=keep_going),
-        "task_build": task_build,
-        "task_manifest": task_manifest,
-    }
+    namespace = {"DOIT_CONFIG": config, "task_build": task_build, "task_manifest": task_manifest}
     argv = ["run"]
     if options.jobs > 1:
         argv += ["-n", str(options.jobs), "-P", "thread"]
     interrupted = False
+    manifest_error: OSError | None = None
+    doit_state.take_problems()
     try:
-        code = DoitMain(ModuleTaskLoader(namespace), config_filenames=()).run(argv)
+        code = DoitMain(
+            ModuleTaskLoader(namespace),
+            config_filenames=(),
+            extra_config={"BACKEND": {doit_state.NAME: doit_state.LOCATION}},
+        ).run(argv)
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -111,8 +120,15 @@ def build(
         _restore_absl_stream()
         session.close(interrupted=interrupted)
         if not interrupted:
-            write_manifest(out_dir, session.cache)
+            try:
+                write_manifest(out_dir, session.cache)
+            except OSError as exc:
+                manifest_error = exc
         locking.release(out_dir)
+    for problem in doit_state.take_problems():
+        stream.write(f"czbuild: note: {problem}; czbuild's own build records are not affected\n")
+    if manifest_error is not None:
+        raise unwritable(manifest_error, "the build manifest")
     unverified = tuple(sorted(session.unverified)) if options.verify else ()
     if unverified:
         shown = ", ".join(unverified[:5]) + (", ..." if len(unverified) > 5 else "")
@@ -248,5 +264,5 @@ def _remove_state_temporaries(out_dir: Path) -> None:
 def _unlink(path: Path) -> None:
     try:
         path.unlink()
-    except FileNotFoundError:
+    except OSError:  # gone already, or a read-only folder: the next run tries again
         pass

@@ -53,6 +53,7 @@ from czbuild.builder.status import (
     stamp_verified,
 )
 from czbuild.builder.verification import failure_details, stale_verifying_files
+from czbuild.errors import BuildError
 from czbuild.files.canonical import write_json
 from czbuild.recipe.variant import Variant
 
@@ -226,9 +227,26 @@ class BuildSession:
         record = ArtifactRecord(
             path=fp.output, sha256=sha, size=artifact.stat().st_size, members=result.members
         )
-        write_stamp(self.out_dir, make_stamp(fp, record, result.verification))
-        write_manifest(self.out_dir, self.cache)
-        self.cache.save()
+        try:
+            write_stamp(self.out_dir, make_stamp(fp, record, result.verification))
+        except OSError as exc:
+            return Outcome(
+                "failed",
+                error=f"{fp.output} is complete, but its build record could not be written: "
+                f"{_cannot_write(exc)}; the next build makes it again",
+            )
+        try:
+            write_manifest(self.out_dir, self.cache)
+        except OSError as exc:
+            return Outcome(
+                "failed",
+                error=f"{fp.output} is built and recorded, but {_cannot_write(exc)}; the next "
+                "build writes the manifest again",
+            )
+        try:
+            self.cache.save()
+        except OSError as exc:  # the hash cache is only a speed-up
+            log.debug("cannot save the hash cache: %s", exc)
         return Outcome("built", warnings=record_warnings(result.verification, _accepted(variant)))
 
     def _events_of(self, name: str) -> Callable[[str, str], None]:
@@ -306,6 +324,24 @@ class BuildSession:
             self.cache.save()
         except OSError as exc:  # read-only output dir (status): the cache is only a speed-up
             log.debug("cannot save the hash cache: %s", exc)
+
+
+def _cannot_write(exc: OSError) -> str:
+    """``cannot write <file>: <reason>`` for an OSError of a write."""
+    reason = exc.strerror or str(exc)
+    return f"cannot write {exc.filename or 'a file'}: {reason}"
+
+
+def unwritable(exc: OSError, what: str) -> BuildError:
+    """The one-line error of a build that could not write ``what`` (its state or manifest).
+
+    Says which file, why, and that the artifacts finished before are intact: each artifact is
+    renamed into place complete and verified, before anything records it.
+    """
+    return BuildError(
+        f"{_cannot_write(exc)} ({what}); artifacts finished before this are intact. Free "
+        "space or make the output folder writable, then build again"
+    )
 
 
 def _pin_mismatch(variant: Variant, fp: Fingerprint) -> str | None:
