@@ -305,3 +305,21 @@ def test_the_cli_never_prints_a_traceback_without_debug(
     assert "Traceback" not in result.stdout + result.stderr
     with pytest.raises(type(error)):
         run_cli("--debug", "status", cwd=tmp_path)
+
+
+# --- inputs that are not files (issue 16 item 13) ----------------------------------------------
+
+
+def test_a_fifo_as_the_model_is_named_as_such_not_missing(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    variants = make_project(root, {"a": [256]})
+    model = root / "models" / "a.bin"
+    model.unlink()
+    os.mkfifo(model)
+    report, _text = _build(variants, tmp_path / "out")
+    (message,) = report.summary.failed.values()
+    assert "model is a FIFO (named pipe), not a file" in message and "models/a.bin" in message
+    assert "missing" not in message
+    model.unlink()
+    report, _text = _build(variants, tmp_path / "out")
+    assert "model missing: models/a.bin" in report.summary.failed["a@tile=256"]

@@ -284,3 +284,25 @@ def test_release_reads_the_scratch_builds_verification_record(tmp_path: Path) ->
     assert [w.check for w in outcome.open_warnings] == ["tiling.seams"]
     (out / str(variants[0].output)).write_bytes(b"not what was verified")
     assert recorded_outcome(out, variants[0]) is None  # then the release verifies itself
+
+
+def test_a_zeroed_sha256_in_the_lock_is_blamed_on_the_lock(example_repo: Path, tmp_path: Path):
+    """Not on the "ZIP structure (host system, extra fields ...)" of the rebuilt artifact."""
+    import shutil
+
+    from czbuild.recipe import load_variants
+    from czbuild.release.check import check_lock
+    from support.release_fakes import fake_options
+
+    root = Path(shutil.copytree(example_repo, tmp_path / "proj", symlinks=True))
+    lock = root / "czbuild.lock"
+    data = json.loads(lock.read_text())
+    data["variants"]["denoise"]["artifact"]["sha256"] = "0" * 64
+    lock.write_text(json.dumps(data, indent=2))
+    variants = [v for v in load_variants(project_dir=root) if v.name == "denoise"]
+    report = check_lock(variants, project_dir=root, options=fake_options())
+    (result,) = report.results
+    text = " ".join(d.message for d in result.differences)
+    assert result.status == "differs"
+    assert "is not a hash czbuild writes" in text and "czbuild.lock was edited" in text
+    assert "host system" not in text

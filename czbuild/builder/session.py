@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -187,7 +188,10 @@ class BuildSession:
             if not compare(fp, stamp, artifact, self.cache):
                 return Outcome("up-to-date")
         if fp.missing_inputs:
-            missing = "; ".join(f"{i.role} missing: {i.path}" for i in fp.missing_inputs)
+            missing = "; ".join(
+                f"{i.role} {_unusable(Path(variant.project_dir), i.path)}: {i.path}"
+                for i in fp.missing_inputs
+            )
             return Outcome("failed", error=f"{fp.recipe_file}: {missing}")
         pin_error = _pin_mismatch(variant, fp)
         if pin_error:
@@ -324,6 +328,21 @@ class BuildSession:
             self.cache.save()
         except OSError as exc:  # read-only output dir (status): the cache is only a speed-up
             log.debug("cannot save the hash cache: %s", exc)
+
+
+def _unusable(project_dir: Path, path: str) -> str:
+    """Why an input that could not be hashed is unusable: missing, or not a file or folder."""
+    try:
+        mode = os.stat(project_dir / path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not a file: replace it with the model file"
+    if stat.S_ISSOCK(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a socket or device, not a file: replace it with the model file"
+    return "missing"
 
 
 def _cannot_write(exc: OSError) -> str:
