@@ -323,3 +323,66 @@ def test_a_fifo_as_the_model_is_named_as_such_not_missing(tmp_path: Path) -> Non
     model.unlink()
     report, _text = _build(variants, tmp_path / "out")
     assert "model missing: models/a.bin" in report.summary.failed["a@tile=256"]
+
+
+# --- what killed processes leave behind (issue 16 item 14) ---------------------------------
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _leftovers(out: Path, pid: int) -> list[Path]:
+    """Temporaries a build killed while writing would leave, named as czbuild names them."""
+    files = [
+        out / ".czbuild" / "reports" / "a" / "tile=256" / f".a.czann.verify.json.{pid}-0a1b2c.tmp",
+        out / "gone" / "default" / f".gone.czann.{pid}-0a1b2c3d4e5f.tmp",
+        out / "gone" / "default" / f".gone.czann.verifying-{pid}.tmp",
+        out / f".manifest.json.{pid}-00ff00ff00ff.tmp",
+    ]
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    return files
+
+
+@pytest.mark.parametrize("how", ["build", "clean --orphans"])
+def test_the_next_run_sweeps_temporaries_of_dead_processes(tmp_path: Path, how: str) -> None:
+    from czbuild.builder import clean
+
+    variants = make_project(tmp_path / "proj", {"a": [256]})
+    out = tmp_path / "out"
+    _build(variants, out)
+    dead = _leftovers(out, _dead_pid())
+    alive = out / "a" / "tile=256" / f".a.czann.{os.getpid()}-abcdef.tmp"  # a live writer's
+    alive.write_bytes(b"in use")
+    if how == "build":
+        _build(variants, out)
+    else:
+        clean(variants, out, orphans=True)
+    assert [p for p in dead if p.exists()] == []
+    assert alive.exists()
+
+
+def test_the_atomic_writer_tags_its_temporary_with_its_pid(tmp_path: Path, monkeypatch) -> None:
+    from czbuild.files import atomic
+    from czbuild.files.scratch import temporary_owner
+
+    seen: list[str] = []
+    real = os.replace
+
+    def spy(src, dst) -> None:
+        seen.append(Path(src).name)
+        real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", spy)
+    atomic.atomic_write(tmp_path / "x.json", b"{}")
+    (name,) = seen
+    assert temporary_owner(name) == os.getpid()
+    assert temporary_owner(".x.czann.verifying-42.tmp") == 42
+    assert temporary_owner("x.czann") is None and temporary_owner(".x.abc.tmp") is None

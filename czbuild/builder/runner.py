@@ -20,9 +20,10 @@ from czbuild.builder.manifest import write_manifest
 from czbuild.builder.pool import Executor
 from czbuild.builder.reporter import BuildReporter, Summary
 from czbuild.builder.session import BuildOptions, BuildSession, unwritable
-from czbuild.builder.stamps import iter_stamps, remove_stamp, state_dir
+from czbuild.builder.stamps import iter_stamps, remove_stamp, report_path, state_dir
 from czbuild.builder.status import CheckWarning, VariantStatus
 from czbuild.builder.tasks import doit_config, task_creators
+from czbuild.files.scratch import sweep_dead_temporaries
 from czbuild.recipe.variant import Variant
 
 
@@ -210,7 +211,7 @@ def clean(
     orphans: bool = False,
     lock_timeout: float = locking.DEFAULT_TIMEOUT,
 ) -> list[str]:
-    """Remove artifacts and stamps.
+    """Remove artifacts, their stamps and reports, and the temporaries dead builds left.
 
     Args:
         variants: Variants to remove; None removes every artifact that has a stamp.
@@ -226,6 +227,7 @@ def clean(
     locking.hold(out_dir, lock_timeout)
     try:
         session = BuildSession(list(variants or []), BuildOptions(out_dir=out_dir))
+        _remove_state_temporaries(out_dir)
         removed: list[str] = []
         if variants is not None and not orphans:
             for variant in variants:
@@ -241,6 +243,7 @@ def clean(
                 continue
             artifact = out_dir / stamp["output"]
             _unlink(artifact)
+            _unlink(report_path(out_dir, stamp["output"]))
             remove_stamp(out_dir, stamp["output"])
             removed.append(stamp["output"])
         write_manifest(out_dir)
@@ -250,15 +253,22 @@ def clean(
 
 
 def _remove_state_temporaries(out_dir: Path) -> None:
-    """Temporary files a killed build left in the state folder (we hold the lock)."""
+    """Temporary files killed czbuild processes left in the output folder (we hold the lock).
+
+    In the state folder every hidden ``.tmp`` file is a leftover (only the lock holder writes
+    there); elsewhere in the output folder (artifact folders, also of variants that no longer
+    exist) the PID-tagged temporaries of processes that are gone.
+    """
     state = state_dir(out_dir)
     candidates = [
         *state.glob("stamps/**/.*.tmp"),
+        *state.glob("reports/**/.*.tmp"),
         *state.glob(".*.tmp"),
         *Path(out_dir).glob(".*.tmp"),
     ]
     for path in candidates:
         _unlink(path)
+    sweep_dead_temporaries(Path(out_dir))
 
 
 def _unlink(path: Path) -> None:
