@@ -306,3 +306,58 @@ def test_a_zeroed_sha256_in_the_lock_is_blamed_on_the_lock(example_repo: Path, t
     assert result.status == "differs"
     assert "is not a hash czbuild writes" in text and "czbuild.lock was edited" in text
     assert "host system" not in text
+
+
+# --- a weight changed below the tolerance (issue 16 item 9) ------------------------------------
+
+
+def _flip_one_weight_bit(artifact: Path) -> None:
+    """Rewrite ``artifact`` with the lowest mantissa bit of one ONNX weight flipped."""
+    import dataclasses
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from czbuild.formats.archive import write_czann
+    from czbuild.formats.reader import read_artifact
+
+    found = read_artifact(artifact)
+    model = onnx.load_from_string(found.model_bytes)
+    tensor = model.graph.initializer[0]
+    weights = numpy_helper.to_array(tensor).copy()
+    bits = weights.reshape(-1).view(np.uint32)
+    bits[0] ^= 1
+    tensor.CopyFrom(numpy_helper.from_array(weights, tensor.name))
+    assert np.abs(weights - numpy_helper.to_array(tensor)).max() == 0  # the flipped value kept
+    metadata = dataclasses.replace(found.metadata, id=None)
+    write_czann(artifact, metadata, model.SerializeToString(), found.license_bytes)
+
+
+def test_one_flipped_weight_bit_fails_the_lock_digest(example_repo: Path, tmp_path: Path):
+    import shutil
+
+    from czbuild.release.locked import lock_digest
+
+    root = Path(shutil.copytree(example_repo, tmp_path / "proj", symlinks=True))
+    artifact = root / "build" / "denoise" / "default" / "denoise.czann"
+    assert lock_digest(artifact, "denoise", root).status == "passed"
+    _flip_one_weight_bit(artifact)
+    found = lock_digest(artifact, "denoise", root)
+    assert found.status == "failed" and found.figure == "model payload differs"
+    assert "model payload (model.model) is not the one czbuild.lock records" in found.message
+    (root / "czbuild.lock").unlink()
+    missing = lock_digest(artifact, "denoise", root)
+    assert missing.status == "skipped" and "cannot be detected" in missing.message
+
+
+def test_verify_without_a_recipe_says_it_cannot_see_small_weight_changes(
+    example_repo: Path,
+) -> None:
+    from support.cli import run_cli
+
+    artifact = example_repo / "build" / "denoise" / "default" / "denoise.czann"
+    result = run_cli("verify", str(artifact), "--json", cwd=example_repo)
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["payload.digest"]["status"] == "skipped"
+    assert "less than the tolerance cannot be detected" in checks["payload.digest"]["message"]

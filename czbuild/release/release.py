@@ -392,13 +392,15 @@ def _check_warnings(
     warned = {n: o.open_warnings for n, o in sorted(outcomes.items()) if o.open_warnings}
     if not warned:
         return
-    listing = " | ".join(
-        f"{name}: " + "; ".join(w.line() for w in found) for name, found in warned.items()
+    listing = ", ".join(
+        f"{name}: " + "; ".join(f"{w.check} ({w.figure})" if w.figure else w.check for w in found)
+        for name, found in warned.items()
     )
     if not allow_warnings:
         checks = sorted({w.check for found in warned.values() for w in found})
         raise VerifyError(
-            f"verification warnings in {len(warned)} artifact(s): {listing}. Fix the cause, "
+            f"verification warnings in {len(warned)} artifact(s): {listing} (the build's "
+            "output and `czbuild status` say more). Fix the cause, "
             f"or accept the check in the recipe (verify: accept: [{', '.join(checks)}]) if "
             "the behaviour is intended, or pass --allow-warnings to release anyway "
             "(recorded in release.json)"
