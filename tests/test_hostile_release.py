@@ -361,3 +361,29 @@ def test_verify_without_a_recipe_says_it_cannot_see_small_weight_changes(
     checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     assert checks["payload.digest"]["status"] == "skipped"
     assert "less than the tolerance cannot be detected" in checks["payload.digest"]["message"]
+
+
+def test_release_verifies_nothing_in_process_when_the_build_left_records(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """No TensorFlow (nor its log noise) in the release process: the workers verified."""
+    import io
+
+    from czbuild.builder import BuildOptions, build
+    from czbuild.release import release as release_module
+    from support.build_fakes import BACKEND, make_project, with_fake
+
+    variants = with_fake(make_project(tmp_path / "proj", {"a": [256, 512]}), verify="warn")
+    out = tmp_path / "out"
+    assert build(
+        variants, BuildOptions(out_dir=out, backend=BACKEND, in_process=True), out=io.StringIO()
+    ).ok
+
+    def forbidden():
+        raise AssertionError("verified again in the release process")
+
+    monkeypatch.setattr(release_module, "default_verifier", forbidden)
+    notes: list[str] = []
+    outcomes = release_module._verify(variants, out, True, None, notes)
+    assert {o.status for o in outcomes.values()} == {"passed"} and notes == []
+    assert all(o.open_warnings for o in outcomes.values())

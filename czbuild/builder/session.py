@@ -121,6 +121,9 @@ class BuildSession:
             dupes = sorted({n for n in names if names.count(n) > 1})
             raise ValueError(f"duplicate variant names: {', '.join(dupes)}")
 
+    def __repr__(self) -> str:  # short: `doit info` prints the task meta that holds it
+        return f"BuildSession(out_dir={str(self.out_dir)!r}, variants={len(self.variants)})"
+
     # --- paths and checks -------------------------------------------------------------
 
     def artifact_path(self, variant: Variant) -> Path:
