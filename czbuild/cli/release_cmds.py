@@ -34,10 +34,14 @@ def _variants(names: Sequence[str], project: Path) -> list[Any]:
     return load(list(names), [], project)  # no compose cache: nothing is written
 
 
-def _options(out: Path, jobs: int, in_process: bool, ctx: click.Context) -> Any:
+def _options(
+    out: Path, jobs: int, in_process: bool, ctx: click.Context, *, verify: bool = True
+) -> Any:
     from czbuild.builder import BuildOptions
 
-    return BuildOptions(out_dir=out, jobs=jobs, in_process=in_process, debug=debug_enabled(ctx))
+    return BuildOptions(
+        out_dir=out, jobs=jobs, in_process=in_process, debug=debug_enabled(ctx), verify=verify
+    )
 
 
 @click.command("check")
@@ -166,7 +170,7 @@ def release_cmd(
         variants,
         project_dir=project,
         dist_dir=dist,
-        options=_options(reference, jobs, in_process, ctx),
+        options=_options(reference, jobs, in_process, ctx, verify=not no_verify),
         allow_dirty=allow_dirty,
         allow_stale_lock=allow_stale_lock,
         verify=not no_verify,
