@@ -31,6 +31,7 @@ PACKAGE = ROOT / "czbuild"
 # Layer -> the module prefixes that belong to it (longest prefix wins).
 MODULES: dict[str, tuple[str, ...]] = {
     "errors": ("czbuild.errors",),
+    "progress": ("czbuild.progress",),
     "files": ("czbuild.files",),
     "formats": ("czbuild.formats",),
     "ops": ("czbuild.ops",),
@@ -73,15 +74,16 @@ EVERYTHING = " ".join(MODULES)
 # The "may import" column of docs/architecture.md.
 LAYERS: dict[str, Rule] = {
     "errors": _rule(),
+    "progress": _rule(),
     "files": _rule("errors"),
     "formats": _rule("errors"),
     "ops": _rule("errors"),
     "keras": _rule("formats ops errors"),
     "convert": _rule("formats ops", lazy="keras"),
     "recipe": _rule("formats ops errors verify.settings"),
-    "builder": _rule("recipe convert formats verify.settings", lazy="verify"),
+    "builder": _rule("recipe convert formats verify.settings progress", lazy="verify"),
     "release": _rule("builder recipe formats", lazy="verify"),
-    "verify": _rule("formats ops verify.settings", lazy="keras"),
+    "verify": _rule("formats ops verify.settings progress", lazy="keras"),
     "verify.settings": _rule(),
     "cli": _rule(EVERYTHING),
     "package": _rule(lazy=EVERYTHING),

@@ -86,6 +86,33 @@ CASES = [
         "sweep",
         "1200 variants, more than the 1000",
     ),
+    # ZEN shows class and model names in its interface: no control characters (issue 16 #12)
+    (
+        "class_name_newline",
+        HEAD + 'metadata: {type: SingleClassSemanticSegmentation, classes: [bg, "fg\\n"]}\n',
+        "metadata.classes[1]",
+        "control character U+000A (line feed) at position 2",
+    ),
+    (
+        "class_name_nul",
+        HEAD + 'metadata: {type: SingleClassSemanticSegmentation, classes: ["b\\0g", fg]}\n',
+        "metadata.classes[0]",
+        "control character U+0000 (NUL) at position 1",
+    ),
+    (
+        "model_name_nul",
+        HEAD + "metadata: {type: SingleClassSemanticSegmentation, classes: [bg, fg], "
+        'model_name: "Nu\\0clei"}\n',
+        "metadata.model_name",
+        "ZEN shows this name in its interface",
+    ),
+    (
+        "model_name_tab",
+        HEAD + "metadata: {type: SingleClassSemanticSegmentation, classes: [bg, fg], "
+        'model_name: "a\\tb"}\n',
+        "metadata.model_name",
+        "U+0009 (tab)",
+    ),
 ]
 
 
@@ -147,3 +174,33 @@ def test_aliases_within_the_budget_still_work(project: Path):
     _write(project, "alias", text)
     (variant,) = load_variants(["alias"], project_dir=project)
     assert variant.name == "alias"
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "nul\x00", "tab\there", "esc\x1b", "sep\u2028"])
+def test_both_formats_refuse_control_characters_in_names(bad: str):
+    """The rule lives in formats/ (the recipe only maps its error to the key)."""
+    from czbuild.errors import MetadataError
+    from czbuild.formats.czann import CzannMetadata
+    from czbuild.formats.legacy import LegacyMetadata
+
+    czann = CzannMetadata(
+        type="SingleClassSemanticSegmentation",
+        input_shape=(64, 64, 1),
+        output_shape=(64, 64, 2),
+        min_overlap=(8, 8),
+        classes=("bg", bad),
+        model_name=bad,
+    )
+    legacy = LegacyMetadata(
+        name=bad,
+        color_handling="ConvertToMonochrome",
+        pixel_types=("Gray16",),
+        classes=(bad, "fg"),
+        border_size=8,
+    )
+    for metadata, index in ((czann, 1), (legacy, 0)):
+        problems = {p.field: p for p in metadata.problems()}
+        assert "control character U+" in str(problems["ModelName"])
+        assert problems["Classes"].index == index and "interface" in str(problems["Classes"])
+        with pytest.raises(MetadataError):
+            metadata.validate()

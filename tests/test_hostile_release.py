@@ -165,3 +165,225 @@ def test_lock_file_updates_of_one_project_are_serialised(tmp_path: Path, monkeyp
         worker.join()
     with locking.project_lock(tmp_path, timeout=0):  # free again once the update is done
         pass
+
+
+# --- verification warnings (issue 14 §4) -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def example_repo(tmp_path_factory) -> Path:
+    from support.release_fakes import cli, copy_example_project, git_init
+
+    root = copy_example_project(tmp_path_factory.mktemp("warned") / "proj")
+    with pytest.MonkeyPatch.context() as mp:
+        result = cli(["build", "--project", str(root)], mp)
+    assert result.exit_code == 0, result.output
+    git_init(root)
+    return root
+
+
+def _seams_warning(path: Path, variant):
+    from czbuild.builder.status import CheckWarning
+    from czbuild.release.release import VerifyOutcome
+
+    if variant.recipe != "nuclei":
+        return VerifyOutcome("passed", "ok")
+    warning = CheckWarning("tiling.seams", "per-tile statistics 0.17", "ZEN shows seams")
+    return VerifyOutcome("passed", "ok", (warning,))
+
+
+def _release_example(root: Path, **kwargs):
+    from czbuild.recipe import load_variants
+    from czbuild.release.release import release
+    from support.release_fakes import fake_options
+
+    return release(
+        load_variants(project_dir=root),
+        project_dir=root,
+        dist_dir=root / "dist",
+        options=fake_options(),
+        reference_dirs=[root / "build"],
+        verify=True,
+        verifier=_seams_warning,
+        **kwargs,
+    )
+
+
+def test_release_refuses_artifacts_with_warnings_the_recipe_does_not_accept(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from czbuild.errors import VerifyError
+
+    root = Path(shutil.copytree(example_repo, tmp_path / "proj", symlinks=True))
+    with pytest.raises(VerifyError) as caught:
+        _release_example(root)
+    message = str(caught.value)
+    assert "verification warnings in 3 artifact(s): nuclei@tile=128: tiling.seams" in message
+    assert "verify: accept: [tiling.seams]" in message and "--allow-warnings" in message
+    assert not (root / "dist").exists()
+
+    report = _release_example(root, allow_warnings=True)
+    assert any(n.startswith("released with verification warnings") for n in report.notes)
+    entries = {e["variant"]: e for e in report.manifest["artifacts"]}
+    assert entries["nuclei@tile=256"]["warnings"] == [
+        {"check": "tiling.seams", "figure": "per-tile statistics 0.17", "accepted": False}
+    ]
+    assert "warnings" not in entries["denoise"]
+
+
+def test_an_accepted_warning_does_not_block_the_release(example_repo: Path, tmp_path: Path):
+    import shutil
+
+    from czbuild.builder.status import CheckWarning
+    from czbuild.release.release import VerifyOutcome
+
+    root = Path(shutil.copytree(example_repo, tmp_path / "proj", symlinks=True))
+
+    def accepted(path: Path, variant) -> VerifyOutcome:
+        outcome = _seams_warning(path, variant)
+        return VerifyOutcome(
+            outcome.status,
+            outcome.message,
+            tuple(
+                CheckWarning(w.check, w.figure, w.message, accepted=True) for w in outcome.warnings
+            ),
+        )
+
+    from czbuild.recipe import load_variants
+    from czbuild.release.release import release
+    from support.release_fakes import fake_options
+
+    report = release(
+        load_variants(project_dir=root),
+        project_dir=root,
+        dist_dir=root / "dist",
+        options=fake_options(),
+        verify=True,
+        verifier=accepted,
+    )
+    assert len(report.artifacts) == 5
+    assert not any("warnings" in n for n in report.notes)
+
+
+def test_release_reads_the_scratch_builds_verification_record(tmp_path: Path) -> None:
+    """The record the build's workers left in the stamp is the release's verification."""
+    import io
+
+    from czbuild.builder import BuildOptions, build
+    from czbuild.release.release import recorded_outcome
+    from support.build_fakes import BACKEND, make_project, with_fake
+
+    variants = with_fake(make_project(tmp_path / "proj", {"a": [256]}), verify="warn")
+    out = tmp_path / "out"
+    options = BuildOptions(out_dir=out, backend=BACKEND, in_process=True)
+    assert build(variants, options, out=io.StringIO()).ok
+    outcome = recorded_outcome(out, variants[0])
+    assert outcome is not None and outcome.status == "passed"
+    assert [w.check for w in outcome.open_warnings] == ["tiling.seams"]
+    (out / str(variants[0].output)).write_bytes(b"not what was verified")
+    assert recorded_outcome(out, variants[0]) is None  # then the release verifies itself
+
+
+def test_a_zeroed_sha256_in_the_lock_is_blamed_on_the_lock(example_repo: Path, tmp_path: Path):
+    """Not on the "ZIP structure (host system, extra fields ...)" of the rebuilt artifact."""
+    import shutil
+
+    from czbuild.recipe import load_variants
+    from czbuild.release.check import check_lock
+    from support.release_fakes import fake_options
+
+    root = Path(shutil.copytree(example_repo, tmp_path / "proj", symlinks=True))
+    lock = root / "czbuild.lock"
+    data = json.loads(lock.read_text())
+    data["variants"]["denoise"]["artifact"]["sha256"] = "0" * 64
+    lock.write_text(json.dumps(data, indent=2))
+    variants = [v for v in load_variants(project_dir=root) if v.name == "denoise"]
+    report = check_lock(variants, project_dir=root, options=fake_options())
+    (result,) = report.results
+    text = " ".join(d.message for d in result.differences)
+    assert result.status == "differs"
+    assert "is not a hash czbuild writes" in text and "czbuild.lock was edited" in text
+    assert "host system" not in text
+
+
+# --- a weight changed below the tolerance (issue 16 item 9) ------------------------------------
+
+
+def _flip_one_weight_bit(artifact: Path) -> None:
+    """Rewrite ``artifact`` with the lowest mantissa bit of one ONNX weight flipped."""
+    import dataclasses
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from czbuild.formats.archive import write_czann
+    from czbuild.formats.reader import read_artifact
+
+    found = read_artifact(artifact)
+    model = onnx.load_from_string(found.model_bytes)
+    tensor = model.graph.initializer[0]
+    weights = numpy_helper.to_array(tensor).copy()
+    bits = weights.reshape(-1).view(np.uint32)
+    bits[0] ^= 1
+    tensor.CopyFrom(numpy_helper.from_array(weights, tensor.name))
+    assert np.abs(weights - numpy_helper.to_array(tensor)).max() == 0  # the flipped value kept
+    metadata = dataclasses.replace(found.metadata, id=None)
+    write_czann(artifact, metadata, model.SerializeToString(), found.license_bytes)
+
+
+def test_one_flipped_weight_bit_fails_the_lock_digest(example_repo: Path, tmp_path: Path):
+    import shutil
+
+    from czbuild.release.locked import lock_digest
+
+    root = Path(shutil.copytree(example_repo, tmp_path / "proj", symlinks=True))
+    artifact = root / "build" / "denoise" / "default" / "denoise.czann"
+    assert lock_digest(artifact, "denoise", root).status == "passed"
+    _flip_one_weight_bit(artifact)
+    found = lock_digest(artifact, "denoise", root)
+    assert found.status == "failed" and found.figure == "model payload differs"
+    assert "model payload (model.model) is not the one czbuild.lock records" in found.message
+    (root / "czbuild.lock").unlink()
+    missing = lock_digest(artifact, "denoise", root)
+    assert missing.status == "skipped" and "cannot be detected" in missing.message
+
+
+def test_verify_without_a_recipe_says_it_cannot_see_small_weight_changes(
+    example_repo: Path,
+) -> None:
+    from support.cli import run_cli
+
+    artifact = example_repo / "build" / "denoise" / "default" / "denoise.czann"
+    result = run_cli("verify", str(artifact), "--json", cwd=example_repo)
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["payload.digest"]["status"] == "skipped"
+    assert "less than the tolerance cannot be detected" in checks["payload.digest"]["message"]
+
+
+def test_release_verifies_nothing_in_process_when_the_build_left_records(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """No TensorFlow (nor its log noise) in the release process: the workers verified."""
+    import io
+
+    from czbuild.builder import BuildOptions, build
+    from czbuild.release import release as release_module
+    from support.build_fakes import BACKEND, make_project, with_fake
+
+    variants = with_fake(make_project(tmp_path / "proj", {"a": [256, 512]}), verify="warn")
+    out = tmp_path / "out"
+    assert build(
+        variants, BuildOptions(out_dir=out, backend=BACKEND, in_process=True), out=io.StringIO()
+    ).ok
+
+    def forbidden():
+        raise AssertionError("verified again in the release process")
+
+    monkeypatch.setattr(release_module, "default_verifier", forbidden)
+    notes: list[str] = []
+    outcomes = release_module._verify(variants, out, True, None, notes)
+    assert {o.status for o in outcomes.values()} == {"passed"} and notes == []
+    assert all(o.open_warnings for o in outcomes.values())

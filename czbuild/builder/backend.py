@@ -180,7 +180,9 @@ def _load(job: Any, cache: dict[Any, Any]) -> tuple[Any, Any, tuple[tuple[str, s
     from czbuild.builder.reads import ReadRecorder
     from czbuild.keras.converter import ModelConverter
     from czbuild.keras.sources import forget_user_modules, import_framework
+    from czbuild.progress import phase
 
+    phase("loading model")
     import_framework()  # before recording: Keras' own start-up reads do not count
     variant = job.variant
     spec = variant.spec

@@ -29,14 +29,28 @@ def load_backend(spec: str) -> Callable[..., dict[str, Any]]:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def run_job(backend: Callable[..., dict[str, Any]], job: Any, cache: dict[Any, Any]) -> Any:
-    """Run one job and turn any exception into a failed result (shared with the in-process path)."""
+def run_job(
+    backend: Callable[..., dict[str, Any]],
+    job: Any,
+    cache: dict[Any, Any],
+    on_progress: Callable[[str], None] | None = None,
+) -> Any:
+    """Run one job and turn any exception into a failed result (shared with the in-process path).
+
+    Args:
+        backend: The conversion backend.
+        job: The job.
+        cache: The backend's process-lifetime cache.
+        on_progress: Receives the phases the job announces (:mod:`czbuild.progress`).
+    """
     from czbuild.builder.protocol import JobResult
     from czbuild.errors import CzbuildError
+    from czbuild.progress import reporting
 
     start = time.perf_counter()
     try:
-        out = backend(job, cache)
+        with reporting(on_progress):
+            out = backend(job, cache)
         return JobResult(
             ok=True,
             sha256=out["sha256"],

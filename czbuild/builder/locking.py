@@ -51,8 +51,8 @@ class BuildLock:
         Raises:
             BuildError: Another process holds the lock after the timeout.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock.acquire(timeout=max(timeout, 0.0), poll_interval=0.1)
         except Timeout:
             owner = self._owner_text()
@@ -61,6 +61,12 @@ class BuildLock:
                 f"{f' ({owner})' if owner else ''}; waited {timeout:g} s. Wait for it to "
                 "finish, or pass --wait SECONDS to wait longer."
             ) from None
+        except OSError as exc:
+            raise BuildError(
+                f"{self.out_dir}: cannot take the build lock {self.path}: "
+                f"{exc.strerror or exc}; make the output folder writable (or free space) "
+                "and build again"
+            ) from exc
         try:
             self._owner_path.write_text(
                 f"pid {os.getpid()}: {' '.join(sys.argv)[:200]}\n", encoding="utf-8"

@@ -17,18 +17,26 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, Protocol
 
 from czbuild.builder.jobs import DEFAULT_BACKEND, load_backend, run_job
-from czbuild.builder.protocol import Job, JobResult, receive, send
+from czbuild.builder.protocol import Job, JobResult, Progress, receive, send
+
+#: ``events(kind, text)``: ``("queued", "")`` when the job must wait for a worker,
+#: ``("start", "")`` when a worker takes it, ``("phase", name)`` for each phase it reports.
+Events = Callable[[str, str], None]
+
+
+def _ignore(kind: str, text: str) -> None:
+    pass
 
 
 class Executor(Protocol):
     """Something that turns a :class:`Job` into a :class:`JobResult`."""
 
-    def run(self, job: Job, group: Hashable) -> JobResult: ...
+    def run(self, job: Job, group: Hashable, events: Events | None = None) -> JobResult: ...
 
     def close(self) -> None: ...
 
@@ -46,10 +54,20 @@ class InProcessExecutor:
         self._lock = threading.Lock()
         self.jobs_run = 0
 
-    def run(self, job: Job, group: Hashable) -> JobResult:
-        with self._lock:  # one conversion at a time: TensorFlow/tf2onnx are not thread-safe
+    def run(self, job: Job, group: Hashable, events: Events | None = None) -> JobResult:
+        events = events or _ignore
+        # one conversion at a time: TensorFlow/tf2onnx are not thread-safe
+        if not self._lock.acquire(blocking=False):
+            events("queued", "")
+            self._lock.acquire()
+        try:
             self.jobs_run += 1
-            return run_job(self._backend, job, self._cache)
+            events("start", "")
+            return run_job(
+                self._backend, job, self._cache, on_progress=lambda p: events("phase", p)
+            )
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         self._cache.clear()
@@ -106,12 +124,15 @@ class _Worker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def run(self, job: Job) -> JobResult:
+    def run(self, job: Job, events: Events = _ignore) -> JobResult:
         self.jobs_run += 1
         try:
             assert self.proc.stdin is not None and self.proc.stdout is not None
             send(self.proc.stdin, job)
             result = receive(self.proc.stdout)
+            while isinstance(result, Progress):
+                events("phase", result.phase)
+                result = receive(self.proc.stdout)
         except (EOFError, BrokenPipeError, OSError):
             code = self.proc.wait()
             how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -176,11 +197,19 @@ class WorkerPool:
         self._spawned = 0
         self._closed = False
 
-    def run(self, job: Job, group: Hashable) -> JobResult:
-        """Run ``job`` on the worker of ``group`` (blocking; thread-safe)."""
-        worker = self._checkout(group)
+    def run(self, job: Job, group: Hashable, events: Events | None = None) -> JobResult:
+        """Run ``job`` on the worker of ``group`` (blocking; thread-safe).
+
+        ``events`` hears ``queued`` if the job has to wait for a worker, ``start`` when one
+        takes it, and the phases the worker reports.
+        """
+        events = events or _ignore
+        worker = self._checkout(group, lambda: events("queued", ""))
+        events("start", "")
+        if worker.jobs_run == 0:
+            events("phase", "starting a worker process")
         try:
-            return worker.run(job)
+            return worker.run(job, events)
         finally:
             with self._cond:
                 worker.busy = False
@@ -188,7 +217,8 @@ class WorkerPool:
                     self._forget(worker)
                 self._cond.notify_all()
 
-    def _checkout(self, group: Hashable) -> _Worker:
+    def _checkout(self, group: Hashable, on_wait: Callable[[], None]) -> _Worker:
+        waited = False
         with self._cond:
             while True:
                 if self._closed:
@@ -204,6 +234,9 @@ class WorkerPool:
                         self._affinity[group] = worker
                         worker.busy = True
                         return worker
+                if not waited:
+                    waited = True
+                    on_wait()
                 self._cond.wait()
 
     def _idle_worker(self) -> _Worker | None:

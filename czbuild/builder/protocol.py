@@ -1,7 +1,9 @@
 """Messages between the build process and its conversion workers.
 
 The parent (which never imports TensorFlow) sends :class:`Job` objects to a worker process
-over the worker's stdin and reads :class:`JobResult` objects back from its stdout. Frames are
+over the worker's stdin and reads back, from its stdout, any number of :class:`Progress`
+frames (the phases the job goes through, for the build console) and then one
+:class:`JobResult`. Frames are
 an 8-byte big-endian length followed by a pickle; both ends are czbuild, started by the same
 user, so pickle is safe here and carries the frozen Variant (with its pydantic spec) as is.
 """
@@ -67,6 +69,17 @@ class JobResult:
     seconds: float = 0.0
     verification: dict[str, Any] | None = None
     inputs: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A phase the worker entered while running a job (sent before the job's result).
+
+    Attributes:
+        phase: A few words: ``loading model``, ``converting``, ``verifying: fidelity`` ...
+    """
+
+    phase: str
 
 
 def send(stream: BinaryIO, message: Any) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -19,10 +19,11 @@ from czbuild.builder import locking
 from czbuild.builder.manifest import write_manifest
 from czbuild.builder.pool import Executor
 from czbuild.builder.reporter import BuildReporter, Summary
-from czbuild.builder.session import BuildOptions, BuildSession
-from czbuild.builder.stamps import iter_stamps, remove_stamp, state_dir
-from czbuild.builder.status import VariantStatus
+from czbuild.builder.session import BuildOptions, BuildSession, unwritable
+from czbuild.builder.stamps import iter_stamps, remove_stamp, report_path, state_dir
+from czbuild.builder.status import CheckWarning, VariantStatus
 from czbuild.builder.tasks import doit_config, task_creators
+from czbuild.files.scratch import sweep_dead_temporaries
 from czbuild.recipe.variant import Variant
 
 
@@ -35,12 +36,15 @@ class BuildReport:
         exit_code: doit's exit code (0 success, 1 a task failed, 2/3 doit errors).
         out_dir: Absolute output directory.
         unverified: Up-to-date variants whose artifact was built with ``--no-verify``.
+        warnings: Variant -> the warnings of its artifact's verification (built in this run
+            or up to date; variants without warnings are left out).
     """
 
     summary: Summary
     exit_code: int
     out_dir: Path
     unverified: tuple[str, ...] = ()
+    warnings: dict[str, tuple[CheckWarning, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -75,6 +79,8 @@ def build(
     from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
+    from czbuild.builder import doit_state
+
     options = options or BuildOptions()
     out_dir = Path(os.path.abspath(options.out_dir))
     options.out_dir = out_dir
@@ -83,24 +89,31 @@ def build(
     try:
         _remove_state_temporaries(out_dir)
         session = BuildSession(variants, options, executor)
+        config = doit_config(out_dir, reporter=None, continue_=keep_going, backend=doit_state.NAME)
+    except OSError as exc:
+        locking.release(out_dir)
+        raise unwritable(exc, "the build state") from exc
     except BaseException:
         locking.release(out_dir)
         raise
     summary = Summary()
     summary.planned = len(variants)
     reporter = BuildReporter(stream, verbose=verbose, summary=summary)
+    config["reporter"] = reporter
     task_build, task_manifest = task_creators(lambda: session)
-    namespace = {
-        "DOIT_CONFIG": doit_config(out_dir, reporter=reporter, continue_=keep_going),
-        "task_build": task_build,
-        "task_manifest": task_manifest,
-    }
+    namespace = {"DOIT_CONFIG": config, "task_build": task_build, "task_manifest": task_manifest}
     argv = ["run"]
     if options.jobs > 1:
         argv += ["-n", str(options.jobs), "-P", "thread"]
     interrupted = False
+    manifest_error: OSError | None = None
+    doit_state.take_problems()
     try:
-        code = DoitMain(ModuleTaskLoader(namespace), config_filenames=()).run(argv)
+        code = DoitMain(
+            ModuleTaskLoader(namespace),
+            config_filenames=(),
+            extra_config={"BACKEND": {doit_state.NAME: doit_state.LOCATION}},
+        ).run(argv)
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -108,8 +121,15 @@ def build(
         _restore_absl_stream()
         session.close(interrupted=interrupted)
         if not interrupted:
-            write_manifest(out_dir, session.cache)
+            try:
+                write_manifest(out_dir, session.cache)
+            except OSError as exc:
+                manifest_error = exc
         locking.release(out_dir)
+    for problem in doit_state.take_problems():
+        stream.write(f"czbuild: note: {problem}; czbuild's own build records are not affected\n")
+    if manifest_error is not None:
+        raise unwritable(manifest_error, "the build manifest")
     unverified = tuple(sorted(session.unverified)) if options.verify else ()
     if unverified:
         shown = ", ".join(unverified[:5]) + (", ..." if len(unverified) > 5 else "")
@@ -119,9 +139,44 @@ def build(
             "and verifies them\n"
         )
         stream.flush()
+    warnings = {n: w for n, w in sorted(session.warnings.items()) if w}
+    for line in warning_lines(warnings):
+        stream.write(line + "\n")
+    stream.flush()
     return BuildReport(
-        summary=summary, exit_code=int(code or 0), out_dir=out_dir, unverified=unverified
+        summary=summary,
+        exit_code=int(code or 0),
+        out_dir=out_dir,
+        unverified=unverified,
+        warnings=warnings,
     )
+
+
+def warning_lines(warnings: Mapping[str, Sequence[CheckWarning]]) -> list[str]:
+    """The build summary's warning block: one line per variant with warnings.
+
+    Warnings the recipe accepts (``verify.accept``) are marked; the others are the ones
+    ``czbuild release`` refuses, which the last line says.
+    """
+    lines = []
+    open_names = []
+    for name, found in warnings.items():
+        if not found:
+            continue
+        parts = []
+        for w in found:
+            figure = f" ({w.figure})" if w.figure else ""
+            parts.append(f"{w.check}{figure}{' [accepted]' if w.accepted else ''}")
+        lines.append(f"warning  {name}: {'; '.join(parts)}")
+        if not all(w.accepted for w in found):
+            open_names.append(name)
+    if open_names:
+        lines.append(
+            f"czbuild: {len(open_names)} variant(s) with warnings (`czbuild status` shows them "
+            "in full); `czbuild release` refuses them unless the recipe accepts the check "
+            "(verify.accept) or --allow-warnings is given"
+        )
+    return lines
 
 
 def _restore_absl_stream() -> None:
@@ -156,7 +211,7 @@ def clean(
     orphans: bool = False,
     lock_timeout: float = locking.DEFAULT_TIMEOUT,
 ) -> list[str]:
-    """Remove artifacts and stamps.
+    """Remove artifacts, their stamps and reports, and the temporaries dead builds left.
 
     Args:
         variants: Variants to remove; None removes every artifact that has a stamp.
@@ -172,6 +227,7 @@ def clean(
     locking.hold(out_dir, lock_timeout)
     try:
         session = BuildSession(list(variants or []), BuildOptions(out_dir=out_dir))
+        _remove_state_temporaries(out_dir)
         removed: list[str] = []
         if variants is not None and not orphans:
             for variant in variants:
@@ -187,6 +243,7 @@ def clean(
                 continue
             artifact = out_dir / stamp["output"]
             _unlink(artifact)
+            _unlink(report_path(out_dir, stamp["output"]))
             remove_stamp(out_dir, stamp["output"])
             removed.append(stamp["output"])
         write_manifest(out_dir)
@@ -196,19 +253,26 @@ def clean(
 
 
 def _remove_state_temporaries(out_dir: Path) -> None:
-    """Temporary files a killed build left in the state folder (we hold the lock)."""
+    """Temporary files killed czbuild processes left in the output folder (we hold the lock).
+
+    In the state folder every hidden ``.tmp`` file is a leftover (only the lock holder writes
+    there); elsewhere in the output folder (artifact folders, also of variants that no longer
+    exist) the PID-tagged temporaries of processes that are gone.
+    """
     state = state_dir(out_dir)
     candidates = [
         *state.glob("stamps/**/.*.tmp"),
+        *state.glob("reports/**/.*.tmp"),
         *state.glob(".*.tmp"),
         *Path(out_dir).glob(".*.tmp"),
     ]
     for path in candidates:
         _unlink(path)
+    sweep_dead_temporaries(Path(out_dir))
 
 
 def _unlink(path: Path) -> None:
     try:
         path.unlink()
-    except FileNotFoundError:
+    except OSError:  # gone already, or a read-only folder: the next run tries again
         pass

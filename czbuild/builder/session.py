@@ -22,9 +22,10 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import stat
 import threading
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,15 @@ from czbuild.builder.stamps import (
     state_dir,
     write_stamp,
 )
-from czbuild.builder.status import VariantStatus, compare, stamp_verified
+from czbuild.builder.status import (
+    CheckWarning,
+    VariantStatus,
+    compare,
+    record_warnings,
+    stamp_verified,
+)
 from czbuild.builder.verification import failure_details, stale_verifying_files
+from czbuild.errors import BuildError
 from czbuild.files.canonical import write_json
 from czbuild.recipe.variant import Variant
 
@@ -91,6 +99,7 @@ class Outcome:
     status: str  # "built" | "up-to-date" | "failed"
     seconds: float = 0.0
     error: str = ""
+    warnings: tuple[CheckWarning, ...] = ()
 
 
 @dataclass
@@ -106,12 +115,19 @@ class BuildSession:
         self.cache = HashCache.shared(state_dir(self.out_dir) / "hashcache.json")
         self.outcomes: dict[str, Outcome] = {}
         self.unverified: set[str] = set()  # up-to-date variants whose stamp has no verification
+        # variant -> warnings of its verification (built now, or up to date)
+        self.warnings: dict[str, tuple[CheckWarning, ...]] = {}
+        # listener(variant, kind, text): progress of running jobs (the reporter sets it)
+        self.listener: Callable[[str, str, str], None] | None = None
         self._lock = threading.Lock()
         self._executor_lock = threading.Lock()
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1})
             raise ValueError(f"duplicate variant names: {', '.join(dupes)}")
+
+    def __repr__(self) -> str:  # short: `doit info` prints the task meta that holds it
+        return f"BuildSession(out_dir={str(self.out_dir)!r}, variants={len(self.variants)})"
 
     # --- paths and checks -------------------------------------------------------------
 
@@ -129,11 +145,18 @@ class BuildSession:
         fp = self.fingerprint(variant, stamp)
         reasons = compare(fp, stamp, self.artifact_path(variant), self.cache)
         verified = stamp_verified(stamp)
-        if not reasons and verified is False:
+        warnings = record_warnings((stamp or {}).get("verification"), _accepted(variant))
+        if not reasons:
             with self._lock:
-                self.unverified.add(variant.name)
+                if verified is False:
+                    self.unverified.add(variant.name)
+                self.warnings[variant.name] = warnings
         return VariantStatus(
-            variant=variant.name, output=fp.output, reasons=reasons, verified=verified
+            variant=variant.name,
+            output=fp.output,
+            reasons=reasons,
+            verified=verified,
+            warnings=warnings,
         )
 
     # --- the build action ---------------------------------------------------------------
@@ -153,9 +176,17 @@ class BuildSession:
         outcome.seconds = time.perf_counter() - start
         with self._lock:
             self.outcomes[variant.name] = outcome
+            if outcome.status == "failed":
+                self.warnings.pop(variant.name, None)
+            elif outcome.status == "built":
+                self.warnings[variant.name] = outcome.warnings
         if outcome.status == "failed":
             return TaskFailed(outcome.error)
-        return {"czbuild": outcome.status, "seconds": round(outcome.seconds, 3)}
+        return {
+            "czbuild": outcome.status,
+            "seconds": round(outcome.seconds, 3),
+            "warnings": [w.line() for w in outcome.warnings],
+        }
 
     def _build(self, variant: Variant) -> Outcome:
         locking.hold(self.out_dir, self.options.lock_timeout)
@@ -165,7 +196,10 @@ class BuildSession:
         if not self.options.force and not compare(fp, stamp, artifact, self.cache):
             return Outcome("up-to-date")
         if fp.missing_inputs:
-            missing = "; ".join(f"{i.role} missing: {i.path}" for i in fp.missing_inputs)
+            missing = "; ".join(
+                f"{i.role} {_unusable(Path(variant.project_dir), i.path)}: {i.path}"
+                for i in fp.missing_inputs
+            )
             return Outcome("failed", error=f"{fp.recipe_file}: {missing}")
         pin_error = _pin_mismatch(variant, fp, self.cache)
         if pin_error:
@@ -179,7 +213,9 @@ class BuildSession:
             verify=self.options.verify,
             reuse=not self.options.force,
         )
-        result = self._get_executor().run(job, group=_source_key(fp))
+        result = self._get_executor().run(
+            job, group=_source_key(fp), events=self._events_of(variant.name)
+        )
         report_file = self._keep_report(fp.output, result.verification)
         if not result.ok:
             error = result.error
@@ -208,10 +244,37 @@ class BuildSession:
         record = ArtifactRecord(
             path=fp.output, sha256=sha, size=artifact.stat().st_size, members=result.members
         )
-        write_stamp(self.out_dir, make_stamp(fp, record, result.verification))
-        write_manifest(self.out_dir, self.cache)
-        self.cache.save()
-        return Outcome("built")
+        try:
+            write_stamp(self.out_dir, make_stamp(fp, record, result.verification))
+        except OSError as exc:
+            return Outcome(
+                "failed",
+                error=f"{fp.output} is complete, but its build record could not be written: "
+                f"{_cannot_write(exc)}; the next build makes it again",
+            )
+        try:
+            write_manifest(self.out_dir, self.cache)
+        except OSError as exc:
+            return Outcome(
+                "failed",
+                error=f"{fp.output} is built and recorded, but {_cannot_write(exc)}; the next "
+                "build writes the manifest again",
+            )
+        try:
+            self.cache.save()
+        except OSError as exc:  # the hash cache is only a speed-up
+            log.debug("cannot save the hash cache: %s", exc)
+        return Outcome("built", warnings=record_warnings(result.verification, _accepted(variant)))
+
+    def _events_of(self, name: str) -> Callable[[str, str], None]:
+        """The executor's event callback for variant ``name``: forwards to the listener."""
+
+        def events(kind: str, text: str) -> None:
+            listener = self.listener
+            if listener is not None:
+                listener(name, kind, text)
+
+        return events
 
     def _keep_report(self, output: str, record: dict[str, Any] | None) -> Path | None:
         """Write the verification record to ``<out>/.czbuild/reports/<output>.verify.json``."""
@@ -280,6 +343,39 @@ class BuildSession:
             log.debug("cannot save the hash cache: %s", exc)
 
 
+def _unusable(project_dir: Path, path: str) -> str:
+    """Why an input that could not be hashed is unusable: missing, or not a file or folder."""
+    try:
+        mode = os.stat(project_dir / path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not a file: replace it with the model file"
+    if stat.S_ISSOCK(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a socket or device, not a file: replace it with the model file"
+    return "missing"
+
+
+def _cannot_write(exc: OSError) -> str:
+    """``cannot write <file>: <reason>`` for an OSError of a write."""
+    reason = exc.strerror or str(exc)
+    return f"cannot write {exc.filename or 'a file'}: {reason}"
+
+
+def unwritable(exc: OSError, what: str) -> BuildError:
+    """The one-line error of a build that could not write ``what`` (its state or manifest).
+
+    Says which file, why, and that the artifacts finished before are intact: each artifact is
+    renamed into place complete and verified, before anything records it.
+    """
+    return BuildError(
+        f"{_cannot_write(exc)} ({what}); artifacts finished before this are intact. Free "
+        "space or make the output folder writable, then build again"
+    )
+
+
 def _pin_mismatch(variant: Variant, fp: Fingerprint, cache: HashCache) -> str | None:
     """Error text when the recipe pins ``model.sha256`` and the model differs.
 
@@ -307,6 +403,12 @@ def _pin_mismatch(variant: Variant, fp: Fingerprint, cache: HashCache) -> str | 
             "the model"
         )
     return None
+
+
+def _accepted(variant: Variant) -> tuple[str, ...]:
+    """The check names the variant's recipe accepts (``verify.accept``)."""
+    settings = getattr(variant.spec, "verify", None)
+    return tuple(getattr(settings, "accept", ()) or ())
 
 
 def _source_key(fp: Fingerprint) -> Hashable:

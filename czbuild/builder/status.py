@@ -8,7 +8,7 @@ the output is missing or was modified after the build.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ class VariantStatus:
     output: str
     reasons: tuple[Reason, ...]
     verified: bool | None = None
+    warnings: tuple[CheckWarning, ...] = ()
 
     @property
     def up_to_date(self) -> bool:
@@ -67,7 +68,75 @@ class VariantStatus:
             "up_to_date": self.up_to_date,
             "verified": self.verified,
             "reasons": [r.to_json() for r in self.reasons],
+            "warnings": [w.to_json() for w in self.warnings],
         }
+
+
+@dataclass(frozen=True)
+class CheckWarning:
+    """A verification check that ended in a warning: it passed, but the user should know.
+
+    Attributes:
+        check: The check name (``tiling.seams``).
+        figure: Its headline figure (``per-tile statistics 0.17``), or "".
+        message: The check's sentence.
+        accepted: The recipe accepts this check by name (``verify.accept``), so
+            ``czbuild release`` does not refuse the artifact for it.
+    """
+
+    check: str
+    figure: str
+    message: str
+    accepted: bool = False
+
+    def line(self) -> str:
+        """``tiling.seams (per-tile statistics 0.17): <message>`` on one line."""
+        figure = f" ({self.figure})" if self.figure else ""
+        accepted = " [accepted by verify.accept]" if self.accepted else ""
+        text = " ".join(self.message.split())
+        return f"{self.check}{figure}{accepted}: {text}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "figure": self.figure,
+            "message": self.message,
+            "accepted": self.accepted,
+        }
+
+
+def record_warnings(
+    record: Mapping[str, Any] | None, accept: Iterable[str] = ()
+) -> tuple[CheckWarning, ...]:
+    """The warnings of a verification record (a stamp's ``verification``), in check order.
+
+    A warning is *accepted* when the recipe lists its check in ``verify.accept`` (``accept``,
+    or the ``settings.accept`` the record was made with), or when the verifier marked it so
+    (an accepted failure).
+    """
+    if not isinstance(record, Mapping):
+        return ()
+    settings = record.get("settings")
+    accepted = set(accept)
+    if isinstance(settings, Mapping) and isinstance(settings.get("accept"), list):
+        accepted.update(str(n) for n in settings["accept"])
+    found = []
+    for check in record.get("checks") or []:
+        if not isinstance(check, Mapping) or check.get("status") != "warning":
+            continue
+        name = str(check.get("name") or "?")
+        details = check.get("details")
+        marked = isinstance(details, Mapping) and details.get("accepted") is True
+        figure = check.get("figure")
+        found.append(
+            CheckWarning(
+                check=name,
+                figure="" if figure is None else str(figure),
+                message=str(check.get("message") or ""),
+                accepted=marked or name in accepted,
+            )
+        )
+    return tuple(found)
 
 
 def stamp_verified(stamp: Mapping[str, Any] | None) -> bool | None:

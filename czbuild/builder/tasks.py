@@ -133,7 +133,7 @@ def build_task_dicts(session: BuildSession) -> Iterator[dict[str, Any]]:
         artifact = session.artifact_path(variant)
         yield {
             "name": name,
-            "meta": {"czbuild_variant": variant.name},
+            "meta": {"czbuild_variant": variant.name, "czbuild_session": session},
             "doc": f"{variant.recipe} -> {variant.output}",
             "actions": [(session.build_variant, [variant])],
             "targets": [str(artifact)],
@@ -156,12 +156,18 @@ def manifest_task_dict(session: BuildSession) -> dict[str, Any]:
 
 
 def doit_config(
-    session_out_dir: Any, *, reporter: Any = BuildReporter, continue_: bool = True
+    session_out_dir: Any,
+    *,
+    reporter: Any = BuildReporter,
+    continue_: bool = True,
+    backend: str = "sqlite3",
 ) -> dict[str, Any]:
     """``DOIT_CONFIG`` for the czbuild graph.
 
     doit's own state goes to ``<out>/.czbuild/doit.sqlite3`` (sqlite copes with two doit
-    processes; czbuild's correctness does not depend on it). Parallel runs use threads.
+    processes; czbuild's correctness does not depend on it). ``czbuild build`` passes
+    :data:`czbuild.builder.doit_state.NAME` as ``backend``, a state file doit may fail to
+    open or write without failing the build. Parallel runs use threads.
     """
     sdir = state_dir(Path(session_out_dir))
     sdir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +176,7 @@ def doit_config(
         "continue": continue_,
         "par_type": "thread",
         "reporter": reporter,
-        "backend": "sqlite3",
+        "backend": backend,
         "dep_file": str(sdir / "doit.sqlite3"),
         "verbosity": 2,
     }

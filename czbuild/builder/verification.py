@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from czbuild.errors import VerifyError
 from czbuild.files.atomic import fsync_dir
+from czbuild.progress import phase
 
 VERIFYING = ".verifying-"
 R = TypeVar("R")
@@ -83,10 +84,13 @@ def install_verified(
     """
     out_path = Path(out_path)
     if verify is None:
+        phase("converting")
         return write(out_path), None
     tmp = verifying_path(out_path)
     try:
+        phase("converting")
         result = write(tmp)
+        phase("verifying")
         record = dict(verify(tmp))
         if not record.get("ok"):
             raise ArtifactVerificationError(failure_summary(record), record)

@@ -3,8 +3,9 @@
 Started by :class:`czbuild.builder.pool.WorkerPool`. It reads :class:`~czbuild.builder.protocol.Job`
 frames from stdin, runs the backend for each (which imports TensorFlow on first use and keeps
 the loaded model between jobs of the same model), and writes
-:class:`~czbuild.builder.protocol.JobResult` frames to the original stdout. Anything else the
-libraries print goes to stderr, which the pool sends to a log file.
+:class:`~czbuild.builder.protocol.JobResult` frames to the original stdout, each job's result
+preceded by a :class:`~czbuild.builder.protocol.Progress` frame per phase it announced.
+Anything else the libraries print goes to stderr, which the pool sends to a log file.
 
 The worker ignores SIGINT (the parent decides what Ctrl-C does and terminates workers) and
 exits on its own when the parent goes away: on EOF on stdin, and when the watchdog thread
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=_watch_parent, args=(args.parent,), daemon=True).start()
 
     from czbuild.builder.jobs import load_backend, run_job
-    from czbuild.builder.protocol import receive, send
+    from czbuild.builder.protocol import Progress, receive, send
 
     # Keep the protocol on a private copy of stdout; route fd 1 to stderr (the log).
     proto_out = os.fdopen(os.dup(1), "wb")
@@ -65,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             break
         if job is None:
             break
-        send(proto_out, run_job(backend, job, cache))
+        result = run_job(
+            backend, job, cache, on_progress=lambda phase: send(proto_out, Progress(phase))
+        )
+        send(proto_out, result)
     return 0
 
 

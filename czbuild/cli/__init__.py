@@ -43,11 +43,18 @@ def _quiet_tensorflow() -> None:
 
 
 class _Group(click.Group):
-    """Turns CzbuildError into a one-line message and a non-zero exit code."""
+    """Turns every error into a one-line message and a non-zero exit code.
+
+    A :class:`CzbuildError` prints its message and exits with its code; an ``OSError`` (a full
+    disk, a read-only folder) names the file; anything else is a czbuild bug, said as such.
+    ``--debug`` shows the traceback instead; without it none is ever printed.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except CzbuildError as exc:
             if debug_enabled(ctx):
                 raise
@@ -56,6 +63,22 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("czbuild: interrupted", err=True)
             ctx.exit(130)
+        except OSError as exc:
+            if debug_enabled(ctx):
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"czbuild: error: {where}{exc.strerror or exc}", err=True)
+            ctx.exit(1)
+        except Exception as exc:
+            if debug_enabled(ctx):
+                raise
+            text = " ".join(str(exc).split())[:300]
+            click.echo(
+                f"czbuild: internal error: {type(exc).__name__}: {text} (a czbuild bug; "
+                "run with --debug for the traceback and report it)",
+                err=True,
+            )
+            ctx.exit(70)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -185,9 +185,13 @@ def status_cmd(
         for result in results:
             label = "up to date " if result.up_to_date else "out of date"
             note = "  [not verified]" if result.verified is False else ""
+            if result.warnings:
+                note += f"  [{len(result.warnings)} warning(s)]"
             click.echo(f"{label}  {result.variant}  ({result.output}){note}")
             for reason in result.reasons:
                 click.echo(f"             - {reason.message}")
+            for warning in result.warnings:
+                click.echo(f"             ! warning: {warning.line()}")
         click.echo(
             f"czbuild: {len(results) - len(stale)} up to date, {len(stale)} out of date ({out})"
         )

@@ -34,10 +34,14 @@ def _variants(names: Sequence[str], project: Path) -> list[Any]:
     return load(list(names), [], project)  # no compose cache: nothing is written
 
 
-def _options(out: Path, jobs: int, in_process: bool, ctx: click.Context) -> Any:
+def _options(
+    out: Path, jobs: int, in_process: bool, ctx: click.Context, *, verify: bool = True
+) -> Any:
     from czbuild.builder import BuildOptions
 
-    return BuildOptions(out_dir=out, jobs=jobs, in_process=in_process, debug=debug_enabled(ctx))
+    return BuildOptions(
+        out_dir=out, jobs=jobs, in_process=in_process, debug=debug_enabled(ctx), verify=verify
+    )
 
 
 @click.command("check")
@@ -122,6 +126,12 @@ def check_cmd(
 )
 @click.option("--no-verify", is_flag=True, help="Do not run `czbuild verify` on the artifacts.")
 @click.option(
+    "--allow-warnings",
+    is_flag=True,
+    help="Release even artifacts whose verification warned about a check the recipe does "
+    "not accept in verify.accept (recorded in release.json).",
+)
+@click.option(
     "--build-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -139,6 +149,7 @@ def release_cmd(
     allow_dirty: bool,
     allow_stale_lock: bool,
     no_verify: bool,
+    allow_warnings: bool,
     build_dir: Path | None,
     as_json: bool,
     in_process: bool,
@@ -146,7 +157,8 @@ def release_cmd(
     """Build every recipe variant from scratch, check it against czbuild.lock, verify it, and
     write it to dist/ with SHA256SUMS and release.json.
 
-    Refuses uncommitted release inputs (--allow-dirty) and a stale lock (--allow-stale-lock).
+    Refuses uncommitted release inputs (--allow-dirty), a stale lock (--allow-stale-lock)
+    and verification warnings the recipes do not accept (--allow-warnings).
     """
     from czbuild.release.release import release
 
@@ -158,10 +170,11 @@ def release_cmd(
         variants,
         project_dir=project,
         dist_dir=dist,
-        options=_options(reference, jobs, in_process, ctx),
+        options=_options(reference, jobs, in_process, ctx, verify=not no_verify),
         allow_dirty=allow_dirty,
         allow_stale_lock=allow_stale_lock,
         verify=not no_verify,
+        allow_warnings=allow_warnings,
         reference_dirs=[reference],
         stream=None if as_json else sys.stdout,
     )
@@ -169,10 +182,13 @@ def release_cmd(
         click.echo(json.dumps(report.manifest, indent=2, sort_keys=True))
         return
     for a in report.artifacts:
+        warned = f", {len(a.verify.warnings)} warning(s)" if a.verify.warnings else ""
         click.echo(
             f"released  {a.path}  sha256 {a.sha256[:16]}  (lock: {a.lock_status}, "
-            f"verify: {a.verify.status})"
+            f"verify: {a.verify.status}{warned})"
         )
+        for warning in a.verify.warnings:
+            click.echo(f"          warning: {warning.line()}")
     for note in report.notes:
         click.echo(f"note: {note}")
     git = report.git

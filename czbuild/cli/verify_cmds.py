@@ -140,7 +140,10 @@ def verify_cmd(
 
     Exits with 1 when any check failed. Without --recipe, fidelity and the tiling
     simulation are skipped (the receptive field is still measured on the packaged model).
+    With --recipe in a project whose czbuild.lock records the variant, the artifact must be
+    the very bytes the build recorded (payload.digest): a change below the tolerance fails.
     """
+    from czbuild.release.locked import CHECK, UNCHECKED, lock_digest
     from czbuild.verify import verify_artifact, write_html_report
 
     variant = select_variant(recipe, artifact, project_dir) if recipe else None
@@ -152,6 +155,12 @@ def verify_cmd(
         tiling=not no_tiling,
         strict=strict,
     )
+    if report.family is not None:  # a readable artifact: does it carry the locked bytes?
+        if variant is None:
+            report.add(CHECK, "skipped", None, UNCHECKED)
+        else:
+            found = lock_digest(artifact, variant.name, variant.project_dir)
+            report.add(CHECK, found.status, found.figure, found.message)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

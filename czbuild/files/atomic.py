@@ -12,10 +12,11 @@ __all__ = ["atomic_write", "fsync_dir"]
 def atomic_write(path: Path | str, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
-    The temporary file is ``.<name>.<random>.tmp`` beside ``path``; missing parent folders are
-    created; the new file's mode follows the umask (like :func:`open`). On any failure (also
-    ``KeyboardInterrupt``) the temporary file is removed and an existing ``path`` is left as
-    it was.
+    The temporary file is ``.<name>.<pid>-<random>.tmp`` beside ``path`` (the PID lets a later
+    process remove what a killed one left: :func:`czbuild.files.scratch.sweep_dead_temporaries`);
+    missing parent folders are created; the new file's mode follows the umask (like
+    :func:`open`). On any failure (also ``KeyboardInterrupt``) the temporary file is removed
+    and an existing ``path`` is left as it was.
 
     Args:
         path: The final file name.
@@ -28,7 +29,7 @@ def atomic_write(path: Path | str, data: bytes, *, durable: bool = True) -> None
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
     try:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         fd = os.open(tmp, flags, 0o666)

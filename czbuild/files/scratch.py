@@ -15,9 +15,20 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["make_scratch", "owner_pid", "pid_alive", "sweep_dead", "temp_name"]
+__all__ = [
+    "make_scratch",
+    "owner_pid",
+    "pid_alive",
+    "sweep_dead",
+    "sweep_dead_temporaries",
+    "temp_name",
+    "temporary_owner",
+]
 
 _TAGGED = re.compile(r"-(\d+)-[0-9a-z_]+$")
+# Hidden temporary files that carry their writer's PID: the atomic writer's
+# ``.<name>.<pid>-<random>.tmp`` and the build's ``.<name>.verifying-<pid>.tmp``.
+_TEMPORARY = re.compile(r"^\..+(?:\.(\d{1,9})-[0-9a-f]+|\.verifying-(\d{1,9}))\.tmp$")
 
 
 def temp_name(stem: str) -> str:
@@ -71,6 +82,39 @@ def sweep_dead(folder: Path, stem: str) -> list[Path]:
         except OSError:
             continue
         removed.append(entry)
+    return removed
+
+
+def temporary_owner(name: str) -> int | None:
+    """The PID in a hidden temporary file name czbuild writes through, or None for other names."""
+    match = _TEMPORARY.match(name)
+    if match is None:
+        return None
+    return int(match.group(1) or match.group(2))
+
+
+def sweep_dead_temporaries(root: Path) -> list[Path]:
+    """Remove, anywhere under ``root``, the PID-tagged temporary files of processes that are gone.
+
+    A killed czbuild leaves ``.manifest.json.<pid>-<random>.tmp``, ``.x.verify.json.<pid>-...``
+    or ``.x.czann.verifying-<pid>.tmp`` behind; the next process that works in the folder calls
+    this. Files of a live process (or of a PID reused since) are left alone.
+
+    Returns:
+        The paths removed.
+    """
+    removed: list[Path] = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            pid = temporary_owner(name)
+            if pid is None or pid_alive(pid):
+                continue
+            path = Path(dirpath, name)
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
     return removed
 
 

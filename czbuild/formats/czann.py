@@ -21,6 +21,7 @@ from typing import Any, Final
 from czbuild.errors import MetadataError
 from czbuild.formats import vocab
 from czbuild.formats.ids import uuid_problem
+from czbuild.formats.text import display_text_problem
 
 #: Keys of ``model.json`` per CZANN version, in canonical order.
 KEYS_BY_VERSION: Final = {
@@ -193,6 +194,8 @@ def classes_problem(classes: Any, model_type: str) -> MetadataError | None:
     for i, name in enumerate(classes):
         if not name.strip():
             return MetadataError("Classes", "class names must not be empty", index=i)
+        if why := display_text_problem(name):
+            return MetadataError("Classes", f"class name {name!r} {why}", index=i)
         if name in classes[:i]:
             return MetadataError("Classes", f"duplicate class name {name!r}", index=i)
     return None
@@ -305,6 +308,8 @@ class CzannMetadata:
                 bad("ModelName", f"must be a string, got {type(self.model_name).__name__}")
             elif not self.model_name.strip():
                 bad("ModelName", "must not be empty; give a display name or leave it out")
+            elif why := display_text_problem(self.model_name):
+                bad("ModelName", f"{self.model_name!r} {why}")
         if version_ok:
             self._check_scaling(bad, version)
         return out

@@ -17,6 +17,7 @@ from typing import Any, Final
 from czbuild.errors import MetadataError
 from czbuild.formats import vocab
 from czbuild.formats.ids import uuid_problem
+from czbuild.formats.text import display_text_problem
 
 XML_DECLARATION: Final = b"<?xml version='1.0' encoding='utf-8'?>\n"
 STATUS: Final = "Trained"
@@ -150,8 +151,8 @@ class LegacyMetadata:
         """All violations :meth:`validate` would raise (empty if valid)."""
         out: list[MetadataError] = []
 
-        def bad(key: str, message: str) -> None:
-            out.append(MetadataError(key, message))
+        def bad(key: str | MetadataError, message: str) -> None:
+            out.append(key if isinstance(key, MetadataError) else MetadataError(key, message))
 
         if self.version not in vocab.LEGACY_VERSIONS:
             bad(
@@ -165,8 +166,8 @@ class LegacyMetadata:
             bad("ModelName", f"must be a string, got {type(self.name).__name__}")
         elif not self.name.strip():
             bad("ModelName", "must not be empty; give the model a display name")
-        elif _NOT_XML_CHAR.search(self.name):
-            bad("ModelName", "contains a control character XML cannot carry; remove it")
+        elif why := display_text_problem(self.name):
+            bad("ModelName", f"{self.name!r} {why}")
         if self.color_handling not in vocab.COLOR_HANDLINGS:
             bad(
                 "ColorHandling",
@@ -219,8 +220,11 @@ class LegacyMetadata:
             bad("Classes", f"must be a list of class names, got {classes!r}")
         elif not classes:
             bad("Classes", "needs at least one class name")
-        elif any(_NOT_XML_CHAR.search(c) for c in classes):
-            bad("Classes", "a class name contains a control character XML cannot carry")
+        else:
+            for i, name in enumerate(classes):
+                if why := display_text_problem(name):
+                    bad(MetadataError("Classes", f"class name {name!r} {why}", index=i), "")
+                    break
 
     # --- serialisation -------------------------------------------------------------------
 

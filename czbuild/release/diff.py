@@ -18,6 +18,7 @@ imported only when an ONNX payload differs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +42,8 @@ from czbuild.release.difference import (
     show,
 )
 from czbuild.release.lockfile import LockEntry
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 Labels = tuple[str, str]
 DEFAULT_LABELS: Labels = ("expected", "actual")
@@ -138,17 +141,40 @@ def explain_against_lock(
                 )
             )
     if not diffs:
-        diffs.append(
-            Difference(
-                ARCHIVE,
-                f"every member and entry header matches the lock, but the archive bytes "
-                f"differ ({short_hash(entry.sha256)} ({labels[0]}) vs {short_hash(sha)} "
-                f"({labels[1]})): ZIP structure (host system, extra fields, flags, comment)",
-                expected=entry.sha256,
-                actual=sha,
-            )
-        )
+        diffs.append(_unexplained(entry, sha, path.stat().st_size, labels))
     return diffs
+
+
+def _unexplained(entry: LockEntry, sha: str, size: int, labels: tuple[str, str]) -> Difference:
+    """Every member and header matches the lock, yet the artifact's sha256 does not.
+
+    Either the ZIP structure differs (host system, extra fields, flags, comment), or the lock's
+    own sha256 is wrong: a zeroed, truncated or hand-typed hash in an edited czbuild.lock. A
+    hash czbuild cannot have written is said to be that; with equal sizes the lock is named
+    as the likelier cause.
+    """
+    hashes = f"{short_hash(entry.sha256)} ({labels[0]}) vs {short_hash(sha)} ({labels[1]})"
+    fix = "restore czbuild.lock from version control, or run `czbuild build` to record it again"
+    if not _HEX64.fullmatch(entry.sha256) or len(set(entry.sha256)) <= 2:
+        message = (
+            f"every member and entry header matches the lock, but the lock's artifact sha256 "
+            f"{entry.sha256[:16]}... is not a hash czbuild writes (all one digit, or not 64 hex "
+            f"digits): czbuild.lock was edited or corrupted; {fix}"
+        )
+    elif size == entry.size:
+        message = (
+            f"every member, entry header and the size ({size} bytes) match the lock, but the "
+            f"artifact sha256 differs ({hashes}): most likely the lock's sha256 was edited "
+            f"({fix}); else the ZIP structure differs (host system, extra fields, flags, "
+            "comment)"
+        )
+    else:
+        message = (
+            f"every member and entry header matches the lock, but the archive bytes differ "
+            f"({hashes}; {entry.size} vs {size} bytes): ZIP structure (host system, extra "
+            "fields, flags, comment)"
+        )
+    return Difference(ARCHIVE, message, expected=entry.sha256, actual=sha)
 
 
 # --- archives -----------------------------------------------------------------------------------

@@ -9,7 +9,10 @@ Order, failing as early as possible:
 3. rebuild every variant in a scratch folder and compare with the lock
    (:func:`~czbuild.release.check.check_lock`); a difference is refused unless
    ``allow_stale_lock``; a failed build always is;
-4. verify each artifact with :mod:`czbuild.verify` when it is importable (else a note);
+4. verify each artifact: the scratch build verified it in its workers before installing it
+   (the record in its stamp; :mod:`czbuild.verify` in this process only where no record is
+   left); a failed check is refused, and so is a warning about a check the recipe does not
+   accept (``verify.accept``) unless ``allow_warnings``;
 5. write ``dist/`` with ``SHA256SUMS`` and ``release.json`` (:mod:`~czbuild.release.dist`).
 
 The release is reproducible: the same commit, lock and toolchain give the same ``dist/`` bytes.
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from czbuild.builder.status import CheckWarning, record_warnings
 from czbuild.errors import BuildError, LockMismatchError, VerifyError
 from czbuild.files.scratch import make_scratch
 from czbuild.formats.container import open_container
@@ -48,10 +52,20 @@ _SHOW = 10
 
 @dataclass(frozen=True)
 class VerifyOutcome:
-    """Verification of one artifact: ``passed``, ``failed`` or ``skipped``, and why."""
+    """Verification of one artifact: ``passed``, ``failed`` or ``skipped``, and why.
+
+    ``warnings`` are the checks that ended in a warning; a release refuses those the recipe
+    does not accept (``verify.accept``) unless ``allow_warnings``.
+    """
 
     status: str
     message: str = ""
+    warnings: tuple[CheckWarning, ...] = ()
+
+    @property
+    def open_warnings(self) -> tuple[CheckWarning, ...]:
+        """The warnings the recipe does not accept."""
+        return tuple(w for w in self.warnings if not w.accepted)
 
 
 #: ``verifier(artifact_path, variant) -> VerifyOutcome``.
@@ -112,18 +126,55 @@ def default_verifier() -> Verifier | None:
 
     def run(path: Path, variant: Variant) -> VerifyOutcome:
         report = verify_built_artifact(path, variant)
-        if report.ok:
-            return VerifyOutcome(PASSED, f"{len(report.checks)} checks, none failed")
-        failed = report.failed
-        first = failed[0]
-        return VerifyOutcome(
-            FAILED,
-            f"{len(failed)} failed check(s): "
-            f"{', '.join(c.name for c in failed)} ({first.name}: "
-            f"{first.message})",
-        )
+        return outcome_of(report.to_dict(), variant)
 
     return run
+
+
+def outcome_of(record: Any, variant: Variant) -> VerifyOutcome:
+    """The :class:`VerifyOutcome` of a verification record (a stamp's or ``report.to_dict()``)."""
+    checks = [c for c in record.get("checks") or [] if isinstance(c, dict)]
+    warnings = record_warnings(record, variant.spec.verify.accept)
+    if record.get("ok"):
+        return VerifyOutcome(PASSED, f"{len(checks)} checks, none failed", warnings)
+    failed = [c for c in checks if c.get("status") == FAILED]
+    first = failed[0] if failed else {"name": "?", "message": "no check passed"}
+    return VerifyOutcome(
+        FAILED,
+        f"{len(failed)} failed check(s): "
+        f"{', '.join(str(c.get('name')) for c in failed)} ({first.get('name')}: "
+        f"{first.get('message')})",
+        warnings,
+    )
+
+
+def recorded_outcome(out_dir: Path, variant: Variant) -> VerifyOutcome | None:
+    """The outcome of the verification the build recorded in the variant's stamp, if any.
+
+    The release's scratch build verified every artifact in its worker processes before
+    installing it, with the recipe's settings; reading that record avoids verifying twice
+    (and loading TensorFlow in the release process).
+    """
+    from czbuild.builder.stamps import read_stamp
+
+    stamp = read_stamp(out_dir, PurePosixPath(variant.output).as_posix())
+    record = (stamp or {}).get("verification")
+    if not isinstance(record, dict):
+        return None
+    if (stamp or {}).get("artifact", {}).get("sha256") != _sha256(
+        out_dir / PurePosixPath(variant.output)
+    ):
+        return None
+    return outcome_of(record, variant)
+
+
+def _sha256(path: Path) -> str | None:
+    from czbuild.files.digest import file_sha256
+
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
 
 
 def release_scope(variants: Iterable[Variant], project_dir: Path) -> list[str]:
@@ -151,6 +202,7 @@ def release(
     verifier: Verifier | None = None,
     reference_dirs: Iterable[Path] = (),
     stream: TextIO | None = None,
+    allow_warnings: bool = False,
 ) -> ReleaseReport:
     """Build, check, verify and publish every variant (see the module docstring).
 
@@ -163,9 +215,12 @@ def release(
         allow_stale_lock: Release even if the lock is missing entries, has extra ones, or
             an artifact differs from it (recorded per artifact).
         verify: Verify the artifacts.
-        verifier: The verifier (default :func:`default_verifier`).
+        verifier: The verifier (default: the record the scratch build's verification left in
+            each stamp, else :func:`default_verifier`).
         reference_dirs: Where previous artifacts are looked up for field-level diffs.
         stream: Where build progress lines go.
+        allow_warnings: Release artifacts whose verification warned about a check the
+            recipe does not accept (``verify.accept``); recorded in ``release.json``.
 
     Returns:
         The report.
@@ -174,7 +229,8 @@ def release(
         DirtyTreeError: Uncommitted release inputs, without ``allow_dirty``.
         LockMismatchError: A stale lock or a difference, without ``allow_stale_lock``.
         BuildError: A variant failed to build, or the release folder cannot be written.
-        VerifyError: An artifact failed verification.
+        VerifyError: An artifact failed verification, or has warnings the recipe does not
+            accept (without ``allow_warnings``).
     """
     project = Path(project_dir).absolute()
     dist = Path(dist_dir).absolute() if dist_dir else project / "dist"
@@ -201,6 +257,7 @@ def release(
         )
         _check_results(report, allow_stale_lock, notes)
         outcomes = _verify(variants, scratch, verify, verifier, notes)
+        _check_warnings(outcomes, allow_warnings, notes)
         artifacts, entries = _describe(variants, scratch, report, outcomes)
         manifest = _manifest(variants, git, lock_file, report, entries, fresh, notes)
         sums = write_dist(dist, [(a.path, scratch / a.path) for a in artifacts], manifest)
@@ -304,12 +361,19 @@ def _verify(
     if not verify:
         notes.append("artifacts not verified (--no-verify)")
         return {v.name: VerifyOutcome(SKIPPED, "--no-verify") for v in variants}
-    verifier = verifier or default_verifier()
+    outcomes: dict[str, VerifyOutcome] = {}
     if verifier is None:
+        for variant in variants:
+            recorded = recorded_outcome(scratch, variant)
+            if recorded is not None:
+                outcomes[variant.name] = recorded
+    todo = [v for v in variants if v.name not in outcomes]
+    verifier = verifier or (default_verifier() if todo else None)
+    if todo and verifier is None:
         notes.append("czbuild.verify is not available: artifacts not verified")
         return {v.name: VerifyOutcome(SKIPPED, "czbuild.verify not available") for v in variants}
-    outcomes = {}
-    for variant in variants:
+    for variant in todo:
+        assert verifier is not None
         outcomes[variant.name] = verifier(scratch / PurePosixPath(variant.output), variant)
     failed = [n for n, o in outcomes.items() if o.status == FAILED]
     if failed:
@@ -319,6 +383,32 @@ def _verify(
             + " (see `czbuild verify`)"
         )
     return outcomes
+
+
+def _check_warnings(
+    outcomes: dict[str, VerifyOutcome], allow_warnings: bool, notes: list[str]
+) -> None:
+    """Refuse artifacts whose verification warned about checks their recipe does not accept."""
+    warned = {n: o.open_warnings for n, o in sorted(outcomes.items()) if o.open_warnings}
+    if not warned:
+        return
+    listing = ", ".join(
+        f"{name}: " + "; ".join(f"{w.check} ({w.figure})" if w.figure else w.check for w in found)
+        for name, found in warned.items()
+    )
+    if not allow_warnings:
+        checks = sorted({w.check for found in warned.values() for w in found})
+        raise VerifyError(
+            f"verification warnings in {len(warned)} artifact(s): {listing} (the build's "
+            "output and `czbuild status` say more). Fix the cause, "
+            f"or accept the check in the recipe (verify: accept: [{', '.join(checks)}]) if "
+            "the behaviour is intended, or pass --allow-warnings to release anyway "
+            "(recorded in release.json)"
+        )
+    notes.append(
+        "released with verification warnings (--allow-warnings): "
+        + ", ".join(f"{n} ({', '.join(w.check for w in found)})" for n, found in warned.items())
+    )
 
 
 def _describe(
@@ -359,6 +449,11 @@ def _describe(
                 "verify": outcomes[variant.name].status,
             }
         )
+        if outcomes[variant.name].warnings:
+            entries[-1]["warnings"] = [
+                {"check": w.check, "figure": w.figure, "accepted": w.accepted}
+                for w in outcomes[variant.name].warnings
+            ]
     return artifacts, entries
 
 

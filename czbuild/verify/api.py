@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from czbuild import progress
 from czbuild.errors import ArchiveError, CzbuildError
 from czbuild.formats.runner import OnnxRunner, Runner
 from czbuild.verify import hygiene, images
@@ -248,6 +249,7 @@ def build_settings(variant: Any) -> VerifySettings:
 
 def _stage(report: VerifyReport, name: str, later: str, func: Any) -> Any:
     """Run ``func``; turn an unexpected exception into a failed ``name`` check."""
+    progress.phase(f"verifying: {name.split('.', 1)[0]}")
     try:
         return func()
     except CzbuildError as exc:
