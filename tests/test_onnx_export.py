@@ -392,8 +392,8 @@ def test_a_conversion_declaring_the_wrong_output_rank_fails_at_once(monkeypatch)
 
 
 @pytest.mark.slow
-def test_converter_does_not_hide_a_wrong_rank_behind_the_fixed_route(monkeypatch):
-    """The undefined-size conversion's wrong rank propagates; no fixed-route fallback."""
+def test_a_wrong_undefined_size_rank_takes_the_fixed_route_once(monkeypatch):
+    """A wrong rank of the undefined-size graph routes every tile to one fixed conversion."""
     from czbuild.keras import onnx_export
     from czbuild.keras.converter import ModelConverter
 
@@ -404,9 +404,11 @@ def test_converter_does_not_hide_a_wrong_rank_behind_the_fixed_route(monkeypatch
         _broken_rank(onnx_export._tf2onnx_convert, calls, when=lambda shape: shape[1] is None),
     )
     converter = ModelConverter(_namespace()["tiny_unet"]())
-    with pytest.raises(onnx_export.OutputRankError):
-        converter.onnx(spatial_dims=(16, 16), opset=12)
-    assert calls == [(None, None, None, 2)]
+    converted = converter.onnx(spatial_dims=(16, 16), opset=12)
+    assert converted.route == "fixed"
+    assert calls == [(None, None, None, 2), (None, 16, 16, 2)]  # no retry of either
+    converter.onnx(spatial_dims=(32, 32), opset=12)
+    assert calls[2:] == [(None, 32, 32, 2)]  # the undefined-size graph is not tried again
 
 
 def test_stable_node_order_returns_nodes_in_list_order():

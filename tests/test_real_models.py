@@ -338,7 +338,7 @@ def test_linear_regression_needs_clip_or_accept(tmp_path: Path) -> None:
     )
     report, text = _build(project)
     assert report.exit_code != 0, text
-    assert sorted(report.summary.built) == ["care_accepted", "care_clip"]
+    assert sorted(report.summary.built) == ["care_accepted", "care_clip"], text
     assert list(report.summary.failed) == ["care_raw"]
     # The build's one failure line has the figures and the fix.
     line = report.summary.failed["care_raw"]

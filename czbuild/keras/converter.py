@@ -10,7 +10,8 @@ artifact built alone and the same artifact built in a sweep are byte-identical:
   follow the input's; :func:`czbuild.keras.wrap.is_tiling_invariant`). It is converted *once*
   per (chains, opset) with undefined height/width, and each tile is a cheap
   :func:`~czbuild.keras.onnx_export.specialize_onnx` of that conversion. If the
-  undefined-size conversion fails (some layers trace only at fixed sizes), or ONNX shape
+  undefined-size conversion fails (some layers trace only at fixed sizes, or tf2onnx declares
+  the wrong output rank for the undefined-size graph), or ONNX shape
   inference cannot make the output dims concrete for a tile, the fixed route is taken
   instead -- a property of the model, chains and tile, hence still deterministic (logged).
 * ``"fixed"``: otherwise, one conversion per tile at fixed dims.
@@ -255,8 +256,13 @@ class ModelConverter:
                 self._free_onnx[(key, opset)] = self._export(
                     free_model, (None, None, None, channels), opset
                 )
-            except OutputRankError:
-                raise  # a wrong graph: fail loudly, never hide it behind the fixed route
+            except OutputRankError as exc:
+                # tf2onnx's optimizers lose the final Squeeze of some undefined-size graphs
+                # (e.g. a linear head followed by clip). Conversions are deterministic, so this
+                # is a property of the model and chains: every tile takes the fixed route, one
+                # conversion each, whose own output rank is checked again (never a retry).
+                logger.info("undefined-size conversion unusable (%s); converting per tile", exc)
+                self._free_onnx[(key, opset)] = None
             except ConversionError as exc:
                 # Some layers only trace at fixed sizes (e.g. Keras bilinear UpSampling2D).
                 logger.info("no undefined-size conversion (%s); converting per tile", exc)
