@@ -286,10 +286,21 @@ Tolerance = Annotated[
 class Verify(_Strict):
     """How ``czbuild build`` verifies each artifact before installing it (docs/verify.md)."""
 
-    tolerance: Tolerance = Field(
-        _VERIFY_DEFAULTS.tolerance,
-        description="Maximum absolute difference for probability sums, fidelity against the "
-        "source model and tile seams.",
+    fidelity_tolerance: Tolerance = Field(
+        _VERIFY_DEFAULTS.fidelity_tolerance,
+        description="Maximum absolute difference for probability sums and ranges and for "
+        "fidelity against the source model.",
+    )
+    seam_tolerance: Tolerance = Field(
+        _VERIFY_DEFAULTS.seam_tolerance,
+        description="Maximum absolute difference between stitched tiles and the whole-image "
+        "prediction (tiling.seams, minimal-overlap search).",
+    )
+    tolerance: Tolerance | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="Deprecated: sets fidelity_tolerance and seam_tolerance where they are "
+        "not given.",
     )
     tiling: StrictBool = Field(
         _VERIFY_DEFAULTS.tiling,
@@ -375,7 +386,8 @@ class Recipe(_Strict):
     )
     verify: Verify = Field(
         default_factory=Verify,
-        description="Verification settings of the build (defaults: tolerance 1e-5, tiling "
+        description="Verification settings of the build (defaults: fidelity_tolerance and "
+        "seam_tolerance 1e-5, tiling "
         "true, seed 0, tiling_max_tile 256, overlap_analysis false).",
     )
     sweep: dict[StrictStr, SweepValues] = Field(
