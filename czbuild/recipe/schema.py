@@ -28,6 +28,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     WithJsonSchema,
+    model_validator,
 )
 
 from czbuild import ops as _ops
@@ -330,6 +331,18 @@ class Verify(_Strict):
         description="Checks whose failure this recipe accepts (reported as warnings), e.g. "
         "[semantics.output_range] for a regression model whose output leaves [0, 1] by design.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_tolerance(cls, data: Any) -> Any:
+        """``tolerance`` (before the split) sets the tolerances the section does not name."""
+        if isinstance(data, dict) and "tolerance" in data:
+            value = data["tolerance"]
+            # out of range or not a number: the tolerance field reports it by name
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if number and 0.0 <= value <= 1.0:
+                data = {"fidelity_tolerance": value, "seam_tolerance": value, **data}
+        return data
 
 
 class Recipe(_Strict):

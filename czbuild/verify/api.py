@@ -252,6 +252,16 @@ def verify_built_artifact(
     )
 
 
+def recipe_verify_settings(variant: Any) -> VerifySettings:
+    """What ``czbuild verify --recipe`` uses: the variant's build settings, analysis always.
+
+    The tolerances, seed, tiling switch, proxy tile and accepted checks are exactly the
+    build's, so ``verify`` passes what the build accepted; the overlap analysis (advice that
+    never fails a report) runs for every artifact, to help choose ``MinOverlap``.
+    """
+    return build_settings(variant).replace(overlap_analysis=True)
+
+
 def build_settings(variant: Any) -> VerifySettings:
     """The verification settings of ``variant``: its ``spec.verify``, else :data:`BUILD`."""
     section = getattr(getattr(variant, "spec", None), "verify", None)

@@ -41,9 +41,9 @@ def kept_ranges(starts: list[int], tile: int, size: int) -> list[tuple[int, int]
     return list(zip(lows, highs))
 
 
-#: Most tiles one simulation may cut (a 3 x 3-tile image with an overlap of up to about 70 %
-#: of the tile): overlaps needing more are beyond what the overlap search tries.
-MAX_TILES = 64
+#: Most tiles one simulation may cut: 12 x 12, 16 times the pixels of the 3 x 3-tile image
+#: (overlaps up to about 80 % of the tile); larger overlaps are beyond the overlap search.
+MAX_TILES = 144
 
 
 class TooManyTiles(ValueError):

@@ -214,9 +214,21 @@ def check_tiling(
         seed=seed + 7,
     )
     _field(report, field, overlap, f"source model ({probe[0]}x{probe[1]} probe)")
-    found = _min_overlap(
-        report, tile_predict, image, whole, (th, tw), overlap, tolerance, seam_error, field
-    )
+    if field.bounded:
+        found = _min_overlap(
+            report, tile_predict, image, whole, (th, tw), overlap, tolerance, seam_error, field
+        )
+    else:  # global context: no overlap can help, so no search (time) is spent on one
+        found = None
+        report.add(
+            MIN_OVERLAP,
+            WARNING,
+            "none",
+            f"not searched: a one-pixel change reaches the whole {field.size[0]}x"
+            f"{field.size[1]} probe (global context), so no overlap removes the seams",
+            declared=list(overlap),
+            tolerance=tolerance,
+        )
     _global_context(report, field, found, (th, tw), artifact_tile, size)
     return images
 
