@@ -98,6 +98,7 @@ def measure_tree(args: list[str], cwd: Path, limit_gb: float, czbuild_root: Path
         "rc": proc.returncode,
         "killed": killed,
         "out": out[-3000:],
+        "full": out,
     }
 
 

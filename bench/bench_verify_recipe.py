@@ -80,7 +80,7 @@ def main() -> None:
         )
         verdict = "killed" if r["killed"] else f"rc {r['rc']}"
         try:
-            report = json.loads(r["out"][r["out"].index("{") :])
+            report = json.loads(r["full"][r["full"].index("\n{") :])
             tiling = {c["name"]: c for c in report["checks"] if c["name"].startswith("tiling")}
             seams = tiling.get("tiling.seams", {})
             verdict += f"; tiling.seams {seams.get('status')}: {seams.get('message', '')[:400]}"
