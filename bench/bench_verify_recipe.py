@@ -8,8 +8,12 @@ change and the working tree after it), each with a watchdog that kills the proce
 ``--memory-limit-gb``. Wall time includes start-up and imports; peak RSS is the largest
 process of the tree, sampled every 0.2 s from /proc.
 
+The last checkout's peak must stay under ``--max-peak-mb`` (default 2048 MB): the benchmark
+exits 1 otherwise.
+
 Usage: python bench/bench_verify_recipe.py [--root LABEL=PATH ...] [--tile 512]
-                                          [--memory-limit-gb 12] [--keep DIR]
+                                          [--memory-limit-gb 12] [--max-peak-mb 2048]
+                                          [--keep DIR]
 """
 
 from __future__ import annotations
@@ -55,6 +59,12 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--memory-limit-gb", type=float, default=12.0)
     parser.add_argument("--keep", type=Path, default=None)
+    parser.add_argument(
+        "--max-peak-mb",
+        type=float,
+        default=2048.0,
+        help="Fail (exit 1) when the last checkout's verify peaks above this (bounded memory).",
+    )
     args = parser.parse_args()
     roots = [r.split("=", 1) for r in (args.root or [f"this checkout={REPO}"])]
     root = args.keep or Path(tempfile.mkdtemp(prefix="czbuild-bench-deeplab-"))
@@ -96,6 +106,10 @@ def main() -> None:
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
     os.sync()
+    label, _, peak, _ = rows[-1]
+    if peak > args.max_peak_mb:
+        raise SystemExit(f"{label}: peak RSS {peak:.0f} MB above --max-peak-mb {args.max_peak_mb}")
+    print(f"{label}: peak RSS {peak:.0f} MB within --max-peak-mb {args.max_peak_mb:.0f}")
 
 
 if __name__ == "__main__":
