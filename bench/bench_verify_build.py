@@ -61,10 +61,15 @@ def _tree_rss(root: int) -> int:
 
 def measure(args: list[str], cwd: Path, limit_gb: float) -> dict:
     """Run ``czbuild ARGS``; wall time, peak RSS of the tree, exit code, output tail."""
+    return measure_tree(args, cwd, limit_gb, REPO)
+
+
+def measure_tree(args: list[str], cwd: Path, limit_gb: float, czbuild_root: Path) -> dict:
+    """Run ``czbuild ARGS`` from the checkout ``czbuild_root``; see :func:`measure`."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
-            p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+            p for p in (str(czbuild_root), os.environ.get("PYTHONPATH", "")) if p
         ),
     }
     start = time.perf_counter()
@@ -93,6 +98,7 @@ def measure(args: list[str], cwd: Path, limit_gb: float) -> dict:
         "rc": proc.returncode,
         "killed": killed,
         "out": out[-3000:],
+        "full": out,
     }
 
 

@@ -109,7 +109,7 @@ def test_a_hit_imports_neither_pydantic_nor_hydra(project: Path) -> None:
         "import sys; from pathlib import Path; "
         "from czbuild.builder.variant_cache import cached_load_variants; "
         "p = Path(sys.argv[1]); v = cached_load_variants([], [], p, p / 'build' / '.czbuild'); "
-        "assert v and v[0].spec.verify.tolerance == 1e-5; "
+        "assert v and v[0].spec.verify.fidelity_tolerance == 1e-5; "
         "bad = [m for m in ('pydantic', 'hydra', 'omegaconf', 'tensorflow', 'numpy') "
         "if m in sys.modules]; assert not bad, bad"
     )

@@ -318,7 +318,9 @@ def test_real_builds_verify_fail_on_seams_and_skip_with_no_verify(tmp_path: Path
         assert record["ok"] and record["path"] == entry["path"]
         assert checks["fidelity"] == checks["tiling.seams"] == "passed"
         assert {"container.hygiene", "payload.model", "semantics"} <= set(checks)
-        assert record["settings"]["tolerance"] == 1e-5
+        assert (
+            record["settings"]["fidelity_tolerance"] == record["settings"]["seam_tolerance"] == 1e-5
+        )
     assert str(tmp_path) not in (out / "manifest.json").read_text()
 
     # Declared overlap 0 for a model with a 3x3 convolution: the seams fail, deterministically.

@@ -39,7 +39,8 @@ def test_defaults_fill_the_spec(project: Path) -> None:
     spec = _variant(project).spec
     assert spec.verify == VerifySettings()
     assert spec.to_plain()["verify"] == {
-        "tolerance": 1e-5,
+        "fidelity_tolerance": 1e-5,
+        "seam_tolerance": 1e-5,
         "tiling": True,
         "seed": 0,
         "tiling_max_tile": 256,
@@ -50,9 +51,25 @@ def test_defaults_fill_the_spec(project: Path) -> None:
 def test_recipe_values_reach_the_spec(tmp_path: Path) -> None:
     shutil.copytree(DATA, tmp_path / "recipes")
     variants = load_variants(["valid_verify"], project_dir=tmp_path)
+    # the deprecated single tolerance sets both
     assert variants[0].spec.verify == VerifySettings(
-        tolerance=1e-3, tiling=True, seed=7, tiling_max_tile=0, overlap_analysis=True
+        fidelity_tolerance=1e-3,
+        seam_tolerance=1e-3,
+        tiling=True,
+        seed=7,
+        tiling_max_tile=0,
+        overlap_analysis=True,
     )
+
+
+def test_fidelity_and_seam_tolerances_are_separate(project: Path) -> None:
+    variant = _variant(project, "verify:\n  fidelity_tolerance: 1.0e-6\n  seam_tolerance: 1.0e-3\n")
+    assert variant.spec.verify.fidelity_tolerance == 1e-6
+    assert variant.spec.verify.seam_tolerance == 1e-3
+    # a named tolerance wins over the deprecated one
+    both = _variant(project, "verify:\n  tolerance: 1.0e-4\n  seam_tolerance: 1.0e-2\n")
+    assert (both.spec.verify.fidelity_tolerance, both.spec.verify.seam_tolerance) == (1e-4, 1e-2)
+    assert "tolerance" not in both.spec.to_plain()["verify"]
 
 
 def test_one_defaults_table() -> None:
@@ -88,23 +105,32 @@ def test_a_built_artifact_is_verified_with_the_variant_settings(project: Path) -
 @pytest.mark.parametrize(
     ("changes", "key"),
     [
-        ({"tolerance": 2.0}, "tolerance"),
+        ({"fidelity_tolerance": 2.0}, "fidelity_tolerance"),
+        ({"seam_tolerance": -1.0}, "seam_tolerance"),
         ({"seed": -1}, "seed"),
         ({"tiling_max_tile": 64}, "tiling_max_tile"),
         ({"overlap_analysis": "sometimes"}, "overlap_analysis"),
         ({"tiling": "yes"}, "tiling"),
     ],
-    ids=["tolerance", "seed", "max-tile", "analysis", "tiling"],
+    ids=["fidelity-tolerance", "seam-tolerance", "seed", "max-tile", "analysis", "tiling"],
 )
 def test_bad_settings_name_the_key(changes: dict, key: str) -> None:
     with pytest.raises(ValueError, match=key):
         VerifySettings(**changes)
     with pytest.raises(ValueError, match=key):
         VerifySettings.from_plain({"tolerance": 1e-5, **changes})
+    with pytest.raises(ValueError, match="tolerance"):
+        VerifySettings.from_plain({"tolerance": 2.0})
 
 
 def test_plain_form_round_trips() -> None:
-    settings = VerifySettings(tolerance=1e-3, seed=7, tiling_max_tile=0, overlap_analysis=True)
+    settings = VerifySettings(
+        fidelity_tolerance=1e-3,
+        seam_tolerance=1e-2,
+        seed=7,
+        tiling_max_tile=0,
+        overlap_analysis=True,
+    )
     assert VerifySettings.from_plain(settings.to_plain()) == settings
     with pytest.raises(ValueError, match="unknown verify setting"):
         VerifySettings.from_plain({"tolerence": 1e-3})
@@ -116,12 +142,24 @@ def test_plain_form_round_trips() -> None:
         ("verify:\n  tolerance: 1.0e-5\n  seed: 0\n", True),
         ("verify: {}\n", True),
         ("verify:\n  tolerance: 1.0e-4\n", False),
+        ("verify:\n  seam_tolerance: 1.0e-4\n", False),
+        ("verify:\n  fidelity_tolerance: 1.0e-5\n  seam_tolerance: 1.0e-5\n", True),
         ("verify:\n  tiling: false\n", False),
         ("verify:\n  seed: 3\n", False),
         ("verify:\n  tiling_max_tile: 512\n", False),
         ("verify:\n  overlap_analysis: true\n", False),
     ],
-    ids=["explicit-defaults", "empty", "tolerance", "tiling", "seed", "max-tile", "analysis"],
+    ids=[
+        "explicit-defaults",
+        "empty",
+        "tolerance",
+        "seam-tolerance",
+        "named-defaults",
+        "tiling",
+        "seed",
+        "max-tile",
+        "analysis",
+    ],
 )
 def test_settings_are_part_of_the_digest(project: Path, extra: str, same: bool) -> None:
     plain = _variant(project).digest
@@ -130,7 +168,7 @@ def test_settings_are_part_of_the_digest(project: Path, extra: str, same: bool) 
 
 def test_command_line_override_and_sweep(project: Path) -> None:
     variant = _variant(project, overrides=("+verify.tolerance=1e-3",))
-    assert variant.spec.verify.tolerance == 1e-3
+    assert variant.spec.verify.fidelity_tolerance == variant.spec.verify.seam_tolerance == 1e-3
     (project / "recipes" / "r.yaml").write_text(
         BASE + "sweep:\n  verify.tiling: [true, false]\n", encoding="utf-8"
     )
@@ -161,5 +199,6 @@ def test_accept_takes_only_acceptable_checks(project: Path) -> None:
 def test_acceptable_checks_are_real_check_names() -> None:
     from czbuild.verify.semantics import OUTPUT_RANGE
     from czbuild.verify.settings import ACCEPTABLE_CHECKS
+    from czbuild.verify.tiling import SEAMS
 
-    assert ACCEPTABLE_CHECKS == (OUTPUT_RANGE,)
+    assert ACCEPTABLE_CHECKS == (OUTPUT_RANGE, SEAMS)

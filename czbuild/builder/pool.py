@@ -78,8 +78,10 @@ class InProcessExecutor:
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(threads: int) -> dict[str, str]:
     env = dict(os.environ)
+    # The worker's CPU share: onnxruntime in the verifier uses this many threads.
+    env.setdefault("CZBUILD_THREADS", str(threads))  # formats.runner.THREADS_ENV
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if _PACKAGE_ROOT not in paths:
         paths.insert(0, _PACKAGE_ROOT)
@@ -90,7 +92,7 @@ def _worker_env() -> dict[str, str]:
 
 
 class _Worker:
-    def __init__(self, index: int, backend: str, log_path: Path | None) -> None:
+    def __init__(self, index: int, backend: str, log_path: Path | None, threads: int = 1) -> None:
         self.index = index
         self.busy = False
         self.jobs_run = 0
@@ -114,7 +116,7 @@ class _Worker:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                env=_worker_env(),
+                env=_worker_env(threads),
             )
         finally:
             if log_path is not None:
@@ -253,7 +255,10 @@ class WorkerPool:
         if len(live) >= self.size:
             return None
         log = self.log_dir / f"worker-{self._spawned}.log" if self.log_dir else None
-        worker = _Worker(self._spawned, self.backend, log)
+        from czbuild.formats.runner import cpu_share
+
+        threads = max(1, cpu_share() // self.size)
+        worker = _Worker(self._spawned, self.backend, log, threads)
         self._spawned += 1
         self._workers.append(worker)
         return worker

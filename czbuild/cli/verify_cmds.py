@@ -114,11 +114,26 @@ def report_stem(artifact: Path, variant: Any = None) -> str:
 @click.option(
     "--tolerance",
     type=click.FloatRange(min=0, min_open=True),
-    default=1e-5,
-    show_default=True,
-    help="Max abs difference for probabilities, fidelity, seams.",
+    default=None,
+    help="Sets both tolerances below (default: the recipe's, else 1e-5).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the test inputs.")
+@click.option(
+    "--fidelity-tolerance",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Max abs difference for probabilities and fidelity (default: the recipe's "
+    "verify.fidelity_tolerance, else 1e-5).",
+)
+@click.option(
+    "--seam-tolerance",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Max abs seam error of tiled inference (default: the recipe's "
+    "verify.seam_tolerance, else 1e-5).",
+)
+@click.option(
+    "--seed", type=int, default=None, help="Seed of test inputs (default: the recipe's, else 0)."
+)
 @click.option("--no-tiling", "no_tiling", is_flag=True, help="Skip the tiling simulation.")
 @click.option(
     "--strict", is_flag=True, help="Fail (not warn) on layout and reproducibility deviations."
@@ -131,8 +146,10 @@ def verify_cmd(
     project_dir: Path | None,
     as_json: bool,
     report_dir: Path | None,
-    tolerance: float,
-    seed: int,
+    tolerance: float | None,
+    fidelity_tolerance: float | None,
+    seam_tolerance: float | None,
+    seed: int | None,
     no_tiling: bool,
     strict: bool,
 ) -> None:
@@ -142,17 +159,24 @@ def verify_cmd(
     simulation are skipped (the receptive field is still measured on the packaged model).
     With --recipe in a project whose czbuild.lock records the variant, the artifact must be
     the very bytes the build recorded (payload.digest): a change below the tolerance fails.
+
+    With --recipe the variant's verify: settings apply, as in the build (the overlap
+    analysis, advice that never fails a check, always runs); options override them.
     """
     from czbuild.release.locked import CHECK, UNCHECKED, lock_digest
     from czbuild.verify import verify_artifact, write_html_report
+    from czbuild.verify.api import recipe_verify_settings
 
     variant = select_variant(recipe, artifact, project_dir) if recipe else None
     report = verify_artifact(
         artifact,
+        settings=recipe_verify_settings(variant) if variant is not None else None,
         recipe_variant=variant,
         tolerance=tolerance,
+        fidelity_tolerance=fidelity_tolerance,
+        seam_tolerance=seam_tolerance,
         seed=seed,
-        tiling=not no_tiling,
+        tiling=False if no_tiling else None,
         strict=strict,
     )
     if report.family is not None:  # a readable artifact: does it carry the locked bytes?

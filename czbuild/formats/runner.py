@@ -5,7 +5,10 @@ The one payload runner of czbuild (the verifier and the release's numeric compar
 A runner is a callable ``runner(x) -> y`` on batches; models whose batch dim is fixed to 1 are
 fed one tile at a time, others at most about a megapixel per call (:data:`PIXELS_PER_CALL`),
 so a batch of large tiles does not multiply the peak memory of the run. ONNX payloads run in
-onnxruntime, single-threaded on the CPU; zipped SavedModel payloads are extracted with the one
+onnxruntime on the CPU with the threads of the caller's CPU share (:func:`cpu_share`: the
+``CZBUILD_THREADS`` a build gives each worker, else the cores this process may use); after
+each call onnxruntime hands its arena back (arena shrinkage), so a run's activations do not
+stay allocated beside the next model's. Zipped SavedModel payloads are extracted with the one
 safe extractor into a private temporary folder and run through their ``serving_default``
 signature in TensorFlow. onnxruntime and TensorFlow are imported inside functions only, so
 importing this module stays cheap.
@@ -13,6 +16,7 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,23 @@ from czbuild.formats.extraction import extract
 
 #: Largest batch per model call, in pixels (at least one tile per call).
 PIXELS_PER_CALL = 1 << 20
+#: Environment variable a build sets in each worker: the worker's share of the CPU cores.
+THREADS_ENV = "CZBUILD_THREADS"
+
+
+def cpu_share() -> int:
+    """Threads a payload run may use: ``$CZBUILD_THREADS`` if set, else the usable cores.
+
+    Results stay within float32 rounding whatever the count (onnxruntime splits the same
+    kernels over threads); artifact bytes never depend on it.
+    """
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class Runner:
@@ -73,8 +94,19 @@ class OnnxRunner(Runner):
 
     kind = "onnx"
 
-    def __init__(self, model_bytes: bytes, input_dims: list[int | None] | None = None) -> None:
+    def __init__(
+        self,
+        model_bytes: bytes,
+        input_dims: list[int | None] | None = None,
+        *,
+        threads: int | None = None,
+    ) -> None:
         """Open a session; ``input_dims`` default to the model's (None where symbolic).
+
+        Args:
+            model_bytes: The ONNX model.
+            input_dims: Override the model's input dims.
+            threads: Intra-op threads; default :func:`cpu_share`.
 
         Raises:
             ModelError: onnxruntime cannot load the model.
@@ -82,9 +114,14 @@ class OnnxRunner(Runner):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = threads or cpu_share()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        self.threads = options.intra_op_num_threads
+        self._run_options = ort.RunOptions()
+        # Give the arena back after each call: a megapixel U-Net run otherwise keeps ~1 GB
+        # allocated (and fragmented) while the reference model runs next to it.
+        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         try:
             self._session = ort.InferenceSession(
                 model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
@@ -101,7 +138,7 @@ class OnnxRunner(Runner):
         self._output = self._session.get_outputs()[0].name
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        (y,) = self._session.run([self._output], {self._input: x})
+        (y,) = self._session.run([self._output], {self._input: x}, self._run_options)
         return np.asarray(y, dtype=np.float32)
 
 
@@ -181,7 +218,7 @@ def _dims(spec: Any) -> list[int | None]:
     return list(spec.shape.as_list()) if spec.shape.rank is not None else []
 
 
-def open_runner(model_bytes: bytes) -> Runner:
+def open_runner(model_bytes: bytes, *, threads: int | None = None) -> Runner:
     """A runner for a payload of either kind (a nested ZIP is a SavedModel, else ONNX).
 
     Raises:
@@ -192,4 +229,4 @@ def open_runner(model_bytes: bytes) -> Runner:
 
     if payload_kind(model_bytes) == "savedmodel_zip":
         return SavedModelRunner(model_bytes)
-    return OnnxRunner(model_bytes)
+    return OnnxRunner(model_bytes, threads=threads)

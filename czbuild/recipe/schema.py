@@ -28,6 +28,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     WithJsonSchema,
+    model_validator,
 )
 
 from czbuild import ops as _ops
@@ -293,10 +294,21 @@ Tolerance = Annotated[
 class Verify(_Strict):
     """How ``czbuild build`` verifies each artifact before installing it (docs/verify.md)."""
 
-    tolerance: Tolerance = Field(
-        _VERIFY_DEFAULTS.tolerance,
-        description="Maximum absolute difference for probability sums, fidelity against the "
-        "source model and tile seams.",
+    fidelity_tolerance: Tolerance = Field(
+        _VERIFY_DEFAULTS.fidelity_tolerance,
+        description="Maximum absolute difference for probability sums and ranges and for "
+        "fidelity against the source model.",
+    )
+    seam_tolerance: Tolerance = Field(
+        _VERIFY_DEFAULTS.seam_tolerance,
+        description="Maximum absolute difference between stitched tiles and the whole-image "
+        "prediction (tiling.seams, minimal-overlap search).",
+    )
+    tolerance: Tolerance | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="Deprecated: sets fidelity_tolerance and seam_tolerance where they are "
+        "not given.",
     )
     tiling: StrictBool = Field(
         _VERIFY_DEFAULTS.tiling,
@@ -326,6 +338,18 @@ class Verify(_Strict):
         description="Checks whose failure this recipe accepts (reported as warnings), e.g. "
         "[semantics.output_range] for a regression model whose output leaves [0, 1] by design.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_tolerance(cls, data: Any) -> Any:
+        """``tolerance`` (before the split) sets the tolerances the section does not name."""
+        if isinstance(data, dict) and "tolerance" in data:
+            value = data["tolerance"]
+            # out of range or not a number: the tolerance field reports it by name
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if number and 0.0 <= value <= 1.0:
+                data = {"fidelity_tolerance": value, "seam_tolerance": value, **data}
+        return data
 
 
 class Recipe(_Strict):
@@ -382,7 +406,8 @@ class Recipe(_Strict):
     )
     verify: Verify = Field(
         default_factory=Verify,
-        description="Verification settings of the build (defaults: tolerance 1e-5, tiling "
+        description="Verification settings of the build (defaults: fidelity_tolerance and "
+        "seam_tolerance 1e-5, tiling "
         "true, seed 0, tiling_max_tile 256, overlap_analysis false).",
     )
     sweep: dict[StrictStr, SweepValues] = Field(

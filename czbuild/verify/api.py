@@ -26,10 +26,12 @@ from czbuild.verify.class_order import check_class_order
 from czbuild.verify.fidelity import check_fidelity
 from czbuild.verify.info import REGRESSION, SEGMENTATION, ModelInfo
 from czbuild.verify.members import check_members
+from czbuild.verify.memory import check_memory
 from czbuild.verify.metadata import check_metadata
 from czbuild.verify.recipe_metadata import NAME as RECIPE_METADATA
 from czbuild.verify.recipe_metadata import check_recipe_metadata
 from czbuild.verify.report import FAILED, SKIPPED, VerifyReport
+from czbuild.verify.runs import RunMemo
 from czbuild.verify.runtime_compat import NAME as RUNTIME_COMPAT
 from czbuild.verify.runtime_compat import check_runtime_compat
 from czbuild.verify.semantics import check_semantics
@@ -39,7 +41,7 @@ from czbuild.verify.tiling import check_tiling, skip_all
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOLERANCE = BUILD.tolerance
+DEFAULT_TOLERANCE = BUILD.fidelity_tolerance
 _ZIP_MAGIC = b"PK\x03\x04"
 _LATER = {
     "container": (
@@ -67,11 +69,14 @@ def verify_artifact(
     strict: bool = False,
     max_bytes: int = MAX_UNPACKED_BYTES,
     tolerance: float | None = None,
+    fidelity_tolerance: float | None = None,
+    seam_tolerance: float | None = None,
     seed: int | None = None,
     tiling: bool | None = None,
     overlap_analysis: bool | str | None = None,
     tiling_max_tile: int | None = None,
     accept: Sequence[str] | None = None,
+    threads: int | None = None,
 ) -> VerifyReport:
     """Verify a ``.czann`` / ``.czmodel`` file (czbuild-built or not).
 
@@ -92,8 +97,10 @@ def verify_artifact(
         strict: Treat writer-rule deviations (``container.layout``, ``container.hygiene``,
             ``payload.hygiene``) as failures, as for czbuild's own artifacts.
         max_bytes: Refuse archives unpacking to more bytes.
-        tolerance: Overrides ``settings.tolerance`` (max abs difference for probabilities,
-            fidelity and seams).
+        tolerance: Overrides both tolerances (deprecated single tolerance).
+        fidelity_tolerance: Overrides ``settings.fidelity_tolerance`` (max abs difference for
+            probabilities, output ranges and fidelity).
+        seam_tolerance: Overrides ``settings.seam_tolerance`` (max abs seam error).
         seed: Overrides ``settings.seed`` (seed of every random input).
         tiling: Overrides ``settings.tiling`` (run the tiling checks).
         overlap_analysis: Overrides ``settings.overlap_analysis``: True / ``"always"``,
@@ -103,6 +110,8 @@ def verify_artifact(
         accept: Overrides ``settings.accept``: names of checks whose failure the caller
             accepts (a recipe's ``verify.accept``, e.g. ``["semantics.output_range"]``): such
             a failure becomes a warning that says so (:meth:`VerifyReport.accept`).
+        threads: onnxruntime threads (default: the CPU share,
+            :func:`czbuild.formats.runner.cpu_share`); figures stay within float32 rounding.
 
     Returns:
         The report; ``report.ok`` is False if any check failed.
@@ -115,13 +124,15 @@ def verify_artifact(
     """
     chosen = (settings or STANDALONE).replace(
         tolerance=tolerance,
+        fidelity_tolerance=fidelity_tolerance,
+        seam_tolerance=seam_tolerance,
         seed=seed,
         tiling=tiling,
         overlap_analysis=overlap_analysis,
         tiling_max_tile=tiling_max_tile,
         accept=None if accept is None else tuple(accept),
     )
-    tolerance, seed = chosen.tolerance, chosen.seed
+    tolerance, seed = chosen.fidelity_tolerance, chosen.seed
     path = Path(path)
     if not path.exists():
         raise ArchiveError(f"{path}: no such file")
@@ -130,7 +141,9 @@ def verify_artifact(
     report = VerifyReport(path=path)
     runner: Runner | None = None
     try:
-        info, runner = _static_checks(path, report, strict=strict, max_bytes=max_bytes)
+        info, runner = _static_checks(
+            path, report, strict=strict, max_bytes=max_bytes, threads=threads
+        )
         if recipe_variant is not None:
             _stage(
                 report,
@@ -140,11 +153,15 @@ def verify_artifact(
             )
         if info is None or runner is None:
             return report
+        if not check_memory(info, report, chosen):
+            _skip_from(report, "run", "the machine cannot hold the tiles verification needs")
+            return report
+        packaged = RunMemo(runner)  # each distinct input runs once, whatever checks share it
         samples = _stage(
             report,
             "semantics",
             "run",
-            lambda: check_semantics(runner, info, report, tolerance=tolerance, seed=seed),
+            lambda: check_semantics(packaged, info, report, tolerance=tolerance, seed=seed),
         )
         if samples is None:
             _skip_from(report, "fidelity", "the packaged model does not run")
@@ -159,7 +176,7 @@ def verify_artifact(
                 "fidelity",
                 "fidelity",
                 lambda: check_fidelity(
-                    runner, reference, info, report, tolerance=tolerance, seed=seed
+                    packaged, reference, info, report, tolerance=tolerance, seed=seed
                 ),
             )
         elif report.get("fidelity") is None:
@@ -175,7 +192,7 @@ def verify_artifact(
                 report,
                 CLASS_ORDER,
                 "none",
-                lambda: check_class_order(runner, reference, info, report, seed=chosen.seed),
+                lambda: check_class_order(packaged, reference, info, report, seed=chosen.seed),
             )
         if not chosen.tiling:
             skip_all(report, "tiling checks disabled (--no-tiling)")
@@ -187,18 +204,18 @@ def verify_artifact(
                 "tiling.seams",
                 "tiling",
                 lambda: check_tiling(
-                    runner,
+                    packaged,
                     reference,
                     info,
                     report,
-                    tolerance=tolerance,
+                    tolerance=chosen.seam_tolerance,
                     seed=seed,
                     reference_tiles=unfaithful,
                     analysis=chosen.analysis,
                     max_tile=chosen.max_tile,
                 ),
             )
-            _tiling_pictures(report, info, arrays or {}, tolerance)
+            _tiling_pictures(report, info, arrays or {}, chosen.seam_tolerance)
         return report
     finally:
         if runner is not None:
@@ -238,6 +255,16 @@ def verify_built_artifact(
     )
 
 
+def recipe_verify_settings(variant: Any) -> VerifySettings:
+    """What ``czbuild verify --recipe`` uses: the variant's build settings, analysis always.
+
+    The tolerances, seed, tiling switch, proxy tile and accepted checks are exactly the
+    build's, so ``verify`` passes what the build accepted; the overlap analysis (advice that
+    never fails a report) runs for every artifact, to help choose ``MinOverlap``.
+    """
+    return build_settings(variant).replace(overlap_analysis=True)
+
+
 def build_settings(variant: Any) -> VerifySettings:
     """The verification settings of ``variant``: its ``spec.verify``, else :data:`BUILD`."""
     section = getattr(getattr(variant, "spec", None), "verify", None)
@@ -248,16 +275,21 @@ def build_settings(variant: Any) -> VerifySettings:
 
 
 def _stage(report: VerifyReport, name: str, later: str, func: Any) -> Any:
-    """Run ``func``; turn an unexpected exception into a failed ``name`` check."""
+    """Run ``func``; turn an unexpected exception into a failed check.
+
+    The failure is reported under ``name``, or -- when ``func`` added ``name`` before it
+    failed -- under the first check of its group it did not add yet (never a second row of
+    the same name).
+    """
     progress.phase(f"verifying: {name.split('.', 1)[0]}")
     try:
         return func()
     except CzbuildError as exc:
-        report.add(name, FAILED, "error", str(exc))
+        report.add(_failing(report, name, later), FAILED, "error", str(exc))
     except Exception as exc:
         log.debug("verification stage %s failed", name, exc_info=True)
         report.add(
-            name,
+            _failing(report, name, later),
             FAILED,
             "verifier error",
             f"unexpected {type(exc).__name__} while checking: {str(exc)[:300]}",
@@ -268,8 +300,16 @@ def _stage(report: VerifyReport, name: str, later: str, func: Any) -> Any:
     return None
 
 
+def _failing(report: VerifyReport, name: str, later: str) -> str:
+    """The check a failed stage is reported under (see :func:`_stage`)."""
+    if report.get(name) is None:
+        return name
+    rest = [n for n in _LATER.get(later, ()) if report.get(n) is None]
+    return rest[0] if rest else f"{name}.error"
+
+
 def _static_checks(
-    path: Path, report: VerifyReport, *, strict: bool, max_bytes: int
+    path: Path, report: VerifyReport, *, strict: bool, max_bytes: int, threads: int | None = None
 ) -> tuple[ModelInfo | None, Runner | None]:
     """Container and payload checks; the filled-in info and a runner when the model can run."""
     container = _stage(
@@ -315,7 +355,7 @@ def _static_checks(
         report,
         "payload.model",
         "payload",
-        lambda: _payload(data, info, report, strict=strict, max_bytes=max_bytes),
+        lambda: _payload(data, info, report, strict=strict, max_bytes=max_bytes, threads=threads),
     )
     if report.get(RUNTIME_COMPAT) is None:
         _stage(
@@ -331,7 +371,13 @@ def _static_checks(
 
 
 def _payload(
-    data: bytes, info: ModelInfo, report: VerifyReport, *, strict: bool, max_bytes: int
+    data: bytes,
+    info: ModelInfo,
+    report: VerifyReport,
+    *,
+    strict: bool,
+    max_bytes: int,
+    threads: int | None = None,
 ) -> tuple[ModelInfo, Runner] | None:
     is_zip = data.startswith(_ZIP_MAGIC)
     savedmodel_ok = info.version == "3.0.0" or (
@@ -364,7 +410,7 @@ def _payload(
     if filled is None:
         return None
     try:
-        runner = OnnxRunner(data)
+        runner = OnnxRunner(data, threads=threads)
     except Exception as exc:
         report.add(
             "semantics",

@@ -1,7 +1,9 @@
 """The ``fidelity`` check: the packaged model computes what the recipe declares.
 
-On seeded random tiles in the format's input range (plus a darkest and a brightest tile),
-the packaged model's output is compared with the independent reference of
+On the seeded batch ``semantics`` ran (:func:`czbuild.verify.inputs.seeded_batch`: random
+tiles in the format's input range, a darkest and a brightest tile, as many as a megapixel
+holds), the packaged model's output (remembered from ``semantics`` when ``predict`` is a
+:class:`czbuild.verify.runs.RunMemo`) is compared with the independent reference of
 :mod:`czbuild.verify.source`: NumPy preprocessing, the unwrapped source model in Keras,
 NumPy postprocessing. The figure is the maximum absolute difference; the check fails above
 the tolerance (default 1e-5).
@@ -14,12 +16,11 @@ from collections.abc import Callable
 import numpy as np
 
 from czbuild.verify.info import ModelInfo
-from czbuild.verify.inputs import random_tiles
+from czbuild.verify.inputs import seeded_batch
 from czbuild.verify.report import FAILED, PASSED, VerifyReport
 from czbuild.verify.source import SourceChain
 
 NAME = "fidelity"
-RANDOM_TILES = 4
 
 
 def check_fidelity(
@@ -33,7 +34,7 @@ def check_fidelity(
 ) -> None:
     """Compare packaged and reference outputs; add the ``fidelity`` check."""
     assert info.input_shape is not None
-    x = random_tiles(info, info.input_shape, RANDOM_TILES, seed + 1)
+    x = seeded_batch(info, info.input_shape, seed)
     details = {
         "tiles": int(x.shape[0]),
         "tolerance": tolerance,

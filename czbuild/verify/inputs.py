@@ -17,6 +17,29 @@ _BLOB_REACH = 10.0
 BLOB_RADIUS = (4.0, 12.0)
 #: Blobs per pixel of area (one per 2500 px: about 10% of the area inside a blob radius).
 BLOB_DENSITY = 1.0 / 2500
+#: Random tiles of the seeded batch when they fit the pixel budget.
+RANDOM_TILES = 4
+#: Pixels the seeded batch holds at most (beyond its first tile): four random and two
+#: constant tiles up to 170 x 170 px, one random tile from 1024 x 1024 px on.
+SEEDED_PIXELS = 1 << 20
+
+
+def seeded_batch(info: ModelInfo, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """The one seeded batch ``semantics`` and ``fidelity`` share (the model runs on it once).
+
+    In order: a random tile, the darkest and the brightest constant tile, then up to three
+    more random tiles -- as many as fit :data:`SEEDED_PIXELS`, at least the first. Small tiles
+    get all six; a 512-px tile four (random, dark, bright, random); a megapixel tile one, so
+    verifying it costs one pass of the packaged model and one of the source model.
+
+    Returns:
+        float32 array ``[n, *shape]``, ``1 <= n <= RANDOM_TILES + 2``.
+    """
+    pixels = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+    count = max(1, min(RANDOM_TILES + 2, SEEDED_PIXELS // max(pixels, 1)))
+    tiles = random_tiles(info, shape, RANDOM_TILES, seed)
+    order = [0, RANDOM_TILES, RANDOM_TILES + 1, *range(1, RANDOM_TILES)]
+    return tiles[order[:count]]
 
 
 def random_tiles(info: ModelInfo, shape: tuple[int, ...], count: int, seed: int) -> np.ndarray:

@@ -6,7 +6,9 @@ value in the input range, and the outputs that change by more than :data:`THRESH
 the output scale) mark the receptive field. Several seeded base images are used so a dead
 ReLU at one place cannot hide a path. The radius is the largest distance (per axis) from the
 perturbed pixel to a changed output; ``2 × radius`` is the overlap that hides every border
-effect for certain.
+effect for certain. The trials run one at a time (a base image and its probe per call), so
+the probe holds two images whatever the number of trials; callers cap the probe size
+(:data:`PROBE_MAX_SIDE`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import numpy as np
 #: Output changes below this (relative to max(1, |output|)) count as float rounding noise.
 THRESHOLD = 1e-6
 TRIALS = 3
+#: The largest probe side (px): radii up to half of it are measured, larger ones are reported
+#: as "at least" (unbounded).
+PROBE_MAX_SIDE = 1024
 
 
 @dataclass(frozen=True)
@@ -53,18 +58,19 @@ def measure(
     low, high = input_range
     rng = np.random.default_rng(seed)
     cy, cx = h // 2, w // 2
-    bases = rng.uniform(low, high, size=(TRIALS, h, w, c)).astype(np.float32)
-    probes = bases.copy()
-    probes[:, cy, cx, :] = (low + high) - probes[:, cy, cx, :]
-    # Make sure the perturbation is large even where the base value sits mid-range.
-    mid = np.abs(probes[:, cy, cx, :] - bases[:, cy, cx, :]) < 0.25 * (high - low)
-    probes[:, cy, cx, :] = np.where(
-        mid, np.where(bases[:, cy, cx, :] < (low + high) / 2, high, low), probes[:, cy, cx, :]
-    )
-    out = np.asarray(predict(np.concatenate([bases, probes])), dtype=np.float64)
-    y0, y1 = out[:TRIALS], out[TRIALS:]
-    scale = max(1.0, float(np.max(np.abs(y0))))
-    changed = np.max(np.abs(y1 - y0), axis=(0, -1)) > THRESHOLD * scale
+    changed = np.zeros((h, w), dtype=bool)
+    for _ in range(TRIALS):  # one base/probe pair per call: two probe images in memory
+        base = rng.uniform(low, high, size=(1, h, w, c)).astype(np.float32)
+        probe = base.copy()
+        value = probe[0, cy, cx, :]
+        flipped = (low + high) - value
+        # Make sure the perturbation is large even where the base value sits mid-range.
+        mid = np.abs(flipped - value) < 0.25 * (high - low)
+        probe[0, cy, cx, :] = np.where(mid, np.where(value < (low + high) / 2, high, low), flipped)
+        out = np.asarray(predict(np.concatenate([base, probe])), dtype=np.float64)
+        scale = max(1.0, float(np.max(np.abs(out[0]))))
+        changed |= np.max(np.abs(out[1] - out[0]), axis=-1) > THRESHOLD * scale
+        del out
     rows, cols = np.nonzero(changed)
     if rows.size == 0:
         return ReceptiveField((0, 0), (h, w), True)

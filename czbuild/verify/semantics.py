@@ -4,9 +4,12 @@
 and summing to 1 over the class axis, each within the tolerance; regression outputs must be
 finite. ``semantics.output_range`` (regression only): ZEN expects regression outputs in
 ``[0, 1]``; the check fails with the figures and the fix (a ``clip`` or ``sigmoid``
-postprocessing step) unless the recipe accepts it (``verify.accept``). Inputs are seeded
-random tiles in the format's input range plus a darkest and a brightest constant tile, and
-for the range also the synthetic test image (:func:`czbuild.verify.inputs.sample_image`).
+postprocessing step) unless the recipe accepts it (``verify.accept``). Inputs are the seeded
+batch that ``fidelity`` compares too (:func:`czbuild.verify.inputs.seeded_batch`: random tiles
+in the format's input range, a darkest and a brightest constant tile), and for the range also
+the synthetic test image (:func:`czbuild.verify.inputs.sample_image`). Pass a
+:class:`czbuild.verify.runs.RunMemo` as ``predict`` and the packaged model runs each of them
+once for every check.
 Types with unpublished output encodings are skipped.
 """
 
@@ -17,13 +20,12 @@ from collections.abc import Callable
 import numpy as np
 
 from czbuild.verify.info import REGRESSION, SEGMENTATION, ModelInfo
-from czbuild.verify.inputs import random_tiles, sample_image
+from czbuild.verify.inputs import sample_image, seeded_batch
 from czbuild.verify.report import FAILED, PASSED, SKIPPED, VerifyReport
 
 NAME = "semantics"
 #: The regression [0, 1] range rule; a recipe may accept it (``verify.accept``).
 OUTPUT_RANGE = "semantics.output_range"
-RANDOM_TILES = 3
 
 
 def check_semantics(
@@ -40,7 +42,7 @@ def check_semantics(
         ``(inputs, outputs)`` of the run (for report pictures), or None if it did not run.
     """
     assert info.input_shape is not None and info.output_shape is not None
-    x = random_tiles(info, info.input_shape, RANDOM_TILES, seed)
+    x = seeded_batch(info, info.input_shape, seed)
     try:
         y = predict(x)
     except Exception as exc:

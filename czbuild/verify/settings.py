@@ -37,7 +37,10 @@ ALWAYS, ON_FAILURE, NEVER = "always", "on-failure", "never"
 ANALYSIS_MODES: Final = (ALWAYS, ON_FAILURE, NEVER)
 #: Checks a recipe may accept by name (``verify.accept``): format expectations a model may miss
 #: by design. Each is a real check name (a test keeps them so).
-ACCEPTABLE_CHECKS: Final = ("semantics.output_range",)
+ACCEPTABLE_CHECKS: Final = ("semantics.output_range", "tiling.seams")
+#: The deprecated single ``tolerance`` key: sets both tolerances (recipes written before the split).
+DEPRECATED_TOLERANCE: Final = "tolerance"
+_TOLERANCES: Final = ("fidelity_tolerance", "seam_tolerance")
 #: A proxy tile keeps the artifact's tile size modulo this (down-sampling up to 2**7 aligned),
 #: so ``tiling_max_tile`` is 0 (no limit) or at least this.
 PROXY_MODULUS: Final = 128
@@ -77,7 +80,11 @@ class VerifySettings:
     """Verification settings; the defaults are the build's (a recipe without ``verify:``).
 
     Attributes:
-        tolerance: Maximum absolute difference (probability sums, fidelity, seams), in [0, 1].
+        fidelity_tolerance: Maximum absolute difference of the packaged model's own outputs:
+            probability sums and ranges (semantics) and the packaged model against the source
+            model (fidelity), in [0, 1].
+        seam_tolerance: Maximum absolute difference between ZEN's stitched tiles and the
+            whole-image prediction (``tiling.seams`` and the overlap search), in [0, 1].
         tiling: Run the tiling checks (they simulate many tiles).
         seed: Seed of every random test input (>= 0).
         tiling_max_tile: Check seams of larger tiles on a proxy tile of at most this size
@@ -89,7 +96,8 @@ class VerifySettings:
             without it keep their digest.
     """
 
-    tolerance: float = 1e-5
+    fidelity_tolerance: float = 1e-5
+    seam_tolerance: float = 1e-5
     tiling: bool = True
     seed: int = 0
     tiling_max_tile: int = 256
@@ -97,11 +105,13 @@ class VerifySettings:
     accept: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)):
-            raise ValueError(f"tolerance: must be a number, got {self.tolerance!r}")
-        if not 0.0 <= float(self.tolerance) <= 1.0:
-            raise ValueError(f"tolerance: must be between 0 and 1, got {self.tolerance}")
-        object.__setattr__(self, "tolerance", float(self.tolerance))
+        for name in _TOLERANCES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name}: must be a number, got {value!r}")
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name}: must be between 0 and 1, got {value}")
+            object.__setattr__(self, name, float(value))
         if not isinstance(self.tiling, bool):
             raise ValueError(f"tiling: must be true or false, got {self.tiling!r}")
         for name in ("seed", "tiling_max_tile"):
@@ -136,8 +146,13 @@ class VerifySettings:
         return self.tiling_max_tile or None
 
     def replace(self, **changes: Any) -> VerifySettings:
-        """A copy with the given fields changed; None values leave a field as it is."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with the given fields changed; None values leave a field as it is.
+
+        ``tolerance=`` (the deprecated single tolerance) sets both tolerances unless one is
+        given by name as well.
+        """
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **_split_tolerance(changes))
 
     def to_plain(self) -> dict[str, Any]:
         """The JSON form (a recipe's ``verify:`` section; part of the digest)."""
@@ -155,12 +170,22 @@ class VerifySettings:
         Raises:
             ValueError: An unknown key or a bad value (names the key).
         """
-        data = dict(data or {})
+        data = _split_tolerance(dict(data or {}))
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"{unknown[0]}: unknown verify setting (known: {', '.join(known)})")
         return cls(**data)
+
+
+def _split_tolerance(data: dict[str, Any]) -> dict[str, Any]:
+    """Map the deprecated ``tolerance`` to both tolerances (a named one wins)."""
+    if DEPRECATED_TOLERANCE in data:
+        value = data.pop(DEPRECATED_TOLERANCE)
+        if value is not None:
+            for name in _TOLERANCES:
+                data.setdefault(name, value)
+    return data
 
 
 #: A build's settings when the recipe says nothing: bounded tiling checks, analysis on failure.

@@ -41,6 +41,22 @@ def kept_ranges(starts: list[int], tile: int, size: int) -> list[tuple[int, int]
     return list(zip(lows, highs))
 
 
+#: Most tiles one simulation may cut: 12 x 12, 16 times the pixels of the 3 x 3-tile image
+#: (overlaps up to about 80 % of the tile); larger overlaps are beyond the overlap search.
+MAX_TILES = 144
+
+
+class TooManyTiles(ValueError):
+    """A layout would cut more than :data:`MAX_TILES` tiles."""
+
+
+def tile_count(size: tuple[int, int], tile: tuple[int, int], overlap: tuple[int, int]) -> int:
+    """Tiles ZEN cuts from an image of ``size`` with ``tile`` and ``overlap`` (per axis)."""
+    return len(tile_starts(size[0], tile[0], overlap[0])) * len(
+        tile_starts(size[1], tile[1], overlap[1])
+    )
+
+
 @dataclass
 class TiledRun:
     """Result of a simulated tiled inference.
@@ -48,15 +64,19 @@ class TiledRun:
     Attributes:
         output: The stitched output ``[H, W, N]``.
         ys / xs: Tile start offsets per axis.
-        tiles: Per-tile outputs ``[len(ys) * len(xs), T_h, T_w, N]`` in row-major order.
+        tile: The tile size ``(T_h, T_w)``.
         overlap: ``(overlap_y, overlap_x)`` used.
+        need: With a reference: the smallest even overlap that discards every tile pixel off
+            by more than the tolerance (:func:`needed_overlap`); None when no overlap below
+            the tile size does, or without a reference.
     """
 
     output: np.ndarray
     ys: list[int]
     xs: list[int]
-    tiles: np.ndarray
+    tile: tuple[int, int]
     overlap: tuple[int, int]
+    need: int | None = None
 
     @property
     def count(self) -> int:
@@ -69,25 +89,94 @@ def run_tiled(
     image: np.ndarray,
     tile: tuple[int, int],
     overlap: tuple[int, int],
+    *,
+    reference: np.ndarray | None = None,
+    tolerance: float = 0.0,
+    max_tiles: int = MAX_TILES,
 ) -> TiledRun:
-    """Tile ``image`` (``[1, H, W, C]``), predict every tile, stitch the centre regions."""
+    """Tile ``image`` (``[1, H, W, C]``), predict every tile, stitch the centre regions.
+
+    Streams: tiles are cut, predicted and stitched a batch at a time (about a megapixel), so
+    memory holds one batch of tiles beside the stitched output whatever the layout.
+
+    Args:
+        predict: The model on a batch of tiles.
+        image: The whole image.
+        tile: Tile size.
+        overlap: Overlap per axis.
+        reference: The whole-image prediction ``[H, W, N]``: also measure how deep border
+            effects reach into the tiles (:attr:`TiledRun.need`).
+        tolerance: Errors up to this are not border effects (with ``reference``).
+        max_tiles: Refuse layouts with more tiles.
+
+    Raises:
+        TooManyTiles: The layout needs more than ``max_tiles`` tiles.
+        ValueError: Impossible layout, or tile outputs not of the tile's spatial size.
+    """
     _, h, w, _ = image.shape
     th, tw = tile
     ys, xs = tile_starts(h, th, overlap[0]), tile_starts(w, tw, overlap[1])
-    crops = np.stack([image[0, y : y + th, x : x + tw] for y in ys for x in xs])
+    if len(ys) * len(xs) > max_tiles:
+        raise TooManyTiles(
+            f"overlap {list(overlap)} cuts {len(ys) * len(xs)} tiles of {list(tile)} from a "
+            f"{h}x{w} image (at most {max_tiles} are simulated)"
+        )
+    places = [
+        (y, x, rows, cols)
+        for y, rows in zip(ys, kept_ranges(ys, th, h))
+        for x, cols in zip(xs, kept_ranges(xs, tw, w))
+    ]
     batch = max(1, min(_MAX_BATCH, _PIXELS_PER_CALL // (th * tw)))
-    outs = np.concatenate(
-        [np.asarray(predict(crops[i : i + batch])) for i in range(0, len(crops), batch)]
-    ).astype(np.float64)
-    if outs.shape[1:3] != (th, tw):
-        raise ValueError(f"tile output {list(outs.shape[1:])} is not of the tile's spatial size")
-    stitched = np.zeros((h, w, outs.shape[-1]))
-    k = 0
-    for (y0, y1), y in zip(kept_ranges(ys, th, h), ys):
-        for (x0, x1), x in zip(kept_ranges(xs, tw, w), xs):
-            stitched[y0:y1, x0:x1] = outs[k, y0 - y : y1 - y, x0 - x : x1 - x]
-            k += 1
-    return TiledRun(stitched, ys, xs, outs, (overlap[0], overlap[1]))
+    stitched: np.ndarray | None = None
+    worst: int | None = 0
+    for i in range(0, len(places), batch):
+        chunk = places[i : i + batch]
+        crops = np.stack([image[0, y : y + th, x : x + tw] for y, x, _, _ in chunk])
+        outs = np.asarray(predict(crops))
+        if outs.shape[1:3] != (th, tw):
+            raise ValueError(
+                f"tile output {list(outs.shape[1:])} is not of the tile's spatial size"
+            )
+        if stitched is None:
+            stitched = np.zeros((h, w, outs.shape[-1]))
+        for out, (y, x, (y0, y1), (x0, x1)) in zip(outs, chunk):
+            stitched[y0:y1, x0:x1] = out[y0 - y : y1 - y, x0 - x : x1 - x]
+            if reference is not None and worst is not None:
+                depth = _border_depth(out, reference, y, x, tolerance)
+                worst = None if depth is None else max(worst, depth)
+    assert stitched is not None
+    need = None
+    if reference is not None and worst is not None and 2 * worst < min(th, tw):
+        need = 2 * worst
+    return TiledRun(stitched, ys, xs, (th, tw), (overlap[0], overlap[1]), need)
+
+
+def _border_depth(
+    out: np.ndarray, reference: np.ndarray, y: int, x: int, tolerance: float
+) -> int | None:
+    """How deep (px) errors above ``tolerance`` reach from the tile's interior sides.
+
+    A pixel off by more than the tolerance is discarded by overlap ``O`` when it lies within
+    ``O / 2`` of a side facing another tile; None when a pixel is off and no side faces one.
+    """
+    h, w = reference.shape[:2]
+    th, tw = out.shape[:2]
+    err = error_map(out, reference[y : y + th, x : x + tw])
+    rows, cols = np.nonzero(err > tolerance)
+    if rows.size == 0:
+        return 0
+    sides = []
+    if y > 0:
+        sides.append(rows + 1)
+    if y + th < h:
+        sides.append(th - rows)
+    if x > 0:
+        sides.append(cols + 1)
+    if x + tw < w:
+        sides.append(tw - cols)
+    if not sides:
+        return None
+    return int(np.max(np.min(np.stack(sides), axis=0)))
 
 
 def error_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -95,41 +184,16 @@ def error_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)), axis=-1)
 
 
-def needed_overlap(run: TiledRun, reference: np.ndarray, tolerance: float) -> int | None:
+def needed_overlap(run: TiledRun) -> int | None:
     """Smallest even overlap that would discard every above-tolerance pixel of ``run``'s tiles.
 
-    Each tile output is compared with the whole-image reference at the same place. A pixel
-    off by more than ``tolerance`` is discarded by overlap ``O`` when it lies within ``O / 2``
-    of a side facing another tile. Assumes border effects depend only on the distance to the
-    tile edge (translation equivariance), which the caller confirms by simulation.
+    Measured while ``run`` was stitched (:func:`run_tiled` with ``reference=``): each tile
+    output is compared with the whole-image reference at the same place. Assumes border
+    effects depend only on the distance to the tile edge (translation equivariance), which
+    the caller confirms by simulation.
 
     Returns:
         The even overlap, 0 if no pixel is off, or None if some pixel is off too far from
         every interior side (or next to an image border) for any overlap below the tile size.
     """
-    h, w = reference.shape[:2]
-    th, tw = run.tiles.shape[1:3]
-    worst = 0
-    k = 0
-    for y in run.ys:
-        for x in run.xs:
-            err = error_map(run.tiles[k], reference[y : y + th, x : x + tw])
-            k += 1
-            rows, cols = np.nonzero(err > tolerance)
-            if rows.size == 0:
-                continue
-            sides = []
-            if y > 0:
-                sides.append(rows + 1)
-            if y + th < h:
-                sides.append(th - rows)
-            if x > 0:
-                sides.append(cols + 1)
-            if x + tw < w:
-                sides.append(tw - cols)
-            if not sides:
-                return None
-            need = int(np.max(np.min(np.stack(sides), axis=0)))
-            worst = max(worst, need)
-    overlap = 2 * worst
-    return overlap if overlap < min(th, tw) else None
+    return run.need

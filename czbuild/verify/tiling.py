@@ -40,7 +40,15 @@ from czbuild.verify.inputs import sample_image
 from czbuild.verify.report import FAILED, PASSED, SKIPPED, WARNING, VerifyReport
 from czbuild.verify.settings import ALWAYS, NEVER, ON_FAILURE, PROXY_MODULUS
 from czbuild.verify.source import SourceChain, freeze_statistics
-from czbuild.verify.tiles import TiledRun, error_map, kept_ranges, needed_overlap, run_tiled
+from czbuild.verify.tiles import (
+    MAX_TILES,
+    TiledRun,
+    error_map,
+    kept_ranges,
+    needed_overlap,
+    run_tiled,
+    tile_count,
+)
 
 SEAMS = "tiling.seams"
 FIELD = "tiling.receptive_field"
@@ -166,6 +174,8 @@ def check_tiling(
 
     run = run_tiled(tile_predict, image, (th, tw), overlap)  # type: ignore[arg-type]
     err = error_map(run.output, whole)
+    if overlap[0] == overlap[1]:
+        runs[overlap[0]] = float(err.max())
     images = {"input": image[0], "output": run.output, "seam_error": err, "cuts": _cuts(run, size)}
     per_tile: Predict = reference.predict if (reference_tiles or proxy) else runner
     _seams(
@@ -195,7 +205,8 @@ def check_tiling(
             (FIELD, MIN_OVERLAP),
         )
         return images
-    probe = (2 * th, 2 * tw)  # radii up to a tile: every overlap below the tile size
+    # radii up to a tile (every overlap below the tile size), at most PROBE_MAX_SIDE px a side
+    probe = (min(2 * th, receptive.PROBE_MAX_SIDE), min(2 * tw, receptive.PROBE_MAX_SIDE))
     field = receptive.measure(
         lambda x: reference.predict(x, preprocessing=chain),
         (*probe, channels),
@@ -203,10 +214,72 @@ def check_tiling(
         seed=seed + 7,
     )
     _field(report, field, overlap, f"source model ({probe[0]}x{probe[1]} probe)")
-    _min_overlap(
-        report, tile_predict, image, whole, (th, tw), overlap, tolerance, seam_error, field
-    )
+    if field.bounded:
+        found = _min_overlap(
+            report, tile_predict, image, whole, (th, tw), overlap, tolerance, seam_error, field
+        )
+    else:  # global context: no overlap can help, so no search (time) is spent on one
+        found = None
+        report.add(
+            MIN_OVERLAP,
+            WARNING,
+            "none",
+            f"not searched: a one-pixel change reaches the whole {field.size[0]}x"
+            f"{field.size[1]} probe (global context), so no overlap removes the seams",
+            declared=list(overlap),
+            tolerance=tolerance,
+        )
+    _global_context(report, field, found, (th, tw), artifact_tile, size)
     return images
+
+
+def largest_overlap(size: tuple[int, int], tile: tuple[int, int]) -> int:
+    """The largest even overlap below the tile whose layout stays within :data:`MAX_TILES`."""
+    limit = min(tile) - 1
+    limit -= limit % 2
+    while limit > 0 and tile_count(size, tile, (limit, limit)) > MAX_TILES:
+        limit -= 2
+    return limit
+
+
+def _global_context(
+    report: VerifyReport,
+    field: receptive.ReceptiveField,
+    found: int | None,
+    tile: tuple[int, int],
+    artifact_tile: tuple[int, int],
+    size: tuple[int, int],
+) -> None:
+    """Amend a failed ``tiling.seams`` when no overlap can fix it: one clear finding.
+
+    That is when the receptive field reaches past the probe (global pooling, image-level
+    context) or needs more overlap than any layout simulated here allows, and the search
+    found no overlap. The finding names the receptive field, the tile that would hold it
+    with at most half the tile as overlap, and how to accept the seams by name.
+    """
+    seams = report.get(SEAMS)
+    if seams is None or seams.status != FAILED or found is not None:
+        return
+    limit = largest_overlap(size, tile)
+    need = max(field.overlap)
+    if field.bounded and need <= limit:
+        return  # a local model whose overlap search ran out of budget: no claim to make
+    at_least = "" if field.bounded else " (a one-pixel change reaches the whole probe)"
+    grain = 64
+    tile_needed = -(-max(2 * need, max(artifact_tile) + grain) // grain) * grain
+    finding = (
+        f"receptive field >= {need} px{at_least}: tiles will show seams whatever the overlap; "
+        f"raise the tile to >= {tile_needed}, or accept it by name with "
+        f"verify.accept: [{SEAMS}]"
+    )
+    seams.message = f"{seams.message}; {finding}"
+    seams.details.update(
+        receptive_field_px=need,
+        receptive_field_bounded=field.bounded,
+        largest_simulated_overlap=limit,
+        tile_needed=tile_needed,
+        fix=finding,
+    )
 
 
 def _seams(
@@ -243,7 +316,7 @@ def _seams(
     }
     note = "" if declared else " (no overlap declared: simulated with 0)"
     if artifact_tile is not None:
-        tile = list(run.tiles.shape[1:3])
+        tile = list(run.tile)
         details["proxy_tile"] = tile
         details["artifact_tile"] = list(artifact_tile)
         note += (
@@ -260,7 +333,7 @@ def _seams(
     if dependent:
         # The real per-tile statistics: the packaged model (or, when it cannot run these
         # tiles or failed fidelity, the reference with its unfrozen chain) on every tile.
-        tiled = run_tiled(runner, image, run.tiles.shape[1:3], overlap)  # type: ignore
+        tiled = run_tiled(runner, image, run.tile, overlap)  # type: ignore
         effect = float(error_map(tiled.output, whole).max())
         details["per_tile_statistics_effect"] = effect
         details["per_tile_statistics_predicted_by"] = (
@@ -378,11 +451,11 @@ def _min_overlap(
     tolerance: float,
     seam_error: Callable[[int], float],
     field: receptive.ReceptiveField,
-) -> None:
-    limit = min(tile) - 1
-    limit -= limit % 2
-    first = run_tiled(tile_predict, image, tile, (0, 0))
-    candidate = needed_overlap(first, whole, tolerance)
+) -> int | None:
+    """Add ``tiling.min_overlap``; returns the overlap found (None: none works)."""
+    limit = largest_overlap(whole.shape[:2], tile)  # type: ignore[arg-type]
+    first = run_tiled(tile_predict, image, tile, (0, 0), reference=whole, tolerance=tolerance)
+    candidate = needed_overlap(first)
     found, tried = search(seam_error, candidate, limit, tolerance)
     details = {
         "candidate": candidate,
@@ -396,12 +469,13 @@ def _min_overlap(
             MIN_OVERLAP,
             WARNING,
             "none",
-            f"no even overlap below the tile size keeps the seam error within "
-            f"{tolerance:g}: the model is not tiling-invariant (misaligned pooling, "
-            "global operations or a receptive field larger than the tile)",
+            f"no even overlap up to {limit} px (the largest whose layout stays within "
+            f"{MAX_TILES} tiles) keeps the seam error within {tolerance:g}: the model is not "
+            "tiling-invariant (misaligned pooling, global operations or a receptive field "
+            "larger than the tile)",
             **details,
         )
-        return
+        return None
     verdict = "enough" if min(overlap) >= found else "too small"
     note = ""
     if field.bounded and found > max(field.overlap):
@@ -424,6 +498,7 @@ def _min_overlap(
         minimal_overlap=found,
         **details,
     )
+    return found
 
 
 def search(
@@ -464,7 +539,7 @@ def search(
 
 
 def _cuts(run: TiledRun, size: tuple[int, int]) -> tuple[list[int], list[int]]:
-    th, tw = run.tiles.shape[1:3]
+    th, tw = run.tile
     ycuts = [lo for lo, _ in kept_ranges(run.ys, th, size[0])][1:]
     xcuts = [lo for lo, _ in kept_ranges(run.xs, tw, size[1])][1:]
     return ycuts, xcuts

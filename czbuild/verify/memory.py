@@ -1,0 +1,94 @@
+"""Can this machine verify a tile of this size? Refuse up front, naming the memory needed.
+
+A recipe can ask for a tile no machine verifies (``tile: 100000`` is 10^10 pixels: its seeded
+tiles alone need hundreds of GiB). Without this check the first NumPy allocation fails deep
+inside a check and the user reads ``semantics (verifier error)``. :func:`needed_bytes` is a
+lower bound of what verification holds at once -- the seeded batch's inputs and outputs (the
+packaged model's float32, the reference's float64 and their difference), the synthetic test
+image the tiling checks stitch, and one input and output set of the models' own activations
+-- and :func:`check_memory` fails ``semantics`` when it exceeds the memory the system reports
+available (``MemAvailable`` of ``/proc/meminfo``; elsewhere the check is skipped).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from czbuild.verify.info import ModelInfo
+from czbuild.verify.inputs import RANDOM_TILES, SEEDED_PIXELS
+from czbuild.verify.report import FAILED, VerifyReport
+from czbuild.verify.settings import VerifySettings
+
+NAME = "semantics"
+_MEMINFO = Path("/proc/meminfo")
+GiB = 1 << 30
+
+
+def available_bytes() -> int | None:
+    """Memory the system can give this process now (``MemAvailable``), or None if unknown."""
+    try:
+        for line in _MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def needed_bytes(info: ModelInfo, settings: VerifySettings) -> int:
+    """A lower bound of the bytes verification of ``info``'s tile holds at once.
+
+    Args:
+        info: The artifact's input and output shapes (without batch).
+        settings: Whether the tiling checks run and on which tile (proxy or own).
+    """
+    assert info.input_shape is not None and info.output_shape is not None
+    pixels = int(np.prod(info.input_shape[:-1], dtype=np.float64))
+    cin, cout = int(info.input_shape[-1]), int(info.output_shape[-1])
+    tiles = max(1, min(RANDOM_TILES + 2, SEEDED_PIXELS // max(pixels, 1)))
+    # seeded tiles (float32 in; float32 packaged, float64 reference and difference out)
+    batch = tiles * pixels * (4 * cin + 20 * cout)
+    # one tile through a model: its input and output at least
+    activations = 2 * pixels * 4 * (cin + cout)
+    tiling = 0
+    if settings.tiling and len(info.input_shape) == 3:
+        from czbuild.verify.tiling import TILES_PER_SIDE, proxy_tile
+
+        overlap = tuple(info.overlap or (0, 0))
+        side = [
+            proxy_tile(int(t), int(o), settings.max_tile)
+            for t, o in zip(info.input_shape[:2], overlap)
+        ]
+        image = TILES_PER_SIDE**2 * side[0] * side[1]
+        # the float64 test image while it is drawn, its float32 copy, the whole-image
+        # reference and the stitched output (float64), the error map
+        tiling = image * (8 * (3 + cin) + 4 * cin + 16 * cout + 8)
+    return int(max(batch, tiling) + activations)
+
+
+def check_memory(info: ModelInfo, report: VerifyReport, settings: VerifySettings) -> bool:
+    """Fail ``semantics`` when the tile needs more memory than is available; True if it fits."""
+    if info.input_shape is None or info.output_shape is None:
+        return True
+    available = available_bytes()
+    if available is None:
+        return True
+    needed = needed_bytes(info, settings)
+    if needed <= available:
+        return True
+    tile = "x".join(str(d) for d in info.input_shape[:-1])
+    fix = "build a smaller tile, or skip verification with --no-verify"
+    report.add(
+        NAME,
+        FAILED,
+        f"needs {needed / GiB:.3g} GiB",
+        f"verifying a {tile} tile needs at least {needed / GiB:.3g} GiB of memory (its seeded "
+        f"test tiles and test image, before the models' own activations) but "
+        f"{available / GiB:.3g} GiB are available: {fix}",
+        needed_bytes=needed,
+        available_bytes=available,
+        fix=fix,
+    )
+    return False
