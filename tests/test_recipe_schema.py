@@ -84,7 +84,15 @@ def test_every_library_option_has_a_key() -> None:
         "sweep",
         "defaults",
     }
-    assert _props(schema, "ModelSource") == {"path", "factory", "sha256", "custom_objects"}
+    assert _props(schema, "ModelSource") == {
+        "path",
+        "factory",
+        "onnx",
+        "torch",
+        "channels_first",
+        "sha256",
+        "custom_objects",
+    }
     assert _props(schema, "Target") == {"product", "version"}
     assert _props(schema, "Metadata") == {
         "type",

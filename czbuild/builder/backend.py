@@ -1,11 +1,12 @@
 """The conversion backend run inside a worker: one job -> one verified artifact.
 
 Keeps one loaded model per worker (:data:`MAX_CONVERTERS`): all variants of a sweep that use
-the same model (same source, same content, same custom objects) share one
-:class:`czbuild.keras.converter.ModelConverter`, hence one model load and, for a
-tiling-invariant model, one trace/conversion. The same loaded model is the reference of the
-verification that runs before the artifact gets its final name
-(:mod:`czbuild.builder.verification`). Imports TensorFlow (lazily, on first job).
+the same model (same source, same content, same custom objects) share one converter of the
+source's adapter (:func:`czbuild.sources.dispatch.open_converter`: Keras, ONNX or PyTorch),
+hence one model load (one PyTorch export) and, for a tiling-invariant model, one
+trace/conversion. The same loaded model is the reference of the verification that runs
+before the artifact gets its final name (:mod:`czbuild.builder.verification`). Imports the
+framework (lazily, on first job).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
     key = (job.source_key, variant.model_source, tuple(spec.model.custom_objects))
     entry = cache.get(key)
     if entry is None:
-        from czbuild.keras.converter import ModelConverter
+        from czbuild.sources.dispatch import open_converter
 
         if len(cache) >= MAX_CONVERTERS:
             cache.clear()
@@ -46,7 +47,7 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
             from czbuild.keras.sources import load_custom_objects
 
             custom = load_custom_objects(variant.custom_object_files)
-        converter = ModelConverter(variant.model_source, custom_objects=custom)
+        converter = open_converter(variant.model_source, custom_objects=custom)
         entry = cache[key] = (converter, custom)
     converter, custom = entry
     try:
