@@ -65,11 +65,12 @@ def unet_onnx(
     nodes.append(helper.make_node("Concat", ["up", e1], ["cat"], axis=1))
     d1 = relu(conv("dec1", "cat", 3 * width, width))
     logits = conv("head", d1, width, classes, kernel=(1,) * dims)
-    # Softmax over the channel axis only from opset 13 on (before, it flattens from the axis)
-    head = "Softmax" if opset >= 13 else "Sigmoid"
-    nodes.append(
-        helper.make_node(head, [logits], ["probs"], **({"axis": 1} if opset >= 13 else {}))
-    )
+    if opset >= 13:
+        nodes.append(helper.make_node("Softmax", [logits], ["probs"], axis=1))
+    else:  # Softmax before opset 13 flattens from its axis: spell out a channel softmax
+        nodes.append(helper.make_node("Exp", [logits], ["exp"]))
+        nodes.append(helper.make_node("ReduceSum", ["exp"], ["total"], axes=[1], keepdims=1))
+        nodes.append(helper.make_node("Div", ["exp", "total"], ["probs"]))
     out = "probs"
     if not channels_first:
         nodes.append(
