@@ -1,11 +1,11 @@
-"""Library API: convert a Keras model into a ``.czann`` / ``.czmodel`` file.
+"""Library API: convert a model (Keras, ONNX or PyTorch) into a ``.czann`` / ``.czmodel`` file.
 
 Two levels:
 
 * the seed-compatible calls :func:`convert_from_model_spec` and :func:`convert_from_json_spec`;
 * :class:`ConversionRequest` -> :func:`convert` -> :class:`ConversionResult`, used by the build
-  layer (which passes one :class:`~czbuild.keras.converter.ModelConverter` per model so a
-  sweep loads and converts the model once).
+  layer (which passes one converter per model, :func:`czbuild.sources.dispatch.open_converter`,
+  so a sweep loads and converts the model once).
 
 Everything is validated before the file is written (atomically): the format version and
 opset, the model's tile size, one float32 input and output, ``Classes`` against the output
