@@ -1,11 +1,11 @@
-"""Library API: convert a Keras model into a ``.czann`` / ``.czmodel`` file.
+"""Library API: convert a model (Keras, ONNX or PyTorch) into a ``.czann`` / ``.czmodel`` file.
 
 Two levels:
 
 * the seed-compatible calls :func:`convert_from_model_spec` and :func:`convert_from_json_spec`;
 * :class:`ConversionRequest` -> :func:`convert` -> :class:`ConversionResult`, used by the build
-  layer (which passes one :class:`~czbuild.keras.converter.ModelConverter` per model so a
-  sweep loads and converts the model once).
+  layer (which passes one converter per model, :func:`czbuild.sources.dispatch.open_converter`,
+  so a sweep loads and converts the model once).
 
 Everything is validated before the file is written (atomically): the format version and
 opset, the model's tile size, one float32 input and output, ``Classes`` against the output
@@ -32,7 +32,8 @@ from czbuild.json_spec import read_json_spec
 from czbuild.model_metadata import CzannModelMetadata, ModelMetadata, ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from czbuild.keras.converter import ConvertedModel, ModelConverter
+    from czbuild.sources.dispatch import Converter
+    from czbuild.sources.kinds import ConvertedModel
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +55,16 @@ class ConversionRequest:
     """Everything one conversion needs.
 
     Attributes:
-        source: ``keras.Model``, a path (``.keras``, ``.h5``, SavedModel dir) or a factory.
+        source: A model source (:mod:`czbuild.sources`): ``keras.Model``, a path (``.keras``,
+            ``.h5``, SavedModel dir, ``.onnx``), a Keras factory ``"file.py:function"``, an
+            :class:`~czbuild.sources.OnnxFile`, a :class:`~czbuild.sources.TorchFactory`, an
+            ``onnx.ModelProto`` or a ``torch.nn.Module``.
         metadata: :class:`CzannMetadata` (shapes may be None: derived) or
             :class:`LegacyMetadata`; its version selects the format.
         preprocessing: Op dicts, czbuild layers or Keras layers, applied in order.
         postprocessing: Applied to the model output, in order.
-        spatial_dims: ``(height, width)``; None: the model's own size (or, for CZANN, the
+        spatial_dims: ``(height, width)``, or ``(depth, height, width)`` for a 3D model (CZANN
+            >= 2.0.0); None: the model's own size (or, for CZANN, the
             metadata ``InputShape`` when the model's size is undefined).
         opset: ONNX opset; None: ``vocab.DEFAULT_OPSET[version]``.
         license: Licence bytes to embed.
@@ -70,7 +75,7 @@ class ConversionRequest:
     metadata: CzannMetadata | LegacyMetadata
     preprocessing: tuple[Any, ...] = ()
     postprocessing: tuple[Any, ...] = ()
-    spatial_dims: tuple[int, int] | None = None
+    spatial_dims: tuple[int, ...] | None = None
     opset: int | None = None
     license: bytes | None = None
     custom_objects: Mapping[str, Any] | None = None
@@ -134,22 +139,20 @@ def _resolve_opset(version: str, opset: int | None) -> int | None:
 
 
 def _tile_for(
-    request: ConversionRequest, converter: ModelConverter, family: str, version: str
-) -> tuple[int, int] | None:
+    request: ConversionRequest, converter: Converter, family: str, version: str
+) -> tuple[int, ...] | None:
     """spatial_dims of the request, else the CZANN InputShape for models of undefined size."""
-    from czbuild.keras.wrap import io_shapes
-
     if request.spatial_dims is not None:
-        return tuple(request.spatial_dims)  # type: ignore[return-value]
-    in_shape, _ = io_shapes(converter.model)
+        return tuple(request.spatial_dims)
+    in_shape = converter.input_shape
     if all(d is not None for d in in_shape[:-1]):
         return None
     md = request.metadata
-    if family == "czann" and md.input_shape is not None and len(md.input_shape) == 3:
-        return int(md.input_shape[0]), int(md.input_shape[1])
+    if family == "czann" and md.input_shape is not None and len(md.input_shape) in (3, 4):
+        return tuple(int(d) for d in md.input_shape[:-1])
     raise ModelError(
-        f"model {converter.model.name!r} has undefined input height/width {in_shape[:-1]}, but "
-        f"format {version} stores a fixed tile size: pass spatial_dims=(h, w)"
+        f"model {converter.name!r} has undefined spatial dims {tuple(in_shape[:-1])}, but "
+        f"format {version} stores a fixed tile size: pass spatial_dims=(h, w) (3D: (z, h, w))"
         + (" or set InputShape in the metadata" if family == "czann" else "")
     )
 
@@ -217,7 +220,7 @@ def convert(
     request: ConversionRequest,
     out_path: str | os.PathLike[str],
     *,
-    converter: ModelConverter | None = None,
+    converter: Converter | None = None,
 ) -> ConversionResult:
     """Convert ``request.source`` and write the artifact to ``out_path`` (exact name).
 
@@ -235,13 +238,13 @@ def convert(
         ModelError: The model cannot be loaded or rebuilt, or is undefined in size.
         ConversionError: ONNX / SavedModel export failed (never replaced by another payload).
     """
-    from czbuild.keras.converter import ModelConverter
+    from czbuild.sources.dispatch import open_converter
 
     family, version = _version_of(request.metadata)
     opset = _resolve_opset(version, request.opset)
     request.metadata.validate()  # the rules that need no model, before the expensive part
     if converter is None:
-        converter = ModelConverter(request.source, custom_objects=request.custom_objects)
+        converter = open_converter(request.source, custom_objects=request.custom_objects)
     tile = _tile_for(request, converter, family, version)
     steps = {
         "preprocessing": request.preprocessing,

@@ -40,18 +40,20 @@ def test_list_shows_every_variant_of_the_bundled_recipes() -> None:
     assert lines[0].split()[:3] == ["RECIPE", "VARIANT", "FORMAT"]
     rows = [line.split() for line in lines[1:]]
     assert [(r[1], r[2], r[3], r[4]) for r in rows] == [
+        ("cells_onnx", "czann", "2.1.0", "cells_onnx/default/cells_onnx.czann"),
         ("denoise", "czann", "1.1.0", "denoise/default/denoise.czann"),
         ("legacy_seed", "czmodel", "3.0.0", "legacy_seed/default/legacy_seed.czmodel"),
         ("nuclei@tile=128", "czann", "2.1.0", "nuclei/tile=128/nuclei.czann"),
         ("nuclei@tile=256", "czann", "2.1.0", "nuclei/tile=256/nuclei.czann"),
         ("nuclei@tile=512", "czann", "2.1.0", "nuclei/tile=512/nuclei.czann"),
+        ("volume_3d", "czann", "2.0.0", "volume_3d/default/volume_3d.czann"),
     ]
 
 
 def test_list_json() -> None:
     result = _run("list", "--project", str(ROOT), "--json")
     data = json.loads(result.output)
-    assert [v["variant"] for v in data["variants"]][:2] == ["denoise", "legacy_seed"]
+    assert [v["variant"] for v in data["variants"]][:2] == ["cells_onnx", "denoise"]
     assert all(len(v["digest"]) == 64 for v in data["variants"])
 
 

@@ -17,7 +17,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_at_least_three_examples() -> None:
-    assert list_recipes(ROOT) == ["denoise", "legacy_seed", "nuclei"]
+    assert list_recipes(ROOT) == ["cells_onnx", "denoise", "legacy_seed", "nuclei", "volume_3d"]
+
+
+def test_onnx_examples_2d_and_3d() -> None:
+    (cells,) = load_variants(["cells_onnx"], project_dir=ROOT)
+    assert (cells.spec.model.kind, cells.spec.format_version, cells.spec.opset) == (
+        "onnx",
+        "2.1.0",
+        18,
+    )
+    (volume,) = load_variants(["volume_3d"], project_dir=ROOT)
+    spec = volume.spec
+    assert (spec.format_version, spec.opset, spec.spatial_dims) == ("2.0.0", 12, (16, 64, 64))
+    assert spec.metadata.min_overlap == (12, 12, 12) and len(spec.metadata.scaling or ()) == 3
+
+
+def test_bundled_onnx_files_are_what_their_script_writes(tmp_path) -> None:
+    module = _load(ROOT / "models" / "unet_onnx.py")
+    for name, kwargs in (
+        ("cells", {"dims": 2, "opset": 13, "seed": 11}),
+        ("volume", {"dims": 3, "opset": 12, "seed": 12}),
+    ):
+        made = module.unet(**kwargs).SerializeToString()
+        assert made == (ROOT / "models" / f"{name}.onnx").read_bytes(), name
 
 
 def test_legacy_seed_example() -> None:
@@ -48,7 +71,10 @@ def test_denoise_example() -> None:
 
 
 def _factory(variant: Variant) -> ModuleType:
-    path = variant.path(variant.spec.model.path)
+    return _load(variant.path(variant.spec.model.path))
+
+
+def _load(path: Path) -> ModuleType:
     module_spec = importlib.util.spec_from_file_location(f"_example_{path.stem}", path)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
@@ -56,7 +82,7 @@ def _factory(variant: Variant) -> ModuleType:
     return module
 
 
-EXAMPLES = load_variants(project_dir=ROOT)
+EXAMPLES = [v for v in load_variants(project_dir=ROOT) if v.spec.model.kind == "factory"]
 
 
 @pytest.mark.slow

@@ -26,14 +26,14 @@ FIXTURES = sorted(p.stem for p in DATA.glob("valid_*.yaml"))
 
 def _metadata(spec: RecipeSpec) -> object:
     md = spec.metadata
-    h, w = spec.spatial_dims or (64, 64)
+    spatial = tuple(spec.spatial_dims or (64, 64))  # (h, w) or, 3D, (z, h, w)
     channels = vocab.PIXEL_TYPE_CHANNELS[md.pixel_type[0]] if md.pixel_type else 1
     out = len(md.classes) if md.classes else channels
     if spec.format == "czann":
         return czann.CzannMetadata(
             type=md.type,
-            input_shape=(h, w, channels),
-            output_shape=(h, w, out),
+            input_shape=(*spatial, channels),
+            output_shape=(*spatial, out),
             classes=md.classes,
             min_overlap=md.min_overlap,
             model_name=md.model_name,

@@ -87,6 +87,9 @@ def test_every_library_option_has_a_key() -> None:
     assert _props(schema, "ModelSource") == {
         "path",
         "factory",
+        "onnx",
+        "torch",
+        "channels_first",
         "sha256",
         "custom_objects",
         "inputs",

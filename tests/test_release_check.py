@@ -26,7 +26,7 @@ def built(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         result = cli(["build", "--project", str(root)], mp)
     assert result.exit_code == 0, result.output
-    assert "czbuild: updated czbuild.lock: 5 added" in result.output
+    assert "czbuild: updated czbuild.lock: 7 added" in result.output
     return root
 
 
@@ -120,7 +120,7 @@ def test_check_passes_on_an_unchanged_tree(project: Path, monkeypatch) -> None:
     before = artifact.stat().st_mtime_ns
     result = cli(["check", "--project", str(project)], monkeypatch)
     assert result.exit_code == 0, result.output
-    assert "czbuild: 5 match (5 variants, czbuild.lock)" in result.output
+    assert "czbuild: 7 match (7 variants, czbuild.lock)" in result.output
     assert artifact.stat().st_mtime_ns == before
 
 
@@ -140,7 +140,7 @@ def test_check_names_a_tampered_artifact_in_the_build_folder(project: Path, monk
     assert result.exit_code != 0, result.output
     assert f"MODIFIED nuclei@tile=128  ({ARTIFACT})" in result.output
     assert "differs from the lock" in result.output and "Classes" in result.output
-    assert "czbuild: 4 match, 1 modified (5 variants, czbuild.lock)" in result.output
+    assert "czbuild: 6 match, 1 modified (7 variants, czbuild.lock)" in result.output
 
 
 def test_locked_build_passes_and_installs_the_checked_artifacts(project: Path, monkeypatch) -> None:
@@ -150,7 +150,7 @@ def test_locked_build_passes_and_installs_the_checked_artifacts(project: Path, m
     before = _lock_bytes(project)
     result = cli(["build", "--locked", "--project", str(project)], monkeypatch)
     assert result.exit_code == 0, result.output
-    assert "5 artifact(s) match czbuild.lock; installed" in result.output
+    assert "7 artifact(s) match czbuild.lock; installed" in result.output
     assert _lock_bytes(project) == before
     from czbuild.recipe import load_variants
 

@@ -254,5 +254,5 @@ def test_cli_release_and_its_refusal(project: Path, monkeypatch) -> None:
     )
     assert done.exit_code == 0, done.output
     assert "released  nuclei/tile=128/nuclei.czann  sha256 " in done.output
-    assert "czbuild: released 5 artifact(s) to" in done.output
+    assert "czbuild: released 7 artifact(s) to" in done.output
     assert (project / "out" / "SHA256SUMS").is_file()

@@ -40,7 +40,7 @@ ENVIRONMENTS = {
         "LC_ALL": "C.UTF-8",
         "umask": 0o077,
         "jobs": "2",
-        "names": ["nuclei", "legacy_seed", "denoise"],
+        "names": ["volume_3d", "nuclei", "legacy_seed", "cells_onnx", "denoise"],
         "cwd": None,
     },
 }
@@ -107,7 +107,7 @@ def test_every_artifact_is_byte_identical(builds: dict[str, Path]) -> None:
     from czbuild.release.difference import format_differences
 
     a, b = _artifacts(builds["a"] / "build"), _artifacts(builds["b"] / "build")
-    assert sorted(a) == sorted(b) and len(a) == 5, (a, b)
+    assert sorted(a) == sorted(b) and len(a) == 7, (a, b)
     explanations = []
     for rel in sorted(a):
         if a[rel] != b[rel]:
@@ -129,7 +129,7 @@ def test_locked_build_in_a_fresh_checkout_matches(builds: dict[str, Path], tmp_p
     shutil.copy2(builds["a"] / "czbuild.lock", root / "czbuild.lock")
     proc = _czbuild(["build", "--locked"], cwd=root, env={"TZ": "Asia/Kolkata"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "5 artifact(s) match czbuild.lock; installed" in proc.stdout
+    assert "7 artifact(s) match czbuild.lock; installed" in proc.stdout
     assert _artifacts(root / "build") == _artifacts(builds["a"] / "build")
 
 

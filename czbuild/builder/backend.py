@@ -1,11 +1,12 @@
 """The conversion backend run inside a worker: one job -> one verified artifact.
 
 Keeps one loaded model per worker (:data:`MAX_CONVERTERS`): all variants of a sweep that use
-the same model (same source, same content, same custom objects) share one
-:class:`czbuild.keras.converter.ModelConverter`, hence one model load and, for a
-tiling-invariant model, one trace/conversion. The same loaded model is the reference of the
-verification that runs before the artifact gets its final name
-(:mod:`czbuild.builder.verification`). Imports TensorFlow (lazily, on first conversion).
+the same model (same source, same content, same custom objects) share one converter of the
+source's adapter (:func:`czbuild.sources.dispatch.open_converter`: Keras, ONNX or PyTorch),
+hence one model load (one PyTorch export) and, for a tiling-invariant model, one
+trace/conversion. The same loaded model is the reference of the verification that runs
+before the artifact gets its final name (:mod:`czbuild.builder.verification`). Imports the
+framework (lazily, on first job).
 
 Before converting, a job looks in the payload cache (:mod:`czbuild.builder.payload_cache`):
 on a hit the cached payload is re-packaged with the variant's metadata and only the checks
@@ -178,9 +179,9 @@ def _load(job: Any, cache: dict[Any, Any]) -> tuple[Any, Any, tuple[tuple[str, s
     full whatever ran in this worker before.
     """
     from czbuild.builder.reads import ReadRecorder
-    from czbuild.keras.converter import ModelConverter
     from czbuild.keras.sources import forget_user_modules, import_framework
     from czbuild.progress import phase
+    from czbuild.sources.dispatch import open_converter
 
     phase("loading model")
     import_framework()  # before recording: Keras' own start-up reads do not count
@@ -197,7 +198,7 @@ def _load(job: Any, cache: dict[Any, Any]) -> tuple[Any, Any, tuple[tuple[str, s
             from czbuild.keras.sources import load_custom_objects
 
             custom = load_custom_objects(variant.custom_object_files)
-        converter = ModelConverter(variant.model_source, custom_objects=custom)
+        converter = open_converter(variant.model_source, custom_objects=custom)
         converter.model  # noqa: B018 - load now, inside the recorder
     declared = {os.path.abspath(p) for p in variant.inputs}
     recorded = tuple((role, path) for role, path in recorder.inputs if path not in declared)

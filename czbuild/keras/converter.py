@@ -33,11 +33,11 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from czbuild import ops as czops
 from czbuild.errors import ConversionError, ModelError
+from czbuild.sources.kinds import ConvertedModel
 
 logger = logging.getLogger(__name__)
 
@@ -47,25 +47,6 @@ __all__ = ["ConvertedModel", "ModelConverter", "chain_key"]
 _CONVERT_LOCK = threading.RLock()
 
 Shape = tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class ConvertedModel:
-    """A finished payload.
-
-    Attributes:
-        payload: ONNX bytes or a zipped SavedModel.
-        input_shape: Model input shape without the batch dim, all dims concrete.
-        output_shape: Model output shape without the batch dim, all dims concrete.
-        route: ``"specialized"``, ``"fixed"`` or ``"savedmodel"`` (for manifests and logs).
-        opset: The ONNX opset, None for a SavedModel.
-    """
-
-    payload: bytes
-    input_shape: Shape
-    output_shape: Shape
-    route: str
-    opset: int | None = None
 
 
 def _as_steps(steps: Any) -> tuple[Any, ...]:
@@ -154,6 +135,18 @@ class ModelConverter:
 
             self._model = load_model(self.source, custom_objects=self.custom_objects)
         return self._model
+
+    @property
+    def name(self) -> str:
+        """The Keras model's name (loads the model)."""
+        return str(self.model.name)
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """The model's input shape without batch, None where undefined (loads the model)."""
+        from czbuild.keras.wrap import io_shapes
+
+        return tuple(io_shapes(self.model)[0])
 
     def clear(self) -> None:
         """Drop every cached payload (the loaded model is kept)."""

@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from czbuild.errors import ModelError
+from czbuild.sources.kinds import is_import_name
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -231,16 +232,62 @@ def _custom_objects_of(module: ModuleType, path: Path) -> dict[str, Any]:
     return found
 
 
+def _imported_objects(name: str) -> dict[str, Any]:
+    """The custom objects an importable ``module:attribute`` names.
+
+    The attribute may be a class or function (collected under its ``__name__`` and its Keras
+    registered name), a dict of them, or a module (collected like a file).
+
+    Raises:
+        ModelError: The module cannot be imported or has no such attribute.
+    """
+    import importlib
+
+    import keras
+
+    module_name, _, attribute = name.partition(":")
+    try:
+        value: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ModelError(
+            f"custom objects {name!r}: cannot import {module_name!r} "
+            f"({type(exc).__name__}: {exc}); install the package that provides it"
+        ) from exc
+    for part in attribute.split("."):
+        if not hasattr(value, part):
+            raise ModelError(f"custom objects {name!r}: {module_name} has no attribute {part!r}")
+        value = getattr(value, part)
+    if isinstance(value, ModuleType):
+        return _custom_objects_of(value, Path(str(getattr(value, "__file__", name))))
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise ModelError(f"custom objects {name!r}: a dict of them must have string keys")
+        return dict(value)
+    if not callable(value):
+        raise ModelError(
+            f"custom objects {name!r}: is a {type(value).__name__}; name a class, a function, "
+            "a dict of them or a module"
+        )
+    found = {getattr(value, "__name__", attribute.rsplit(".", 1)[-1]): value}
+    registered = keras.saving.get_registered_name(value)
+    if registered:
+        found[registered] = value
+    return found
+
+
 def load_custom_objects(files: Iterable[str | os.PathLike[str]]) -> dict[str, Any]:
-    """Execute Python files and collect the custom Keras objects they define.
+    """Execute Python files (or import ``module:attribute`` names) and collect the custom
+    Keras objects they define.
 
     Collected: every ``keras.layers.Layer`` subclass defined in a file, everything a file
     registered with ``keras.saving.register_keras_serializable`` (under its class name and
     its registered name ``"package>Name"``), and the entries of a module-level
-    ``CUSTOM_OBJECTS`` dict.
+    ``CUSTOM_OBJECTS`` dict. An importable ``"module:attribute"`` (e.g.
+    ``"keras_hub.layers:ReversibleEmbedding"``, ``"csbdeep.internals.nets:custom_objects"``)
+    contributes that class or function, that dict, or that module's objects.
 
     Args:
-        files: Paths of ``.py`` files.
+        files: Paths of ``.py`` files, or ``module:attribute`` names.
 
     Returns:
         A dict suitable for ``custom_objects=`` of :func:`load_model`.
@@ -252,9 +299,13 @@ def load_custom_objects(files: Iterable[str | os.PathLike[str]]) -> dict[str, An
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for file in files:
-        path = Path(file)
-        module = _exec_python_file(path, what="custom objects file")
-        for name, obj in _custom_objects_of(module, path).items():
+        if is_import_name(file):
+            objects, path = _imported_objects(str(file)), Path(str(file))
+        else:
+            path = Path(file)
+            module = _exec_python_file(path, what="custom objects file")
+            objects = _custom_objects_of(module, path)
+        for name, obj in objects.items():
             if name in merged and merged[name] is not obj:
                 raise ModelError(
                     f"custom objects file {str(path)!r}: {name!r} is also defined in "

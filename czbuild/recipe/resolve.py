@@ -25,12 +25,14 @@ from czbuild.formats.czann import (
     CzannMetadata,
     classes_problem,
     min_overlap_problem,
+    spatial_ranks,
 )
 from czbuild.formats.legacy import LegacyMetadata, border_problem
 from czbuild.recipe.diagnostics import Issue
 from czbuild.recipe.keys import METADATA_KEYS, Key, parse_key
 from czbuild.recipe.schema import Metadata, ModelSource, Recipe
 from czbuild.recipe.spec import MetadataSpec, RecipeSpec, SourceSpec, TargetSpec, VerifySettings
+from czbuild.sources.kinds import is_import_name
 
 __all__ = ["ResolveContext", "resolve_recipe"]
 
@@ -89,25 +91,68 @@ def _existing_file(text: str, key: Key, ctx: ResolveContext, what: str) -> str:
     return rel
 
 
+def _custom_object(text: str, index: int, ctx: ResolveContext) -> str:
+    """A custom-objects entry: a ``module:attribute`` name as written, or a project path."""
+    if is_import_name(text):
+        return text
+    key: Key = ("model", "custom_objects", index)
+    if not text.endswith(".py"):
+        raise Issue(
+            key,
+            f"{text!r} is neither a .py file nor an importable 'module:attribute' name "
+            "(e.g. keras_hub.layers:ReversibleEmbedding)",
+        )
+    return _python_file(text, key, ctx, "custom-objects file")
+
+
+def _factory(text: str, key: Key, ctx: ResolveContext) -> tuple[str, str]:
+    """Project-relative ``.py`` path and function name of ``file.py:function``."""
+    file_text, sep, function = text.rpartition(":")
+    if not sep or not function.isidentifier() or not file_text:
+        raise Issue(key, f"{text!r} is not 'path/to/file.py:function'")
+    return _python_file(file_text, key, ctx, "factory file"), function
+
+
 def _source(model: ModelSource, ctx: ResolveContext) -> SourceSpec:
-    if (model.path is None) == (model.factory is None):
+    given = [k for k in ("path", "factory", "onnx", "torch") if getattr(model, k) is not None]
+    if len(given) != 1:
         raise Issue(
             ("model",),
-            "give exactly one of 'path' (a .keras/.h5 file or SavedModel "
-            "directory) and 'factory' ('file.py:function')",
+            "give exactly one of 'path' (a .keras/.h5 file or SavedModel directory), "
+            "'factory' ('file.py:function' returning a keras.Model), 'onnx' (a .onnx file) "
+            f"and 'torch' ('file.py:function' returning a torch.nn.Module); got "
+            f"{', '.join(given) or 'none'}",
             nearest=True,
         )
     sha = model.sha256.lower() if model.sha256 else None
-    objects = tuple(
-        _python_file(text, ("model", "custom_objects", i), ctx, "custom-objects file")
-        for i, text in enumerate(model.custom_objects)
-    )
+    if given[0] in ("onnx", "torch"):
+        if model.custom_objects:
+            raise Issue(
+                ("model", "custom_objects"),
+                f"custom objects are for Keras models; a {given[0]} model takes none (remove it)",
+            )
+        if model.torch is not None:
+            rel, function = _factory(model.torch, ("model", "torch"), ctx)
+            return SourceSpec(
+                kind="torch",
+                path=rel,
+                function=function,
+                sha256=sha,
+                channels_first=model.channels_first,
+            )
+        assert model.onnx is not None
+        if not model.onnx.lower().endswith(".onnx"):
+            raise Issue(("model", "onnx"), f"{model.onnx!r} must be a .onnx file")
+        rel = _existing_file(model.onnx, ("model", "onnx"), ctx, "ONNX model")
+        return SourceSpec(kind="onnx", path=rel, sha256=sha, channels_first=model.channels_first)
+    if model.channels_first is not None:
+        raise Issue(
+            ("model", "channels_first"),
+            "applies to onnx and torch models only; a Keras model is channels-last (remove it)",
+        )
+    objects = tuple(_custom_object(text, i, ctx) for i, text in enumerate(model.custom_objects))
     if model.factory is not None:
-        key: Key = ("model", "factory")
-        file_text, sep, function = model.factory.rpartition(":")
-        if not sep or not function.isidentifier() or not file_text:
-            raise Issue(key, f"{model.factory!r} is not 'path/to/file.py:function'")
-        rel = _python_file(file_text, key, ctx, "factory file")
+        rel, function = _factory(model.factory, ("model", "factory"), ctx)
         return SourceSpec(
             kind="factory",
             path=rel,
@@ -141,6 +186,8 @@ def _source(model: ModelSource, ctx: ResolveContext) -> SourceSpec:
                 f"{model.path!r} is Python code; use 'factory: "
                 f"{model.path}:function' instead of 'path'",
             )
+        if suffix == ".onnx":
+            raise Issue(key, f"{model.path!r} is an ONNX model; write 'onnx: {model.path}'")
         if suffix not in _MODEL_SUFFIXES:
             raise Issue(
                 key,
@@ -233,13 +280,21 @@ def _opset(recipe: Recipe, version: str) -> int | None:
     return vocab.DEFAULT_OPSET[version] if recipe.opset is None else recipe.opset
 
 
-def _spatial_dims(recipe: Recipe, fmt: str) -> tuple[int, int] | None:
+def _spatial_dims(recipe: Recipe, fmt: str, version: str) -> tuple[int, ...] | None:
     if recipe.tile is not None and recipe.spatial_dims is not None:
         raise Issue(("spatial_dims",), "give either tile (square) or spatial_dims [h, w], not both")
     if recipe.tile is not None:
         return (recipe.tile, recipe.tile)
     if recipe.spatial_dims is not None:
-        return (recipe.spatial_dims[0], recipe.spatial_dims[1])
+        dims = tuple(recipe.spatial_dims)
+        if len(dims) == 3 and (fmt != "czann" or 3 not in spatial_ranks(version)):
+            raise Issue(
+                ("spatial_dims",),
+                f"[z, h, w] makes a 3D model, which {fmt} {version} cannot hold; 3D needs "
+                "czann >= 2.0.0 (ZEN >= 3.13): set format_version 2.0.0 or 2.1.0 (or a newer "
+                "target)",
+            )
+        return dims
     if fmt == "czmodel":
         raise Issue(
             ("tile",),
@@ -362,7 +417,9 @@ def _check_czann(fields: dict[str, Any], version: str, dims: Any, allow: bool) -
     _first(
         [
             *metadata.problems(allow_experimental_types=allow),
-            min_overlap_problem(fields["min_overlap"], tile=dims, rank=2),
+            min_overlap_problem(
+                fields["min_overlap"], tile=dims, rank=len(dims) if dims is not None else None
+            ),
         ]
     )
 
@@ -380,7 +437,7 @@ def _model_id(meta: Metadata) -> str | None:
 
 
 def _legacy(
-    meta: Metadata, fields: dict[str, Any], version: str, dims: tuple[int, int] | None
+    meta: Metadata, fields: dict[str, Any], version: str, dims: tuple[int, ...] | None
 ) -> dict[str, Any]:
     if meta.pixel_type is None:
         raise Issue(
@@ -423,7 +480,7 @@ def _metadata(
     name: str,
     fmt: str,
     version: str,
-    dims: tuple[int, int] | None,
+    dims: tuple[int, ...] | None,
     ctx: ResolveContext,
 ) -> MetadataSpec:
     meta = recipe.metadata
@@ -470,7 +527,7 @@ def resolve_recipe(recipe: Recipe, name: str, ctx: ResolveContext) -> RecipeSpec
         )
     fmt, version, target = _format_and_version(recipe)
     opset = _opset(recipe, version)
-    dims = _spatial_dims(recipe, fmt)
+    dims = _spatial_dims(recipe, fmt, version)
     source = _source(recipe.model, ctx)
     pre = _ops_list(recipe.preprocessing, "preprocessing")
     metadata = _metadata(recipe, name, fmt, version, dims, ctx)

@@ -199,7 +199,7 @@ class _Strict(BaseModel):
 
 
 class ModelSource(_Strict):
-    """Where the Keras model comes from: exactly one of ``path`` and ``factory``."""
+    """Where the model comes from: exactly one of ``path``, ``factory``, ``onnx`` and ``torch``."""
 
     path: StrictStr | None = Field(
         None,
@@ -211,6 +211,23 @@ class ModelSource(_Strict):
         "the function takes no arguments and returns a keras.Model.",
         examples=["../models/nuclei.py:build"],
     )
+    onnx: StrictStr | None = Field(
+        None,
+        description="An ONNX model file (.onnx), relative to the recipe file.",
+        examples=["../models/nuclei.onnx"],
+    )
+    torch: StrictStr | None = Field(
+        None,
+        description="A PyTorch factory 'path/to/file.py:function' (relative to the recipe "
+        "file); the function takes no arguments and returns a torch.nn.Module. Needs the "
+        "torch extra: pip install 'czbuild[torch]'.",
+        examples=["../models/nuclei_torch.py:build"],
+    )
+    channels_first: StrictBool | None = Field(
+        None,
+        description="onnx/torch: the model takes [N, C, (Z,) H, W]; czbuild transposes around "
+        "it so the artifact is channels-last. Default: false for onnx, true for torch.",
+    )
     sha256: StrictStr | None = Field(
         None,
         pattern=SHA256_PATTERN,
@@ -219,8 +236,9 @@ class ModelSource(_Strict):
     )
     custom_objects: tuple[StrictStr, ...] = Field(
         (),
-        description="Python files defining custom layers/objects the model needs, relative to "
-        "the recipe file.",
+        description="Keras only: custom layers/objects the model needs, each a Python file "
+        "relative to the recipe file or an importable 'module:attribute' (a class, function "
+        "or a dict of them).",
     )
     inputs: tuple[StrictStr, ...] = Field(
         (),
@@ -389,8 +407,10 @@ class Recipe(_Strict):
         None, description="ZEN release to target; selects format_version and opset."
     )
     tile: TileSize | None = Field(None, description="Square tile size in pixels.")
-    spatial_dims: tuple[TileSize, TileSize] | None = Field(
-        None, description="Tile size [h, w] in pixels (instead of tile)."
+    spatial_dims: tuple[TileSize, TileSize] | tuple[TileSize, TileSize, TileSize] | None = Field(
+        None,
+        description="Tile size [h, w] in pixels (instead of tile), or [z, h, w] for a 3D model "
+        "(czann >= 2.0.0).",
     )
     preprocessing: OpList = Field(
         (), description="Ops applied before the model, in order (closed registry)."

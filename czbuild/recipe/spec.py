@@ -29,7 +29,7 @@ __all__ = [
     "VerifySettings",
 ]
 
-SOURCE_KINDS = ("keras", "h5", "savedmodel", "factory")
+SOURCE_KINDS = ("keras", "h5", "savedmodel", "factory", "onnx", "torch")
 
 
 def _tuple(value: Any) -> Any:
@@ -77,22 +77,26 @@ class SourceSpec(_Plain):
     """The model source.
 
     Attributes:
-        kind: ``keras`` | ``h5`` | ``savedmodel`` | ``factory``.
-        path: Project-relative POSIX path of the model file / SavedModel directory, or of
-            the factory's ``.py`` file for ``kind == "factory"``.
-        function: The factory function name (``kind == "factory"`` only).
+        kind: ``keras`` | ``h5`` | ``savedmodel`` | ``factory`` (Keras) | ``onnx`` | ``torch``.
+        path: Project-relative POSIX path of the model file / SavedModel directory / ONNX
+            file, or of the factory's ``.py`` file for ``factory`` and ``torch``.
+        function: The factory function name (``factory`` and ``torch`` only).
         sha256: Pinned digest (lower-case hex) or None; see :func:`czbuild.recipe.source_sha256`.
-        custom_objects: Project-relative ``.py`` files with custom objects.
+        custom_objects: Project-relative ``.py`` files, or ``module:attribute`` names, with
+            custom objects (Keras kinds only).
+        channels_first: ``onnx`` / ``torch``: whether the model takes ``[N, C, spatial...]``
+            (None: the kind's default, left out of the digest).
         inputs: Project-relative files / folders the model also depends on (``model.inputs``),
             or None when there are none (left out of the digest form).
     """
 
-    kind: Literal["keras", "h5", "savedmodel", "factory"]
+    kind: Literal["keras", "h5", "savedmodel", "factory", "onnx", "torch"]
     path: str
     function: str | None = None
     sha256: str | None = None
     custom_objects: tuple[str, ...] = ()
     inputs: tuple[str, ...] | None = None
+    channels_first: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "custom_objects", _tuple(self.custom_objects))
@@ -125,7 +129,7 @@ class MetadataSpec(_Plain):
         type: Model type (czmodel: a semantic segmentation type).
         model_name: Display name (defaults to the recipe name).
         classes: Class names, or None (Regression).
-        min_overlap: czann: ``(h, w)`` overlap, or None.
+        min_overlap: czann: ``(h, w)`` (3D: ``(z, h, w)``) overlap, or None.
         scaling: czann >= 1.1.0: pixel size in metres, x, y(, z), or None.
         id: Pinned lower-case hyphenated UUID, or None (derived at packaging).
         license: Project-relative POSIX path of the licence file, or None.
@@ -137,7 +141,7 @@ class MetadataSpec(_Plain):
     type: str
     model_name: str
     classes: tuple[str, ...] | None = None
-    min_overlap: tuple[int, int] | None = None
+    min_overlap: tuple[int, ...] | None = None
     scaling: tuple[float, ...] | None = None
     id: str | None = None
     license: str | None = None
@@ -169,7 +173,8 @@ class RecipeSpec(_Plain):
         metadata: The metadata.
         opset: ONNX opset, None for the SavedModel payload of legacy 3.0.0.
         target: The ZEN target, or None.
-        spatial_dims: Fixed tile ``(h, w)``, or None (czann only: the model's own input size).
+        spatial_dims: Fixed tile ``(h, w)`` or ``(z, h, w)``, or None (czann only: the
+            model's own input size).
         preprocessing: Normalised op dicts applied before the model.
         postprocessing: Normalised op dicts applied after the model.
         allow_experimental_types: Whether experimental model types were allowed.
@@ -184,7 +189,7 @@ class RecipeSpec(_Plain):
     metadata: MetadataSpec
     opset: int | None = None
     target: TargetSpec | None = None
-    spatial_dims: tuple[int, int] | None = None
+    spatial_dims: tuple[int, ...] | None = None
     preprocessing: tuple[dict[str, Any], ...] = ()
     postprocessing: tuple[dict[str, Any], ...] = ()
     allow_experimental_types: bool = False

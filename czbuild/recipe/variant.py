@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from czbuild.recipe.spec import RecipeSpec
+from czbuild.sources.kinds import OnnxFile, TorchFactory, is_import_name
 
 __all__ = ["Variant"]
 
@@ -58,11 +59,18 @@ class Variant:
         return self.project_dir / PurePosixPath(relative)
 
     @property
-    def model_source(self) -> str:
-        """The model source for ``czbuild.keras.load_model``: an absolute path, or
-        ``"/abs/file.py:function"`` for a factory."""
+    def model_source(self) -> str | OnnxFile | TorchFactory:
+        """The model source for :func:`czbuild.sources.dispatch.open_converter`: for Keras an
+        absolute path, or ``"/abs/file.py:function"`` for a factory; an
+        :class:`~czbuild.sources.kinds.OnnxFile` or a
+        :class:`~czbuild.sources.kinds.TorchFactory` for ONNX and PyTorch."""
         source = self.spec.model
         path = str(self.path(source.path))
+        if source.kind == "onnx":
+            return OnnxFile(path, channels_first=bool(source.channels_first))
+        if source.kind == "torch":
+            first = True if source.channels_first is None else source.channels_first
+            return TorchFactory(path, str(source.function), channels_first=first)
         return f"{path}:{source.function}" if source.kind == "factory" else path
 
     @property
@@ -72,9 +80,12 @@ class Variant:
         return self.path(rel) if rel else None
 
     @property
-    def custom_object_files(self) -> tuple[Path, ...]:
-        """Absolute paths of the custom-object ``.py`` files."""
-        return tuple(self.path(p) for p in self.spec.model.custom_objects)
+    def custom_object_files(self) -> tuple[Path | str, ...]:
+        """The custom objects: absolute paths of ``.py`` files, ``module:attribute`` names
+        as written."""
+        return tuple(
+            p if is_import_name(p) else self.path(p) for p in self.spec.model.custom_objects
+        )
 
     def to_record(self) -> dict[str, Any]:
         """The JSON form (absolute paths as strings, the spec as :meth:`RecipeSpec.to_plain`)."""

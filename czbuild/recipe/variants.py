@@ -40,12 +40,17 @@ from czbuild.recipe.sweep import (
 )
 from czbuild.recipe.targets import check_target
 from czbuild.recipe.variant import Variant
+from czbuild.sources.kinds import is_import_name
 
 __all__ = ["Variant", "check_source_pin", "load_variants"]
 
 
 def _inputs(spec: RecipeSpec, project_dir: Path) -> tuple[Path, ...]:
-    paths = [spec.model.path, *spec.model.custom_objects, *(spec.model.inputs or ())]
+    paths = [
+        spec.model.path,
+        *(p for p in spec.model.custom_objects if not is_import_name(p)),
+        *(spec.model.inputs or ()),
+    ]
     if spec.metadata.license:
         paths.append(spec.metadata.license)
     out: list[Path] = []

@@ -103,6 +103,10 @@ class SourceChain:
         """The model runnable at ``spatial`` size as a NumPy callable (cached)."""
         if spatial in self._sized:
             return self._sized[spatial]
+        if hasattr(self.model, "at"):  # an ONNX / PyTorch reference (czbuild.sources)
+            model = self.model.at(spatial)
+            self._sized[spatial] = model
+            return model
         dims = tuple(self.model.input_shape[1:-1])
         if len(dims) == len(spatial) and all(d is None or d == s for d, s in zip(dims, spatial)):
             model = self.model
@@ -162,8 +166,9 @@ def load_source(
     """Load the source model and normalise both chains.
 
     Args:
-        source: ``keras.Model``, model path or ``"file.py:function"`` (see
-            :func:`czbuild.keras.sources.load_model`).
+        source: Any model source (:mod:`czbuild.sources`): ``keras.Model``, model path,
+            ``"file.py:function"``, ONNX file, PyTorch factory or module, or an already
+            loaded reference (``Converter.model``).
         preprocessing: Op dicts (or czbuild Keras preprocessing layers, converted back).
         postprocessing: Same, applied after the model.
         custom_objects: For loading models with custom layers.
@@ -171,15 +176,26 @@ def load_source(
     Raises:
         ModelError: The model cannot be loaded, has several inputs/outputs, or an op is invalid.
     """
-    from czbuild.keras.sources import load_model
+    from czbuild.sources.dispatch import open_reference
+    from czbuild.sources.kinds import source_family
 
-    model = load_model(source, custom_objects=custom_objects)
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
+    if hasattr(source, "at") and hasattr(source, "input_shape"):
+        model = source  # an ONNX / PyTorch reference already loaded
+    elif source_family(source) != "keras":
+        model = open_reference(source)
+    else:
+        from czbuild.keras.sources import load_model
+
+        model = load_model(source, custom_objects=custom_objects)
+    if hasattr(model, "at"):
+        pass
+    elif len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelError(
             f"source model has {len(model.inputs)} inputs and "
             f"{len(model.outputs)} outputs; the reference needs one each"
         )
-    origin = source if isinstance(source, (str, os.PathLike)) else "source model"
+    origin = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", None)
+    origin = origin or "source model"
     return SourceChain(
         model,
         _ops(preprocessing, "preprocessing"),

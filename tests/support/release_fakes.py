@@ -31,11 +31,13 @@ REPO_DIR = TESTS_DIR.parent
 BACKEND = "support.release_fakes:release_convert"
 MUTATE_ENV = "CZBUILD_FAKE_MUTATE"
 EXAMPLE_VARIANTS = [
+    "cells_onnx",
     "denoise",
     "legacy_seed",
     "nuclei@tile=128",
     "nuclei@tile=256",
     "nuclei@tile=512",
+    "volume_3d",
 ]
 
 
@@ -89,6 +91,7 @@ def release_convert(job: Any, cache: dict) -> dict:
     """The fake backend (see the module docstring); returns sha256 and member hashes."""
     from czbuild.builder.request import build_metadata
     from czbuild.formats import write_czann, write_czmodel
+    from czbuild.formats.czann import CzannMetadata
 
     variant = job.variant
     spec = variant.spec
@@ -105,7 +108,15 @@ def release_convert(job: Any, cache: dict) -> dict:
         metadata = dataclasses.replace(
             metadata, **{"model_name" if spec.format == "czann" else "name": "Mutated"}
         )
-    h, w = spec.spatial_dims or (64, 64)
+    *depth, h, w = spec.spatial_dims or (64, 64)
+    if depth and spec.format == "czann":  # the fake writes 2D payloads: a 3D recipe gets its 2D cut
+        md = metadata
+        assert isinstance(md, CzannMetadata)
+        metadata = dataclasses.replace(
+            md,
+            min_overlap=md.min_overlap[-2:] if md.min_overlap else None,
+            scaling=md.scaling[:2] if md.scaling else None,
+        )
     out = Path(job.out_path)
     if spec.format == "czann":
         n = len(spec.metadata.classes or ()) or 1
