@@ -94,10 +94,13 @@ LAYERS: dict[str, Rule] = {
     "convert": _rule("formats ops", lazy="keras sources sources.dispatch"),
     "recipe": _rule("formats ops errors verify.settings sources"),
     "builder": _rule(
-        "recipe convert formats verify.settings progress", lazy="verify sources.dispatch"
+        "recipe convert formats verify.settings progress",
+        lazy="verify sources sources.dispatch",
     ),
     "release": _rule("builder recipe formats", lazy="verify"),
-    "verify": _rule("formats ops verify.settings progress", lazy="keras sources sources.dispatch"),
+    "verify": _rule(
+        "formats ops verify.settings progress", lazy="keras keras.onnx sources sources.dispatch"
+    ),
     "verify.settings": _rule(),
     "cli": _rule(EVERYTHING),
     "package": _rule(lazy=EVERYTHING),

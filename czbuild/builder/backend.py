@@ -89,7 +89,7 @@ def _repackage(job: Any, hit: Any) -> dict[str, Any]:
     from czbuild.builder.request import to_request
     from czbuild.builder.verification import install_verified, report_record
     from czbuild.convert import package
-    from czbuild.keras.converter import ConvertedModel
+    from czbuild.sources.kinds import ConvertedModel
 
     variant = job.variant
     output = Path(str(variant.output)).as_posix()
