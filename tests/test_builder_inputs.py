@@ -149,6 +149,19 @@ def test_read_recorder_keeps_project_files_and_local_modules_only(tmp_path: Path
     )
 
 
+def test_czbuild_itself_is_never_a_recorded_input_even_inside_the_project() -> None:
+    """czbuild's repository builds its own bundled recipes: its package lies in the project."""
+    import czbuild
+
+    package = Path(czbuild.__file__).resolve().parent
+    repo = package.parent
+    sys.modules.pop("czbuild.files.scratch", None)
+    with ReadRecorder(project_dir=repo) as recorder:
+        (package / "ops.py").read_bytes()
+        __import__("czbuild.files.scratch")
+    assert recorder.inputs == ()
+
+
 def test_recorded_inputs_are_fingerprinted_and_a_missing_one_is_a_change(tmp_path) -> None:
     from czbuild.builder.status import compare
     from support.build_fakes import make_variant

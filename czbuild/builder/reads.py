@@ -156,7 +156,9 @@ class ReadRecorder:
         real = os.path.realpath(path)
         if "__pycache__" in Path(real).parts or real.endswith((".pyc", ".pyo")):
             return False
-        if _inside(real, self._forced):
+        # czbuild's own code never counts, even when the project folder holds the package
+        # (czbuild's repository builds its bundled recipes): it is fingerprinted separately.
+        if _inside(real, self._forced) or _inside(real, (_PACKAGE_DIR,)):
             return False
         if not _inside(real, self._project) and _inside(real, self._roots):
             return False
