@@ -7,7 +7,6 @@ both can import it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -56,12 +55,23 @@ CZANN_METADATA_KEYS = (
 
 
 def parse_json_text(text: str, where: str) -> Any:
+    """Parse a JSON spec document with the format's one bounded parser.
+
+    The same rules as a ``model.json`` (:func:`czbuild.formats.model_json.parse_model_json`):
+    one object, no duplicate keys, no NaN, at most 1 MiB and 32 levels deep (counted before
+    parsing, so a hostile file cannot exhaust the recursion limit).
+
+    Raises:
+        SpecError: Naming the file and what is wrong.
+    """
+    from czbuild.errors import MetadataError
+    from czbuild.formats.model_json import parse_model_json
+
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(
-            f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from exc
+        return parse_model_json(text.encode("utf-8"))
+    except MetadataError as exc:
+        message = str(exc).removeprefix(": ").strip()
+        raise SpecError(f"{where}: {message}") from exc
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

@@ -261,3 +261,22 @@ def test_inspect_and_verify_agree(
     if readable:
         assert report.get("container.members").status != FAILED, report.to_dict()
         assert json.loads(output)["family"] == report.family
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"ModelMetadata": ' + "[" * 200_000 + "]" * 200_000 + ', "ModelPath": "m"}', "nested"),
+        ('{"ModelPath": "a", "ModelPath": "b"}', "key 'ModelPath' appears twice"),
+    ],
+    ids=["200000_deep", "duplicate_key"],
+)
+def test_a_hostile_conversion_spec_is_one_line(tmp_path: Path, text: str, fragment: str) -> None:
+    """`czbuild convert` reads specs with the one bounded JSON parser of model.json."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(text)
+    result = CliRunner().invoke(cli, ["convert", str(spec), str(tmp_path / "out")])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output and "internal error" not in result.output
+    assert fragment in result.output and str(spec) in result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

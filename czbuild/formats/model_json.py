@@ -47,8 +47,14 @@ def parse_model_json(data: bytes) -> dict[str, Any]:
             object_pairs_hook=_unique_keys,
             parse_constant=_no_constant,
         )
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise MetadataError("", f"not valid UTF-8 JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise MetadataError("", f"not UTF-8 text: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise MetadataError(
+            "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # a duplicate key or a non-finite number
+        raise MetadataError("", f"not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise MetadataError("", f"must hold a JSON object, got {type(doc).__name__}")
     return doc
