@@ -364,7 +364,11 @@ CONTENT_ERRORS = [
         [("model.json", czann_meta(id=ZEN_ID).to_json_bytes()), ("model.model", b"")],
         "empty",
     ),
-    ("invalid-json", [("model.json", b"{nope"), ("model.model", ONNX)], "model.json: invalid JSON at line 1"),
+    (
+        "invalid-json",
+        [("model.json", b"{nope"), ("model.model", ONNX)],
+        "model.json: invalid JSON at line 1",
+    ),
     (
         "duplicate-json-key",
         [("model.json", b'{"Type": "a", "Type": "b"}'), ("model.model", ONNX)],
