@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from czbuild.errors import SpecError
+from czbuild.formats.czann import KEYS_BY_VERSION
 
 __all__ = [
     "CZANN_KEYS",
@@ -41,17 +42,7 @@ LEGACY_KEYS = (
 )
 LEGACY_REQUIRED = ("ColorHandling", "PixelType", "Classes", "BorderSize")
 CZANN_KEYS = ("ModelMetadata", "ModelPath", "LicenseFile", "TestImageFile")
-CZANN_METADATA_KEYS = (
-    "FormatVersion",
-    "Id",
-    "Type",
-    "InputShape",
-    "OutputShape",
-    "MinOverlap",
-    "Classes",
-    "ModelName",
-    "Scaling",
-)
+CZANN_METADATA_KEYS = KEYS_BY_VERSION["2.1.0"]  # every key a spec's ModelMetadata may hold
 
 
 def parse_json_text(text: str, where: str) -> Any:

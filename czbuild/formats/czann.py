@@ -23,40 +23,14 @@ from czbuild.formats import vocab
 from czbuild.formats.ids import uuid_problem
 from czbuild.formats.text import display_text_problem
 
-#: Keys of ``model.json`` per CZANN version, in canonical order.
+#: Keys of ``model.json`` per CZANN version, in canonical order: 1.1.0 adds ``Scaling``, 2.0.0
+#: keeps them, 2.1.0 puts ``FormatVersion`` first.
+_KEYS_1_0: Final = ("Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName")
 KEYS_BY_VERSION: Final = {
-    "1.0.0": ("Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName"),
-    "1.1.0": (
-        "Id",
-        "Type",
-        "InputShape",
-        "OutputShape",
-        "MinOverlap",
-        "Classes",
-        "ModelName",
-        "Scaling",
-    ),
-    "2.0.0": (
-        "Id",
-        "Type",
-        "InputShape",
-        "OutputShape",
-        "MinOverlap",
-        "Classes",
-        "ModelName",
-        "Scaling",
-    ),
-    "2.1.0": (
-        "FormatVersion",
-        "Id",
-        "Type",
-        "InputShape",
-        "OutputShape",
-        "MinOverlap",
-        "Classes",
-        "ModelName",
-        "Scaling",
-    ),
+    "1.0.0": _KEYS_1_0,
+    "1.1.0": (*_KEYS_1_0, "Scaling"),
+    "2.0.0": (*_KEYS_1_0, "Scaling"),
+    "2.1.0": ("FormatVersion", *_KEYS_1_0, "Scaling"),
 }
 #: Keys every version requires (``FormatVersion`` is required by 2.1.0 as well).
 REQUIRED_KEYS: Final = ("Id", "Type", "InputShape", "OutputShape")
