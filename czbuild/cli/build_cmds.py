@@ -23,6 +23,8 @@ from czbuild.cli.options import (
     out_option,
     project_dir,
     project_option,
+    ray_address,
+    ray_option,
     verbose,
 )
 from czbuild.errors import BuildError
@@ -68,6 +70,7 @@ def _load(args: tuple[str, ...], project: Path, out: Path) -> list[Any]:
     help="Skip the verification of each new artifact (the recipe's verify: section); "
     "`czbuild status` then shows it as not verified.",
 )
+@ray_option
 @click.option(
     "--locked",
     is_flag=True,
@@ -87,6 +90,7 @@ def build_cmd(
     in_process: bool,
     locked: bool,
     no_verify: bool,
+    ray: str | None,
 ) -> None:
     """Build the artifacts of RECIPEs (default: all) that are out of date.
 
@@ -97,6 +101,7 @@ def build_cmd(
     from czbuild.release.build_lock import build_locked, update_lock_after_build
 
     names, overrides = split_arguments(args)
+    ray = ray_address(ray)
     if locked:
         committed_names(args, "--locked")
     project = project_dir(project, args)
@@ -113,6 +118,7 @@ def build_cmd(
         in_process=in_process,
         debug=debug_enabled(ctx),
         verify=not no_verify,
+        ray=ray,
     )
     if locked:
         click.echo(
