@@ -180,6 +180,100 @@ def bench_noop(n: int, repeat: int) -> None:
     )
 
 
+# --- the coordinator's per-artifact cost, and a simulation of large builds -------------------
+
+
+def bench_coordinator(sizes: list[int]) -> tuple[float, float]:
+    """Seconds per stamp write and per manifest regeneration over n stamps; returns (a, b).
+
+    After each artifact the coordinator writes its stamp and regenerates the manifest from
+    every stamp: ``a + b * n`` seconds with n stamps in the folder (fit on ``sizes``).
+    """
+    from czbuild.builder.fingerprint import compute_fingerprint
+    from czbuild.builder.hashing import HashCache
+    from czbuild.builder.manifest import write_manifest
+    from czbuild.builder.stamps import ArtifactRecord, make_stamp, state_dir, write_stamp
+    from support.build_fakes import make_project
+
+    rows = []
+    for n in sizes:
+        root = Path(tempfile.mkdtemp(prefix="czbuild-bench-coord-"))
+        variants = make_project(root / "p", {f"m{i:05d}": [32] for i in range(n)})
+        out = root / "out"
+        cache = HashCache.shared(state_dir(out) / "hashcache.json")
+        stamps = []
+        for v in variants:
+            artifact = out / str(v.output)
+            artifact.parent.mkdir(parents=True, exist_ok=True)
+            data = f"artifact of {v.name}\n".encode()
+            artifact.write_bytes(data)
+            fp = compute_fingerprint(v, cache)
+            sha = hashlib.sha256(data).hexdigest()
+            stamps.append(make_stamp(fp, ArtifactRecord(fp.output, sha, len(data), {}), None))
+        start = time.perf_counter()
+        for stamp in stamps:
+            write_stamp(out, stamp)
+        per_stamp = (time.perf_counter() - start) / n
+        write_manifest(out, cache)  # the hash cache reads every artifact once
+        (out / "manifest.json").unlink()
+        start = time.perf_counter()
+        write_manifest(out, cache)
+        manifest = time.perf_counter() - start
+        rows.append((n, per_stamp, manifest))
+        print(f"  {n} stamps: write_stamp {per_stamp * 1e3:.2f} ms each; manifest {manifest:.3f} s")
+    (n0, _, m0), (n1, _, m1) = rows[0], rows[-1]
+    b = (m1 - m0) / (n1 - n0) if n1 != n0 else m1 / n1
+    a = statistics.mean(r[1] for r in rows) + max(0.0, m0 - b * n0)
+    return a, b
+
+
+def simulate(
+    *,
+    models: int,
+    tiles: tuple[float, ...],
+    load: float,
+    artifact_mb: float,
+    slots_per_node: int,
+    a: float,
+    b: float,
+    bandwidth_mb: float,
+    nodes: list[int],
+) -> None:
+    """Makespan of ``models`` x ``len(tiles)`` variants on 1..64 nodes (list scheduling).
+
+    Each model group runs on one actor slot: ``load`` seconds, then one job per tile (its
+    seconds in ``tiles``). The coordinator is one server: per finished artifact it receives
+    the bytes (``artifact_mb`` at ``bandwidth_mb`` MB/s) and writes the stamp and manifest
+    (``a + b * artifacts so far``); it never blocks the actors.
+    """
+    import heapq
+
+    print("| nodes | slots | workers' makespan | coordinator busy | build makespan | bottleneck |")
+    print("| ---: | ---: | ---: | ---: | ---: | --- |")
+    for count in nodes:
+        slots = [0.0] * (count * slots_per_node)
+        heapq.heapify(slots)
+        finished = []
+        for _ in range(models):  # groups in order, each to the slot free first
+            t = heapq.heappop(slots) + load
+            for seconds in tiles:
+                t += seconds
+                finished.append(t)
+            heapq.heappush(slots, t)
+        finished.sort()
+        clock = busy = 0.0
+        for done, at in enumerate(finished):
+            cost = artifact_mb / bandwidth_mb + a + b * done
+            clock = max(clock, at) + cost
+            busy += cost
+        workers = finished[-1]
+        where = "coordinator" if clock > workers * 1.05 else "workers"
+        print(
+            f"| {count} | {len(slots)} | {workers / 60:.1f} min | {busy / 60:.1f} min | "
+            f"{clock / 60:.1f} min | {where} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", type=int, default=20)
@@ -187,7 +281,38 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--skip-noop", action="store_true")
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="only measure the coordinator's per-artifact cost and simulate 1,000 variants",
+    )
     args = parser.parse_args()
+    if args.simulate:
+        print("coordinator cost per artifact:")
+        a, b = bench_coordinator([100, 1000, 4000])
+        print(f"  fit: {a * 1e3:.2f} ms + {b * 1e6:.1f} us x stamps in the folder")
+        profiles = {
+            # bench_ray.py's tiny factory: 80 jobs in 78.9 s on 2 workers (loads included)
+            "tiny Keras factory, 4 tiles 32-128": dict(
+                tiles=(1.9,) * 4, load=0.5, artifact_mb=0.01
+            ),
+            # BENCHMARKS.md: 7.8M U-Net, verified tile 256 13.4 s, tile 1024 44.2 s
+            "7.8M U-Net, verified, tiles 256-1024": dict(
+                tiles=(13.4, 24.0, 34.0, 44.2), load=5.0, artifact_mb=31.0
+            ),
+        }
+        for name, profile in profiles.items():
+            print(f"\n{name}: 250 models x 4 tiles = 1,000 variants, 4 slots per node, 1 Gbit/s")
+            simulate(
+                models=250,
+                slots_per_node=4,
+                a=a,
+                b=b,
+                bandwidth_mb=110.0,
+                nodes=[1, 2, 4, 8, 16, 32, 64],
+                **profile,  # type: ignore[arg-type]
+            )
+        return
     if not args.skip_noop:
         bench_noop(args.variants, args.repeat)
     if not args.skip_build:

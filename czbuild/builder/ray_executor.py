@@ -52,7 +52,7 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -82,7 +82,8 @@ ADDRESS_ENV = "CZBUILD_RAY_ADDRESS"
 DEFAULT_IN_FLIGHT = 64
 
 # Memory estimate of one conversion + verification job (see memory_estimate).
-_BASE_MEMORY = 1 << 30  # interpreter, TensorFlow / onnxruntime, tf2onnx
+_GIB = 1 << 30
+_BASE_MEMORY = _GIB  # interpreter, TensorFlow / onnxruntime, tf2onnx
 _MODEL_FACTOR = 20  # loaded model, graph copies, ONNX export, reference runs
 _PIXEL_BYTES = 4096  # activations per tile pixel (512 x 512 -> 1 GiB)
 _DEFAULT_PIXELS = 512 * 512  # a free tile (czann with undefined H/W)
@@ -191,6 +192,35 @@ class RayExecutor(WorkerPool):
         self._refs: dict[str, Any] = {}  # sha256 -> ObjectRef, once per content
         self._digests: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime, ino)
         self._ship_lock = threading.Lock()
+        self._in_flight: dict[Hashable, int] = {}  # group -> its jobs in run()
+
+    def run(self, job: Job, group: Hashable, events: Events | None = None) -> JobResult:
+        """As :meth:`WorkerPool.run`, counting the group's jobs in flight (see _idle_worker)."""
+        with self._cond:
+            self._in_flight[group] = self._in_flight.get(group, 0) + 1
+        try:
+            return super().run(job, group, events)
+        finally:
+            with self._cond:
+                self._in_flight[group] -= 1
+                if not self._in_flight[group]:
+                    del self._in_flight[group]
+
+    def _idle_worker(self) -> Any:
+        """An idle actor whose groups have no job waiting, else None.
+
+        With many jobs in flight (``--ray`` runs up to :data:`DEFAULT_IN_FLIGHT` doit threads),
+        handing an idle actor to another model while its own model's next variant waits would
+        make the actors alternate between models, loading each again and again; an actor
+        changes model only when its model has nothing left.
+        """
+        for worker in sorted(self._workers, key=lambda w: w.index):
+            if worker.busy or not worker.alive:
+                continue
+            groups = [g for g, w in self._affinity.items() if w is worker]
+            if not any(self._in_flight.get(g) for g in groups):
+                return worker
+        return None
 
     # WorkerPool calls _spawn under its lock when a group needs a new worker.
     def _spawn(self) -> Any:
@@ -386,7 +416,8 @@ class _RayWorker:
             )
         need = pool.settings.memory or memory_estimate(model_bytes, job.variant.spec.spatial_dims)
         if self._actor is None or need > self._memory:
-            self._start(need)
+            # whole GiB: the tiles of a sweep rarely need a new (larger) actor and model load
+            self._start(-(-need // _GIB) * _GIB)
         events("phase", "running on the Ray cluster")
         try:
             reply = ray.get(self._actor.run.remote(job, root, files, pool.expected_toolchain()))
