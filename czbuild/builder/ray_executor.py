@@ -415,11 +415,16 @@ class _RayWorker:
                 ok=False, error=f"cannot send the job's inputs: {exc}", error_type="RayShipError"
             )
         need = pool.settings.memory or memory_estimate(model_bytes, job.variant.spec.spatial_dims)
-        if self._actor is None or need > self._memory:
-            # whole GiB: the tiles of a sweep rarely need a new (larger) actor and model load
-            self._start(-(-need // _GIB) * _GIB)
-        events("phase", "running on the Ray cluster")
         try:
+            if self._actor is None or need > self._memory:
+                # whole GiB: the tiles of a sweep rarely need a new (larger) actor and model load
+                reserve = -(-need // _GIB) * _GIB
+                short = _no_node_fits(ray, pool.settings.num_cpus, reserve)
+                if short:
+                    events("phase", short)
+                self._start(reserve)
+                self.node = ray.get(self._actor.node_name.remote())
+            events("phase", f"on Ray node {self.node}")
             reply = ray.get(self._actor.run.remote(job, root, files, pool.expected_toolchain()))
         except Exception as exc:  # RayActorError / ActorDiedError / RayTaskError ...
             self._dead = True
@@ -496,6 +501,27 @@ def _restated(result: JobResult, moves: list[tuple[str, str]]) -> JobResult:
     return replace(result, error=text(result.error), traceback=text(result.traceback))
 
 
+def _no_node_fits(ray: Any, cpus: float, memory: int) -> str:
+    """A progress phase when no live node offers ``cpus`` and ``memory`` (else ``""``).
+
+    The actor then waits for one: an autoscaler may add it; on a fixed cluster the build
+    waits, and this line says why.
+    """
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+    except Exception:
+        return ""
+    for node in nodes:
+        offer = node.get("Resources") or {}
+        if offer.get("CPU", 0) >= cpus and offer.get("memory", 0) >= memory:
+            return ""
+    largest = max((float((n.get("Resources") or {}).get("memory", 0)) for n in nodes), default=0)
+    return (
+        f"waiting for a Ray node with {cpus:g} CPU and {memory / _GIB:.0f} GiB memory (the "
+        f"largest now offers {largest / _GIB:.1f} GiB)"
+    )
+
+
 def _map_back(path: str, tree: str, root: str) -> str:
     """A path the actor recorded inside its tree, as the coordinator's path."""
     try:
@@ -541,6 +567,9 @@ class ConversionActor:
 
     def toolchain(self) -> dict[str, str]:
         return coordinator_toolchain()
+
+    def node_name(self) -> str:
+        return self.node
 
     def remove_scratch(self) -> None:
         """Delete this actor's scratch folder (the build is over)."""
