@@ -1,7 +1,7 @@
 """Builds on a Ray cluster (``czbuild build --ray``, :mod:`czbuild.builder.ray_executor`).
 
 One local two-node cluster (``ray.cluster_utils.Cluster``, one CPU each, small object store)
-serves the whole module; the Ray tests skip when Ray is not installed (CI installs the
+serves the cluster tests (marked slow); they skip when Ray is not installed (CI installs the
 ``ray`` extra). The cluster's workers see ``tests/`` on their path, for the fake backends.
 """
 
@@ -19,8 +19,6 @@ import pytest
 from support.build_fakes import TESTS_DIR, fake_convert, make_project, with_fake
 from support.cli import run_cli
 from support.onnx_models import unet_onnx
-
-pytestmark = pytest.mark.slow
 
 RECIPE = """
 name: cells
@@ -78,6 +76,7 @@ def _executor(address: str, scratch: Path, backend: str) -> object:
     return RayExecutor(RaySettings(address=address, scratch=str(scratch)), backend=backend)
 
 
+@pytest.mark.slow
 def test_ray_build_is_byte_identical_to_a_local_build(cluster_address, tmp_path) -> None:
     """A real (ONNX) recipe: same artifacts, manifest and lock; nothing written in the project."""
     root = tmp_path / "project"
@@ -108,6 +107,7 @@ def test_ray_build_is_byte_identical_to_a_local_build(cluster_address, tmp_path)
     assert "0 out of date" in status.stdout, status.stdout
 
 
+@pytest.mark.slow
 def test_killed_worker_is_retried_and_nothing_partial_is_installed(
     cluster_address, tmp_path
 ) -> None:
@@ -148,6 +148,7 @@ def test_killed_worker_is_retried_and_nothing_partial_is_installed(
     assert not [p for p in (tmp_path / "ray").rglob("*") if p.name.startswith(".") and p.is_file()]
 
 
+@pytest.mark.slow
 def test_toolchain_mismatch_is_refused_before_converting(
     cluster_address, tmp_path, monkeypatch
 ) -> None:
@@ -184,3 +185,44 @@ def test_ray_option_without_ray_names_the_extra(tmp_path, monkeypatch) -> None:
     assert lines == [
         "czbuild: error: --ray needs Ray, which is not installed: pip install 'czbuild[ray]'"
     ]
+
+
+def test_toolchain_problem_names_node_and_versions() -> None:
+    from czbuild.builder.ray_executor import toolchain_problem
+
+    same = {"tensorflow": "2.21.0", "czbuild_code": "ab"}
+    assert toolchain_problem(same, dict(same), "n1") == ""
+    line = toolchain_problem(same, {"tensorflow": "2.20.0", "czbuild_code": "ab"}, "10.0.0.7")
+    assert line.startswith("Ray node 10.0.0.7 has a different toolchain: tensorflow 2.20.0 ")
+    assert "(coordinator: 2.21.0)" in line and "\n" not in line
+
+
+def test_memory_estimate_grows_with_model_and_tile() -> None:
+    from czbuild.builder.ray_executor import memory_estimate
+
+    small = memory_estimate(1_000, (256, 256))
+    assert small > 1 << 30
+    assert memory_estimate(31_000_000, (256, 256)) > small
+    assert memory_estimate(1_000, (1024, 1024)) > small
+    assert memory_estimate(1_000, None) == memory_estimate(1_000, (512, 512))
+
+
+@pytest.mark.slow  # importing Ray takes ~2.5 s
+def test_actor_layout_holds_exactly_the_jobs_files(tmp_path) -> None:
+    """A job never sees a file an earlier job of the same actor shipped (no stale inputs)."""
+    pytest.importorskip("ray")
+    from czbuild.builder.ray_executor import ConversionActor
+
+    actor = ConversionActor("support.build_fakes:fake_convert", scratch=str(tmp_path))
+    contents = {"a": b"def build(): ...\n", "b": b"def build(): pass\n", "lic": b"MIT\n"}
+    digests = {}
+    for key, data in contents.items():
+        digests[key] = hashlib.sha256(data).hexdigest()
+        (actor.store / digests[key]).write_bytes(data)  # already fetched: no object store
+    actor._lay_out([("models/a.py", digests["a"], None), ("LICENSE", digests["lic"], None)])
+    assert _files(actor.tree) == {"LICENSE": digests["lic"], "models/a.py": digests["a"]}
+    (actor.tree / "models" / "weights.bin").write_bytes(b"written by the factory")
+    actor._lay_out([("models/b.py", digests["b"], None), ("LICENSE", digests["lic"], None)])
+    assert _files(actor.tree) == {"LICENSE": digests["lic"], "models/b.py": digests["b"]}
+    actor.remove_scratch()
+    assert not actor.scratch.exists()
