@@ -240,12 +240,13 @@ def recipe_text(
         a, b = SIGMOID_CLASSES
         out.lines.append("postprocessing:")
         out.comment(
-            "QUESTION (czbuild build refuses this recipe until it is answered): the model's "
-            "single sigmoid channel p scores which class? Uncomment `positive:` below and name "
-            f"that class (one of metadata.classes): positive: {b} gives [{a}, {b}] = "
-            f"[1 - p, p]; positive: {a} gives [p, 1 - p].",
+            "QUESTION (czbuild build refuses this recipe until it is answered): which class "
+            "does the model's single sigmoid channel p score? Uncomment `positive:` below and "
+            "name it (one of metadata.classes):",
             2,
         )
+        out.lines.append(f"  #   positive: {b}  ->  channels [{a}, {b}] = [1 - p, p]")
+        out.lines.append(f"  #   positive: {a}  ->  channels [{a}, {b}] = [p, 1 - p]")
         out.lines.append("  - op: sigmoid_to_softmax_scores")
         out.lines.append(f"    # positive: {b}")
     out.lines.append("metadata:")
