@@ -67,6 +67,10 @@ def test_init_writes_the_layout_with_the_bundled_configs(tmp_path: Path) -> None
     # the new project is a project: czbuild finds it and lists its (no) recipes
     listed = run_cli("list", cwd=root, check=True)
     assert "no recipes" in listed.stdout
+    # running it again changes nothing and refuses nothing: every file has the same bytes
+    before = {rel: (root / rel).stat().st_mtime_ns for rel in _files(root)}
+    run_cli("init", str(root), cwd=tmp_path, check=True)
+    assert {rel: (root / rel).stat().st_mtime_ns for rel in _files(root)} == before
 
 
 def test_init_refuses_an_existing_file_and_writes_nothing(tmp_path: Path) -> None:

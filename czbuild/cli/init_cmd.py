@@ -46,7 +46,10 @@ def init_cmd(directory: Path, model: Path | None, name: str | None, force: bool)
     if model is not None:
         click.echo(f"probing {model} ...", err=True)
     result = init_project(directory, model=model, name=name, force=force)
-    click.echo(f"created project {result.root} ({len(result.written)} files)")
+    if result.written:
+        click.echo(f"created project {result.root} ({len(result.written)} files written)")
+    else:
+        click.echo(f"project {result.root} is complete: every file is there, nothing written")
     if result.recipe is not None and result.facts is not None:
         facts = result.facts
         click.echo(

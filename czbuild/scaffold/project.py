@@ -8,8 +8,10 @@ folder, doit's state, czbuild's temporaries), a ``README.md`` stub and ``recipe.
 from what :func:`czbuild.scaffold.probe.probe_model` measured.
 
 Nothing is half-written: the model is probed and every file planned before anything is
-written; an existing file is refused (one line naming it) unless ``force``; and if writing
-fails part-way, whatever this call created is removed again.
+written; an existing file is refused (one line naming it) unless ``force`` (one that
+already holds exactly the planned bytes is left alone: re-running ``init`` is harmless); and
+if writing fails part-way, whatever this call created is removed again (a file ``force``
+overwrote stays overwritten).
 """
 
 from __future__ import annotations
@@ -182,11 +184,20 @@ def plan_project(
     return plan
 
 
+def _same_file(path: Path, data: bytes) -> bool:
+    try:
+        return path.is_file() and not path.is_symlink() and path.read_bytes() == data
+    except OSError:
+        return False
+
+
 def _conflicts(plan: _Plan) -> list[str]:
     targets = list(plan.files) + ([plan.model[1]] if plan.model else [])
     out = []
     for rel in targets:
         path = plan.root / rel
+        if rel in plan.files and _same_file(path, plan.files[rel]):
+            continue  # already there, byte for byte: nothing is overwritten
         if path.exists() or path.is_symlink():
             out.append(rel)
         else:  # a parent that is a file blocks it too
@@ -252,6 +263,8 @@ def write_plan(plan: _Plan, *, force: bool = False) -> InitResult:
                 written.append(rel)
         for rel, data in plan.files.items():
             path = plan.root / rel
+            if _same_file(path, data):
+                continue
             mkdirs(path.parent)
             existed = path.exists()
             atomic_write(path, data, durable=False)
