@@ -103,7 +103,7 @@ LAYERS: dict[str, Rule] = {
         "formats ops verify.settings progress", lazy="keras keras.onnx sources sources.dispatch"
     ),
     "verify.settings": _rule(),
-    "scaffold": _rule("files recipe", lazy="verify sources"),
+    "scaffold": _rule("files formats recipe", lazy="verify sources"),
     "cli": _rule(EVERYTHING),
     "package": _rule(lazy=EVERYTHING),
     "main": _rule("cli"),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from czbuild.formats import vocab
 from czbuild.scaffold.probe import ModelFacts
 
 __all__ = [
@@ -165,9 +166,19 @@ def recipe_text(
     layout = ""
     if facts.family == "onnx":
         layout = ", channels-first" if facts.channels_first else ", channels-last"
+    pixel_types = [
+        t
+        for t, n in vocab.PIXEL_TYPE_CHANNELS.items()
+        if n == facts.input_channels and t not in vocab.COMPLEX_PIXEL_TYPES
+    ]
+    takes = (
+        f"ZEN images of pixel type {', '.join(pixel_types)}"
+        if pixel_types
+        else f"no single ZEN pixel type carries {facts.input_channels} channels"
+    )
     out.comment(
-        f"The model ({facts.family}{layout}): input [{dims}] x {facts.input_channels} channel(s), "
-        f"output {facts.output_channels} channel(s)."
+        f"The model ({facts.family}{layout}): input [{dims}] x {facts.input_channels} channel(s) "
+        f"({takes}), output {facts.output_channels} channel(s)."
     )
     out.lines.append("defaults:")
     out.add(f"  - /target: {DEFAULT_TARGET}", "the ZEN release to open it in (configs/target/)")
