@@ -136,7 +136,7 @@ def test_softmax_recipe_text() -> None:
         "min_overlap": [24, 24],  # 2 x 11, rounded up to the factor 4
     }
     assert "postprocessing" not in recipe
-    assert "pixel type Gray8, Gray16, Gray32Float" in text
+    assert "pixel type Gray8, Gray16, Gray32Float" in " ".join(text.replace("#", "").split())
     for key in ("tile:", "preprocessing:", "type:", "classes:", "min_overlap:"):
         (line,) = [x for x in text.splitlines() if x.strip().startswith(key)]
         assert "# guessed:" in line, line
