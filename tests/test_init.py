@@ -211,6 +211,17 @@ def test_probe_fixed_size_onnx_guesses_the_layout(tmp_path: Path) -> None:
     assert facts.factor is None and facts.fixed == (64, 64)
 
 
+def test_probe_3d_onnx_unet_and_its_recipe(tmp_path: Path) -> None:
+    path = tmp_path / "volume.onnx"
+    onnx.save(unet_onnx(channels=1, classes=2, dims=3, opset=13), path)
+    facts = probe_model(path)
+    assert facts.spatial == (None, None, None) and facts.channels_first is True
+    assert facts.head == "softmax" and facts.factor == 2 and facts.radius is None
+    recipe = _parse(recipe_text(facts, name="volume", model_ref="../models/volume.onnx"))
+    assert recipe["spatial_dims"] == [16, 64, 64] and "tile" not in recipe
+    assert "min_overlap" not in recipe["metadata"]
+
+
 # --- end to end: init --from, then czbuild build ------------------------------------------------
 
 
@@ -231,8 +242,10 @@ def _init_and_build(tmp_path: Path, model: Path, *, answer: bool = False):
 
     spec = yaml.safe_load(recipe.read_text())
     artifact = read_artifact(root / f"build/{recipe.stem}/default/{recipe.stem}.czann")
-    assert artifact.metadata.input_shape[:2] == (spec["tile"], spec["tile"])
-    assert list(artifact.metadata.min_overlap) == spec["metadata"]["min_overlap"]
+    dims = spec["spatial_dims"] if "spatial_dims" in spec else [spec["tile"]] * 2
+    assert list(artifact.metadata.input_shape[:-1]) == dims
+    if "min_overlap" in spec["metadata"]:
+        assert list(artifact.metadata.min_overlap) == spec["metadata"]["min_overlap"]
     return artifact, spec
 
 
@@ -272,12 +285,14 @@ def test_linear_keras_model_builds_as_regression(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_onnx_unet_builds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dims", [2, 3])
+def test_onnx_unet_builds(tmp_path: Path, dims: int) -> None:
     model = tmp_path / "cells.onnx"
-    onnx.save(unet_onnx(channels=1, classes=2, opset=13), model)
+    onnx.save(unet_onnx(channels=1, classes=2, dims=dims, opset=13), model)
     artifact, spec = _init_and_build(tmp_path, model)
     assert spec["model"] == {"onnx": "../models/cells.onnx", "channels_first": True}
     assert artifact.metadata.type == "SingleClassSemanticSegmentation"
+    assert len(artifact.metadata.input_shape) == dims + 1
 
 
 @pytest.mark.slow

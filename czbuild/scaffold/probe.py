@@ -13,11 +13,12 @@ answers.
   are a softmax; scores that stay in [0, 1] otherwise are sigmoids; anything else is a
   linear (or other unbounded) head. A linear head trained on [0, 1] targets still leaves
   [0, 1] on the wide-range images, which is why they are used.
-* **Down-sampling factor**: the model runs at ``BASE`` px; the smallest ``f`` (a power of
-  two) for which it also runs at ``BASE + f`` with an output of the input's size is the
-  factor every tile must be a multiple of.
-* **Receptive field**: :func:`czbuild.verify.receptive.measure` (the one probe the tiling
-  checks use), on ever larger probes until it is bounded; ``2 × radius`` is the overlap.
+* **Down-sampling factor**: the model runs at ``BASE`` px (3D: ``BASE_3D`` voxels a side);
+  the smallest ``f`` (a power of two) for which it also runs at ``BASE + f`` with an output
+  of the input's size is the factor every tile must be a multiple of.
+* **Receptive field** (2D): :func:`czbuild.verify.receptive.measure` (the one probe the
+  tiling checks use), on ever larger probes until it is bounded; ``2 × radius`` is the
+  overlap. 3D models are not probed (neither are their tiles simulated by the verifier).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ __all__ = ["HEADS", "ModelFacts", "probe_model"]
 HEADS = ("softmax", "sigmoid", "linear")
 #: Side of the square the model is first run at (a multiple of every factor up to it).
 BASE = 256
-#: The largest down-sampling factor looked for (a power of two).
-MAX_FACTOR = 256
+#: The same for 3D models (each of z, h, w); also the largest 3D factor looked for.
+BASE_3D = 32
 #: Inputs in this range (besides ZEN's [0, 1]) tell a linear head from a bounded one.
 WIDE_RANGE = (-50.0, 50.0)
 #: Scores within this of [0, 1] and of a sum of 1 count as probabilities (float32 rounding).
@@ -65,7 +66,7 @@ class ModelFacts:
         output_range: ``(min, max)`` of the outputs over all probe images.
         max_sum_error: Largest ``|sum over channels - 1|`` seen (softmax evidence).
         factor: Tiles must be multiples of this (None: the model runs at its fixed size only).
-        radius: Receptive radius ``(ry, rx)`` in px (None: not measured).
+        radius: Receptive radius ``(ry, rx)`` in px (None: not measured, 3D models).
         radius_bounded: False when the receptive field reached the largest probe's border.
         probe_side: Side of the probe the radius was measured on.
     """
@@ -147,36 +148,42 @@ def _load(path: Path, family: str) -> tuple[Any, bool | None, bool]:
     return loaded[choice], choice, False
 
 
-def _runs_at(chain: Any, side: int, channels: int, rank: int) -> bool:
-    """Whether the model runs at ``side`` px (each spatial dim) with an output of that size."""
-    shape = (1, *([side] * rank), channels)
+def _base(rank: int) -> int:
+    """The side the model is first run at: :data:`BASE` (2D) or :data:`BASE_3D`."""
+    return BASE if rank == 2 else BASE_3D
+
+
+def _runs_at(chain: Any, size: tuple[int, ...], channels: int) -> bool:
+    """Whether the model runs at ``size`` (spatial) with an output of that size."""
+    shape = (1, *size, channels)
     x = np.random.default_rng(SEED).uniform(0.0, 1.0, size=shape).astype(np.float32)
     try:
         out = chain.predict(x)
     except Exception:  # the model cannot run there: shape errors from any framework
         return False
-    return tuple(out.shape[1:-1]) == shape[1:-1]
+    return tuple(out.shape[1:-1]) == tuple(size)
 
 
 def _factor(chain: Any, channels: int, rank: int, fixed: tuple[int, ...] | None) -> int | None:
     """The down-sampling factor tiles must be a multiple of; None: fixed size only."""
-    if not _runs_at(chain, BASE, channels, rank):
+    base = _base(rank)
+    if not _runs_at(chain, (base,) * rank, channels):
         if fixed is not None:
             return None
         raise ModelError(
-            f"the model does not run at {BASE} x {BASE} px with an output of that size; "
-            "czbuild init needs a fully convolutional image-to-image model"
+            f"the model does not run at {' x '.join([str(base)] * rank)} px with an output of "
+            "that size; czbuild init needs a fully convolutional image-to-image model"
         )
     f = 1
-    while f < MAX_FACTOR and not _runs_at(chain, BASE + f, channels, rank):
+    while f < base and not _runs_at(chain, (base + f,) * rank, channels):
         f *= 2
     return f
 
 
-def _head(chain: Any, side: int, channels: int, rank: int) -> tuple[str, int, float, float, float]:
+def _head(chain: Any, size: tuple[int, ...], channels: int) -> tuple[str, int, float, float, float]:
     """``(head, output channels, min, max, max |sum - 1|)`` on seeded images."""
     rng = np.random.default_rng(SEED)
-    shape = (2, *([side] * rank), channels)
+    shape = (2, *size, channels)
     low, high = WIDE_RANGE
     batches = [
         rng.uniform(0.0, 1.0, size=shape).astype(np.float32),
@@ -206,27 +213,27 @@ def _head(chain: Any, side: int, channels: int, rank: int) -> tuple[str, int, fl
 def _field(
     chain: Any, channels: int, factor: int | None, fixed: tuple[int, ...] | None
 ) -> tuple[tuple[int, int], bool, int]:
-    """Receptive radius, whether it is bounded, and the probe side it was measured on."""
+    """Receptive radius (2D), whether it is bounded, and the probe side it was measured on."""
     from czbuild.verify import receptive
 
     if factor is None:
         assert fixed is not None
-        sides = [fixed]
+        sizes = [fixed]
     else:
-        sides = []
+        sizes = []
         side = BASE
         while side <= receptive.PROBE_MAX_SIDE:
-            sides.append((side, side))
+            sizes.append((side, side))
             side *= 2
     field = None
-    for size in sides:
+    for size in sizes:
         field = receptive.measure(
             chain.predict, (size[0], size[1], channels), (0.0, 1.0), seed=SEED
         )
         if field.bounded:
             break
     assert field is not None
-    return field.radius, field.bounded, int(field.size[0])
+    return field.radius, field.bounded, int(max(field.size))
 
 
 def probe_model(path: Path | str) -> ModelFacts:
@@ -254,25 +261,22 @@ def probe_model(path: Path | str) -> ModelFacts:
             raise ModelError("the input's channel count is not fixed")
         channels = int(declared[-1])
         rank = len(spatial)
-        if rank != 2:
+        if rank not in (2, 3):
             raise ModelError(
-                f"input shape {list(declared)}: czbuild init writes recipes for 2D models "
-                "(3D models: write spatial_dims: [z, h, w] by hand, see docs/recipes.md)"
+                f"input shape {list(declared)}: ZEN models take 2D images or 3D volumes"
             )
         fixed = tuple(int(d) for d in spatial if d is not None) if None not in spatial else None
         factor = _factor(chain, channels, rank, fixed)
-        side = BASE if factor is not None else None
-        if side is None:
+        if factor is None:
             assert fixed is not None
-            head_at = fixed[0] if fixed[0] == fixed[1] else None
-            if head_at is None:
-                raise ModelError(
-                    f"the model runs only at its fixed, non-square size {list(fixed)}; "
-                    "write the recipe by hand with spatial_dims"
-                )
-            side = head_at
-        head, out_channels, lo, hi, sum_error = _head(chain, side, channels, rank)
-        radius, bounded, probe_side = _field(chain, channels, factor, fixed)
+            size = fixed
+        else:
+            size = (_base(rank),) * rank
+        head, out_channels, lo, hi, sum_error = _head(chain, size, channels)
+        radius: tuple[int, int] | None = None
+        bounded, probe_side = False, 0
+        if rank == 2:  # the receptive-field probe (like ZEN's tiling checks) is 2D only
+            radius, bounded, probe_side = _field(chain, channels, factor, fixed)
     except ModelError as exc:
         text = str(exc)
         raise ModelError(text if text.startswith(str(path)) else f"{path}: {text}") from exc

@@ -35,6 +35,8 @@ DEFAULT_TARGET = "zen-blue-3.13"
 #: The tile size suggested for a model that runs at any multiple of its factor (px), and
 #: the largest one suggested unless the overlap needs more.
 TILE_RANGE = (256, 1024)
+#: The 3D tile ``[z, h, w]`` suggested (each rounded up to the down-sampling factor).
+TILE_3D = (16, 64, 64)
 #: Tiles listed as examples in the recipe's comment.
 EXAMPLE_TILES = (64, 128, 192, 256, 384, 512, 768, 1024)
 #: Class names of a 1-channel sigmoid head (the ``positive:`` question names one of them).
@@ -205,13 +207,25 @@ def recipe_text(
     overlap = facts.overlap or (0, 0)
     big = max(overlap)
     capped = False
+    rank = len(facts.spatial)
     if facts.factor is None:
         assert facts.fixed is not None
-        out.add(f"tile: {facts.fixed[0]}", "the model's fixed input size: the only tile it runs at")
-        if big >= min(facts.fixed):  # MinOverlap must stay below the tile
-            limit = min(facts.fixed) - 1
+        fixed = facts.fixed
+        why = "the model's fixed input size: the only one it runs at"
+        if rank == 2 and fixed[0] == fixed[1]:
+            out.add(f"tile: {fixed[0]}", why)
+        else:
+            out.add(f"spatial_dims: {_flow(list(fixed))}", why)
+        if rank == 2 and big >= min(fixed):  # MinOverlap must stay below the tile
+            limit = min(fixed) - 1
             overlap = (min(overlap[0], limit - limit % 2), min(overlap[1], limit - limit % 2))
             capped = True
+    elif rank == 3:
+        tile_3d = [_round_up(d, facts.factor) for d in TILE_3D]
+        out.add(
+            f"spatial_dims: {_flow(tile_3d)}",
+            f"guessed: [z, h, w], multiples of the down-sampling factor {facts.factor}",
+        )
     else:
         tile = suggest_tile(facts.factor, big)
         if facts.factor == 1:
@@ -225,10 +239,8 @@ def recipe_text(
                 f"valid tiles: multiples of {facts.factor} larger than the overlap"
                 + (f", e.g. {tiles}" if tiles else "")
             )
-        if facts.fixed is not None:
-            out.comment(
-                f"(the model was saved for {list(facts.fixed)}; czbuild rebuilds it at the tile)"
-            )
+    if facts.factor is not None and facts.fixed is not None:
+        out.comment(f"(the model was saved for {list(facts.fixed)}; czbuild rebuilds it there)")
     out.add("preprocessing: []", "guessed: none")
     out.comment(
         "ZEN feeds CZANN models pixel values scaled to [0, 1]; add the normalisation the model "
@@ -268,7 +280,14 @@ def recipe_text(
             f"  classes: {_flow(classes)}",
             "guessed: one name per output channel, in order: rename them",
         )
-    if facts.radius is not None:
+    if facts.radius is None:
+        out.comment(
+            "min_overlap: not measured for 3D models (czbuild build does not simulate 3D "
+            "tiling either); add min_overlap: [z, h, w] (even, below the tile) from the model's "
+            "receptive field",
+            2,
+        )
+    else:
         ry, rx = facts.radius
         if facts.radius_bounded:
             note = f"guessed: 2 x the receptive radius [{ry}, {rx}] px"
