@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from czbuild.errors import MetadataError, ModelError, SpecError
 from czbuild.formats import vocab
-from czbuild.formats.czann import CzannMetadata
+from czbuild.formats.czann import CzannMetadata, spatial_ranks
 from czbuild.formats.legacy import LegacyMetadata, border_problem
 from czbuild.json_spec import read_json_spec
 from czbuild.model_metadata import CzannModelMetadata, ModelMetadata, ModelSpec
@@ -157,6 +157,27 @@ def _tile_for(
     )
 
 
+def _check_spatial_rank(
+    family: str, version: str, tile: tuple[int, ...] | None, converter: Converter
+) -> None:
+    """Refuse a 3D model for a format that cannot hold it, before converting anything."""
+    rank = len(tile) if tile is not None else len(converter.input_shape) - 1
+    if rank != 3:
+        return
+    if family == "czmodel":
+        raise ModelError(
+            f"model {converter.name!r} is a 3D model (input [Z, H, W, C]), which legacy "
+            f"czmodel {version} cannot hold (.czmodel files carry 2D models only); 3D needs "
+            "CZANN >= 2.0.0: convert to format czann, format_version 2.0.0 or 2.1.0"
+        )
+    if 3 not in spatial_ranks(version):
+        raise MetadataError(
+            "InputShape",
+            f"model {converter.name!r} is a 3D model ([Z, H, W, C] shapes), which CZANN "
+            f"{version} cannot hold; 3D needs format version >= 2.0.0",
+        )
+
+
 def _check_czann(md: CzannMetadata, converted: ConvertedModel) -> CzannMetadata:
     for key, given, got in (
         ("InputShape", md.input_shape, converted.input_shape),
@@ -246,6 +267,7 @@ def convert(
     if converter is None:
         converter = open_converter(request.source, custom_objects=request.custom_objects)
     tile = _tile_for(request, converter, family, version)
+    _check_spatial_rank(family, version, tile, converter)
     steps = {
         "preprocessing": request.preprocessing,
         "postprocessing": request.postprocessing,

@@ -4,6 +4,8 @@
 
     Input "input" (H, W, C)  ->  preprocessing layers in order  ->  model  ->  postprocessing
 
+(3D models: ``(Z, H, W, C)``; everything below holds for both spatial ranks.)
+
 Every check happens while this graph is built symbolically, i.e. before anything is
 exported or written, and fails with a :class:`~czbuild.errors.ModelError` that says why and
 what to do: more than one input/output, a model that cannot run at the requested size
@@ -145,24 +147,36 @@ def _short(exc: BaseException) -> str:
     return text if _RAISED_LINE.match(text) else f"{type(exc).__name__}: {text}"
 
 
-def _check_spatial_dims(spatial_dims: Any, declared: Shape) -> tuple[int | None, int | None]:
+def _check_spatial_dims(spatial_dims: Any, declared: Shape) -> tuple[int | None, ...]:
+    """``spatial_dims`` checked against the model's spatial rank (2D (h, w), 3D (z, h, w))."""
     if not isinstance(spatial_dims, Sequence) or isinstance(spatial_dims, str):
-        raise ModelError(f"spatial_dims: must be (height, width), got {spatial_dims!r}")
-    dims = tuple(spatial_dims)
-    if len(dims) != 2:
         raise ModelError(
-            f"spatial_dims: must be (height, width) -- czbuild rebuilds 2D models only -- "
-            f"got {len(dims)} values {dims!r}"
+            f"spatial_dims: must be (height, width) or, 3D, (depth, height, width), got "
+            f"{spatial_dims!r}"
+        )
+    dims = tuple(spatial_dims)
+    if len(dims) not in (2, 3):
+        raise ModelError(
+            f"spatial_dims: must be (height, width) for 2D models or (depth, height, width) "
+            f"for 3D models, got {len(dims)} values {dims!r}"
         )
     for d in dims:
         if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1):
             raise ModelError(f"spatial_dims: values must be positive integers, got {dims!r}")
-    if len(declared) != 3:
+    rank = len(declared) - 1
+    if rank not in (2, 3):
         raise ModelError(
             f"spatial_dims: the model input has shape {declared} (without batch), but "
-            "spatial_dims applies to 2D models with input (H, W, C) only; omit spatial_dims"
+            "spatial_dims applies to 2D models with input (H, W, C) and 3D models with input "
+            "(Z, H, W, C) only; omit spatial_dims"
         )
-    return dims  # type: ignore[return-value]
+    if len(dims) != rank:
+        want = "(height, width)" if rank == 2 else "(depth, height, width)"
+        raise ModelError(
+            f"spatial_dims: the model input has shape {declared} (without batch), a {rank}D "
+            f"model: give {rank} values {want}, got {len(dims)} {list(dims)}"
+        )
+    return dims
 
 
 def _make_layer(step: Any, where: str, channels: int | None) -> Any:
@@ -266,8 +280,9 @@ def wrap_model(
         preprocessing: Steps applied to the new input in list order: op dicts (see
             :mod:`czbuild.ops`) or Keras layers. They must keep the channel count.
         postprocessing: Steps applied to the model output in list order.
-        spatial_dims: ``(height, width)`` of the new input (2D models only); ``None`` keeps
-            the model's input shape. A ``None`` entry makes that dimension undefined.
+        spatial_dims: ``(height, width)`` of the new input, ``(depth, height, width)`` for a
+            3D model (input ``(Z, H, W, C)``); ``None`` keeps the model's input shape. A
+            ``None`` entry makes that dimension undefined.
         require_fixed: Fail if the resulting height/width are undefined.
         require_same_spatial: Fail if the output's spatial size differs from the input's
             (semantic segmentation and regression need equal sizes).
@@ -277,7 +292,7 @@ def wrap_model(
 
     Returns:
         A new functional keras.Model whose input is named ``"input"``, shape
-        ``(batch, H, W, C)`` with ``C`` from the model's input.
+        ``(batch, H, W, C)`` (3D: ``(batch, Z, H, W, C)``) with ``C`` from the model's input.
 
     Raises:
         ModelError: Several inputs/outputs; undefined channel count; bad ``spatial_dims``;
@@ -300,7 +315,7 @@ def wrap_model(
     if require_fixed and any(d is None for d in shape[:-1]):
         raise ModelError(
             f"model {model.name!r}: the model input has undefined height/width "
-            f"{shape[:-1]}; pass spatial_dims=(h, w)"
+            f"{shape[:-1]}; pass spatial_dims=(h, w) (3D: (z, h, w))"
         )
     hint = f". {_DIVISIBILITY_HINT}" if spatial_dims is not None else ""
     wrapped = _rebuild(
