@@ -161,8 +161,8 @@ def _check_spatial_rank(
     family: str, version: str, tile: tuple[int, ...] | None, converter: Converter
 ) -> None:
     """Refuse a 3D model for a format that cannot hold it, before converting anything."""
-    rank = len(tile) if tile is not None else len(converter.input_shape) - 1
-    if rank != 3:
+    model_rank = len(converter.input_shape) - 1
+    if model_rank != 3 and (tile is None or len(tile) != 3):
         return
     if family == "czmodel":
         raise ModelError(
@@ -266,8 +266,8 @@ def convert(
     request.metadata.validate()  # the rules that need no model, before the expensive part
     if converter is None:
         converter = open_converter(request.source, custom_objects=request.custom_objects)
+    _check_spatial_rank(family, version, request.spatial_dims, converter)
     tile = _tile_for(request, converter, family, version)
-    _check_spatial_rank(family, version, tile, converter)
     steps = {
         "preprocessing": request.preprocessing,
         "postprocessing": request.postprocessing,

@@ -173,6 +173,9 @@ def test_formats_and_sizes_that_cannot_take_a_3d_model(build, tmp_path) -> None:
         with pytest.raises(ModelError, match=r"3D model .* legacy czmodel .* CZANN >= 2\.0\.0"):
             convert(request, out)
         assert not out.exists()
+        # a 2D tile for a 3D model names the format problem, not the tile
+        with pytest.raises(ModelError, match=r"3D model .* legacy czmodel"):
+            convert(ConversionRequest(source=model, metadata=request.metadata, spatial_dims=(16, 16)), out)  # fmt: skip
     with pytest.raises(MetadataError, match=r"InputShape: .* 3D needs format version >= 2\.0\.0"):
         convert(
             ConversionRequest(source=model, metadata=_md("1.1.0", None), spatial_dims=(12, 16, 20)),
