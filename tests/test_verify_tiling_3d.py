@@ -22,6 +22,7 @@ from czbuild.verify.tiling import (
     ON_FAILURE,
     SEAMS,
     check_tiling,
+    proxy_tiles,
     tiles_per_side,
 )
 from support.numpy_models import box_filter, global_mean
@@ -177,6 +178,12 @@ def test_large_3d_tiles_run_on_a_proxy_volume_with_the_reference() -> None:
     assert seams.details["artifact_tile"] == list(tile)
     assert runner.batches == []  # the packaged model only runs at its own tile
     assert max(int(np.prod(s[1:-1])) for s in reference.shapes) == 16 * 64 * 64
+
+
+def test_3d_proxy_tiles_take_half_the_limit_per_axis() -> None:
+    assert proxy_tiles((16, 512, 512), (12, 12, 12), 256) == (16, 128, 128)
+    assert proxy_tiles((512, 512), (12, 12), 256) == (256, 256)
+    assert proxy_tiles((16, 512, 512), (12, 12, 12), 0) == (16, 512, 512)
 
 
 def test_overlap_not_below_the_tile_and_no_reference() -> None:

@@ -55,13 +55,10 @@ def needed_bytes(info: ModelInfo, settings: VerifySettings) -> int:
     tiling = 0
     rank = len(info.input_shape) - 1
     if settings.tiling and rank in (2, 3):
-        from czbuild.verify.tiling import proxy_tile, tiles_per_side
+        from czbuild.verify.tiling import proxy_tiles, tiles_per_side
 
         overlap = tuple(info.overlap or (0,) * rank)
-        side = [
-            proxy_tile(int(t), int(o), settings.max_tile)
-            for t, o in zip(info.input_shape[:-1], overlap)
-        ]
+        side = proxy_tiles(tuple(info.input_shape[:-1]), overlap, settings.max_tile)
         # the test image (3D: volume) of tiles_per_side tiles along every axis
         image = tiles_per_side(rank) ** rank * int(np.prod(side, dtype=np.float64))
         # the float64 test image while it is drawn, its float32 copy, the whole-image

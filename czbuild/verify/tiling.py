@@ -22,7 +22,8 @@ statistics change the tiled output by more than the tolerance, ``tiling.seams`` 
 3D volumes (``[Z, H, W, C]``) are tiled in z, y and x alike: the test volume holds
 :func:`tiles_per_side` (2) tiles per axis, so every axis has seams; tiles are predicted at
 most :data:`~czbuild.verify.tiles.MAX_BATCH_3D` at a time, the receptive-field probe runs
-its base and probe volumes one per call, and neither is larger than the test volume.
+its base and probe volumes one per call, and neither is larger than the test volume; in
+bounded mode each axis of a 3D tile is capped at half of ``max_tile`` (:func:`proxy_tiles`).
 
 Bounded mode (what builds use): ``max_tile`` replaces a large tile by a *proxy tile* — the
 largest size up to ``max_tile`` that equals the artifact's tile modulo :data:`PROXY_MODULUS`
@@ -95,6 +96,16 @@ def proxy_tile(tile: int, overlap: int, max_tile: int | None) -> int:
     return min(size, tile)
 
 
+def proxy_tiles(
+    tile: tuple[int, ...], overlap: tuple[int, ...], max_tile: int | None
+) -> tuple[int, ...]:
+    """The simulated tile per axis (:func:`proxy_tile`); 3D volumes cap each axis at half of
+    ``max_tile`` (their test volume holds 8 tiles, the 2D image 9 of a quarter the size)."""
+    if max_tile and len(tile) == 3:
+        max_tile = max(1, max_tile // 2)
+    return tuple(proxy_tile(int(t), int(o), max_tile) for t, o in zip(tile, overlap))
+
+
 def check_tiling(
     runner: Predict,
     reference: SourceChain | None,
@@ -156,7 +167,7 @@ def check_tiling(
         _field_on_packaged(runner, info, report, overlap, seed)
         skip_all(report, reason, (MIN_OVERLAP,))
         return {}
-    tile = tuple(proxy_tile(t, o, max_tile) for t, o in zip(artifact_tile, overlap))
+    tile = proxy_tiles(artifact_tile, overlap, max_tile)
     proxy = tile != artifact_tile
     size = tuple(tiles_per_side(rank) * t for t in tile)
     image = sample_image(info, (*size, channels), seed)
