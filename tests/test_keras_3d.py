@@ -137,6 +137,12 @@ def test_fixed_size_3d_model_and_the_specialised_route(build, tmp_path) -> None:
     fixed = build((12, 16, 20))
     result = convert(ConversionRequest(source=fixed, metadata=_md()), tmp_path / "f.czann")
     assert read_artifact(result.path).metadata.input_shape == (12, 16, 20, 1)
+    # a fixed-size model replayed at another volume size
+    other = convert(
+        ConversionRequest(source=fixed, metadata=_md(overlap=None), spatial_dims=(4, 8, 12)),
+        tmp_path / "g.czann",
+    )
+    assert read_artifact(other.path).metadata.output_shape == (4, 8, 12, 2)
     # a conv + BatchNormalization net: one undefined-size conversion, every tile specialised
     keras.utils.set_random_seed(5)
     inputs = keras.Input((None, None, None, 2))
