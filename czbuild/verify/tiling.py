@@ -99,8 +99,11 @@ def proxy_tile(tile: int, overlap: int, max_tile: int | None) -> int:
 def proxy_tiles(
     tile: tuple[int, ...], overlap: tuple[int, ...], max_tile: int | None
 ) -> tuple[int, ...]:
-    """The simulated tile per axis (:func:`proxy_tile`); 3D volumes cap each axis at half of
-    ``max_tile`` (their test volume holds 8 tiles, the 2D image 9 of a quarter the size)."""
+    """The simulated tile per axis (:func:`proxy_tile`).
+
+    A 3D tile caps each axis at half of ``max_tile``: a volume grows with the cube of its
+    side, and the whole test volume (8 tiles) goes through the reference in one call.
+    """
     if max_tile and len(tile) == 3:
         max_tile = max(1, max_tile // 2)
     return tuple(proxy_tile(int(t), int(o), max_tile) for t, o in zip(tile, overlap))
