@@ -290,15 +290,7 @@ def _violations() -> dict[str, str]:
 # Violations of the table found when this test was written (the code, not the table, is
 # wrong; see the lead's report). The test fails on any new one and when one is fixed, so
 # the list only shrinks.
-KNOWN_VIOLATIONS: set[str] = {
-    # The build layer loads model sources itself (to key the per-source converter cache)
-    # instead of going through `convert`: builder may not import keras.
-    "czbuild/builder/backend.py -> czbuild.keras.sources",
-    "czbuild/builder/request.py -> czbuild.keras.sources",
-    # The seed import path of the Keras layers imports keras/ at module level; the table
-    # says the seed API imports keras only lazily.
-    "czbuild/preprocessing.py -> czbuild.keras.preprocessing",
-}
+KNOWN_VIOLATIONS: set[str] = set()
 
 
 def test_every_module_belongs_to_a_layer_of_the_table() -> None:

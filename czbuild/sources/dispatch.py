@@ -7,13 +7,21 @@ asking which framework it is. The adapters are imported inside the functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from czbuild.errors import ModelError
 from czbuild.sources.kinds import ConvertedModel, source_family
 
-__all__ = ["Converter", "open_converter", "open_reference"]
+__all__ = [
+    "Converter",
+    "forget_user_modules",
+    "import_framework",
+    "load_custom_objects",
+    "open_converter",
+    "open_reference",
+]
 
 
 class Converter(Protocol):
@@ -88,3 +96,47 @@ def open_reference(source: Any, *, custom_objects: Mapping[str, Any] | None = No
     for ONNX and PyTorch an object with ``input_shape``, ``at(spatial)`` and
     ``__call__(x, training=False)``)."""
     return open_converter(source, custom_objects=custom_objects).model
+
+
+def import_framework(source: Any) -> None:
+    """Import the framework that reads ``source`` now, and only that one.
+
+    The conversion worker calls this before it records what a model source reads
+    (:mod:`czbuild.builder.reads`), so the framework's own start-up reads and imports are not
+    inputs of the model: Keras (with TensorFlow) for a Keras source, ``onnx`` for an ONNX
+    source, PyTorch (and ``onnx``, which its export produces) for a PyTorch source.
+
+    Raises:
+        ModelError: A PyTorch source without PyTorch installed.
+    """
+    family = source_family(source)
+    if family == "keras":
+        from czbuild.keras.sources import import_framework as import_keras
+
+        import_keras()
+        return
+    if family == "torch":
+        from czbuild.torch_source.module import import_torch
+
+        import_torch()
+    import onnx  # noqa: F401 - both the ONNX and the PyTorch path read ONNX graphs
+
+
+def load_custom_objects(files: Iterable[str | os.PathLike[str]]) -> dict[str, Any]:
+    """The custom objects of a Keras source's ``custom_objects`` files (or import names).
+
+    See :func:`czbuild.keras.sources.load_custom_objects`; only Keras sources take them
+    (:func:`open_converter` refuses them for the others).
+    """
+    from czbuild.keras.sources import load_custom_objects as load_keras_objects
+
+    return load_keras_objects(files)
+
+
+def forget_user_modules(files: Iterable[str | os.PathLike[str]] = ()) -> None:
+    """Forget the user Python files executed so far and the modules loaded from ``files``,
+    so the next load runs (and records) them afresh
+    (:func:`czbuild.keras.sources.forget_user_modules`)."""
+    from czbuild.keras.sources import forget_user_modules as forget
+
+    forget(files)
