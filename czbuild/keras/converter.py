@@ -9,7 +9,7 @@ artifact built alone and the same artifact built in a sweep are byte-identical:
 * ``"specialized"``: the chain-wrapped model is tiling-invariant (its output spatial dims
   follow the input's; :func:`czbuild.keras.wrap.is_tiling_invariant`). It is converted *once*
   per (chains, opset) with undefined height/width, and each tile is a cheap
-  :func:`~czbuild.keras.onnx_export.specialize_onnx` of that conversion. If the
+  :func:`~czbuild.onnx_graph.checks.specialize_onnx` of that conversion. If the
   undefined-size conversion fails (some layers trace only at fixed sizes, or tf2onnx declares
   the wrong output rank for the undefined-size graph), or ONNX shape
   inference cannot make the output dims concrete for a tile, the fixed route is taken
@@ -235,7 +235,8 @@ class ModelConverter:
         tile: tuple[int, ...],
         opset: int,
     ) -> ConvertedModel | None:
-        from czbuild.keras.onnx_export import OutputRankError, specialize_onnx
+        from czbuild.keras.onnx_export import OutputRankError
+        from czbuild.onnx_graph.checks import specialize_onnx
 
         # Wrapping at the tile checks the model can run there (divisibility, ...) and gives
         # the expected output shape; it is symbolic only (no tracing, no conversion).

@@ -135,7 +135,7 @@ class OnnxConverter:
                 return cached
             composed = self._composed.get((key, int(opset)))
             if composed is None:
-                from czbuild.keras.onnx_export import serialize_onnx
+                from czbuild.onnx_graph.canonical import serialize_onnx
 
                 proto = compose(
                     self._source_graph(int(opset)),

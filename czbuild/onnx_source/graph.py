@@ -19,12 +19,8 @@ import onnx
 from onnx import ModelProto, TensorProto, ValueInfoProto, helper
 
 from czbuild.errors import ConversionError, ModelError
-from czbuild.keras.onnx_canonical import INPUT_NAME, OUTPUT_NAME, all_nodes, canonicalize_onnx
-from czbuild.keras.onnx_export import (
-    check_onnx,
-    ir_version_for_opset,
-    specialize_onnx,
-)
+from czbuild.onnx_graph.canonical import INPUT_NAME, OUTPUT_NAME, all_nodes, canonicalize_onnx
+from czbuild.onnx_graph.checks import check_onnx, ir_version_for_opset, specialize_onnx
 from czbuild.onnx_source.op_nodes import NodeSink, append_chain
 
 __all__ = ["SourceGraph", "compose", "convert_opset", "default_opset", "read_source", "specialize"]
