@@ -43,7 +43,7 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
 
     variant = job.variant
     out_dir = _out_dir(job)
-    toolchain = _toolchain()
+    toolchain = _toolchain(variant)
     lookup = payload_cache.payload_key(variant, job.source_key, toolchain)
     if getattr(job, "reuse", True):
         hit = payload_cache.read_entry(out_dir, lookup)
@@ -140,10 +140,10 @@ def _restated(variant: Any, call: Callable[[], Any]) -> Any:
         raise restated from exc
 
 
-def _toolchain() -> dict[str, str]:
+def _toolchain(variant: Any) -> dict[str, str]:
     from czbuild.builder.toolchain import czbuild_code_digest, toolchain_versions
 
-    return {**toolchain_versions(), "czbuild_code": czbuild_code_digest()}
+    return {**toolchain_versions(variant.spec.model.kind), "czbuild_code": czbuild_code_digest()}
 
 
 def _out_dir(job: Any) -> Path:
