@@ -25,7 +25,8 @@ __all__ = [
 
 
 class Converter(Protocol):
-    """What every adapter's converter offers (see :class:`czbuild.keras.ModelConverter`)."""
+    """What every adapter's converter offers (the adapters implement it on
+    :class:`czbuild.sources.base.CachingConverter`; test fakes may implement it directly)."""
 
     @property
     def name(self) -> str:
