@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from czbuild import ops as czops
 from czbuild.errors import MetadataError, ModelError, SpecError
 from czbuild.formats import vocab
 from czbuild.formats.czann import CzannMetadata
@@ -322,14 +323,6 @@ def output_file(output_path: str | os.PathLike[str], output_name: str, family: s
     return Path(output_path) / name
 
 
-def _steps(value: Any) -> tuple[Any, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, (Mapping, str)) or not isinstance(value, Sequence):
-        return (value,)
-    return tuple(value)
-
-
 def _read_licence(path: Path | None) -> bytes | None:
     if path is None:
         return None
@@ -405,8 +398,8 @@ def convert_from_model_spec(
     request = ConversionRequest(
         source=spec.model,
         metadata=metadata,
-        preprocessing=_steps(preprocessing),
-        postprocessing=_steps(postprocessing),
+        preprocessing=czops.as_chain(preprocessing),
+        postprocessing=czops.as_chain(postprocessing),
         spatial_dims=tuple(spatial_dims) if spatial_dims is not None else None,
         opset=opset,
         license=_read_licence(spec.licence_path),

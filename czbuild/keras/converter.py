@@ -49,15 +49,6 @@ _CONVERT_LOCK = threading.RLock()
 Shape = tuple[int, ...]
 
 
-def _as_steps(steps: Any) -> tuple[Any, ...]:
-    """One step (op dict, op name or layer) or a sequence of steps -> tuple of steps."""
-    if steps is None:
-        return ()
-    if isinstance(steps, (Mapping, str)) or not isinstance(steps, Sequence):
-        return (steps,)
-    return tuple(steps)
-
-
 def _step_form(step: Any, where: str) -> Any:
     """A JSON-able canonical form of one chain step (op dict; or a layer's config + weights)."""
     if isinstance(step, (Mapping, str)):
@@ -94,7 +85,7 @@ def chain_key(preprocessing: Any = (), postprocessing: Any = ()) -> str:
         ModelError: A step is neither a valid op nor a Keras layer (names ``preprocessing[i]``).
     """
     form = {
-        what: [_step_form(s, f"{what}[{i}]") for i, s in enumerate(_as_steps(steps))]
+        what: [_step_form(s, f"{what}[{i}]") for i, s in enumerate(czops.as_chain(steps))]
         for what, steps in (("preprocessing", preprocessing), ("postprocessing", postprocessing))
     }
     return json.dumps(form, sort_keys=True, default=str, separators=(",", ":"))
@@ -161,7 +152,7 @@ class ModelConverter(CachingConverter):
 
     def _chains(self, preprocessing: Any, postprocessing: Any) -> Chains:
         """Op dicts / czbuild layers / Keras layers; equal chains give equal keys."""
-        pre, post = _as_steps(preprocessing), _as_steps(postprocessing)
+        pre, post = czops.as_chain(preprocessing), czops.as_chain(postprocessing)
         return chain_key(pre, post), pre, post
 
     def _convert_onnx(

@@ -30,12 +30,8 @@ def op_chain(steps: Any, where: str) -> tuple[dict[str, Any], ...]:
     Raises:
         ModelError: A step is not a valid op (ONNX and PyTorch sources take op dicts only).
     """
-    if steps is None:
-        return ()
-    if isinstance(steps, (Mapping, str)) or not isinstance(steps, Sequence):
-        steps = (steps,)
     out = []
-    for i, step in enumerate(steps):
+    for i, step in enumerate(czops.as_chain(steps)):
         if not isinstance(step, (Mapping, str)):
             raise ModelError(
                 f"{where}[{i}]: ONNX and PyTorch sources take op dicts such as "

@@ -1,14 +1,10 @@
-"""``CachingConverter``: what every adapter's converter shares.
+"""``CachingConverter``: the public conversions every adapter's converter shares.
 
-The public :class:`~czbuild.sources.dispatch.Converter` methods are implemented once here:
-normalise the two op chains into a key, resolve the tile, answer from the payloads already
-made (least recently used dropped beyond ``max_cached``) and otherwise ask the adapter for a
-new one. An adapter (``czbuild/keras/``, ``czbuild/onnx_source/``, ``czbuild/torch_source/``)
-implements the hooks: :meth:`_chains`, :meth:`_tile`, :meth:`_convert_onnx` and
-:meth:`_convert_savedmodel`. One conversion at a time per adapter (its ``_lock``): the
-frameworks name things from process-global counters.
-
-Plain Python: no framework is imported here.
+:meth:`~CachingConverter.onnx` and :meth:`~CachingConverter.savedmodel_zip` are written once:
+normalise the two chains into a key, resolve the tile, answer from the payloads already made
+(least recently used dropped beyond ``max_cached``), else ask the adapter's hook. One
+conversion at a time per adapter (its ``_lock``: frameworks name things from process-global
+counters). Plain Python: no framework is imported here.
 """
 
 from __future__ import annotations
@@ -21,17 +17,14 @@ from typing import Any
 from czbuild.errors import ModelError
 from czbuild.sources.kinds import ConvertedModel
 
-__all__ = ["CachingConverter", "positive_dims"]
+__all__ = ["CachingConverter", "Chains", "positive_dims"]
 
+#: ``(key, pre, post)``: the validated chains and a key that is equal for equal chains.
 Chains = tuple[str, tuple[Any, ...], tuple[Any, ...]]
 
 
 def positive_dims(spatial_dims: Sequence[int]) -> tuple[int, ...]:
-    """``spatial_dims`` as a tuple of positive integers.
-
-    Raises:
-        ModelError: A value is not a positive integer (names ``spatial_dims``).
-    """
+    """``spatial_dims`` as a tuple; ModelError naming ``spatial_dims`` unless all are ints >= 1."""
     dims = tuple(spatial_dims)
     if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
         raise ModelError(f"spatial_dims: values must be positive integers, got {dims!r}")
@@ -39,22 +32,19 @@ def positive_dims(spatial_dims: Sequence[int]) -> tuple[int, ...]:
 
 
 class CachingConverter:
-    """Base of the adapters' converters: the public conversions and the payload cache.
+    """Base of the adapters' converters (see :class:`czbuild.sources.dispatch.Converter`).
 
-    Args:
-        source: The model source.
-        max_cached: How many finished payloads to keep (least recently used are dropped).
+    An adapter implements :meth:`_chains`, :meth:`_tile` and :meth:`_convert_onnx` (and
+    :meth:`_convert_savedmodel` or its own ``savedmodel_zip``), plus ``name``,
+    ``input_shape`` and ``model``.
     """
 
-    #: Held while converting (a subclass shares one per framework).
     _lock: threading.RLock = threading.RLock()
 
     def __init__(self, source: Any, *, max_cached: int = 8) -> None:
         self.source = source
         self.max_cached = max_cached
         self._results: OrderedDict[tuple[Any, ...], ConvertedModel] = OrderedDict()
-
-    # --- the public conversions --------------------------------------------------------------
 
     def onnx(
         self,
@@ -64,13 +54,7 @@ class CachingConverter:
         spatial_dims: Sequence[int] | None = None,
         opset: int,
     ) -> ConvertedModel:
-        """Canonical ONNX for one variant.
-
-        Args:
-            preprocessing: Op dicts (Keras: also layers) applied before the model.
-            postprocessing: Applied after the model.
-            spatial_dims: The tile; None uses the model's own fixed input size.
-            opset: ONNX opset.
+        """Canonical ONNX of one variant (``spatial_dims`` None: the model's own fixed tile).
 
         Raises:
             ModelError: The source or an op is unusable, or the model cannot run at the tile.
@@ -91,12 +75,7 @@ class CachingConverter:
         postprocessing: Any = (),
         spatial_dims: Sequence[int] | None = None,
     ) -> ConvertedModel:
-        """A zipped SavedModel (legacy 3.0.0 payload) of one variant, at fixed dims.
-
-        Raises:
-            ModelError: As :meth:`onnx`, or the source cannot become a SavedModel.
-            ConversionError: TensorFlow cannot save the model.
-        """
+        """A zipped SavedModel (legacy 3.0.0 payload) of one variant, at fixed dims."""
         key, pre, post = self._chains(preprocessing, postprocessing)
         with self._lock:
             tile = self._tile(spatial_dims)
@@ -108,14 +87,10 @@ class CachingConverter:
         """Drop every cached payload (the loaded model is kept)."""
         self._results.clear()
 
-    # --- the adapter's hooks -----------------------------------------------------------------
-
     def _chains(self, preprocessing: Any, postprocessing: Any) -> Chains:
-        """``(key, pre, post)``: the validated chains and a key equal for equal chains."""
         raise NotImplementedError
 
     def _tile(self, spatial_dims: Sequence[int] | None) -> tuple[int, ...]:
-        """The tile of a conversion: ``spatial_dims`` or the model's own fixed dims."""
         raise NotImplementedError
 
     def _convert_onnx(
@@ -132,8 +107,6 @@ class CachingConverter:
         self, pre: tuple[Any, ...], post: tuple[Any, ...], tile: tuple[int, ...]
     ) -> ConvertedModel:
         raise NotImplementedError
-
-    # --- the payload cache -------------------------------------------------------------------
 
     def _cached(self, key: tuple[Any, ...], make: Callable[[], ConvertedModel]) -> ConvertedModel:
         result = self._results.get(key)

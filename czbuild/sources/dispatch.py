@@ -100,12 +100,9 @@ def open_reference(source: Any, *, custom_objects: Mapping[str, Any] | None = No
 
 
 def import_framework(source: Any) -> None:
-    """Import the framework that reads ``source`` now, and only that one.
-
-    The conversion worker calls this before it records what a model source reads
-    (:mod:`czbuild.builder.reads`), so the framework's own start-up reads and imports are not
-    inputs of the model: Keras (with TensorFlow) for a Keras source, ``onnx`` for an ONNX
-    source, PyTorch (and ``onnx``, which its export produces) for a PyTorch source.
+    """Import now the one framework ``source`` needs: Keras (with TensorFlow), ``onnx``, or
+    PyTorch (and ``onnx``). The worker calls it before recording what a model reads
+    (:mod:`czbuild.builder.reads`): the framework's own start-up reads are not inputs.
 
     Raises:
         ModelError: A PyTorch source without PyTorch installed.
@@ -120,24 +117,19 @@ def import_framework(source: Any) -> None:
         from czbuild.torch_source.module import import_torch
 
         import_torch()
-    import onnx  # noqa: F401 - both the ONNX and the PyTorch path read ONNX graphs
+    import onnx  # noqa: F401 - the ONNX and PyTorch paths read ONNX graphs
 
 
 def load_custom_objects(files: Iterable[str | os.PathLike[str]]) -> dict[str, Any]:
-    """The custom objects of a Keras source's ``custom_objects`` files (or import names).
-
-    See :func:`czbuild.keras.sources.load_custom_objects`; only Keras sources take them
-    (:func:`open_converter` refuses them for the others).
-    """
+    """A Keras source's custom objects (:func:`czbuild.keras.sources.load_custom_objects`)."""
     from czbuild.keras.sources import load_custom_objects as load_keras_objects
 
     return load_keras_objects(files)
 
 
 def forget_user_modules(files: Iterable[str | os.PathLike[str]] = ()) -> None:
-    """Forget the user Python files executed so far and the modules loaded from ``files``,
-    so the next load runs (and records) them afresh
-    (:func:`czbuild.keras.sources.forget_user_modules`)."""
+    """Forget the user Python files run so far and the modules loaded from ``files``
+    (:func:`czbuild.keras.sources.forget_user_modules`): the next load records them again."""
     from czbuild.keras.sources import forget_user_modules as forget
 
     forget(files)
