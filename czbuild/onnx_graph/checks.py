@@ -16,13 +16,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import onnx
-from onnx import ModelProto
+from onnx import ModelProto, NodeProto
 
 from czbuild.errors import ConversionError
 from czbuild.formats import vocab
 from czbuild.onnx_graph.canonical import all_nodes, canonicalize_onnx, serialize_onnx
 
-__all__ = ["check_onnx", "ir_version_for_opset", "specialize_onnx"]
+__all__ = [
+    "check_onnx",
+    "custom_domain_node",
+    "default_opset",
+    "ir_version_for_opset",
+    "specialize_onnx",
+]
 
 
 def ir_version_for_opset(opset: int) -> int:
@@ -63,12 +69,12 @@ def check_onnx(proto: ModelProto, *, opset: int | None = None) -> None:
     domains = {o.domain: o.version for o in proto.opset_import}
     if opset is not None and domains.get("", domains.get("ai.onnx")) != opset:
         raise ConversionError(f"ONNX model declares opset {domains.get('')}, expected {opset}")
-    for node in all_nodes(proto.graph):
-        if node.domain not in ("", "ai.onnx"):
-            raise ConversionError(
-                f"ONNX node {node.name} ({node.op_type}) uses the non-standard domain "
-                f"{node.domain!r}; ZEN runs standard ONNX ops only"
-            )
+    node = custom_domain_node(proto)
+    if node is not None:
+        raise ConversionError(
+            f"ONNX node {node.name} ({node.op_type}) uses the non-standard domain "
+            f"{node.domain!r}; ZEN runs standard ONNX ops only"
+        )
     try:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
@@ -140,15 +146,21 @@ def specialize_onnx(
         )
     for axis, size in enumerate(expected, start=1):
         out_dims[axis].dim_value = size
-    ir, opset = model.ir_version, _default_opset(model)
+    ir, opset = model.ir_version, default_opset(model)
     canonical = canonicalize_onnx(model)
     canonical.ir_version = ir
     check_onnx(canonical, opset=opset)
     return serialize_onnx(canonical)
 
 
-def _default_opset(model: ModelProto) -> int | None:
-    for imp in model.opset_import:
+def default_opset(proto: ModelProto) -> int | None:
+    """The default-domain opset a model imports (None: none)."""
+    for imp in proto.opset_import:
         if imp.domain in ("", "ai.onnx"):
             return int(imp.version)
     return None
+
+
+def custom_domain_node(proto: ModelProto) -> NodeProto | None:
+    """The first node (subgraphs included) outside the standard ONNX domain, if any."""
+    return next((n for n in all_nodes(proto.graph) if n.domain not in ("", "ai.onnx")), None)
