@@ -476,7 +476,7 @@ def _field_on_packaged(
     try:
         field = receptive.measure(
             runner,
-            tuple(info.input_shape),  # type: ignore[arg-type]
+            tuple(info.input_shape),
             info.input_range,
             seed=seed + 7,
         )
