@@ -216,10 +216,14 @@ def test_probe_3d_onnx_unet_and_its_recipe(tmp_path: Path) -> None:
     onnx.save(unet_onnx(channels=1, classes=2, dims=3, opset=13), path)
     facts = probe_model(path)
     assert facts.spatial == (None, None, None) and facts.channels_first is True
-    assert facts.head == "softmax" and facts.factor == 2 and facts.radius is None
+    assert facts.head == "softmax" and facts.factor == 2
+    assert facts.radius is not None and len(facts.radius) == 3 and facts.radius_bounded
     recipe = _parse(recipe_text(facts, name="volume", model_ref="../models/volume.onnx"))
-    assert recipe["spatial_dims"] == [16, 64, 64] and "tile" not in recipe
-    assert "min_overlap" not in recipe["metadata"]
+    assert "tile" not in recipe
+    overlap = recipe["metadata"]["min_overlap"]
+    assert overlap == list(facts.overlap or ()) and all(o % 2 == 0 for o in overlap)
+    for side, least, o in zip(recipe["spatial_dims"], (16, 64, 64), overlap, strict=True):
+        assert side % 2 == 0 and side >= least and side >= 2 * o
 
 
 # --- end to end: init --from, then czbuild build ------------------------------------------------

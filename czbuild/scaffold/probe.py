@@ -16,9 +16,9 @@ answers.
 * **Down-sampling factor**: the model runs at ``BASE`` px (3D: ``BASE_3D`` voxels a side);
   the smallest ``f`` (a power of two) for which it also runs at ``BASE + f`` with an output
   of the input's size is the factor every tile must be a multiple of.
-* **Receptive field** (2D): :func:`czbuild.verify.receptive.measure` (the one probe the
-  tiling checks use), on ever larger probes until it is bounded; ``2 × radius`` is the
-  overlap. 3D models are not probed (neither are their tiles simulated by the verifier).
+* **Receptive field**: :func:`czbuild.verify.receptive.measure` (the one probe the tiling
+  checks use, 2D and 3D), on ever larger probes until it is bounded; ``2 × radius`` rounded
+  up to the factor is the overlap.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ HEADS = ("softmax", "sigmoid", "linear")
 BASE = 256
 #: The same for 3D models (each of z, h, w); also the largest 3D factor looked for.
 BASE_3D = 32
+#: The largest side of a 3D receptive-field probe (voxels; a 128^3 volume per call).
+PROBE_MAX_SIDE_3D = 128
 #: Inputs in this range (besides ZEN's [0, 1]) tell a linear head from a bounded one.
 WIDE_RANGE = (-50.0, 50.0)
 #: Scores within this of [0, 1] and of a sum of 1 count as probabilities (float32 rounding).
@@ -66,7 +68,7 @@ class ModelFacts:
         output_range: ``(min, max)`` of the outputs over all probe images.
         max_sum_error: Largest ``|sum over channels - 1|`` seen (softmax evidence).
         factor: Tiles must be multiples of this (None: the model runs at its fixed size only).
-        radius: Receptive radius ``(ry, rx)`` in px (None: not measured, 3D models).
+        radius: Receptive radius ``(ry, rx)`` (3D ``(rz, ry, rx)``) in px (None: not measured).
         radius_bounded: False when the receptive field reached the largest probe's border.
         probe_side: Side of the probe the radius was measured on.
     """
@@ -82,7 +84,7 @@ class ModelFacts:
     output_range: tuple[float, float]
     max_sum_error: float
     factor: int | None
-    radius: tuple[int, int] | None
+    radius: tuple[int, ...] | None
     radius_bounded: bool
     probe_side: int
 
@@ -94,7 +96,7 @@ class ModelFacts:
         return None
 
     @property
-    def overlap(self) -> tuple[int, int] | None:
+    def overlap(self) -> tuple[int, ...] | None:
         """``2 × radius`` per axis rounded up to a multiple of the down-sampling factor (and
         even), None when not measured.
 
@@ -105,7 +107,7 @@ class ModelFacts:
         if self.radius is None:
             return None
         step = max(2, self.factor or 2)
-        return (_round_up(2 * self.radius[0], step), _round_up(2 * self.radius[1], step))
+        return tuple(_round_up(2 * r, step) for r in self.radius)
 
 
 def _round_up(value: int, step: int) -> int:
@@ -211,9 +213,9 @@ def _head(chain: Any, size: tuple[int, ...], channels: int) -> tuple[str, int, f
 
 
 def _field(
-    chain: Any, channels: int, factor: int | None, fixed: tuple[int, ...] | None
-) -> tuple[tuple[int, int], bool, int]:
-    """Receptive radius (2D), whether it is bounded, and the probe side it was measured on."""
+    chain: Any, channels: int, rank: int, factor: int | None, fixed: tuple[int, ...] | None
+) -> tuple[tuple[int, ...], bool, int]:
+    """Receptive radius, whether it is bounded, and the probe side it was measured on."""
     from czbuild.verify import receptive
 
     if factor is None:
@@ -221,15 +223,13 @@ def _field(
         sizes = [fixed]
     else:
         sizes = []
-        side = BASE
-        while side <= receptive.PROBE_MAX_SIDE:
-            sizes.append((side, side))
+        side = _base(rank)
+        while side <= (receptive.PROBE_MAX_SIDE if rank == 2 else PROBE_MAX_SIDE_3D):
+            sizes.append((side,) * rank)
             side *= 2
     field = None
     for size in sizes:
-        field = receptive.measure(
-            chain.predict, (size[0], size[1], channels), (0.0, 1.0), seed=SEED
-        )
+        field = receptive.measure(chain.predict, (*size, channels), (0.0, 1.0), seed=SEED)
         if field.bounded:
             break
     assert field is not None
@@ -273,10 +273,7 @@ def probe_model(path: Path | str) -> ModelFacts:
         else:
             size = (_base(rank),) * rank
         head, out_channels, lo, hi, sum_error = _head(chain, size, channels)
-        radius: tuple[int, int] | None = None
-        bounded, probe_side = False, 0
-        if rank == 2:  # the receptive-field probe (like ZEN's tiling checks) is 2D only
-            radius, bounded, probe_side = _field(chain, channels, factor, fixed)
+        radius, bounded, probe_side = _field(chain, channels, rank, factor, fixed)
     except ModelError as exc:
         text = str(exc)
         raise ModelError(text if text.startswith(str(path)) else f"{path}: {text}") from exc

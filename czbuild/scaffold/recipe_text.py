@@ -35,7 +35,8 @@ DEFAULT_TARGET = "zen-blue-3.13"
 #: The tile size suggested for a model that runs at any multiple of its factor (px), and
 #: the largest one suggested unless the overlap needs more.
 TILE_RANGE = (256, 1024)
-#: The 3D tile ``[z, h, w]`` suggested (each rounded up to the down-sampling factor).
+#: The smallest 3D tile ``[z, h, w]`` suggested; each side also exceeds twice the overlap
+#: and is rounded up to a multiple of 8 and of the down-sampling factor.
 TILE_3D = (16, 64, 64)
 #: Tiles listed as examples in the recipe's comment.
 EXAMPLE_TILES = (64, 128, 192, 256, 384, 512, 768, 1024)
@@ -204,7 +205,7 @@ def recipe_text(
     else:
         out.add(f"  path: {_scalar(model_ref)}")
     out.lines.append("format: czann")
-    overlap = facts.overlap or (0, 0)
+    overlap = facts.overlap or (0,) * len(facts.spatial)
     big = max(overlap)
     capped = False
     rank = len(facts.spatial)
@@ -216,12 +217,14 @@ def recipe_text(
             out.add(f"tile: {fixed[0]}", why)
         else:
             out.add(f"spatial_dims: {_flow(list(fixed))}", why)
-        if rank == 2 and big >= min(fixed):  # MinOverlap must stay below the tile
-            limit = min(fixed) - 1
-            overlap = (min(overlap[0], limit - limit % 2), min(overlap[1], limit - limit % 2))
+        if any(o >= d for o, d in zip(overlap, fixed)):  # MinOverlap must stay below the tile
+            overlap = tuple(min(o, (d - 1) - (d - 1) % 2) for o, d in zip(overlap, fixed))
             capped = True
     elif rank == 3:
-        tile_3d = [_round_up(d, facts.factor) for d in TILE_3D]
+        tile_3d = [
+            _round_up(max(d, 2 * o + facts.factor), max(facts.factor, 8))
+            for d, o in zip(TILE_3D, facts.overlap or (0, 0, 0))
+        ]
         out.add(
             f"spatial_dims: {_flow(tile_3d)}",
             f"guessed: [z, h, w], multiples of the down-sampling factor {facts.factor}",
@@ -280,19 +283,12 @@ def recipe_text(
             f"  classes: {_flow(classes)}",
             "guessed: one name per output channel, in order: rename them",
         )
-    if facts.radius is None:
-        out.comment(
-            "min_overlap: not measured for 3D models (czbuild build does not simulate 3D "
-            "tiling either); add min_overlap: [z, h, w] (even, below the tile) from the model's "
-            "receptive field",
-            2,
-        )
-    else:
-        ry, rx = facts.radius
+    if facts.radius is not None:
+        radius = _flow(list(facts.radius))
         if facts.radius_bounded:
-            note = f"guessed: 2 x the receptive radius [{ry}, {rx}] px"
+            note = f"guessed: 2 x the receptive radius {radius} px"
         else:
-            note = f"guessed: AT LEAST 2 x the receptive radius [{ry}, {rx}] px"
+            note = f"guessed: AT LEAST 2 x the receptive radius {radius} px"
         out.add(f"  min_overlap: {_flow(list(overlap))}", note)
         text = "the receptive radius was measured by changing single pixels"
         if not facts.radius_bounded:
