@@ -308,3 +308,18 @@ def test_probe_savedmodel_folder(tmp_path: Path) -> None:
     assert facts.family == "keras" and facts.head == "softmax"
     assert (facts.input_channels, facts.output_channels, facts.factor) == (1, 2, 8)
     assert facts.overlap is not None and facts.overlap[0] % 8 == 0
+
+
+def test_a_model_already_under_models_is_referenced_not_copied(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    (root / "models").mkdir(parents=True)
+    model = root / "models" / "net.onnx"
+    onnx.save(unet_onnx(opset=13), model)
+    before = model.read_bytes()
+    run_cli("init", str(root), "--from", str(model), cwd=tmp_path, check=True)
+    recipe = _parse((root / "recipes/net.yaml").read_text())
+    assert recipe["model"]["onnx"] == "../models/net.onnx"
+    assert sorted(p.name for p in (root / "models").iterdir()) == ["net.onnx"]
+    assert model.read_bytes() == before
+    again = run_cli("init", str(root), "--from", str(model), cwd=tmp_path, check=True)
+    assert "nothing written" in again.stdout
