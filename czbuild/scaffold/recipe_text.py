@@ -118,7 +118,9 @@ def _head_type(facts: ModelFacts) -> tuple[str, list[str] | None, str]:
         return (
             "SingleClassSemanticSegmentation",
             list(SIGMOID_CLASSES),
-            f"one output channel in [0, 1] (outputs [{lo}, {hi}] on probes): a sigmoid",
+            f"one output channel in [0, 1] (outputs [{lo}, {hi}] on probes, also for inputs "
+            "far outside [0, 1]): a sigmoid. A Regression model with a bounded output looks "
+            "the same: then write type: Regression and drop classes and postprocessing",
         )
     if facts.head == "sigmoid":
         kind = "SingleClass" if n == 2 else "MultiClass"
