@@ -218,3 +218,28 @@ def test_3d_keras_recipe_builds_and_passes_verify_recipe(build, tmp_path) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     checks = {c["name"]: c["status"] for c in json.loads(result.stdout)["checks"]}
     assert checks["fidelity"] == "passed" and checks["tiling.seams"] == "passed", checks
+
+
+def test_convert_cli_takes_a_3d_tile_with_depth(build, tmp_path) -> None:
+    """``czbuild convert --spatial-dims H W --depth Z`` rebuilds an undefined-size 3D model."""
+    from click.testing import CliRunner
+
+    from czbuild.cli import cli
+
+    build().save(tmp_path / "u3.keras")
+    metadata = {
+        "Type": SEG,
+        "Classes": ["bg", "fg"],
+        "MinOverlap": [10, 10, 10],
+        "FormatVersion": "2.0.0",
+    }
+    spec = tmp_path / "u3.json"
+    spec.write_text(json.dumps({"ModelMetadata": metadata, "ModelPath": "u3.keras"}))
+    args = ["convert", str(spec), str(tmp_path / "out"), "--spatial-dims", "16", "20"]
+    result = CliRunner().invoke(cli, [*args, "--depth", "12"])
+    assert result.exit_code == 0, result.output
+    artifact = read_artifact(tmp_path / "out" / "u3.czann")
+    assert artifact.metadata.input_shape == (12, 16, 20, 1)
+    assert artifact.metadata.output_shape == (12, 16, 20, 2)
+    alone = CliRunner().invoke(cli, ["convert", str(spec), str(tmp_path / "o2"), "--depth", "12"])
+    assert alone.exit_code == 2 and "--depth Z needs --spatial-dims H W" in alone.output
