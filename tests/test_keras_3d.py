@@ -218,3 +218,85 @@ def test_3d_keras_recipe_builds_and_passes_verify_recipe(build, tmp_path) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     checks = {c["name"]: c["status"] for c in json.loads(result.stdout)["checks"]}
     assert checks["fidelity"] == "passed" and checks["tiling.seams"] == "passed", checks
+
+
+def test_convert_cli_takes_a_3d_tile_with_depth(build, tmp_path) -> None:
+    """``czbuild convert --spatial-dims H W --depth Z`` rebuilds an undefined-size 3D model."""
+    from click.testing import CliRunner
+
+    from czbuild.cli import cli
+
+    build().save(tmp_path / "u3.keras")
+    metadata = {
+        "Type": SEG,
+        "Classes": ["bg", "fg"],
+        "MinOverlap": [10, 10, 10],
+        "FormatVersion": "2.0.0",
+    }
+    spec = tmp_path / "u3.json"
+    spec.write_text(json.dumps({"ModelMetadata": metadata, "ModelPath": "u3.keras"}))
+    args = ["convert", str(spec), str(tmp_path / "out"), "--spatial-dims", "16", "20"]
+    result = CliRunner().invoke(cli, [*args, "--depth", "12"])
+    assert result.exit_code == 0, result.output
+    artifact = read_artifact(tmp_path / "out" / "u3.czann")
+    assert artifact.metadata.input_shape == (12, 16, 20, 1)
+    assert artifact.metadata.output_shape == (12, 16, 20, 2)
+    alone = CliRunner().invoke(cli, ["convert", str(spec), str(tmp_path / "o2"), "--depth", "12"])
+    assert alone.exit_code == 2 and "--depth Z needs --spatial-dims H W" in alone.output
+
+
+def _sigmoid_3d(kernel: float) -> Any:
+    """A 1x1x1 Conv3D sigmoid head: high on the test volume's blobs, low between them."""
+    import keras
+
+    inputs = keras.Input((None, None, None, 1))
+    head = keras.layers.Conv3D(
+        1,
+        1,
+        activation="sigmoid",
+        kernel_initializer=keras.initializers.Constant(kernel),
+        bias_initializer=keras.initializers.Constant(-0.55 * kernel),
+    )
+    return keras.Model(inputs, head(inputs))
+
+
+def test_semantic_checks_run_on_3d_tiles(tmp_path) -> None:
+    """class_order and output_range look at a volume tile of the test volume, not skip 3D."""
+    from czbuild.verify import verify_artifact
+
+    model = _sigmoid_3d(20.0)
+    seed_default = ({"op": "sigmoid_to_softmax_scores"},)
+    out = tmp_path / "s3.czann"
+    md = _md(overlap=None)
+    convert(
+        ConversionRequest(
+            source=model, metadata=md, postprocessing=seed_default, spatial_dims=(8, 16, 16)
+        ),
+        out,
+    )
+    claimed = ({"op": "sigmoid_to_softmax_scores", "positive": "fg", "positive_channel": 0},)
+    report = verify_artifact(out, source_model=model, postprocessing=claimed, tiling=False)
+    check = report.get("semantics.class_order")
+    assert check.status == "failed", check.message  # [p, 1 - p] labels the blobs 'bg'
+    assert check.details["high_pixels"] > 0 and check.details["low_pixels"] > 0
+    assert "as 'bg', not 'fg'" in check.message
+
+    # A linear 3D regression head that leaves [0, 1] on the test volume.
+    reg = tmp_path / "r3.czann"
+    regression = CzannMetadata(
+        type="Regression",
+        input_shape=None,
+        output_shape=None,
+        classes=None,
+        min_overlap=None,
+        format_version="2.0.0",
+    )
+    import keras
+
+    linear = _sigmoid_3d(20.0)
+    linear.layers[-1].activation = keras.activations.linear
+    convert(ConversionRequest(source=linear, metadata=regression, spatial_dims=(8, 16, 16)), reg)
+    report = verify_artifact(reg, source_model=linear, tiling=False)
+    check = report.get("semantics.output_range")
+    assert check.status == "failed", check.message
+    assert "on the test image" in check.message and "test_image" in check.details
