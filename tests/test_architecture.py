@@ -56,6 +56,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "verify": ("czbuild.verify",),
     # Plain data the recipe and builder layers use (imports nothing of czbuild).
     "verify.settings": ("czbuild.verify.settings",),
+    "scaffold": ("czbuild.scaffold",),
     "cli": ("czbuild.cli",),
     # Not rows of the table: the package's lazy re-exports and `python -m czbuild`.
     "package": ("czbuild",),
@@ -102,6 +103,7 @@ LAYERS: dict[str, Rule] = {
         "formats ops verify.settings progress", lazy="keras onnx_graph sources sources.dispatch"
     ),
     "verify.settings": _rule(),
+    "scaffold": _rule("files formats recipe", lazy="verify sources"),
     "cli": _rule(EVERYTHING),
     "package": _rule(lazy=EVERYTHING),
     "main": _rule("cli"),
