@@ -669,6 +669,8 @@ def _node_name() -> str:
     try:
         import ray
 
+        if not ray.is_initialized():  # outside a Ray worker: never start or join Ray here
+            return socket.gethostname()
         ip = ray.util.get_node_ip_address()
         node_id = ray.get_runtime_context().get_node_id()
         return f"{ip} ({socket.gethostname()}, node {node_id[:12]})"
