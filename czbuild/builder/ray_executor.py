@@ -89,6 +89,9 @@ _PIXEL_BYTES = 4096  # activations per tile pixel (512 x 512 -> 1 GiB)
 _DEFAULT_PIXELS = 512 * 512  # a free tile (czann with undefined H/W)
 
 _SCRATCH_STEM = "czbuild-ray"
+#: Object store of ``--ray local``: inputs and artifacts pass through it once each, and Ray
+#: spills to disk beyond it, so a workstation's shared memory is not claimed for a build.
+LOCAL_OBJECT_STORE = 512 * 1024**2
 
 
 def require_ray() -> Any:
@@ -115,7 +118,8 @@ class RaySettings:
         retries: How often a job whose worker process or node died is retried.
         scratch: Folder on each node under which actors keep their scratch folders (None:
             the node's temporary folder).
-        object_store_memory: Object store size of a ``local`` instance (None: Ray's default).
+        object_store_memory: Object store size of a ``local`` instance (Ray spills to disk
+            beyond it); None: Ray's default (30 % of the memory).
         ship_code: Send czbuild's package with each actor (``runtime_env`` ``py_modules``);
             False when the nodes have the same czbuild installed.
     """
@@ -125,7 +129,7 @@ class RaySettings:
     memory: int | None = None
     retries: int = 2
     scratch: str | None = None
-    object_store_memory: int | None = None
+    object_store_memory: int | None = LOCAL_OBJECT_STORE
     ship_code: bool = True
 
 
