@@ -106,6 +106,11 @@ def test_ray_build_is_byte_identical_to_a_local_build(cluster_address, tmp_path)
     status = run_cli("status", "--out", str(tmp_path / "ray"), cwd=root, check=True)
     assert "0 out of date" in status.stdout, status.stdout
 
+    # czbuild check rebuilds on the cluster too, and the lock holds
+    check = run_cli("check", "--ray", cluster_address, cwd=root)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert _files(root) == before
+
 
 @pytest.mark.slow
 def test_killed_worker_is_retried_and_nothing_partial_is_installed(
