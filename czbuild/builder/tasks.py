@@ -79,20 +79,23 @@ class ManifestCheck:
         return "czbuild manifest matches the stamps"
 
 
-def order_variants(variants: Sequence[Variant], *, interleave: bool) -> list[Variant]:
+def order_variants(variants: Sequence[Variant], *, lanes: int = 1) -> list[Variant]:
     """Order variants for the scheduler.
 
     Variants that convert the same model stay adjacent, so a sequential run loads each model
-    once. With ``interleave`` (parallel runs) the groups are visited round-robin, so N
-    threads start on N different models instead of queueing behind one worker.
+    once. With ``lanes`` > 1 (``-j N`` runs N task threads) the model groups are dealt to N
+    lanes (group i to lane i mod N) and the lanes are interleaved: the N threads start on N
+    different models, and each worker then finishes its model's variants before it takes the
+    next model. (Visiting the groups round-robin instead hands a worker a different model on
+    almost every job, and a worker holds one loaded model: each job loaded its model again.)
     """
     groups: OrderedDict[tuple[str, ...], list[Variant]] = OrderedDict()
     for variant in variants:
         groups.setdefault(_model_paths(variant), []).append(variant)
-    if not interleave:
-        return [v for group in groups.values() for v in group]
+    queues: list[list[Variant]] = [[] for _ in range(max(1, min(lanes, len(groups))))]
+    for i, group in enumerate(groups.values()):
+        queues[i % len(queues)].extend(group)
     ordered: list[Variant] = []
-    queues = [list(g) for g in groups.values()]
     while any(queues):
         for queue in queues:
             if queue:
@@ -120,9 +123,8 @@ def task_name(variant_name: str) -> str:
 
 def build_task_dicts(session: BuildSession) -> Iterator[dict[str, Any]]:
     """The ``build:<variant>`` task dicts (sub-tasks of ``build``)."""
-    interleave = session.options.jobs > 1
     seen: dict[str, str] = {}
-    for variant in order_variants(session.variants, interleave=interleave):
+    for variant in order_variants(session.variants, lanes=session.options.jobs):
         name = task_name(variant.name)
         if name in seen:
             raise ValueError(
