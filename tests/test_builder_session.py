@@ -64,6 +64,28 @@ def test_second_build_is_a_no_op(project) -> None:
     assert "start" not in text
 
 
+def test_no_op_build_reads_the_stamps_for_the_manifest_once(project, monkeypatch) -> None:
+    """The manifest task's check suffices; the closing refresh runs only after stamp changes."""
+    from czbuild.builder import manifest
+
+    _root, variants, out = project
+    _build(variants, out)
+    renders: list[object] = []
+    real = manifest.render_manifest
+
+    def counting(*args, **kwargs):
+        renders.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(manifest, "render_manifest", counting)
+    monkeypatch.setattr("czbuild.builder.tasks.render_manifest", counting)
+    _build(variants, out)
+    assert len(renders) == 1
+    (out / str(variants[0].output)).unlink()  # rebuilt: the manifest is refreshed at the end
+    report, _ = _build(variants, out)
+    assert report.summary.built == [variants[0].name] and len(renders) > 2
+
+
 def test_touching_inputs_rebuilds_nothing(project) -> None:
     root, variants, out = project
     _build(variants, out)

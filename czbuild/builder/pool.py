@@ -256,9 +256,7 @@ class WorkerPool:
         # coming. (Lowest index first made one worker alternate between two new models while
         # the other sat idle, loading each model again for every variant.)
         pinned = set(map(id, self._affinity.values()))
-        idle.sort(
-            key=lambda w: (id(w) in pinned, self._new_group_turn.get(w.index, 0), w.index)
-        )
+        idle.sort(key=lambda w: (id(w) in pinned, self._new_group_turn.get(w.index, 0), w.index))
         return idle[0]
 
     def _spawn(self) -> _Worker | None:

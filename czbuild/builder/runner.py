@@ -125,7 +125,8 @@ def build(
     finally:
         _restore_absl_stream()
         session.close(interrupted=interrupted)
-        if not interrupted:
+        # (skipped when the manifest task found it current and no stamp changed since)
+        if not interrupted and session.manifest_current_at != session.stamp_changes:
             try:
                 write_manifest(out_dir, session.cache)
             except OSError as exc:

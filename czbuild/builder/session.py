@@ -119,6 +119,11 @@ class BuildSession:
         self.cache = HashCache.shared(state_dir(self.out_dir) / "hashcache.json")
         self.outcomes: dict[str, Outcome] = {}
         self.unverified: set[str] = set()  # up-to-date variants whose stamp has no verification
+        # Stamps written or removed by this session, and the count at which the manifest task
+        # found manifest.json current (tasks.ManifestCheck): equal at the end of a build means
+        # no stamp changed since, and the closing manifest refresh can be skipped.
+        self.stamp_changes = 0
+        self.manifest_current_at: int | None = None
         # variant -> warnings of its verification (built now, or up to date)
         self.warnings: dict[str, tuple[CheckWarning, ...]] = {}
         # listener(variant, kind, text): progress of running jobs (the reporter sets it)
@@ -208,6 +213,7 @@ class BuildSession:
         pin_error = _pin_mismatch(variant, fp, self.cache)
         if pin_error:
             return Outcome("failed", error=pin_error)
+        self.stamp_changes += 1
         remove_stamp(self.out_dir, fp.output)
         _remove_stale_temporaries(artifact)
         job = Job(
@@ -249,6 +255,7 @@ class BuildSession:
             path=fp.output, sha256=sha, size=artifact.stat().st_size, members=result.members
         )
         try:
+            self.stamp_changes += 1
             write_stamp(self.out_dir, make_stamp(fp, record, result.verification))
         except OSError as exc:
             return Outcome(
@@ -326,6 +333,7 @@ class BuildSession:
         """Remove the artifact and stamp of ``variant`` (``doit clean`` / ``czbuild clean``)."""
         locking.hold(self.out_dir, self.options.lock_timeout)
         artifact = self.artifact_path(variant)
+        self.stamp_changes += 1
         remove_stamp(self.out_dir, str(variant.output))
         try:
             report_path(self.out_dir, str(variant.output)).unlink()

@@ -73,7 +73,12 @@ class ManifestCheck:
             current = path.read_bytes()
         except FileNotFoundError:
             return False
-        return current == file_json(render_manifest(self.session.out_dir, self.session.cache))
+        session = self.session
+        changes = session.stamp_changes
+        if current != file_json(render_manifest(session.out_dir, session.cache)):
+            return False
+        session.manifest_current_at = changes
+        return True
 
     def __str__(self) -> str:
         return "czbuild manifest matches the stamps"
