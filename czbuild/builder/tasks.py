@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from czbuild.builder.fingerprint import input_roles
 from czbuild.builder.manifest import manifest_path, render_manifest
 from czbuild.builder.reporter import BuildReporter
 from czbuild.builder.session import BuildSession
@@ -94,9 +93,9 @@ def order_variants(variants: Sequence[Variant], *, lanes: int = 1) -> list[Varia
     next model. (Visiting the groups round-robin instead hands a worker a different model on
     almost every job, and a worker holds one loaded model: each job loaded its model again.)
     """
-    groups: OrderedDict[tuple[str, ...], list[Variant]] = OrderedDict()
+    groups: OrderedDict[tuple[str, Any], list[Variant]] = OrderedDict()
     for variant in variants:
-        groups.setdefault(_model_paths(variant), []).append(variant)
+        groups.setdefault(_model_of(variant), []).append(variant)
     queues: list[list[Variant]] = [[] for _ in range(max(1, min(lanes, len(groups))))]
     for i, group in enumerate(groups.values()):
         queues[i % len(queues)].extend(group)
@@ -108,13 +107,14 @@ def order_variants(variants: Sequence[Variant], *, lanes: int = 1) -> list[Varia
     return ordered
 
 
-def _model_paths(variant: Variant) -> tuple[str, ...]:
-    roles = input_roles(variant.spec.to_plain(), variant.project_dir)
-    return tuple(
-        sorted(
-            os.path.abspath(p) for p in variant.inputs if roles.get(os.path.abspath(p)) != "licence"
-        )
-    )
+def _model_of(variant: Variant) -> tuple[str, Any]:
+    """Which model a variant converts, for ordering: its project and its (hashable) source spec.
+
+    Cheaper than the worker pool's group (the fingerprint's non-licence inputs with their
+    hashes, ``session._source_key``) and equal for the variants of one recipe's sweep; the
+    order is only a schedule, the pool still groups by the fingerprint.
+    """
+    return (os.path.abspath(variant.project_dir), variant.spec.model)
 
 
 def task_name(variant_name: str) -> str:
