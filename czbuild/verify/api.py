@@ -26,7 +26,7 @@ from czbuild.verify.class_order import check_class_order
 from czbuild.verify.fidelity import check_fidelity
 from czbuild.verify.info import REGRESSION, SEGMENTATION, ModelInfo
 from czbuild.verify.members import check_members
-from czbuild.verify.memory import check_memory
+from czbuild.verify.memory import check_memory, release
 from czbuild.verify.metadata import check_metadata
 from czbuild.verify.recipe_metadata import NAME as RECIPE_METADATA
 from czbuild.verify.recipe_metadata import check_recipe_metadata
@@ -156,6 +156,7 @@ def verify_artifact(
         if not check_memory(info, report, chosen):
             _skip_from(report, "run", "the machine cannot hold the tiles verification needs")
             return report
+        release()  # what the conversion and the payload checks freed, before the model runs
         packaged = RunMemo(runner)  # each distinct input runs once, whatever checks share it
         samples = _stage(
             report,
@@ -167,6 +168,7 @@ def verify_artifact(
             _skip_from(report, "fidelity", "the packaged model does not run")
             return report
         _pictures(report, info, samples)
+        release()  # the packaged model's run, before the source model's
         reference = _reference(
             report, recipe_variant, source_model, preprocessing, postprocessing, custom_objects
         )
@@ -197,6 +199,7 @@ def verify_artifact(
         if not chosen.tiling:
             skip_all(report, "tiling checks disabled (--no-tiling)")
         else:
+            release()  # the source model's tile run, before the tiled simulation
             fidelity = report.get("fidelity")
             unfaithful = fidelity is not None and fidelity.status == FAILED
             arrays = _stage(
