@@ -73,7 +73,10 @@ def _license_bytes(data: object) -> bytes | None:
 
 
 def _warn_suffix(path: Path, expected: str) -> None:
-    if path.suffix.lower() != expected:
+    # a hidden temporary (``.name.czann.<...>.tmp``: atomic writes, the build's verifying file)
+    # gets its final name later; only a file written under its final name is worth a warning
+    temporary = path.name.startswith(".") and path.suffix == ".tmp" and expected in path.name
+    if path.suffix.lower() != expected and not temporary:
         logger.warning("%s: writing a %s file under a %r extension", path, expected, path.suffix)
 
 
