@@ -510,6 +510,7 @@ def test_class_rename_repackages_the_cached_payload_byte_identically(tmp_path, m
         s: statuses.count(s) for s in stamp["verification"]["summary"]
     }
     assert [i for i in stamp["inputs"] if i.get("recorded")]  # still known
+    renamed = {t: file_sha256(out / f"seg/tile={t}/seg.czann") for t in (32, 48)}
 
     # the in-process path takes the same route (a conversion would fail here)
     def no_conversion(*args, **kwargs):
@@ -529,7 +530,7 @@ def test_class_rename_repackages_the_cached_payload_byte_identically(tmp_path, m
     _run(fresh, fresh / "build")
     for tile in (32, 48):
         rel = f"seg/tile={tile}/seg.czann"
-        assert file_sha256(out / rel) == file_sha256(fresh / "build" / rel)
+        assert file_sha256(out / rel) == file_sha256(fresh / "build" / rel) == renamed[tile]
 
     # a damaged cache entry is ignored (converted again), never shipped
     for payload in (out / ".czbuild" / "payloads").glob("*/payload.bin"):
