@@ -3,7 +3,7 @@
 The one payload runner of czbuild (the verifier and the release's numeric comparison use it).
 
 A runner is a callable ``runner(x) -> y`` on batches; models whose batch dim is fixed to 1 are
-fed one tile at a time, others at most half a megapixel per call (:data:`PIXELS_PER_CALL`),
+fed one tile at a time, others at most about a megapixel per call (:data:`PIXELS_PER_CALL`),
 so a batch of large tiles does not multiply the peak memory of the run. ONNX payloads run in
 onnxruntime on the CPU with the threads of the caller's CPU share (:func:`cpu_share`: the
 ``CZBUILD_THREADS`` a build gives each worker, else the cores this process may use) and
@@ -29,10 +29,8 @@ from czbuild.errors import ModelError
 from czbuild.formats.container import SAVEDMODEL_LIMITS, Container, Limits, open_container
 from czbuild.formats.extraction import extract
 
-#: Largest batch per model call, in pixels (at least one tile per call): half a megapixel, so
-#: that a batch of small tiles peaks below a one-megapixel tile (onnxruntime's activations
-#: grow with the pixels of a call; a U-Net's 16 tiles of 256 px took +0.9 GB, 8 tiles +0.7).
-PIXELS_PER_CALL = 1 << 19
+#: Largest batch per model call, in pixels (at least one tile per call).
+PIXELS_PER_CALL = 1 << 20
 #: Environment variable a build sets in each worker: the worker's share of the CPU cores.
 THREADS_ENV = "CZBUILD_THREADS"
 
