@@ -24,9 +24,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from czbuild import ops as czops
 from czbuild.errors import MetadataError, ModelError, SpecError
 from czbuild.formats import vocab
-from czbuild.formats.czann import CzannMetadata
+from czbuild.formats.czann import CzannMetadata, spatial_ranks
 from czbuild.formats.legacy import LegacyMetadata, border_problem
 from czbuild.json_spec import read_json_spec
 from czbuild.model_metadata import CzannModelMetadata, ModelMetadata, ModelSpec
@@ -148,13 +149,38 @@ def _tile_for(
     if all(d is not None for d in in_shape[:-1]):
         return None
     md = request.metadata
-    if family == "czann" and md.input_shape is not None and len(md.input_shape) in (3, 4):
+    if (
+        isinstance(md, CzannMetadata)
+        and md.input_shape is not None
+        and len(md.input_shape) in (3, 4)
+    ):
         return tuple(int(d) for d in md.input_shape[:-1])
     raise ModelError(
         f"model {converter.name!r} has undefined spatial dims {tuple(in_shape[:-1])}, but "
         f"format {version} stores a fixed tile size: pass spatial_dims=(h, w) (3D: (z, h, w))"
         + (" or set InputShape in the metadata" if family == "czann" else "")
     )
+
+
+def _check_spatial_rank(
+    family: str, version: str, tile: tuple[int, ...] | None, converter: Converter
+) -> None:
+    """Refuse a 3D model for a format that cannot hold it, before converting anything."""
+    model_rank = len(converter.input_shape) - 1
+    if model_rank != 3 and (tile is None or len(tile) != 3):
+        return
+    if family == "czmodel":
+        raise ModelError(
+            f"model {converter.name!r} is a 3D model (input [Z, H, W, C]), which legacy "
+            f"czmodel {version} cannot hold (.czmodel files carry 2D models only); 3D needs "
+            "CZANN >= 2.0.0: convert to format czann, format_version 2.0.0 or 2.1.0"
+        )
+    if 3 not in spatial_ranks(version):
+        raise MetadataError(
+            "InputShape",
+            f"model {converter.name!r} is a 3D model ([Z, H, W, C] shapes), which CZANN "
+            f"{version} cannot hold; 3D needs format version >= 2.0.0",
+        )
 
 
 def _check_czann(md: CzannMetadata, converted: ConvertedModel) -> CzannMetadata:
@@ -245,6 +271,7 @@ def convert(
     request.metadata.validate()  # the rules that need no model, before the expensive part
     if converter is None:
         converter = open_converter(request.source, custom_objects=request.custom_objects)
+    _check_spatial_rank(family, version, request.spatial_dims, converter)
     tile = _tile_for(request, converter, family, version)
     steps = {
         "preprocessing": request.preprocessing,
@@ -278,12 +305,14 @@ def package(
     opset = _resolve_opset(version, request.opset)
     request.metadata.validate()
     path = Path(out_path)
-    if family == "czann":
-        full = _check_czann(request.metadata, converted)  # type: ignore[arg-type]
-        written: Any = write_czann(path, full, converted.payload, request.license)
+    md = request.metadata
+    written: CzannMetadata | LegacyMetadata
+    if isinstance(md, CzannMetadata):
+        full = _check_czann(md, converted)
+        written = write_czann(path, full, converted.payload, request.license)
     else:
-        _check_legacy(request.metadata, converted)  # type: ignore[arg-type]
-        written = write_czmodel(path, request.metadata, converted.payload, request.license)
+        _check_legacy(md, converted)
+        written = write_czmodel(path, md, converted.payload, request.license)
     data = path.read_bytes()
     logger.info("wrote %s (%s %s, route %s)", path, family, version, converted.route)
     return ConversionResult(
@@ -314,14 +343,6 @@ def output_file(output_path: str | os.PathLike[str], output_name: str, family: s
     if not name.lower().endswith(accepted):
         name += ext
     return Path(output_path) / name
-
-
-def _steps(value: Any) -> tuple[Any, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, (Mapping, str)) or not isinstance(value, Sequence):
-        return (value,)
-    return tuple(value)
 
 
 def _read_licence(path: Path | None) -> bytes | None:
@@ -399,9 +420,9 @@ def convert_from_model_spec(
     request = ConversionRequest(
         source=spec.model,
         metadata=metadata,
-        preprocessing=_steps(preprocessing),
-        postprocessing=_steps(postprocessing),
-        spatial_dims=tuple(spatial_dims) if spatial_dims is not None else None,  # type: ignore[arg-type]
+        preprocessing=czops.as_chain(preprocessing),
+        postprocessing=czops.as_chain(postprocessing),
+        spatial_dims=tuple(spatial_dims) if spatial_dims is not None else None,
         opset=opset,
         license=_read_licence(spec.licence_path),
         custom_objects=custom_objects,

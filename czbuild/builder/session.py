@@ -25,7 +25,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,9 @@ class BuildOptions:
         debug: Put worker tracebacks (and every failed check's message) into failure messages.
         verify: Verify each artifact before installing it (``--no-verify`` sets False); the
             recipe's ``verify:`` section gives the settings.
+        ray: Run the jobs on this Ray cluster (``--ray``: ``local``, ``auto`` or an address;
+            :mod:`czbuild.builder.ray_executor`); None runs them in local worker processes.
+            ``jobs`` is then the number of Ray actors at once (0 or 1: the cluster's CPUs).
     """
 
     out_dir: Path = Path("build")
@@ -90,6 +93,7 @@ class BuildOptions:
     in_process: bool = False
     debug: bool = False
     verify: bool = True
+    ray: str | None = None
 
 
 @dataclass
@@ -321,7 +325,13 @@ class BuildSession:
     def _get_executor(self) -> Executor:
         with self._executor_lock:
             if self.executor is None:
-                if self.options.in_process:
+                if self.options.ray:
+                    from czbuild.builder.ray_executor import executor_for
+
+                    self.executor = executor_for(
+                        self.options.ray, jobs=self.options.jobs, backend=self.options.backend
+                    )
+                elif self.options.in_process:
                     self.executor = InProcessExecutor(self.options.backend)
                 else:
                     self.executor = WorkerPool(
@@ -437,7 +447,7 @@ def _accepted(variant: Variant) -> tuple[str, ...]:
     return tuple(getattr(settings, "accept", ()) or ())
 
 
-def _source_key(fp: Fingerprint) -> Hashable:
+def _source_key(fp: Fingerprint) -> tuple[tuple[str, str, str | None], ...]:
     """The model a variant converts: every non-licence input with its content hash."""
     return tuple((i.role, i.path, i.sha256) for i in fp.inputs if i.role != "licence")
 

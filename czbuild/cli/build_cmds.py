@@ -18,12 +18,16 @@ from czbuild.cli.options import (
     args_argument,
     committed_names,
     debug_enabled,
+    in_process_option,
     jobs_option,
     out_dir,
     out_option,
     project_dir,
     project_option,
+    ray_address,
+    ray_option,
     verbose,
+    wait_option,
 )
 from czbuild.errors import BuildError
 
@@ -49,25 +53,15 @@ def _load(args: tuple[str, ...], project: Path, out: Path) -> list[Any]:
     help="Keep building the other variants after one fails.",
 )
 @click.option("--force", is_flag=True, help="Rebuild even artifacts that are up to date.")
-@click.option(
-    "--wait",
-    "wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for another build of the same output folder.",
-)
-@click.option(
-    "--in-process",
-    is_flag=True,
-    help="Convert in this process instead of worker processes (debugging).",
-)
+@wait_option("another build")
+@in_process_option
 @click.option(
     "--no-verify",
     is_flag=True,
     help="Skip the verification of each new artifact (the recipe's verify: section); "
     "`czbuild status` then shows it as not verified.",
 )
+@ray_option
 @click.option(
     "--locked",
     is_flag=True,
@@ -87,6 +81,7 @@ def build_cmd(
     in_process: bool,
     locked: bool,
     no_verify: bool,
+    ray: str | None,
 ) -> None:
     """Build the artifacts of RECIPEs (default: all) that are out of date.
 
@@ -97,6 +92,7 @@ def build_cmd(
     from czbuild.release.build_lock import build_locked, update_lock_after_build
 
     names, overrides = split_arguments(args)
+    ray = ray_address(ray)
     if locked:
         committed_names(args, "--locked")
     project = project_dir(project, args)
@@ -113,6 +109,7 @@ def build_cmd(
         in_process=in_process,
         debug=debug_enabled(ctx),
         verify=not no_verify,
+        ray=ray,
     )
     if locked:
         click.echo(
@@ -208,14 +205,7 @@ def status_cmd(
     is_flag=True,
     help="Remove only artifacts whose recipe or sweep point no longer exists.",
 )
-@click.option(
-    "--wait",
-    "wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for a running build of the same output folder.",
-)
+@wait_option("a running build")
 def clean_cmd(
     args: tuple[str, ...], out: Path | None, project: Path | None, orphans: bool, wait: float
 ) -> None:

@@ -8,8 +8,9 @@ TensorFlow, Hydra or doit: ``czbuild --help`` stays fast.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -18,30 +19,56 @@ __all__ = [
     "args_argument",
     "committed_names",
     "debug_enabled",
+    "folder_option",
+    "in_process_option",
     "jobs_option",
     "out_dir",
     "out_option",
     "project_dir",
     "project_option",
+    "ray_address",
+    "ray_option",
     "verbose",
+    "wait_option",
 ]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 DEFAULT_OUT = "build"
 """The build folder under the project when ``--out`` is not given."""
 
-project_option = click.option(
+
+def folder_option(*names: str, help: str) -> Callable[[_F], _F]:
+    """An option naming a folder (a :class:`~pathlib.Path`, None when not given)."""
+    return click.option(
+        *names, type=click.Path(file_okay=False, path_type=Path), default=None, help=help
+    )
+
+
+def wait_option(what: str) -> Callable[[_F], _F]:
+    """``--wait SECONDS`` for ``what`` (another build) of the same output folder."""
+    return click.option(
+        "--wait",
+        "wait",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        show_default=True,
+        help=f"Seconds to wait for {what} of the same output folder.",
+    )
+
+
+project_option = folder_option(
     "--project",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
     help="Project folder holding recipes/ (default: the project of a recipe named by path, "
     "else the nearest one at or above the current directory).",
 )
 
-out_option = click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Output folder (default: <project>/build).",
+out_option = folder_option("--out", help="Output folder (default: <project>/build).")
+
+in_process_option = click.option(
+    "--in-process",
+    is_flag=True,
+    help="Convert in this process instead of worker processes (debugging).",
 )
 
 jobs_option = click.option(
@@ -52,6 +79,29 @@ jobs_option = click.option(
     show_default=True,
     help="Conversion workers running at once (each one a separate process).",
 )
+
+ray_option = click.option(
+    "--ray",
+    "ray",
+    metavar="ADDRESS",
+    default=None,
+    envvar="CZBUILD_RAY_ADDRESS",  # czbuild.builder.ray_executor.ADDRESS_ENV
+    show_envvar=True,
+    help="Run the conversions on a Ray cluster: 'local' starts one on this machine, 'auto' "
+    "joins this node's cluster, else a ray.init address. -j N > 1 then sets the number of "
+    "Ray workers (default: the cluster's CPUs). Needs: pip install 'czbuild[ray]'.",
+)
+
+
+def ray_address(value: str | None) -> str | None:
+    """``--ray``'s address (None without it); a one-line error when Ray is not installed."""
+    if not value:
+        return None
+    from czbuild.builder.ray_executor import require_ray
+
+    require_ray()
+    return value
+
 
 args_argument = click.argument("args", nargs=-1, metavar="[RECIPE ...] [OVERRIDE ...]")
 

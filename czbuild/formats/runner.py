@@ -123,6 +123,10 @@ class OnnxRunner(Runner):
         # powers of two that outlives the call (see the module docstring).
         options.enable_cpu_mem_arena = False
         self.threads = options.intra_op_num_threads
+        self._run_options = ort.RunOptions()
+        # A failed run raises (with onnxruntime's message); its duplicate ERROR log line on
+        # stderr only adds noise (e.g. czbuild init probing sizes a model cannot take).
+        self._run_options.log_severity_level = 4
         try:
             self._session = ort.InferenceSession(
                 model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
@@ -139,7 +143,7 @@ class OnnxRunner(Runner):
         self._output = self._session.get_outputs()[0].name
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        (y,) = self._session.run([self._output], {self._input: x})
+        (y,) = self._session.run([self._output], {self._input: x}, self._run_options)
         return np.asarray(y, dtype=np.float32)
 
 
