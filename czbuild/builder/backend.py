@@ -97,7 +97,7 @@ def reusable_hit(job: Any) -> Any:
     if not getattr(job, "reuse", True):
         return None
     variant = job.variant
-    lookup = payload_cache.payload_key(variant, job.source_key, _toolchain())
+    lookup = payload_cache.payload_key(variant, job.source_key, _toolchain(variant))
     hit = payload_cache.read_entry(_out_dir(job), lookup)
     if hit is None or (job.verify and not payload_cache.metadata_only(hit, variant)):
         return None
