@@ -13,9 +13,16 @@ is that of the largest process in the tree (the conversion worker, which also ve
   tile); and, per ``--unbounded-tiles``, the seam check on the artifact's own tile (no proxy).
   A watchdog kills a run whose process tree exceeds ``--memory-limit-gb`` and reports it.
 
+With ``--ab N`` only the first two U-Net rows run, alternately N times each, and the table
+gives their medians and the ratio verified / unverified (issue 15's first goal).
+
+Peak RSS is the larger of the kernel's figure (``os.wait4``: the largest process the build
+waited for) and the process-tree sampling.
+
 Usage: python bench/bench_verify_build.py [--unet-tile 1024] [--unbounded-tiles 256 512 1024]
                                           [--memory-limit-gb 12] [--skip-examples]
-                                          [--skip-unet] [--only-unbounded] [--keep DIR]
+                                          [--skip-unet] [--only-unbounded] [--ab N]
+                                          [--keep DIR]
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,19 +90,24 @@ def measure_tree(args: list[str], cwd: Path, limit_gb: float, czbuild_root: Path
         text=True,
         start_new_session=True,
     )
-    peak, killed = 0, False
-    while proc.poll() is None:
+    peak, killed, maxrss = 0, False, 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            # the kernel's figure: the largest process among it and the children it waited for
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            maxrss = usage.ru_maxrss * 1024
+            break
         peak = max(peak, _tree_rss(proc.pid))
-        if peak > limit_gb * 1024**3:
+        if peak > limit_gb * 1024**3 and not killed:
             os.killpg(proc.pid, signal.SIGKILL)
             killed = True
-            break
         time.sleep(0.2)
-    out, _ = proc.communicate()
     wall = time.perf_counter() - start
+    out, _ = proc.communicate()
     return {
         "wall": wall,
-        "peak_mb": peak / 1024**2,
+        "peak_mb": max(peak, maxrss) / 1024**2,
         "rc": proc.returncode,
         "killed": killed,
         "out": out[-3000:],
@@ -174,6 +187,37 @@ def unet(
     return rows
 
 
+def ab(root: Path, tile: int, repeat: int, limit_gb: float) -> list[tuple[str, str, str, str]]:
+    """``--no-verify`` and the default build of the U-Net at ``tile``, alternated ``repeat`` times.
+
+    Rows: the medians of each, then their ratio (verified / unverified).
+    """
+    write_unet_project(root, min_overlap=96)
+    t = f"tile={tile}"
+    runs = [(f"U-Net {t}, --no-verify", [t, "--no-verify"]), (f"U-Net {t}, verified", [t])]
+    measure(["build", "unet", t, "--out", "out-warmup", "--no-verify"], root, limit_gb)
+    figures: dict[str, list[dict]] = {label: [] for label, _ in runs}
+    for i in range(repeat):
+        for j, (label, extra) in enumerate(runs):
+            shutil.rmtree(root / f"out-{j}", ignore_errors=True)
+            r = measure(["build", "unet", *extra, "--out", f"out-{j}"], root, limit_gb)
+            if r["rc"] != 0:
+                print(r["out"], flush=True)
+                raise SystemExit(f"{label}: exit code {r['rc']}")
+            figures[label].append(r)
+            print(f"run {i + 1}: {label}: {r['wall']:.1f} s, {r['peak_mb']:.0f} MB", flush=True)
+    rows = []
+    medians = []
+    for label, rs in figures.items():
+        wall = statistics.median(r["wall"] for r in rs)
+        peak = statistics.median(r["peak_mb"] for r in rs)
+        medians.append((wall, peak))
+        rows.append((f"{label} (median of {len(rs)})", f"{wall:.1f}", f"{peak:.0f}", ""))
+    (w0, p0), (w1, p1) = medians
+    rows.append(("ratio verified / --no-verify", f"{w1 / w0:.2f}x", f"{p1 / p0:.2f}x", ""))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--unet-tile", type=int, default=1024)
@@ -186,13 +230,25 @@ def main() -> None:
         action="store_true",
         help="U-Net: only the runs on the artifact's own tile",
     )
+    parser.add_argument(
+        "--ab",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the U-Net at --unet-tile: --no-verify and verified alternately, N times "
+        "each; medians and their ratio",
+    )
     parser.add_argument("--keep", type=Path, default=None)
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="czbuild-bench-verify-"))
     rows = []
-    if not args.skip_examples:
+    if args.ab:
+        print(f"load average before: {os.getloadavg()}", flush=True)
+        rows += ab(root / "unet", args.unet_tile, args.ab, args.memory_limit_gb)
+        print(f"load average after: {os.getloadavg()}", flush=True)
+    elif not args.skip_examples:
         rows += examples(root / "examples", args.memory_limit_gb)
-    if not args.skip_unet:
+    if not args.skip_unet and not args.ab:
         rows += unet(
             root / "unet",
             args.unet_tile,

@@ -18,6 +18,7 @@ def build_unet(
     classes: int = 3,
     tile: int | None = None,
     seed: int = 0,
+    keras_module: Any = None,
 ) -> Any:
     """Build a seeded U-Net with a softmax head.
 
@@ -28,11 +29,15 @@ def build_unet(
         classes: Output channels (softmax over them).
         tile: Fixed input height and width, or None for an undefined spatial size.
         seed: Seed for the weight initialisers (Keras global seed).
+        keras_module: The Keras to build with (default ``keras``; ``tf_keras`` builds the
+            same architecture for tools that need Keras 2, e.g. bench/bench_czmodel.py).
 
     Returns:
         An uncompiled ``keras.Model`` named ``"unet"``.
     """
-    import keras
+    if keras_module is None:
+        import keras as keras_module
+    keras = keras_module
 
     keras.utils.set_random_seed(seed)
     layers = keras.layers

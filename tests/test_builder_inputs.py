@@ -21,6 +21,7 @@ from czbuild.builder.hashing import HashCache
 from czbuild.builder.reads import IMPORTED, READ, ReadRecorder
 from czbuild.files.content import content_sha256
 from czbuild.files.digest import file_sha256
+from support.fresh_python import run_fresh_python
 
 # --- content digests ------------------------------------------------------------------------
 
@@ -303,6 +304,38 @@ def test_reused_record_takes_payload_checks_from_the_cache_in_their_order() -> N
     assert record["ok"] is False
 
 
+def test_only_the_same_class_count_reuses_the_payload_and_semantics_checks(tmp_path) -> None:
+    """A rename reuses payload.* and semantics; another class count runs them again."""
+    from support.build_fakes import make_variant, respec
+
+    variant = respec(make_variant(tmp_path, "r"), metadata={"classes": ("bg", "fg")})
+    record = _record(
+        ("container.members", "passed"), ("payload.io", "passed"), ("semantics", "passed")
+    )
+    payload_cache.write_entry(
+        tmp_path,
+        "k",
+        converted=_Converted(b"onnx-bytes"),
+        inputs=[],
+        verification=record,
+        variant=variant,
+    )
+    entry = payload_cache.read_entry(tmp_path, "k")
+    assert entry is not None
+    renamed = respec(variant, metadata={"classes": ("bg", "cell")})
+    assert payload_cache.metadata_only(entry, renamed)
+    three = respec(variant, metadata={"classes": ("bg", "cell", "edge")})
+    assert payload_cache.can_reuse(entry, three) and not payload_cache.metadata_only(entry, three)
+    fresh = _record(
+        ("container.members", "passed"), ("payload.io", "skipped"), ("semantics", "skipped")
+    )
+    fresh["summary"] = {"passed": 1, "failed": 0, "skipped": 2, "warning": 0}
+    reused = payload_cache.reused_record(fresh, entry, payload=True)
+    assert [c["status"] for c in reused["checks"]] == ["passed"] * 3
+    assert reused["summary"] == {"passed": 3, "failed": 0, "skipped": 0, "warning": 0}
+    assert reused["ok"]
+
+
 def test_prune_keeps_the_most_recently_used_entries(tmp_path: Path) -> None:
     import os
     import time
@@ -346,6 +379,27 @@ metadata:
   min_overlap: [8, 8]
 sweep:
   tile: [32, 48]
+"""
+
+
+RENAME_PROBE = """\
+import sys
+
+from czbuild.builder import pool
+from czbuild.cli import main
+
+
+def no_worker(*args, **kwargs):
+    raise AssertionError("a worker was started")
+
+
+pool.WorkerPool._spawn = no_worker
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+heavy = ("tensorflow", "keras", "onnx", "onnxruntime", "tf2onnx")
+print("imported:", [name for name in heavy if name in sys.modules])
 """
 
 
@@ -435,19 +489,39 @@ def test_class_rename_repackages_the_cached_payload_byte_identically(tmp_path, m
     recipe = project / "recipes" / "seg.yaml"
     recipe.write_text(recipe.read_text().replace("classes: [bg, fg]", "classes: [bg, cell]"))
 
-    def no_conversion(*args, **kwargs):
-        raise AssertionError("the payload cache should have answered")
-
-    monkeypatch.setattr(converter_module.ModelConverter, "__init__", no_conversion)
-    report, _ = _run(project, out)
-    assert len(report.summary.built) == 2
+    # `czbuild build` in a fresh process: no worker, no conversion, no heavy import
+    probe = tmp_path / "probe.py"
+    probe.write_text(RENAME_PROBE)
+    printed = run_fresh_python(probe, "build", cwd=project).splitlines()
+    assert "czbuild: 2 built, 0 up to date, 0 failed" in printed[-3], printed
+    assert printed[-1] == "imported: []", printed
     stamp = json.loads((out / ".czbuild/stamps/seg/tile=32/seg.czann.json").read_text())
     checks = {c["name"]: c for c in stamp["verification"]["checks"]}
     old_checks = {c["name"]: c for c in first["verification"]["checks"]}
     assert stamp["verification"]["ok"]
-    assert checks["fidelity"] == old_checks["fidelity"]  # reused
+    assert list(checks) == list(old_checks)  # the same checks, in the same order
+    for name in old_checks:  # what reads the payload is reused, the rest ran again
+        if name.startswith(("payload.", "semantics", "fidelity", "tiling.")):
+            assert checks[name] == old_checks[name], name
     assert checks["recipe.metadata"]["status"] == "passed"  # ran again, on the new classes
+    assert checks["container.metadata"]["status"] == "passed"
+    statuses = [c["status"] for c in checks.values()]
+    assert stamp["verification"]["summary"] == {
+        s: statuses.count(s) for s in stamp["verification"]["summary"]
+    }
     assert [i for i in stamp["inputs"] if i.get("recorded")]  # still known
+    renamed = {t: file_sha256(out / f"seg/tile={t}/seg.czann") for t in (32, 48)}
+
+    # the in-process path takes the same route (a conversion would fail here)
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("the payload cache should have answered")
+
+    monkeypatch.setattr(converter_module.ModelConverter, "__init__", no_conversion)
+    recipe.write_text(recipe.read_text().replace("classes: [bg, cell]", "classes: [bg, cyte]"))
+    _run(project, out)
+    recipe.write_text(recipe.read_text().replace("classes: [bg, cyte]", "classes: [bg, cell]"))
+    report, _ = _run(project, out)
+    assert len(report.summary.built) == 2
     monkeypatch.undo()
 
     # the same recipe built from scratch gives the same bytes
@@ -456,7 +530,7 @@ def test_class_rename_repackages_the_cached_payload_byte_identically(tmp_path, m
     _run(fresh, fresh / "build")
     for tile in (32, 48):
         rel = f"seg/tile={tile}/seg.czann"
-        assert file_sha256(out / rel) == file_sha256(fresh / "build" / rel)
+        assert file_sha256(out / rel) == file_sha256(fresh / "build" / rel) == renamed[tile]
 
     # a damaged cache entry is ignored (converted again), never shipped
     for payload in (out / ".czbuild" / "payloads").glob("*/payload.bin"):

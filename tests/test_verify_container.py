@@ -612,3 +612,25 @@ def test_onnx_payload_in_a_300_container_fails(tmp_path):
     report = verify_artifact(zip_to(tmp_path / "m.czmodel", members))
     check = report.get("payload.model")
     assert check.status == FAILED and "3.0.0" in check.message
+
+
+def test_verify_container_runs_the_container_checks_only_and_names_the_rest(tmp_path):
+    """What a metadata-only re-package runs: the same check list, payload onwards skipped."""
+    from czbuild.verify.api import verify_container
+
+    path = tmp_path / "m.czann"
+    write_czann(path, czann_meta(), onnx_model(), b"MIT")
+    full = verify_artifact(path)
+    only = verify_container(path, strict=False, reason="taken from the earlier record")
+    assert [c.name for c in only.checks] == [c.name for c in full.checks]
+    for check in only.checks:
+        if check.name.startswith("container."):
+            assert check.status == full.get(check.name).status, check.name
+        else:
+            assert check.status == SKIPPED and check.message == "taken from the earlier record"
+
+    members = [("model.json", b"{"), ("model.model", onnx_model())]
+    broken = write_zip(tmp_path / "broken.czann", members)
+    report = verify_container(broken, strict=False, reason="unused")
+    assert not report.ok and report.get("container.metadata").status == FAILED
+    assert report.get("payload.model").status == SKIPPED

@@ -94,6 +94,29 @@ def test_a_tile_the_machine_cannot_verify_is_refused_naming_the_memory(monkeypat
     assert check_memory(_info(1024), VerifyReport(path=Path("y.czann")), BUILD)
 
 
+def test_onnxruntime_runs_without_an_arena_and_memory_is_handed_back() -> None:
+    """No pool that outlives a run; release() trims (and collects) without failing."""
+    from onnx import TensorProto, helper
+
+    from czbuild.formats.runner import OnnxRunner
+    from czbuild.verify.memory import release
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8, 8, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 8, 8, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    runner = OnnxRunner(model.SerializeToString())
+    assert runner._session.get_session_options().enable_cpu_mem_arena is False
+    x = np.linspace(-1, 1, 128, dtype=np.float32).reshape(2, 8, 8, 1)
+    np.testing.assert_array_equal(runner(x), np.maximum(x, 0))
+    release()
+    release(collect=True)
+
+
 def test_the_proxy_tile_bounds_the_tiling_memory() -> None:
     own = needed_bytes(_info(4096), VerifySettings(tiling_max_tile=0))
     proxy = needed_bytes(_info(4096), BUILD)
@@ -169,9 +192,16 @@ def test_the_packaged_model_runs_once_per_distinct_input(tmp_path: Path, monkeyp
         return original(self, x)
 
     monkeypatch.setattr(runner_mod.OnnxRunner, "_run", counting)
+    from czbuild.verify import api
+
+    releases: list[int] = []
+    monkeypatch.setattr(api, "release", lambda: releases.append(len(inputs)))
     report = verify_artifact(path, source_model=model, overlap_analysis="never")
     assert report.ok, [(c.name, c.message) for c in report.failed]
     assert len(inputs) == len(set(inputs))  # never the same input twice
+    # freed memory goes back before the packaged model's first run, after it (before the
+    # source model runs) and before the tiled simulation
+    assert releases == [0, 1, 1]
     # the seeded batch (6 tiles) once, the 4 x 4 tiles of the 96-px image (stride 28) once
     assert [shape[0] for shape, _ in inputs] == [6, 16]
 

@@ -83,12 +83,46 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
     }
 
 
-def _repackage(job: Any, hit: Any) -> dict[str, Any]:
-    """Write the artifact from a cached payload; verify what the metadata decides."""
+def reusable_hit(job: Any) -> Any:
+    """The cached payload ``job`` can be re-packaged from without a worker, or None.
+
+    For the build process itself, before it hands ``job`` to a worker: a hit whose every
+    payload-reading check can come from the cached verification
+    (:func:`czbuild.builder.payload_cache.metadata_only`; without verification, any hit).
+    Then :func:`repackage_hit` runs only the container and recipe checks and imports neither
+    TensorFlow nor onnx nor onnxruntime, so a class rename starts no worker.
+    """
+    from czbuild.builder import payload_cache
+
+    if not getattr(job, "reuse", True):
+        return None
+    variant = job.variant
+    lookup = payload_cache.payload_key(variant, job.source_key, _toolchain(variant))
+    hit = payload_cache.read_entry(_out_dir(job), lookup)
+    if hit is None or (job.verify and not payload_cache.metadata_only(hit, variant)):
+        return None
+    return hit
+
+
+def repackage_hit(job: Any, hit: Any) -> dict[str, Any]:
+    """:func:`convert_job`'s result for a :func:`reusable_hit`."""
+    return _repackage(job, hit, metadata_only=True)
+
+
+def _repackage(job: Any, hit: Any, *, metadata_only: bool = False) -> dict[str, Any]:
+    """Write the artifact from a cached payload; verify what the metadata decides.
+
+    ``metadata_only``: only the container and recipe checks run again, the payload and
+    semantics checks come from the cached record too (see :func:`reusable_hit`).
+    """
+    import hashlib
+
     from czbuild.builder.payload_cache import reused_record
     from czbuild.builder.request import to_request
     from czbuild.builder.verification import install_verified, report_record
     from czbuild.convert import package
+    from czbuild.errors import VerifyError
+    from czbuild.formats.container import open_container
     from czbuild.sources.kinds import ConvertedModel
 
     variant = job.variant
@@ -100,12 +134,24 @@ def _repackage(job: Any, hit: Any) -> dict[str, Any]:
         return _restated(variant, lambda: package(request, converted, path))
 
     def verify(path: Path) -> dict[str, Any]:
-        from czbuild.verify.api import build_settings, verify_artifact
+        from czbuild.verify.api import build_settings, verify_artifact, verify_container
         from czbuild.verify.recipe_metadata import check_recipe_metadata
 
         settings = build_settings(variant)
-        report = verify_artifact(path, settings=settings.replace(tiling=False), strict=True)
-        check_recipe_metadata(report, variant)
+        if metadata_only:
+            # the reuse rests on the payload being the cached bytes: package() stores it as
+            # it is, and this makes sure of it before the artifact is installed
+            want = hashlib.sha256(hit.payload).hexdigest()
+            if want not in {m.sha256 for m in open_container(path).members}:
+                raise VerifyError(f"{output}: the re-packaged payload is not the cached one")
+            report = verify_container(
+                path,
+                recipe_variant=variant,
+                reason="the cached payload's earlier verification (same bytes and settings)",
+            )
+        else:
+            report = verify_artifact(path, settings=settings.replace(tiling=False), strict=True)
+            check_recipe_metadata(report, variant)
         report.accept(settings.accept)
         fresh = report_record(
             report,
@@ -114,7 +160,7 @@ def _repackage(job: Any, hit: Any) -> dict[str, Any]:
             settings=settings.to_plain(),
             project_dir=variant.project_dir,
         )
-        return reused_record(fresh, hit)
+        return reused_record(fresh, hit, payload=metadata_only)
 
     result, record = install_verified(Path(job.out_path), write, verify if job.verify else None)
     return {

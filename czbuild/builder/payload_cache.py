@@ -47,6 +47,7 @@ __all__ = [
     "MAX_ENTRIES",
     "CachedPayload",
     "can_reuse",
+    "metadata_only",
     "payload_key",
     "read_entry",
     "reuse_context",
@@ -64,6 +65,9 @@ ENTRY = "entry.json"
 REUSABLE_PREFIXES = ("fidelity", "tiling.")
 #: ``semantics.class_order`` also reads the class names.
 CLASS_ORDER = "semantics.class_order"
+#: Checks that read the payload bytes, the format version, the type, the input range and the
+#: class count only (:func:`metadata_only`).
+PAYLOAD_PREFIXES = ("payload.", "semantics")
 
 
 @dataclass(frozen=True)
@@ -277,29 +281,52 @@ def can_reuse(cached: CachedPayload, variant: Any) -> bool:
     return True
 
 
-def _reusable(name: str) -> bool:
+def metadata_only(cached: CachedPayload, variant: Any) -> bool:
+    """Whether only the checks that read the container and metadata must run again.
+
+    True when :func:`can_reuse` holds and the class count is the cached verification's:
+    then the payload checks (``payload.*``: the bytes, the format version, the shapes, the
+    class count, the pixel types) and ``semantics`` (the packaged model's outputs on the
+    seeded batch, judged by the type, input range and tolerance) would compute exactly what
+    the cached record holds (:func:`reuse_context` covers everything else they read), so a
+    class rename re-packages without loading onnx, onnxruntime or TensorFlow.
+    """
+    if not can_reuse(cached, variant):
+        return False
+    classes = variant.spec.metadata.classes
+    new = None if classes is None else len(classes)
+    old = None if cached.classes is None else len(cached.classes)
+    return new == old
+
+
+def _reusable(name: str, payload: bool = False) -> bool:
+    if payload and name.startswith(PAYLOAD_PREFIXES):
+        return True
     return name.startswith(REUSABLE_PREFIXES) or name == CLASS_ORDER
 
 
-def reused_record(fresh: Mapping[str, Any], cached: CachedPayload) -> dict[str, Any]:
+def reused_record(
+    fresh: Mapping[str, Any], cached: CachedPayload, *, payload: bool = False
+) -> dict[str, Any]:
     """The verification record of a re-packaged artifact (call :func:`can_reuse` first).
 
     ``fresh`` is the record of the checks run on the new artifact (all but fidelity, tiling
     and class order, which it reports as skipped); those three come from
-    ``cached.verification``. The checks keep the cached record's order.
+    ``cached.verification``, and with ``payload`` (call :func:`metadata_only` first) also the
+    payload and semantics checks. The checks keep the cached record's order.
     """
     old = cached.verification or {}
     fresh_checks = {
         c.get("name"): c
         for c in fresh.get("checks") or []
-        if isinstance(c, Mapping) and not _reusable(str(c.get("name")))
+        if isinstance(c, Mapping) and not _reusable(str(c.get("name")), payload)
     }
     checks: list[Any] = []
     for check in old.get("checks") or []:
         if not isinstance(check, Mapping):
             continue
         name = str(check.get("name"))
-        if _reusable(name):
+        if _reusable(name, payload):
             checks.append(dict(check))
         elif name in fresh_checks:
             checks.append(fresh_checks.pop(name))
@@ -307,4 +334,10 @@ def reused_record(fresh: Mapping[str, Any], cached: CachedPayload) -> dict[str, 
     record = dict(fresh)
     record["checks"] = checks
     record["ok"] = not any(c.get("status") == "failed" for c in checks)
+    if isinstance(fresh.get("summary"), Mapping):
+        summary = {status: 0 for status in fresh["summary"]}
+        for check in checks:
+            status = str(check.get("status"))
+            summary[status] = summary.get(status, 0) + 1
+        record["summary"] = summary
     return record

@@ -26,7 +26,7 @@ from czbuild.verify.class_order import check_class_order
 from czbuild.verify.fidelity import check_fidelity
 from czbuild.verify.info import REGRESSION, SEGMENTATION, ModelInfo
 from czbuild.verify.members import check_members
-from czbuild.verify.memory import check_memory
+from czbuild.verify.memory import check_memory, release
 from czbuild.verify.metadata import check_metadata
 from czbuild.verify.recipe_metadata import NAME as RECIPE_METADATA
 from czbuild.verify.recipe_metadata import check_recipe_metadata
@@ -156,6 +156,7 @@ def verify_artifact(
         if not check_memory(info, report, chosen):
             _skip_from(report, "run", "the machine cannot hold the tiles verification needs")
             return report
+        release()  # what the conversion and the payload checks freed, before the model runs
         packaged = RunMemo(runner)  # each distinct input runs once, whatever checks share it
         samples = _stage(
             report,
@@ -167,6 +168,7 @@ def verify_artifact(
             _skip_from(report, "fidelity", "the packaged model does not run")
             return report
         _pictures(report, info, samples)
+        release()  # the packaged model's run, before the source model's
         reference = _reference(
             report, recipe_variant, source_model, preprocessing, postprocessing, custom_objects
         )
@@ -197,6 +199,7 @@ def verify_artifact(
         if not chosen.tiling:
             skip_all(report, "tiling checks disabled (--no-tiling)")
         else:
+            release()  # the source model's tile run, before the tiled simulation
             fidelity = report.get("fidelity")
             unfaithful = fidelity is not None and fidelity.status == FAILED
             arrays = _stage(
@@ -308,10 +311,47 @@ def _failing(report: VerifyReport, name: str, later: str) -> str:
     return rest[0] if rest else f"{name}.error"
 
 
-def _static_checks(
-    path: Path, report: VerifyReport, *, strict: bool, max_bytes: int, threads: int | None = None
-) -> tuple[ModelInfo | None, Runner | None]:
-    """Container and payload checks; the filled-in info and a runner when the model can run."""
+def verify_container(
+    path: str | os.PathLike[str],
+    *,
+    recipe_variant: Any = None,
+    strict: bool = True,
+    max_bytes: int = MAX_UNPACKED_BYTES,
+    reason: str,
+) -> VerifyReport:
+    """The checks that read only the container and its metadata; the others skipped.
+
+    For an artifact whose payload was verified before under the same settings and the same
+    payload-relevant metadata (the build's payload cache re-packaging it after a class
+    rename): ``container.*`` and, with ``recipe_variant``, ``recipe.metadata`` run; the
+    payload, semantics, fidelity and tiling checks are added as skipped with ``reason`` for
+    the caller to fill in from the earlier record. Imports neither onnx, onnxruntime nor
+    TensorFlow.
+
+    Raises:
+        ArchiveError: ``path`` does not exist or is not a file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ArchiveError(f"{path}: no such file")
+    report = VerifyReport(path=path)
+    parts = _container_checks(path, report, strict=strict, max_bytes=max_bytes)
+    if recipe_variant is not None:
+        _stage(
+            report,
+            RECIPE_METADATA,
+            "none",
+            lambda: check_recipe_metadata(report, recipe_variant),
+        )
+    if parts is not None:
+        _skip_from(report, "payload", reason)
+    return report
+
+
+def _container_checks(
+    path: Path, report: VerifyReport, *, strict: bool, max_bytes: int
+) -> tuple[Any, Any, ModelInfo] | None:
+    """The container checks; ``(container, layout, info)`` when the metadata is valid."""
     container = _stage(
         report,
         "container.archive",
@@ -320,11 +360,11 @@ def _static_checks(
     )
     if container is None:
         _skip_from(report, "container", "the archive is unreadable")
-        return None, None
+        return None
     layout = _stage(report, "container.members", "none", lambda: check_members(container, report))
     if layout is None:
         _skip_from(report, "container", "the members are not usable", first=1)
-        return None, None
+        return None
     parsed = _stage(
         report,
         "container.metadata",
@@ -349,7 +389,18 @@ def _static_checks(
     )
     if info is None:
         _skip_from(report, "payload", "the metadata is not valid")
+        return None
+    return container, layout, info
+
+
+def _static_checks(
+    path: Path, report: VerifyReport, *, strict: bool, max_bytes: int, threads: int | None = None
+) -> tuple[ModelInfo | None, Runner | None]:
+    """Container and payload checks; the filled-in info and a runner when the model can run."""
+    parts = _container_checks(path, report, strict=strict, max_bytes=max_bytes)
+    if parts is None:
         return None, None
+    container, layout, info = parts
     data = container.read(layout.model)
     result = _stage(
         report,
