@@ -544,7 +544,9 @@ def test_written_zip_is_readable_by_zipfile_testzip(tmp_path: Path) -> None:
         assert zf.testzip() is None
 
 
-def test_a_wrong_extension_is_warned_about_but_not_a_hidden_temporary(tmp_path: Path, caplog) -> None:
+def test_a_wrong_extension_is_warned_about_but_not_a_hidden_temporary(
+    tmp_path: Path, caplog
+) -> None:
     """A wrong extension warns; the build's hidden verifying name for a .czann does not."""
     import logging
 
