@@ -241,3 +241,33 @@ def test_seam_and_fidelity_tolerances_are_separate(tmp_path: Path) -> None:
     assert report.get("tiling.seams").status == "passed"
     assert report.get("tiling.seams").details["tolerance"] == 1.0
     assert report.get("fidelity").details["tolerance"] == 1e-5
+
+
+@pytest.mark.slow
+def test_variants_of_one_loaded_model_share_the_reference_runs() -> None:
+    """The build worker's variants (same model object, same chains) run a common input once."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from czbuild.verify.source import from_variant
+
+    model = _local_model()
+    pre = ({"op": "normalization", "mean": [0.5], "std": [0.25]},)
+
+    def variant(tile: int, preprocessing=pre):
+        spec = SimpleNamespace(
+            spatial_dims=(tile, tile), preprocessing=preprocessing, postprocessing=()
+        )
+        return SimpleNamespace(spec=spec)
+
+    first = from_variant(variant(64), source=model)
+    x = np.random.default_rng(0).random((1, 48, 48, 1), dtype=np.float32)
+    expected = first.predict(x)
+    second = from_variant(variant(128), source=model)
+    assert second is first
+    assert np.array_equal(second.predict(x), expected) and second.runs.runs == 1
+    assert second.runs.hits == 1
+    # another chain, or another model, is another reference
+    assert from_variant(variant(64, preprocessing=()), source=model) is not first
+    assert from_variant(variant(64), source=_local_model(1)) is not first

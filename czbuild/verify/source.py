@@ -15,8 +15,10 @@ and each distinct preprocessed input runs once (:class:`czbuild.verify.runs.RunM
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,14 +206,36 @@ def load_source(
     )
 
 
+#: The references of already loaded models, by model (weakly) and chains: see from_variant.
+_SHARED: weakref.WeakKeyDictionary[Any, dict[str, SourceChain]] = weakref.WeakKeyDictionary()
+
+
 def from_variant(variant: Any, *, source: Any = None) -> SourceChain:
     """The reference of a recipe :class:`~czbuild.recipe.Variant` (its model and chains).
 
     Args:
         variant: A resolved recipe variant.
-        source: An already loaded ``keras.Model`` to use instead of loading the recipe's.
+        source: An already loaded model to use instead of loading the recipe's: the build
+            worker's converter model. Variants that pass the same model object with the same
+            chains share one :class:`SourceChain` (its sized models and its :class:`RunMemo`),
+            so a tile sweep runs an input the variants have in common once: the seam check's
+            whole test image and proxy tiles are the same for every tile that maps to the
+            same proxy tile (256 px for 256 to 1024). The converter never changes its model's
+            weights; a library caller who does passes a model to
+            :func:`czbuild.verify.verify_artifact`, which does not share.
     """
     spec = variant.spec
+    if source is not None:
+        key = json.dumps([list(spec.preprocessing), list(spec.postprocessing)], sort_keys=True)
+        try:
+            chains = _SHARED.setdefault(source, {})
+        except TypeError:  # not weakly referenceable: no sharing
+            chains = {}
+        if key not in chains:
+            chains[key] = load_source(
+                source, preprocessing=spec.preprocessing, postprocessing=spec.postprocessing
+            )
+        return chains[key]
     custom = None
     if source is None:
         source = variant.model_source
