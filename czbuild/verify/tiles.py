@@ -1,9 +1,7 @@
-"""ZEN-style tiled inference, simulated: tile layout, stitching, border-effect depth.
+"""ZEN-style tiled inference, simulated: stitching and border-effect depth.
 
-Layout per axis: tiles of the model's input size ``T`` start every ``T - overlap`` pixels;
-the last tile is aligned with the image end. Between two neighbouring tiles the cut lies in
-the middle of their overlap, so with overlap ``O`` each tile discards ``O / 2`` pixels on
-every side that faces another tile (and nothing on sides at the image border). Pure NumPy.
+The layout (tile starts, the range each tile keeps) is :mod:`czbuild.formats.tiling`'s, the
+one rule ``czbuild predict`` uses too. Pure NumPy.
 """
 
 from __future__ import annotations
@@ -13,32 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from czbuild.formats.tiling import kept_ranges, tile_starts
+
 #: Tiles per model call: up to 16, fewer for large tiles (about 1 Mpixel per call).
 _MAX_BATCH = 16
 _PIXELS_PER_CALL = 1 << 20
-
-
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of the tiles along one axis.
-
-    Raises:
-        ValueError: ``overlap`` is negative or not smaller than ``tile``, or ``size < tile``.
-    """
-    if not 0 <= overlap < tile:
-        raise ValueError(f"overlap {overlap} must be in [0, tile size {tile})")
-    if size < tile:
-        raise ValueError(f"image size {size} is smaller than the tile {tile}")
-    stride = tile - overlap
-    starts = list(range(0, size - tile, stride)) + [size - tile]
-    return sorted(set(starts))
-
-
-def kept_ranges(starts: list[int], tile: int, size: int) -> list[tuple[int, int]]:
-    """The image range ``[lo, hi)`` each tile contributes: cuts mid-way through overlaps."""
-    cuts = [(starts[i] + tile + starts[i + 1]) // 2 for i in range(len(starts) - 1)]
-    lows = [0] + cuts
-    highs = cuts + [size]
-    return list(zip(lows, highs))
 
 
 #: Most tiles one simulation may cut: 12 x 12, 16 times the pixels of the 3 x 3-tile image
