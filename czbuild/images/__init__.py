@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from czbuild.images.source import Channel, ImageSource, open_image, sample_maxima
+from czbuild.images.reader import open_image
+from czbuild.images.source import Channel, ImageSource, sample_maxima
 
 __all__ = [
     "Channel",

@@ -1,4 +1,5 @@
-"""The image-source protocol every reader implements, and the one entry point ``open_image``.
+"""The image-source protocol every reader implements (:func:`czbuild.images.reader.open_image`
+opens one).
 
 A source is a 4D view ``[Z, Y, X, C]`` of one scene of one file at full resolution (pyramid
 level 0): ``read`` returns any box of it without loading the rest. Channels are the selected
@@ -16,10 +17,6 @@ from typing import Protocol
 import numpy as np
 
 from czbuild.errors import ImageError
-
-#: File suffixes per reader.
-CZI_SUFFIXES = (".czi",)
-TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf", ".tf8")
 
 
 @dataclass(frozen=True)
@@ -81,37 +78,3 @@ def select(count: int, chosen: Sequence[int] | None, path: Path, names: Sequence
     if len(set(chosen)) != len(chosen):
         raise ImageError(f"{path}: --channel names a channel twice: {list(chosen)}")
     return list(chosen)
-
-
-def open_image(
-    path: str | Path, *, scene: int | None = None, channels: Sequence[int] | None = None
-) -> ImageSource:
-    """Open a CZI (pylibCZIrw) or TIFF / OME-TIFF (tifffile) image.
-
-    Args:
-        path: The image file.
-        scene: CZI scene index (default: the first scene); TIFF: series index (default 0).
-        channels: Channel indices to keep, in this order (default: all).
-
-    Raises:
-        ImageError: Missing or unreadable file, unknown suffix, scene or channel out of range,
-            unsupported pixel type or dimension.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
-    if not path.is_file():
-        raise ImageError(f"{path}: not a file")
-    name = path.name.lower()
-    if name.endswith(CZI_SUFFIXES):
-        from czbuild.images.czi import CziSource
-
-        return CziSource(path, scene=scene, channels=channels)
-    if name.endswith(TIFF_SUFFIXES):
-        from czbuild.images.tiff import TiffSource
-
-        return TiffSource(path, series=scene, channels=channels)
-    raise ImageError(
-        f"{path}: unknown image type {path.suffix!r}: czbuild reads .czi and .tif/.tiff "
-        "(OME-TIFF included)"
-    )

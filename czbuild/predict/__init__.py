@@ -2,8 +2,8 @@
 
 :func:`predict_image` (files in, OME-TIFF / PNG out, streamed) and the engine under it
 (:mod:`czbuild.predict.engine`: the model plan, input scaling, tiled stitching band by band)
-that verification on sample images shares. Imports formats, images, progress and the PNG
-encoder of ``verify.images``; the payload runs in the formats runner.
+that verification on sample images shares. Imports formats, images, files and progress;
+the payload runs in the formats runner.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from czbuild.files.atomic import atomic_write
 from czbuild.formats.reader import read_artifact
 from czbuild.formats.runner import open_runner
 from czbuild.images import open_image
+from czbuild.images.png import encode_png
 from czbuild.images.tiff import WRITE_TILE, write_ome_tiff
 from czbuild.predict.engine import (
     PREVIEW_SIDE,
@@ -105,7 +106,7 @@ def predict_image(
         feed = Feeder(plan, source, input_range)
         target = Path(out) if out is not None else default_out(image_path, plan.kind)
         prob_path = (
-            target.with_name(target.name.replace(".ome.tif", "") + ".probabilities.ome.tif")
+            target.with_name(target.name.split(".")[0] + ".probabilities.ome.tif")
             if probabilities
             else None
         )
@@ -266,8 +267,6 @@ class _Preview:
         self.inputs.append(band.source[first :: self.step, :: self.step])
 
     def png(self, plan: ModelPlan) -> bytes:
-        from czbuild.verify.images import encode_png
-
         x = np.concatenate(self.inputs, axis=0)
         y = np.concatenate(self.outputs, axis=0)
         grey = x[..., :3].mean(axis=-1) if x.shape[-1] >= 3 else x[..., 0]
