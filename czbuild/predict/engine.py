@@ -243,7 +243,7 @@ def stitched_bands(
     runner: Callable[[np.ndarray], np.ndarray],
     plan: ModelPlan,
     source: ImageSource,
-    feed: Feeder,
+    feed: Callable[[np.ndarray], np.ndarray],
     *,
     on_tiles: Callable[[int, int], None] | None = None,
     keep_input_plane: int | None = None,
@@ -302,7 +302,10 @@ def stitched_bands(
 
 
 def predict_array(
-    runner: Callable[[np.ndarray], np.ndarray], plan: ModelPlan, source: ImageSource, feed: Feeder
+    runner: Callable[[np.ndarray], np.ndarray],
+    plan: ModelPlan,
+    source: ImageSource,
+    feed: Callable[[np.ndarray], np.ndarray],
 ) -> np.ndarray:
     """The whole stitched output ``[Z, Y, X, N]`` in memory (small images: verification)."""
     z, h, w, _ = source.shape
