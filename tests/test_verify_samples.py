@@ -83,7 +83,9 @@ def test_changed_weight_makes_check_name_the_class_whose_agreement_dropped(tmp_p
     assert first.returncode == 0, first.stdout + first.stderr
     artifact = root / "build" / "seg" / "default" / "seg.czann"
     assert artifact.is_file(), list((root / "build").rglob("*.czann"))
-    record = (root / "build" / ".czbuild" / "reports" / "seg" / "default" / "seg.czann.verify.json").read_text()
+    record = (
+        root / "build" / ".czbuild" / "reports" / "seg" / "default" / "seg.czann.verify.json"
+    ).read_text()
     assert '"samples.seams"' in record and '"samples.fidelity"' in record
     pinned = run_cli(
         "predict",
