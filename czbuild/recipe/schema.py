@@ -374,6 +374,7 @@ class Verify(_Strict):
     )
     expect_tolerance: Tolerance = Field(
         _VERIFY_DEFAULTS.expect_tolerance,
+        exclude_if=lambda value: value == _VERIFY_DEFAULTS.expect_tolerance,
         description="Allowed drop of a class's IoU (regression: max abs error) for expect.",
     )
 
