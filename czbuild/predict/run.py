@@ -250,7 +250,11 @@ def _rows(bands: Iterator[Band], shot: _Preview | None) -> Iterator[np.ndarray]:
 
 
 class _Preview:
-    """A subsampled picture of one plane: input grey with the classes over it."""
+    """A subsampled picture of one plane: input grey with the classes over it.
+
+    Classes in ZEN's colours (class n: colour n), except the first (usually the background);
+    regression: input and output side by side.
+    """
 
     def __init__(self, h: int, w: int, plane: int) -> None:
         self.step = max(1, math.ceil(max(h, w) / PREVIEW_SIDE))
@@ -276,7 +280,10 @@ class _Preview:
         if plan.kind == SEGMENTATION:
             colours = class_palette(plan).astype(np.float64)
             labels = np.argmax(y, axis=-1)
-            picture = 0.55 * base + 0.45 * colours[np.clip(labels, 0, len(colours) - 1)]
+            tint = colours[np.clip(labels, 0, len(colours) - 1)]
+            # the first class (usually the background) stays untinted, so the image shows
+            alpha = np.where(labels[..., None] > 0, 0.45, 0.0)
+            picture = (1 - alpha) * base + alpha * tint
         else:
             value = np.clip(y[..., 0], 0, 1) * 255.0
             picture = np.concatenate([base, np.repeat(value[..., None], 3, axis=-1)], axis=1)
