@@ -47,13 +47,16 @@ def band(size: int, y0: int, rows: int, nuclei: np.ndarray, seed: int) -> np.nda
     return np.clip(np.round(out), 0, 4095).astype(np.uint16)
 
 
-def write_sample(path: Path, size: int = 512, seed: int = 7) -> None:
-    """Write the sample CZI (channels C0, C1; Gray16) of ``size`` x ``size`` pixels."""
+def write_sample(path: Path, size: int = 512, seed: int = 7, level: int = 22) -> None:
+    """Write the sample CZI (channels C0, C1; Gray16) of ``size`` x ``size`` pixels.
+
+    ``level``: zstd level (22, the smallest file, is slow for benchmark-sized images).
+    """
     from pylibCZIrw import czi
 
     nuclei = _nuclei(size, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    options = "zstd1:ExplicitLevel=22;PreProcess=HiLoByteUnpack"
+    options = f"zstd1:ExplicitLevel={level};PreProcess=HiLoByteUnpack"
     with czi.create_czi(str(path), exist_ok=True, compression_options=options) as w:
         for y0 in range(0, size, BAND):
             rows = min(BAND, size - y0)
@@ -70,11 +73,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--level", type=int, default=22, help="zstd level (1: fast)")
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parents[1] / "samples" / "nuclei.czi"
     )
     args = parser.parse_args()
-    write_sample(args.out, args.size, args.seed)
+    write_sample(args.out, args.size, args.seed, args.level)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")
 
 
