@@ -226,3 +226,35 @@ def test_cli_prints_outputs_and_class_shares(tmp_path):
     assert "o.ome.tif: segmentation of img.czi (64x64, 4 tiles)" in result.stdout
     assert "class0:" in result.stdout and "o.png: preview" in result.stdout
     assert "predicting: 4/4 tiles" in result.stderr
+
+
+def test_legacy_model_gets_raw_values_and_colour_as_grey(tmp_path):
+    """ConvertToMonochrome: a Bgr24 CZI feeds a one-channel legacy model grey, unscaled."""
+    from czbuild.formats.archive import write_czmodel
+    from czbuild.formats.legacy import LegacyMetadata
+
+    fixed = unet_onnx(channels=1, classes=2, channels_first=False, spatial=(48, 48), seed=9)
+    free = unet_onnx(channels=1, classes=2, channels_first=False, seed=9)
+    meta = LegacyMetadata(
+        name="Legacy",
+        color_handling="ConvertToMonochrome",
+        pixel_types=("Bgr24",),
+        classes=("Background", "Cells"),
+        border_size=8,
+    )
+    artifact = tmp_path / "legacy.czmodel"
+    write_czmodel(artifact, meta, fixed.SerializeToString())
+    bgr = (
+        _image((64, 96, 3), dtype=np.uint8, seed=5) // 64
+    )  # raw 0..3: the toy softmax stays finite
+    from pylibCZIrw import czi
+
+    with czi.create_czi(str(tmp_path / "rgb.czi"), exist_ok=True) as writer:
+        writer.write(bgr, plane={"C": 0, "Z": 0, "T": 0})
+    result = predict_image(artifact, tmp_path / "rgb.czi", probabilities=True)
+    grey = bgr.astype(np.float32) @ np.asarray([0.114, 0.587, 0.299], np.float32)
+    whole = OnnxRunner(free.SerializeToString())(grey[None, ..., None])[0]
+    got = tifffile.imread(result.probabilities)
+    assert np.abs(got[8:-8, 8:-8] - whole[8:-8, 8:-8]).max() < 1e-4
+    with pytest.raises(ImageError, match="legacy"):
+        predict_image(artifact, tmp_path / "rgb.czi", input_range=(0.0, 255.0))
