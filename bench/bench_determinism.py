@@ -46,7 +46,7 @@ def _child(variant: str) -> None:
     import denoise
 
     from czbuild.keras import onnx_export
-    from czbuild.keras.onnx_canonical import canonicalize_onnx
+    from czbuild.onnx_graph.canonical import canonicalize_onnx
 
     if variant == "before":
         onnx_export._stable_node_order = contextlib.nullcontext  # type: ignore[assignment]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from czbuild import ops as czops
 from czbuild.errors import MetadataError, ModelError, SpecError
 from czbuild.formats import vocab
 from czbuild.formats.czann import CzannMetadata
@@ -148,7 +149,11 @@ def _tile_for(
     if all(d is not None for d in in_shape[:-1]):
         return None
     md = request.metadata
-    if family == "czann" and md.input_shape is not None and len(md.input_shape) in (3, 4):
+    if (
+        isinstance(md, CzannMetadata)
+        and md.input_shape is not None
+        and len(md.input_shape) in (3, 4)
+    ):
         return tuple(int(d) for d in md.input_shape[:-1])
     raise ModelError(
         f"model {converter.name!r} has undefined spatial dims {tuple(in_shape[:-1])}, but "
@@ -278,12 +283,14 @@ def package(
     opset = _resolve_opset(version, request.opset)
     request.metadata.validate()
     path = Path(out_path)
-    if family == "czann":
-        full = _check_czann(request.metadata, converted)  # type: ignore[arg-type]
-        written: Any = write_czann(path, full, converted.payload, request.license)
+    md = request.metadata
+    written: CzannMetadata | LegacyMetadata
+    if isinstance(md, CzannMetadata):
+        full = _check_czann(md, converted)
+        written = write_czann(path, full, converted.payload, request.license)
     else:
-        _check_legacy(request.metadata, converted)  # type: ignore[arg-type]
-        written = write_czmodel(path, request.metadata, converted.payload, request.license)
+        _check_legacy(md, converted)
+        written = write_czmodel(path, md, converted.payload, request.license)
     data = path.read_bytes()
     logger.info("wrote %s (%s %s, route %s)", path, family, version, converted.route)
     return ConversionResult(
@@ -314,14 +321,6 @@ def output_file(output_path: str | os.PathLike[str], output_name: str, family: s
     if not name.lower().endswith(accepted):
         name += ext
     return Path(output_path) / name
-
-
-def _steps(value: Any) -> tuple[Any, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, (Mapping, str)) or not isinstance(value, Sequence):
-        return (value,)
-    return tuple(value)
 
 
 def _read_licence(path: Path | None) -> bytes | None:
@@ -399,9 +398,9 @@ def convert_from_model_spec(
     request = ConversionRequest(
         source=spec.model,
         metadata=metadata,
-        preprocessing=_steps(preprocessing),
-        postprocessing=_steps(postprocessing),
-        spatial_dims=tuple(spatial_dims) if spatial_dims is not None else None,  # type: ignore[arg-type]
+        preprocessing=czops.as_chain(preprocessing),
+        postprocessing=czops.as_chain(postprocessing),
+        spatial_dims=tuple(spatial_dims) if spatial_dims is not None else None,
         opset=opset,
         license=_read_licence(spec.licence_path),
         custom_objects=custom_objects,

@@ -35,6 +35,7 @@ __all__ = [
     "ArgDef",
     "OpDef",
     "apply_numpy",
+    "as_chain",
     "bind_positive",
     "op_out_channels",
     "out_channels",
@@ -442,6 +443,16 @@ def _check_relations(result: dict[str, Any], where: str) -> None:
         for i, (a, b) in enumerate(pairs):
             if a > b:
                 raise ValueError(f"{_key(where, 'max')}: {b:g} is below min {a:g} (channel {i})")
+
+
+def as_chain(steps: Any) -> tuple[Any, ...]:
+    """A chain as a tuple of steps: None -> (), one step (op dict, op name or a framework
+    layer) -> a 1-tuple, a sequence of steps -> a tuple."""
+    if steps is None:
+        return ()
+    if isinstance(steps, (Mapping, str)) or not isinstance(steps, Sequence):
+        return (steps,)
+    return tuple(steps)
 
 
 def validate_op(op: Mapping[str, Any] | str, *, where: str = "") -> dict[str, Any]:

@@ -175,3 +175,30 @@ def test_toolchain_versions_do_not_import_tensorflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "tf2onnx" in out.stdout
+
+
+def test_a_torch_variant_records_the_torch_version(built, monkeypatch) -> None:
+    """Upgrading PyTorch makes the PyTorch variants stale, and only them."""
+    import dataclasses
+
+    variant, _stamp, artifact = built
+    torch_variant = respec(
+        variant, model=dataclasses.replace(variant.spec.model, kind="torch", function="build")
+    )
+    versions = {"torch": "2.13.0+cpu"}
+    monkeypatch.setattr(toolchain, "_dist_version", lambda name: versions.get(name, "1.0"))
+    toolchain._toolchain.cache_clear()
+    try:
+        fp = compute_fingerprint(torch_variant, HashCache())
+        assert fp.toolchain["torch"] == "2.13.0+cpu"
+        assert "torch" not in compute_fingerprint(variant, HashCache()).toolchain
+        record = ArtifactRecord(path=fp.output, sha256=HashCache().file_sha256(artifact), size=14)
+        stamp = make_stamp(fp, record)
+        assert _reasons(torch_variant, stamp, artifact) == []
+        versions["torch"] = "2.14.0+cpu"
+        toolchain._toolchain.cache_clear()
+        assert _reasons(torch_variant, stamp, artifact) == [
+            ("toolchain", "torch version changed: 2.13.0+cpu -> 2.14.0+cpu")
+        ]
+    finally:
+        toolchain._toolchain.cache_clear()

@@ -224,6 +224,7 @@ def test_a_tile_that_does_not_specialise_takes_the_fixed_route_without_reconvert
     from czbuild.errors import ConversionError
     from czbuild.keras import onnx_export
     from czbuild.keras.converter import ModelConverter
+    from czbuild.onnx_graph import checks
 
     specialised, exported = [], []
     real_export = onnx_export.export_onnx
@@ -236,7 +237,7 @@ def test_a_tile_that_does_not_specialise_takes_the_fixed_route_without_reconvert
         exported.append(tuple(input_shape))
         return real_export(model, opset=opset, input_shape=input_shape, **kwargs)
 
-    monkeypatch.setattr(onnx_export, "specialize_onnx", no_specialisation)
+    monkeypatch.setattr(checks, "specialize_onnx", no_specialisation)
     monkeypatch.setattr(onnx_export, "export_onnx", counting_export)
     converter = ModelConverter(models["invariant_model"]())
     got = converter.onnx(

@@ -1,4 +1,5 @@
-"""ONNX export, canonicalisation and specialisation (czbuild.keras.onnx_export)."""
+"""ONNX export (czbuild.keras.onnx_export), canonicalisation and specialisation
+(czbuild.onnx_graph)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from onnx import TensorProto, helper
 
 from czbuild.errors import ConversionError
 from czbuild.keras import onnx_export as ox
+from czbuild.onnx_graph.canonical import canonicalize_onnx, serialize_onnx
+from czbuild.onnx_graph.checks import ir_version_for_opset, specialize_onnx
 from support.fresh_python import run_fresh_python
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +42,8 @@ MODEL_SRC = textwrap.dedent(
 EXPORTS_SRC = textwrap.dedent(
     """
     import hashlib, json
-    from czbuild.keras.onnx_export import export_onnx, specialize_onnx
+    from czbuild.keras.onnx_export import export_onnx
+    from czbuild.onnx_graph.checks import specialize_onnx
 
     def exports(model):
         fixed = export_onnx(model, opset=12, input_shape=(None, 16, 16, 2))
@@ -123,13 +127,13 @@ NAMES_B = {k: f"other_{v}_7" for k, v in NAMES_A.items()}
     ids=["renamed", "reordered", "renamed-reordered-docstrings"],
 )
 def test_canonical_form_ignores_names_order_and_doc_strings(names, swap, doc):
-    reference = ox.serialize_onnx(ox.canonicalize_onnx(_hand_graph(NAMES_A, swap=False)))
-    other = ox.serialize_onnx(ox.canonicalize_onnx(_hand_graph(names, swap=swap, doc=doc)))
+    reference = serialize_onnx(canonicalize_onnx(_hand_graph(NAMES_A, swap=False)))
+    other = serialize_onnx(canonicalize_onnx(_hand_graph(names, swap=swap, doc=doc)))
     assert other == reference
 
 
 def test_canonical_form_contents():
-    model = ox.canonicalize_onnx(_hand_graph(NAMES_A, swap=True, doc="tmp path"))
+    model = canonicalize_onnx(_hand_graph(NAMES_A, swap=True, doc="tmp path"))
     onnx.checker.check_model(model, full_check=True)
     assert [n.name for n in model.graph.node] == ["Add_0", "Relu_1", "Mul_2", "Neg_3", "Sub_4"]
     assert [i.name for i in model.graph.input] == ["input"]
@@ -145,12 +149,12 @@ def test_canonical_form_contents():
 
 def test_canonicalize_keeps_outputs_and_is_idempotent():
     raw = _hand_graph(NAMES_A, swap=True)
-    once = ox.canonicalize_onnx(raw)
-    twice = ox.canonicalize_onnx(once)
-    assert ox.serialize_onnx(once) == ox.serialize_onnx(twice)
+    once = canonicalize_onnx(raw)
+    twice = canonicalize_onnx(once)
+    assert serialize_onnx(once) == serialize_onnx(twice)
     x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
     np.testing.assert_array_equal(
-        _run_ort(raw.SerializeToString(), x), _run_ort(ox.serialize_onnx(once), x)
+        _run_ort(raw.SerializeToString(), x), _run_ort(serialize_onnx(once), x)
     )
     assert raw.graph.node[0].name == "functional_1/add"  # the input proto is not modified
 
@@ -162,9 +166,7 @@ def test_output_that_is_the_input_gets_an_identity():
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2])],
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2])],
     )
-    model = ox.canonicalize_onnx(
-        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
-    )
+    model = canonicalize_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)]))
     assert [(n.op_type, list(n.input), list(n.output)) for n in model.graph.node] == [
         ("Identity", ["input"], ["output"])
     ]
@@ -205,13 +207,13 @@ def test_subgraph_references_outer_values():
     )
     raw = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
     raw.ir_version = 7
-    canon = ox.canonicalize_onnx(raw)
+    canon = canonicalize_onnx(raw)
     onnx.checker.check_model(canon, full_check=True)
     names = {n.name for n in canon.graph.node}
     assert "If_3" in names or "If_4" in names
     for x in (np.array([1.0, 2.0], np.float32), np.array([-1.0, -2.0], np.float32)):
         np.testing.assert_array_equal(
-            _run_ort(raw.SerializeToString(), x), _run_ort(ox.serialize_onnx(canon), x)
+            _run_ort(raw.SerializeToString(), x), _run_ort(serialize_onnx(canon), x)
         )
 
 
@@ -223,19 +225,19 @@ def test_dangling_reference_is_a_conversion_error():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
     with pytest.raises(ConversionError, match="nowhere"):
-        ox.canonicalize_onnx(helper.make_model(graph))
+        canonicalize_onnx(helper.make_model(graph))
 
 
 @pytest.mark.parametrize(
     "opset,expected", [(12, 7), (11, 7), (13, 10), (18, 10)], ids=["12", "11", "13", "18"]
 )
 def test_ir_version_for_opset(opset, expected):
-    assert ox.ir_version_for_opset(opset) == expected
+    assert ir_version_for_opset(opset) == expected
 
 
 def test_ir_version_for_unknown_opset_fails():
     with pytest.raises(ConversionError, match="opset 19"):
-        ox.ir_version_for_opset(19)
+        ir_version_for_opset(19)
 
 
 # --- with TensorFlow --------------------------------------------------------------------------
@@ -284,11 +286,11 @@ def test_canonicalisation_keeps_onnxruntime_outputs_identical(free_model):
     raw, _ = tf2onnx.convert.from_function(
         tf.function(lambda x: free_model(x)), input_signature=spec, opset=12
     )
-    canonical = ox.canonicalize_onnx(raw)
+    canonical = canonicalize_onnx(raw)
     assert canonical.graph.node[0].name != raw.graph.node[0].name
     x = np.random.default_rng(1).random((2, 16, 16, 2), dtype=np.float32)
     expected = _run_ort(raw.SerializeToString(), x)
-    np.testing.assert_array_equal(_run_ort(ox.serialize_onnx(canonical), x), expected)
+    np.testing.assert_array_equal(_run_ort(serialize_onnx(canonical), x), expected)
 
 
 @pytest.mark.slow
@@ -311,8 +313,8 @@ def test_export_is_canonical_checked_and_faithful(ns, opset, ir):
 @pytest.mark.slow
 @pytest.mark.parametrize("tile", [8, 24], ids=["tile8", "tile24"])
 def test_specialize_sets_dims_and_matches_keras(free_model, free_onnx, tile):
-    data = ox.specialize_onnx(free_onnx, (tile, tile))
-    assert data == ox.specialize_onnx(free_onnx, (tile, tile))
+    data = specialize_onnx(free_onnx, (tile, tile))
+    assert data == specialize_onnx(free_onnx, (tile, tile))
     proto = onnx.load_from_string(data)
     for value, channels in ((proto.graph.input[0], 2), (proto.graph.output[0], 3)):
         dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
@@ -325,14 +327,14 @@ def test_specialize_sets_dims_and_matches_keras(free_model, free_onnx, tile):
 @pytest.mark.slow
 def test_specialize_rejects_unexpected_output_dims(free_onnx):
     with pytest.raises(ConversionError, match=r"expected \(10, 10\)"):
-        ox.specialize_onnx(free_onnx, (8, 8), output_spatial_dims=(10, 10))
+        specialize_onnx(free_onnx, (8, 8), output_spatial_dims=(10, 10))
 
 
 @pytest.mark.slow
 def test_specialize_rejects_conflicting_fixed_input(ns):
     fixed = ox.export_onnx(ns["tiny_unet"](16), opset=12, input_shape=(None, 16, 16, 2))
     with pytest.raises(ConversionError, match="fixed size 16"):
-        ox.specialize_onnx(fixed, (32, 32))
+        specialize_onnx(fixed, (32, 32))
 
 
 @pytest.mark.slow

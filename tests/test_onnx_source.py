@@ -25,6 +25,7 @@ from czbuild.onnx_source.converter import OnnxConverter
 from czbuild.onnx_source.op_nodes import missing_builders
 from czbuild.sources.kinds import OnnxFile, source_family
 from support.cli import run_cli
+from support.fresh_python import run_fresh_python
 from support.onnx_models import unet_onnx
 
 SEG = "SingleClassSemanticSegmentation"
@@ -317,6 +318,28 @@ def test_recipe_build_and_verify(onnx_project) -> None:
     # a no-op rebuild
     again = run_cli("build", "--in-process", cwd=root, check=True)
     assert "3 up to date" in again.stdout or "up to date" in again.stdout
+
+
+def test_building_an_onnx_source_never_imports_tensorflow(tmp_path) -> None:
+    """The worker imports only the framework its source needs (``dispatch.import_framework``):
+    converting, verifying and recording an ONNX source runs without TensorFlow."""
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "models").mkdir()
+    onnx.save(unet_onnx(), tmp_path / "models" / "unet.onnx")
+    (tmp_path / "recipes" / "unet.yaml").write_text(RECIPE.replace("[32, 48]", "[32]"))
+    script = tmp_path / "build_onnx.py"
+    script.write_text(
+        "import sys\n"
+        "from czbuild.cli import main\n"
+        "rc = main(['build', '--in-process'])\n"
+        "frameworks = [m for m in ('tensorflow', 'keras', 'tf2onnx') if m in sys.modules]\n"
+        "print('FRAMEWORKS', frameworks, 'ONNX', 'onnx' in sys.modules)\n"
+        "sys.exit(rc)\n"
+    )
+    out = run_fresh_python(script, cwd=tmp_path)
+    assert "1 built" in out, out
+    assert "FRAMEWORKS [] ONNX True" in out, out
+    assert len(list((tmp_path / "build").rglob("*.czann"))) == 1
 
 
 def test_recipe_errors_for_onnx_sources(onnx_project, tmp_path) -> None:

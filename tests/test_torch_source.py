@@ -5,6 +5,7 @@ Skipped without PyTorch (``pip install -e '.[test,torch]'``; CI installs the ext
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -118,6 +119,9 @@ def test_build_and_verify_2d_czann_legacy_and_3d(torch_project) -> None:
     manifest = json.loads((root / "build" / "manifest.json").read_text())
     paths = {a["variant"]: root / "build" / a["path"] for a in manifest["artifacts"]}
     assert set(paths) == set(expected)
+    # the PyTorch version is part of each variant's toolchain: upgrading torch rebuilds them
+    torch_version = importlib.metadata.version("torch")
+    assert {a["toolchain"].get("torch") for a in manifest["artifacts"]} == {torch_version}
     for variant, (in_shape, out_shape) in expected.items():
         artifact = read_artifact(paths[variant])
         if out_shape is None:

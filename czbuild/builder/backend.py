@@ -6,7 +6,7 @@ source's adapter (:func:`czbuild.sources.dispatch.open_converter`: Keras, ONNX o
 hence one model load (one PyTorch export) and, for a tiling-invariant model, one
 trace/conversion. The same loaded model is the reference of the verification that runs
 before the artifact gets its final name (:mod:`czbuild.builder.verification`). Imports the
-framework (lazily, on first job).
+framework of the job's source (lazily, on its first job; no TensorFlow for ONNX or PyTorch).
 
 Before converting, a job looks in the payload cache (:mod:`czbuild.builder.payload_cache`):
 on a hit the cached payload is re-packaged with the variant's metadata and only the checks
@@ -43,7 +43,7 @@ def convert_job(job: Any, cache: dict[Any, Any]) -> dict[str, Any]:
 
     variant = job.variant
     out_dir = _out_dir(job)
-    toolchain = _toolchain()
+    toolchain = _toolchain(variant)
     lookup = payload_cache.payload_key(variant, job.source_key, toolchain)
     if getattr(job, "reuse", True):
         hit = payload_cache.read_entry(out_dir, lookup)
@@ -140,10 +140,10 @@ def _restated(variant: Any, call: Callable[[], Any]) -> Any:
         raise restated from exc
 
 
-def _toolchain() -> dict[str, str]:
+def _toolchain(variant: Any) -> dict[str, str]:
     from czbuild.builder.toolchain import czbuild_code_digest, toolchain_versions
 
-    return {**toolchain_versions(), "czbuild_code": czbuild_code_digest()}
+    return {**toolchain_versions(variant.spec.model.kind), "czbuild_code": czbuild_code_digest()}
 
 
 def _out_dir(job: Any) -> Path:
@@ -179,14 +179,20 @@ def _load(job: Any, cache: dict[Any, Any]) -> tuple[Any, Any, tuple[tuple[str, s
     full whatever ran in this worker before.
     """
     from czbuild.builder.reads import ReadRecorder
-    from czbuild.keras.sources import forget_user_modules, import_framework
     from czbuild.progress import phase
-    from czbuild.sources.dispatch import open_converter
+    from czbuild.sources.dispatch import (
+        forget_user_modules,
+        import_framework,
+        load_custom_objects,
+        open_converter,
+    )
 
     phase("loading model")
-    import_framework()  # before recording: Keras' own start-up reads do not count
     variant = job.variant
     spec = variant.spec
+    # before recording: the framework's own start-up reads do not count; only the
+    # framework this source needs (no TensorFlow for an ONNX or PyTorch source)
+    import_framework(variant.model_source)
     if len(cache) >= MAX_CONVERTERS:
         previous = [path for entry in cache.values() for _, path in entry[2]]
         cache.clear()
@@ -195,8 +201,6 @@ def _load(job: Any, cache: dict[Any, Any]) -> tuple[Any, Any, tuple[tuple[str, s
     custom: dict[str, Any] | None = None
     with ReadRecorder(exclude=[_out_dir(job)], project_dir=variant.project_dir) as recorder:
         if spec.model.custom_objects:
-            from czbuild.keras.sources import load_custom_objects
-
             custom = load_custom_objects(variant.custom_object_files)
         converter = open_converter(variant.model_source, custom_objects=custom)
         converter.model  # noqa: B018 - load now, inside the recorder

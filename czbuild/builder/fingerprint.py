@@ -195,7 +195,7 @@ def compute_fingerprint(
         spec_digest=variant.digest,
         spec=spec,
         inputs=tuple(records),
-        toolchain=toolchain_versions(),
+        toolchain=toolchain_versions(variant.spec.model.kind),
         czbuild_code=czbuild_code_digest(cache.file_sha256),
     )
 

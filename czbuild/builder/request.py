@@ -2,7 +2,7 @@
 
 This is the one place that knows both the recipe spec (:class:`czbuild.recipe.spec.RecipeSpec`)
 and the library's conversion request. It runs in the conversion worker: loading custom-object
-files executes Python that imports Keras.
+files (through :mod:`czbuild.sources.dispatch`) executes Python that imports Keras.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def to_request(variant: Variant, *, custom_objects: Mapping[str, Any] | None = N
                 key="metadata.license",
             ) from exc
     if custom_objects is None and spec.model.custom_objects:
-        from czbuild.keras.sources import load_custom_objects
+        from czbuild.sources.dispatch import load_custom_objects
 
         custom_objects = load_custom_objects(variant.custom_object_files)
     return ConversionRequest(

@@ -25,7 +25,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -411,7 +411,7 @@ def _accepted(variant: Variant) -> tuple[str, ...]:
     return tuple(getattr(settings, "accept", ()) or ())
 
 
-def _source_key(fp: Fingerprint) -> Hashable:
+def _source_key(fp: Fingerprint) -> tuple[tuple[str, str, str | None], ...]:
     """The model a variant converts: every non-licence input with its content hash."""
     return tuple((i.role, i.path, i.sha256) for i in fp.inputs if i.role != "licence")
 

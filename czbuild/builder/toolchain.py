@@ -22,6 +22,10 @@ _ALTERNATIVES: dict[str, tuple[str, ...]] = {
     "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel"),
 }
 NOT_INSTALLED = "not-installed"
+#: Distributions recorded only for variants whose model source uses them, by the recipe's
+#: source kind (``SourceSpec.kind``): upgrading PyTorch rebuilds the PyTorch variants, and
+#: only them.
+SOURCE_PACKAGES: dict[str, tuple[str, ...]] = {"torch": ("torch",)}
 
 
 def _dist_version(name: str) -> str:
@@ -45,17 +49,19 @@ def czbuild_version() -> str:
     return __version__
 
 
-@functools.lru_cache(maxsize=1)
-def _toolchain() -> tuple[tuple[str, str], ...]:
-    return tuple((name, _dist_version(name)) for name in TOOLCHAIN_PACKAGES)
+@functools.cache
+def _toolchain(packages: tuple[str, ...] = TOOLCHAIN_PACKAGES) -> tuple[tuple[str, str], ...]:
+    return tuple((name, _dist_version(name)) for name in packages)
 
 
-def toolchain_versions() -> dict[str, str]:
-    """``{"czbuild": ..., "tensorflow": ..., "keras": ..., "tf2onnx": ..., "onnx": ...}``.
+def toolchain_versions(source_kind: str | None = None) -> dict[str, str]:
+    """``{"czbuild": ..., "tensorflow": ..., "keras": ..., "tf2onnx": ..., "onnx": ...}``,
+    plus the :data:`SOURCE_PACKAGES` of ``source_kind`` (``"torch"``: ``torch``).
 
     The values are cached for the life of the process.
     """
     versions = {"czbuild": czbuild_version(), **dict(_toolchain())}
+    versions.update(_toolchain(SOURCE_PACKAGES.get(source_kind or "", ())))
     stamp = zip_date_time_override()
     if stamp is not None:
         versions[ZIP_TIME_KEY] = stamp

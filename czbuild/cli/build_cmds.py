@@ -18,12 +18,14 @@ from czbuild.cli.options import (
     args_argument,
     committed_names,
     debug_enabled,
+    in_process_option,
     jobs_option,
     out_dir,
     out_option,
     project_dir,
     project_option,
     verbose,
+    wait_option,
 )
 from czbuild.errors import BuildError
 
@@ -49,19 +51,8 @@ def _load(args: tuple[str, ...], project: Path, out: Path) -> list[Any]:
     help="Keep building the other variants after one fails.",
 )
 @click.option("--force", is_flag=True, help="Rebuild even artifacts that are up to date.")
-@click.option(
-    "--wait",
-    "wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for another build of the same output folder.",
-)
-@click.option(
-    "--in-process",
-    is_flag=True,
-    help="Convert in this process instead of worker processes (debugging).",
-)
+@wait_option("another build")
+@in_process_option
 @click.option(
     "--no-verify",
     is_flag=True,
@@ -208,14 +199,7 @@ def status_cmd(
     is_flag=True,
     help="Remove only artifacts whose recipe or sweep point no longer exists.",
 )
-@click.option(
-    "--wait",
-    "wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for a running build of the same output folder.",
-)
+@wait_option("a running build")
 def clean_cmd(
     args: tuple[str, ...], out: Path | None, project: Path | None, orphans: bool, wait: float
 ) -> None:

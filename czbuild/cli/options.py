@@ -8,8 +8,9 @@ TensorFlow, Hydra or doit: ``czbuild --help`` stays fast.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -18,30 +19,54 @@ __all__ = [
     "args_argument",
     "committed_names",
     "debug_enabled",
+    "folder_option",
+    "in_process_option",
     "jobs_option",
     "out_dir",
     "out_option",
     "project_dir",
     "project_option",
     "verbose",
+    "wait_option",
 ]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 DEFAULT_OUT = "build"
 """The build folder under the project when ``--out`` is not given."""
 
-project_option = click.option(
+
+def folder_option(*names: str, help: str) -> Callable[[_F], _F]:
+    """An option naming a folder (a :class:`~pathlib.Path`, None when not given)."""
+    return click.option(
+        *names, type=click.Path(file_okay=False, path_type=Path), default=None, help=help
+    )
+
+
+def wait_option(what: str) -> Callable[[_F], _F]:
+    """``--wait SECONDS`` for ``what`` (another build) of the same output folder."""
+    return click.option(
+        "--wait",
+        "wait",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        show_default=True,
+        help=f"Seconds to wait for {what} of the same output folder.",
+    )
+
+
+project_option = folder_option(
     "--project",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
     help="Project folder holding recipes/ (default: the project of a recipe named by path, "
     "else the nearest one at or above the current directory).",
 )
 
-out_option = click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Output folder (default: <project>/build).",
+out_option = folder_option("--out", help="Output folder (default: <project>/build).")
+
+in_process_option = click.option(
+    "--in-process",
+    is_flag=True,
+    help="Convert in this process instead of worker processes (debugging).",
 )
 
 jobs_option = click.option(

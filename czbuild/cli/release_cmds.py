@@ -20,6 +20,8 @@ from czbuild.cli.lock_report import lock_failure, render_check
 from czbuild.cli.options import (
     committed_names,
     debug_enabled,
+    folder_option,
+    in_process_option,
     jobs_option,
     out_dir,
     project_dir,
@@ -46,17 +48,15 @@ def _options(
 
 @click.command("check")
 @click.argument("recipes", nargs=-1, metavar="[RECIPE ...]")
-@click.option(
+@folder_option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
     help="Build folder holding the previous artifacts, used for field-level "
     "explanations (default: <project>/build). Never written.",
 )
 @project_option
 @jobs_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--in-process", is_flag=True, help="Convert in this process (debugging).")
+@in_process_option
 @click.pass_context
 def check_cmd(
     ctx: click.Context,
@@ -103,10 +103,8 @@ def check_cmd(
 
 
 @click.command("release")
-@click.option(
+@folder_option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
     help="Release folder (default: <project>/dist). Replaced as a whole; refused if "
     "it exists and is not a czbuild release.",
 )
@@ -131,15 +129,13 @@ def check_cmd(
     help="Release even artifacts whose verification warned about a check the recipe does "
     "not accept in verify.accept (recorded in release.json).",
 )
-@click.option(
+@folder_option(
     "--build-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
     help="Build folder with previous artifacts for explanations (default: "
     "<project>/build). Never written.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print release.json instead of a summary.")
-@click.option("--in-process", is_flag=True, help="Convert in this process (debugging).")
+@in_process_option
 @click.pass_context
 def release_cmd(
     ctx: click.Context,

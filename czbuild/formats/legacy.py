@@ -93,7 +93,7 @@ def _empty(name: str, attrs: list[tuple[str, str]]) -> str:
     return f"<{name}{joined} />"
 
 
-def border_problem(border_size: int, tile: tuple[int, int]) -> MetadataError | None:
+def border_problem(border_size: int, tile: tuple[int, ...]) -> MetadataError | None:
     """``BorderSize`` against the tile: ZEN hides ``border_size`` pixels on each side, so the
     tile must be larger than twice the border."""
     if 2 * border_size >= min(tile):

@@ -9,7 +9,7 @@ artifact built alone and the same artifact built in a sweep are byte-identical:
 * ``"specialized"``: the chain-wrapped model is tiling-invariant (its output spatial dims
   follow the input's; :func:`czbuild.keras.wrap.is_tiling_invariant`). It is converted *once*
   per (chains, opset) with undefined height/width, and each tile is a cheap
-  :func:`~czbuild.keras.onnx_export.specialize_onnx` of that conversion. If the
+  :func:`~czbuild.onnx_graph.checks.specialize_onnx` of that conversion. If the
   undefined-size conversion fails (some layers trace only at fixed sizes, or tf2onnx declares
   the wrong output rank for the undefined-size graph), or ONNX shape
   inference cannot make the output dims concrete for a tile, the fixed route is taken
@@ -31,12 +31,12 @@ import hashlib
 import json
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from czbuild import ops as czops
 from czbuild.errors import ConversionError, ModelError
+from czbuild.sources.base import CachingConverter, Chains, positive_dims
 from czbuild.sources.kinds import ConvertedModel
 
 logger = logging.getLogger(__name__)
@@ -47,15 +47,6 @@ __all__ = ["ConvertedModel", "ModelConverter", "chain_key"]
 _CONVERT_LOCK = threading.RLock()
 
 Shape = tuple[int, ...]
-
-
-def _as_steps(steps: Any) -> tuple[Any, ...]:
-    """One step (op dict, op name or layer) or a sequence of steps -> tuple of steps."""
-    if steps is None:
-        return ()
-    if isinstance(steps, (Mapping, str)) or not isinstance(steps, Sequence):
-        return (steps,)
-    return tuple(steps)
 
 
 def _step_form(step: Any, where: str) -> Any:
@@ -94,14 +85,17 @@ def chain_key(preprocessing: Any = (), postprocessing: Any = ()) -> str:
         ModelError: A step is neither a valid op nor a Keras layer (names ``preprocessing[i]``).
     """
     form = {
-        what: [_step_form(s, f"{what}[{i}]") for i, s in enumerate(_as_steps(steps))]
+        what: [_step_form(s, f"{what}[{i}]") for i, s in enumerate(czops.as_chain(steps))]
         for what, steps in (("preprocessing", preprocessing), ("postprocessing", postprocessing))
     }
     return json.dumps(form, sort_keys=True, default=str, separators=(",", ":"))
 
 
-class ModelConverter:
+class ModelConverter(CachingConverter):
     """Converts one model source into payloads; loads the model once, lazily.
+
+    :meth:`onnx` and :meth:`savedmodel_zip` (with the payload cache) come from
+    :class:`~czbuild.sources.base.CachingConverter`; this class adds the Keras routes.
 
     Args:
         source: A ``keras.Model``, a ``.keras`` / ``.h5`` path, a SavedModel directory or a
@@ -117,13 +111,13 @@ class ModelConverter:
         custom_objects: Mapping[str, Any] | None = None,
         max_cached: int = 8,
     ) -> None:
-        self.source = source
+        super().__init__(source, max_cached=max_cached)
         self.custom_objects = dict(custom_objects) if custom_objects else None
-        self.max_cached = max_cached
         self._model: Any = None
         self._free_onnx: dict[tuple[str, int], bytes | None] = {}
         self._invariant: dict[str, bool] = {}
-        self._results: OrderedDict[tuple[Any, ...], ConvertedModel] = OrderedDict()
+
+    _lock = _CONVERT_LOCK
 
     # --- model -----------------------------------------------------------------------------
 
@@ -150,80 +144,47 @@ class ModelConverter:
 
     def clear(self) -> None:
         """Drop every cached payload (the loaded model is kept)."""
+        super().clear()
         self._free_onnx.clear()
-        self._results.clear()
         gc.collect()
 
-    # --- public conversions ------------------------------------------------------------------
+    # --- the conversions (CachingConverter's hooks) -----------------------------------------
 
-    def onnx(
+    def _chains(self, preprocessing: Any, postprocessing: Any) -> Chains:
+        """Op dicts / czbuild layers / Keras layers; equal chains give equal keys."""
+        pre, post = czops.as_chain(preprocessing), czops.as_chain(postprocessing)
+        return chain_key(pre, post), pre, post
+
+    def _convert_onnx(
         self,
-        *,
-        preprocessing: Any = (),
-        postprocessing: Any = (),
-        spatial_dims: Sequence[int] | None = None,
+        key: str,
+        pre: tuple[Any, ...],
+        post: tuple[Any, ...],
+        tile: tuple[int, ...],
         opset: int,
     ) -> ConvertedModel:
-        """Canonical ONNX for one variant (see the module docstring for the route).
+        """The route of the module docstring: specialised when tiling-invariant, else fixed."""
+        result = None
+        if len(tile) == 2 and self._is_invariant(key, pre, post):
+            result = self._specialized(key, pre, post, tile, opset)
+        if result is None:
+            result = self._fixed_onnx(pre, post, tile, opset)
+        return result
 
-        Args:
-            preprocessing: Op dicts / czbuild layers / Keras layers applied before the model.
-            postprocessing: Applied after the model.
-            spatial_dims: ``(height, width)``; None uses the model's own fixed input size.
-            opset: ONNX opset.
-
-        Raises:
-            ModelError: The model cannot run at that size, or its size is undefined and
-                ``spatial_dims`` is None.
-            ConversionError: tf2onnx or the ONNX checks fail.
-        """
-        pre, post = _as_steps(preprocessing), _as_steps(postprocessing)
-        key = chain_key(pre, post)
-        with _CONVERT_LOCK:
-            tile = self._resolve_tile(spatial_dims)
-            cache_key = ("onnx", key, tile, int(opset))
-            cached = self._cached(cache_key)
-            if cached is not None:
-                return cached
-            result = None
-            if len(tile) == 2 and self._is_invariant(key, pre, post):
-                result = self._specialized(key, pre, post, tile, int(opset))
-            if result is None:
-                result = self._fixed_onnx(pre, post, tile, int(opset))
-            return self._store(cache_key, result)
-
-    def savedmodel_zip(
-        self,
-        *,
-        preprocessing: Any = (),
-        postprocessing: Any = (),
-        spatial_dims: Sequence[int] | None = None,
+    def _convert_savedmodel(
+        self, pre: tuple[Any, ...], post: tuple[Any, ...], tile: tuple[int, ...]
     ) -> ConvertedModel:
-        """A zipped, normalised SavedModel (legacy 3.0.0 payload) at fixed dims.
-
-        Raises:
-            ModelError: As :meth:`onnx`.
-            ConversionError: TensorFlow cannot save the model.
-        """
+        """A zipped, normalised SavedModel at fixed dims."""
         from czbuild.keras.savedmodel_export import export_savedmodel_zip
 
-        pre, post = _as_steps(preprocessing), _as_steps(postprocessing)
-        key = chain_key(pre, post)
-        with _CONVERT_LOCK:
-            tile = self._resolve_tile(spatial_dims)
-            cache_key = ("savedmodel", key, tile)
-            cached = self._cached(cache_key)
-            if cached is not None:
-                return cached
-            wrapped = self._wrap(pre, post, tile)
-            in_shape, out_shape = self._concrete_shapes(wrapped)
-            try:
-                payload = export_savedmodel_zip(wrapped, custom_objects=self.custom_objects)
-            finally:
-                del wrapped
-                gc.collect()
-            result = ConvertedModel(payload, in_shape, out_shape, "savedmodel")
-            return self._store(cache_key, result)
+        wrapped = self._wrap(pre, post, tile)
+        in_shape, out_shape = self._concrete_shapes(wrapped)
+        try:
+            payload = export_savedmodel_zip(wrapped, custom_objects=self.custom_objects)
+        finally:
+            del wrapped
+            gc.collect()
+        return ConvertedModel(payload, in_shape, out_shape, "savedmodel")
 
     # --- routes ----------------------------------------------------------------------------
 
@@ -235,7 +196,8 @@ class ModelConverter:
         tile: tuple[int, ...],
         opset: int,
     ) -> ConvertedModel | None:
-        from czbuild.keras.onnx_export import OutputRankError, specialize_onnx
+        from czbuild.keras.onnx_export import OutputRankError
+        from czbuild.onnx_graph.checks import specialize_onnx
 
         # Wrapping at the tile checks the model can run there (divisibility, ...) and gives
         # the expected output shape; it is symbolic only (no tracing, no conversion).
@@ -292,7 +254,7 @@ class ModelConverter:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _resolve_tile(self, spatial_dims: Sequence[int] | None) -> tuple[int, ...]:
+    def _tile(self, spatial_dims: Sequence[int] | None) -> tuple[int, ...]:
         """``spatial_dims`` or the model's own fixed spatial dims; ModelError when undefined."""
         from czbuild.keras.wrap import io_shapes
 
@@ -300,9 +262,7 @@ class ModelConverter:
         if spatial_dims is not None:
             if isinstance(spatial_dims, (str, bytes)) or len(tuple(spatial_dims)) != 2:
                 raise ModelError(f"spatial_dims: must be (height, width), got {spatial_dims!r}")
-            dims = tuple(spatial_dims)
-            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
-                raise ModelError(f"spatial_dims: values must be positive integers, got {dims!r}")
+            dims = positive_dims(spatial_dims)
             return int(dims[0]), int(dims[1])
         spatial = in_shape[:-1]
         if not spatial or any(d is None for d in spatial):
@@ -357,15 +317,3 @@ class ModelConverter:
                 "this tile size; the model's output size must follow from its input size"
             )
         return tuple(int(d) for d in in_shape), tuple(int(d) for d in out_shape)  # type: ignore[arg-type]
-
-    def _cached(self, key: tuple[Any, ...]) -> ConvertedModel | None:
-        result = self._results.get(key)
-        if result is not None:
-            self._results.move_to_end(key)
-        return result
-
-    def _store(self, key: tuple[Any, ...], result: ConvertedModel) -> ConvertedModel:
-        self._results[key] = result
-        while len(self._results) > self.max_cached:
-            self._results.popitem(last=False)
-        return result

@@ -1,23 +1,18 @@
-"""Keras model -> canonical ONNX bytes (tf2onnx), canonicalisation and tile specialisation.
+"""Keras model -> canonical ONNX bytes with tf2onnx.
 
-Three public steps:
-
-* :func:`export_onnx` traces ``model`` into a ``tf.function`` whose single input is named
-  ``input``, converts it with tf2onnx, canonicalises and checks the result.
-* :func:`canonicalize_onnx` makes the bytes independent of process history: TensorFlow and
-  tf2onnx name nodes from process-global counters (``functional_3/conv2d_7/...``,
-  ``Reshape__123``) and embed function names in doc strings, so the same model converted after
-  other work in the same process would otherwise give different bytes.
-* :func:`specialize_onnx` fixes the spatial dims of a model converted with undefined
-  height/width (one conversion serves a whole tile sweep).
+:func:`export_onnx` traces ``model`` into a ``tf.function`` whose single input is named
+``input``, converts it with tf2onnx, then canonicalises and checks the result with the
+framework-neutral ONNX tools of :mod:`czbuild.onnx_graph` (canonical form, ``check_onnx``,
+``ir_version_for_opset``; ``specialize_onnx`` fixes the spatial dims of a model converted with
+undefined height/width, so one conversion serves a whole tile sweep).
 
 Why ``tf.function`` + tf2onnx's ``from_function`` path rather than ``from_keras``: measured on
 the 7.8M-parameter U-Net at a 512 tile, both convert in ~2.3-2.9 s and both are
 deterministic in fresh processes, but ``from_function`` peaked ~200 MB lower and does not
 touch the model (``from_keras`` renames duplicate Keras output names in place).
 
-Serialisation is deterministic (:func:`serialize_onnx`). Failures raise
-:class:`~czbuild.errors.ConversionError`; nothing here falls back to another payload.
+Failures raise :class:`~czbuild.errors.ConversionError`; nothing here falls back to another
+payload.
 """
 
 from __future__ import annotations
@@ -33,30 +28,12 @@ import onnx
 from onnx import ModelProto, NodeProto
 
 from czbuild.errors import ConversionError
-from czbuild.formats import vocab
+from czbuild.onnx_graph.canonical import INPUT_NAME, all_nodes, canonicalize_onnx, serialize_onnx
+from czbuild.onnx_graph.checks import check_onnx, ir_version_for_opset
 
 logger = logging.getLogger(__name__)
 
-from czbuild.keras.onnx_canonical import (  # noqa: E402, F401 - canonicalize_onnx is re-exported
-    GRAPH_NAME,
-    INPUT_NAME,
-    OUTPUT_NAME,
-    PRODUCER_NAME,
-    all_nodes,
-    canonicalize_onnx,
-)
-
-__all__ = [
-    "INPUT_NAME",
-    "OUTPUT_NAME",
-    "OutputRankError",
-    "canonicalize_onnx",
-    "check_onnx",
-    "export_onnx",
-    "ir_version_for_opset",
-    "serialize_onnx",
-    "specialize_onnx",
-]
+__all__ = ["OutputRankError", "export_onnx"]
 
 
 # --- export ----------------------------------------------------------------------------------
@@ -71,35 +48,6 @@ class OutputRankError(ConversionError):
 
     A wrong graph, never a reason to try another route: callers let it propagate.
     """
-
-
-def ir_version_for_opset(opset: int) -> int:
-    """The ONNX IR version czbuild writes for ``opset``.
-
-    The highest IR version every format version that accepts ``opset`` can read
-    (``vocab.MAX_IR_VERSION``): 7 for opset <= 12 (ONNX Runtime 1.4.0 in old ZEN releases),
-    the 2.1.0 limit for newer opsets. Never below what the opset itself requires.
-
-    Raises:
-        ConversionError: when no known target reads ``opset``.
-    """
-    caps = [
-        vocab.MAX_IR_VERSION[v]
-        for v, max_opset in vocab.MAX_OPSET.items()
-        if max_opset is not None and max_opset >= opset and v in vocab.MAX_IR_VERSION
-    ]
-    minimum = onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", opset)])
-    if not caps:
-        raise ConversionError(
-            f"opset {opset} is above what any ZEN format version reads "
-            f"(highest: {max(o for o in vocab.MAX_OPSET.values() if o)}); choose a lower opset"
-        )
-    ir = min(caps)
-    if ir < minimum:
-        raise ConversionError(
-            f"opset {opset} needs ONNX IR version >= {minimum}, targets read {ir}"
-        )
-    return ir
 
 
 def export_onnx(
@@ -303,111 +251,3 @@ def _compact_nodes(graph: Any) -> None:
         node._attr = {a.name: a for a in fresh.attribute}
         for body in (node.get_body_graphs() or {}).values():
             _compact_nodes(body)
-
-
-# --- checks and serialisation ----------------------------------------------------------------
-
-
-def serialize_onnx(proto: ModelProto) -> bytes:
-    """Deterministic protobuf serialisation."""
-    return proto.SerializeToString(deterministic=True)
-
-
-def check_onnx(proto: ModelProto, *, opset: int | None = None) -> None:
-    """Run ``onnx.checker`` (full check) and require standard-domain ops only.
-
-    Raises:
-        ConversionError: naming the offending op or the checker's message.
-    """
-    domains = {o.domain: o.version for o in proto.opset_import}
-    if opset is not None and domains.get("", domains.get("ai.onnx")) != opset:
-        raise ConversionError(f"ONNX model declares opset {domains.get('')}, expected {opset}")
-    for node in all_nodes(proto.graph):
-        if node.domain not in ("", "ai.onnx"):
-            raise ConversionError(
-                f"ONNX node {node.name} ({node.op_type}) uses the non-standard domain "
-                f"{node.domain!r}; ZEN runs standard ONNX ops only"
-            )
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ConversionError(f"the converted ONNX model fails onnx.checker: {exc}") from exc
-
-
-# --- specialisation --------------------------------------------------------------------------
-
-
-def specialize_onnx(
-    onnx_bytes: bytes,
-    spatial_dims: Sequence[int],
-    *,
-    output_spatial_dims: Sequence[int] | None = None,
-) -> bytes:
-    """Fix the spatial dims of a model converted with undefined height/width.
-
-    Sets the input's spatial dims, runs ONNX shape inference (strict, with data propagation)
-    and requires the output's spatial dims to come out concrete and equal to
-    ``output_spatial_dims`` (default: ``spatial_dims``). The batch dim and the channel dims are
-    kept. The result is canonical and deterministic: the same bytes and dims always give the
-    same output, and no inferred intermediate shapes are stored.
-
-    Args:
-        onnx_bytes: A canonical single-input, single-output NHWC model.
-        spatial_dims: The tile, e.g. ``(512, 512)``.
-        output_spatial_dims: The expected output spatial dims.
-
-    Raises:
-        ConversionError: the input dims conflict, inference fails, or the output spatial dims
-            are not concrete / not the expected ones.
-    """
-    tile = tuple(int(d) for d in spatial_dims)
-    expected = tuple(int(d) for d in (output_spatial_dims or tile))
-    model = onnx.load_from_string(onnx_bytes)
-    graph = model.graph
-    if len(graph.input) != 1 or len(graph.output) != 1:
-        raise ConversionError("specialize_onnx needs a model with exactly one input and one output")
-    in_dims = graph.input[0].type.tensor_type.shape.dim
-    out_dims = graph.output[0].type.tensor_type.shape.dim
-    if len(in_dims) != len(tile) + 2 or len(out_dims) != len(expected) + 2:
-        raise ConversionError(
-            f"cannot set spatial dims {tile}: the model input has rank {len(in_dims)} and the "
-            f"output rank {len(out_dims)}, expected {len(tile) + 2}"
-        )
-    for axis, size in enumerate(tile, start=1):
-        dim = in_dims[axis]
-        if dim.HasField("dim_value") and dim.dim_value != size:
-            raise ConversionError(
-                f"the model input has fixed size {dim.dim_value} on axis {axis}; cannot set {size}"
-            )
-        dim.Clear()
-        dim.dim_value = size
-    for axis in range(1, len(expected) + 1):
-        out_dims[axis].Clear()
-    del graph.value_info[:]
-    try:
-        inferred = onnx.shape_inference.infer_shapes(
-            model, check_type=True, strict_mode=True, data_prop=True
-        )
-    except Exception as exc:  # InferenceError, ValidationError
-        raise ConversionError(f"ONNX shape inference failed at tile {tile}: {exc}") from exc
-    got_dims = inferred.graph.output[0].type.tensor_type.shape.dim
-    got = tuple(d.dim_value if d.HasField("dim_value") else None for d in got_dims[1:-1])
-    if got != expected:
-        raise ConversionError(
-            f"after setting the input to {tile}, ONNX shape inference gives output spatial dims "
-            f"{got} (None = unknown), expected {expected}; convert at fixed dims instead"
-        )
-    for axis, size in enumerate(expected, start=1):
-        out_dims[axis].dim_value = size
-    ir, opset = model.ir_version, _default_opset(model)
-    canonical = canonicalize_onnx(model)
-    canonical.ir_version = ir
-    check_onnx(canonical, opset=opset)
-    return serialize_onnx(canonical)
-
-
-def _default_opset(model: ModelProto) -> int | None:
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return int(imp.version)
-    return None

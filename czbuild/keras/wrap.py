@@ -162,7 +162,7 @@ def _check_spatial_dims(spatial_dims: Any, declared: Shape) -> tuple[int | None,
             f"spatial_dims: the model input has shape {declared} (without batch), but "
             "spatial_dims applies to 2D models with input (H, W, C) only; omit spatial_dims"
         )
-    return dims  # type: ignore[return-value]
+    return dims
 
 
 def _make_layer(step: Any, where: str, channels: int | None) -> Any:

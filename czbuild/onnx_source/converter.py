@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from czbuild import ops as czops
 from czbuild.errors import ModelError
 from czbuild.onnx_source.graph import SourceGraph, compose, read_source, specialize
+from czbuild.sources.base import CachingConverter, Chains, positive_dims
 from czbuild.sources.kinds import ConvertedModel, OnnxFile
 
 __all__ = ["OnnxConverter", "op_chain"]
@@ -30,12 +30,8 @@ def op_chain(steps: Any, where: str) -> tuple[dict[str, Any], ...]:
     Raises:
         ModelError: A step is not a valid op (ONNX and PyTorch sources take op dicts only).
     """
-    if steps is None:
-        return ()
-    if isinstance(steps, (Mapping, str)) or not isinstance(steps, Sequence):
-        steps = (steps,)
     out = []
-    for i, step in enumerate(steps):
+    for i, step in enumerate(czops.as_chain(steps)):
         if not isinstance(step, (Mapping, str)):
             raise ModelError(
                 f"{where}[{i}]: ONNX and PyTorch sources take op dicts such as "
@@ -48,8 +44,11 @@ def op_chain(steps: Any, where: str) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
-class OnnxConverter:
+class OnnxConverter(CachingConverter):
     """Converts one ONNX source into payloads; reads the model once, lazily.
+
+    :meth:`onnx` (with the payload cache) comes from
+    :class:`~czbuild.sources.base.CachingConverter`; this class composes and specialises.
 
     Args:
         source: An :class:`~czbuild.sources.OnnxFile`, a ``.onnx`` path or an
@@ -57,13 +56,13 @@ class OnnxConverter:
         max_cached: How many finished payloads to keep.
     """
 
+    _lock = _LOCK
+
     def __init__(self, source: Any, *, max_cached: int = 8) -> None:
-        self.source = source
-        self.max_cached = max_cached
+        super().__init__(source, max_cached=max_cached)
         self._graph: SourceGraph | None = None
         self._reference: Any = None
         self._composed: dict[tuple[str, int], bytes] = {}
-        self._results: OrderedDict[tuple[Any, ...], ConvertedModel] = OrderedDict()
         #: How many times the composed (free-dims) model was built: one per (chains, opset).
         self.compositions = 0
 
@@ -109,48 +108,32 @@ class OnnxConverter:
 
     # --- conversions -----------------------------------------------------------------------
 
-    def onnx(
-        self,
-        *,
-        preprocessing: Any = (),
-        postprocessing: Any = (),
-        spatial_dims: Sequence[int] | None = None,
-        opset: int,
-    ) -> ConvertedModel:
-        """Canonical ONNX for one variant.
-
-        Raises:
-            ModelError: The source or an op is unusable, or the model cannot run at the tile.
-            ConversionError: Opset conversion or the ONNX checks fail.
-        """
+    def _chains(self, preprocessing: Any, postprocessing: Any) -> Chains:
+        """Op dicts only; the key is their canonical JSON."""
         pre = op_chain(preprocessing, "preprocessing")
         post = op_chain(postprocessing, "postprocessing")
-        key = json.dumps([pre, post], sort_keys=True, separators=(",", ":"))
-        with _LOCK:
-            tile = self._tile(spatial_dims)
-            cache_key = (key, tile, int(opset))
-            cached = self._results.get(cache_key)
-            if cached is not None:
-                self._results.move_to_end(cache_key)
-                return cached
-            composed = self._composed.get((key, int(opset)))
-            if composed is None:
-                from czbuild.keras.onnx_export import serialize_onnx
+        return json.dumps([pre, post], sort_keys=True, separators=(",", ":")), pre, post
 
-                proto = compose(
-                    self._source_graph(int(opset)),
-                    preprocessing=pre,
-                    postprocessing=post,
-                    opset=int(opset),
-                )
-                composed = self._composed[(key, int(opset))] = serialize_onnx(proto)
-                self.compositions += 1
-            payload, in_shape, out_shape = specialize(composed, tile)
-            result = ConvertedModel(payload, in_shape, out_shape, "onnx", int(opset))
-            self._results[cache_key] = result
-            while len(self._results) > self.max_cached:
-                self._results.popitem(last=False)
-            return result
+    def _convert_onnx(
+        self,
+        key: str,
+        pre: tuple[Any, ...],
+        post: tuple[Any, ...],
+        tile: tuple[int, ...],
+        opset: int,
+    ) -> ConvertedModel:
+        """The chains composed once per (chains, opset), then specialised to the tile."""
+        composed = self._composed.get((key, opset))
+        if composed is None:
+            from czbuild.onnx_graph.canonical import serialize_onnx
+
+            proto = compose(
+                self._source_graph(opset), preprocessing=pre, postprocessing=post, opset=opset
+            )
+            composed = self._composed[(key, opset)] = serialize_onnx(proto)
+            self.compositions += 1
+        payload, in_shape, out_shape = specialize(composed, tile)
+        return ConvertedModel(payload, in_shape, out_shape, "onnx", opset)
 
     def savedmodel_zip(
         self,
@@ -179,7 +162,4 @@ class OnnxConverter:
                     "spatial_dims)"
                 )
             return tuple(int(d) for d in spatial)  # type: ignore[arg-type]
-        dims = tuple(spatial_dims)
-        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
-            raise ModelError(f"spatial_dims: values must be positive integers, got {dims!r}")
-        return dims
+        return positive_dims(spatial_dims)

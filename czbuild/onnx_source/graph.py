@@ -19,15 +19,17 @@ import onnx
 from onnx import ModelProto, TensorProto, ValueInfoProto, helper
 
 from czbuild.errors import ConversionError, ModelError
-from czbuild.keras.onnx_canonical import INPUT_NAME, OUTPUT_NAME, all_nodes, canonicalize_onnx
-from czbuild.keras.onnx_export import (
+from czbuild.onnx_graph.canonical import INPUT_NAME, OUTPUT_NAME, canonicalize_onnx
+from czbuild.onnx_graph.checks import (
     check_onnx,
+    custom_domain_node,
+    default_opset,
     ir_version_for_opset,
     specialize_onnx,
 )
 from czbuild.onnx_source.op_nodes import NodeSink, append_chain
 
-__all__ = ["SourceGraph", "compose", "convert_opset", "default_opset", "read_source", "specialize"]
+__all__ = ["SourceGraph", "compose", "convert_opset", "read_source", "specialize"]
 
 Dims = tuple[int | None, ...]
 
@@ -79,14 +81,6 @@ def _dims(value: ValueInfoProto) -> Dims:
 def _graph_inputs(proto: ModelProto) -> list[ValueInfoProto]:
     initialized = {t.name for t in proto.graph.initializer}
     return [v for v in proto.graph.input if v.name not in initialized]
-
-
-def default_opset(proto: ModelProto) -> int | None:
-    """The default-domain opset a model imports (None: none)."""
-    for imp in proto.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return int(imp.version)
-    return None
 
 
 def read_source(
@@ -150,12 +144,12 @@ def read_source(
     opset = default_opset(proto)
     if opset is None:
         raise ModelError(f"{origin}: the model imports no default-domain ONNX opset")
-    for node in all_nodes(proto.graph):
-        if node.domain not in ("", "ai.onnx"):
-            raise ModelError(
-                f"{origin}: node {node.name or node.op_type!r} uses the custom op domain "
-                f"{node.domain!r}; ZEN runs standard ONNX ops only"
-            )
+    node = custom_domain_node(proto)
+    if node is not None:
+        raise ModelError(
+            f"{origin}: node {node.name or node.op_type!r} uses the custom op domain "
+            f"{node.domain!r}; ZEN runs standard ONNX ops only"
+        )
     return SourceGraph(proto, origin, channels_first, in_dims, out_dims, opset)
 
 

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from czbuild.recipe.keys import Key, choices_hint, format_key
 
@@ -86,7 +87,7 @@ _TYPE_WORDS = {
 }
 
 
-def _message(error: dict[str, Any], model: type[BaseModel], loc: Key) -> str:
+def _message(error: ErrorDetails, model: type[BaseModel], loc: Key) -> str:
     kind = error["type"]
     value = error.get("input")
     if kind == "extra_forbidden":

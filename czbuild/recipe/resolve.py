@@ -31,12 +31,20 @@ from czbuild.formats.legacy import LegacyMetadata, border_problem
 from czbuild.recipe.diagnostics import Issue
 from czbuild.recipe.keys import METADATA_KEYS, Key, parse_key
 from czbuild.recipe.schema import Metadata, ModelSource, Recipe
-from czbuild.recipe.spec import MetadataSpec, RecipeSpec, SourceSpec, TargetSpec, VerifySettings
+from czbuild.recipe.spec import (
+    Family,
+    MetadataSpec,
+    RecipeSpec,
+    SourceKind,
+    SourceSpec,
+    TargetSpec,
+    VerifySettings,
+)
 from czbuild.sources.kinds import is_import_name
 
 __all__ = ["ResolveContext", "resolve_recipe"]
 
-_MODEL_SUFFIXES = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
+_MODEL_SUFFIXES: dict[str, SourceKind] = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
 
 
 @dataclass(frozen=True)
@@ -177,7 +185,7 @@ def _source(model: ModelSource, ctx: ResolveContext) -> SourceSpec:
                 f"{model.path!r} is a directory but not a SavedModel (no "
                 "saved_model.pb); give a .keras/.h5 file or a SavedModel directory",
             )
-        kind = "savedmodel"
+        kind: SourceKind = "savedmodel"
     else:
         suffix = path.suffix.lower()
         if suffix == ".py":
@@ -243,9 +251,9 @@ def _python_file(text: str, key: Key, ctx: ResolveContext, what: str) -> str:
     return _existing_file(text, key, ctx, what)
 
 
-def _format_and_version(recipe: Recipe) -> tuple[str, str, TargetSpec | None]:
+def _format_and_version(recipe: Recipe) -> tuple[Family, str, TargetSpec | None]:
     version = recipe.format_version
-    fmt = recipe.format or (vocab.family_of(version) if version else "czann")
+    fmt: Family = recipe.format or ("czmodel" if version in vocab.LEGACY_VERSIONS else "czann")
     if version is not None and vocab.family_of(version) != fmt:
         own = vocab.CZANN_VERSIONS if fmt == "czann" else vocab.LEGACY_VERSIONS
         raise Issue(

@@ -313,59 +313,59 @@ class Verify(_Strict):
     """How ``czbuild build`` verifies each artifact before installing it (docs/verify.md)."""
 
     fidelity_tolerance: Tolerance = Field(
-        _VERIFY_DEFAULTS.fidelity_tolerance,
+        default=_VERIFY_DEFAULTS.fidelity_tolerance,
         description="Maximum absolute difference for probability sums and ranges and for "
         "fidelity against the source model.",
     )
     seam_tolerance: Tolerance = Field(
-        _VERIFY_DEFAULTS.seam_tolerance,
+        default=_VERIFY_DEFAULTS.seam_tolerance,
         description="Maximum absolute difference between stitched tiles and the whole-image "
         "prediction (tiling.seams, minimal-overlap search).",
     )
     tolerance: Tolerance | None = Field(
-        None,
+        default=None,
         exclude_if=lambda value: value is None,
         description="Deprecated: sets fidelity_tolerance and seam_tolerance where they are "
         "not given.",
     )
     tiling: StrictBool = Field(
-        _VERIFY_DEFAULTS.tiling,
+        default=_VERIFY_DEFAULTS.tiling,
         description="Simulate ZEN's tiled inference with the declared overlap (tiling.seams).",
     )
     seed: Annotated[StrictInt, Field(ge=0)] = Field(
-        _VERIFY_DEFAULTS.seed, description="Seed of every random test input."
+        default=_VERIFY_DEFAULTS.seed, description="Seed of every random test input."
     )
     tiling_max_tile: Annotated[
         StrictInt,
         AfterValidator(check_tiling_max_tile),
         WithJsonSchema({"type": "integer", "anyOf": [{"const": 0}, {"minimum": PROXY_MODULUS}]}),
     ] = Field(
-        _VERIFY_DEFAULTS.tiling_max_tile,
+        default=_VERIFY_DEFAULTS.tiling_max_tile,
         description="Artifacts with a larger tile are checked for seams on a proxy tile of at "
         "most this size (same size modulo 128, source model), which bounds time and memory; "
         "0: always the artifact's own tile.",
     )
     overlap_analysis: StrictBool = Field(
-        bool(_VERIFY_DEFAULTS.overlap_analysis),
+        default=bool(_VERIFY_DEFAULTS.overlap_analysis),
         description="Also measure the receptive field and search the minimal overlap for every "
         "artifact (costly); it always runs when tiling.seams fails.",
     )
     accept: tuple[Literal[ACCEPTABLE_CHECKS], ...] = Field(  # type: ignore[valid-type]
-        (),
+        default=(),
         exclude_if=lambda names: not names,
         description="Checks whose failure this recipe accepts (reported as warnings), e.g. "
         "[semantics.output_range] for a regression model whose output leaves [0, 1] by design.",
     )
 
     samples: tuple[StrictStr, ...] = Field(
-        (),
+        default=(),
         exclude_if=lambda paths: not paths,
         description="Your own images (.czi, .tif / .ome.tif; paths relative to the recipe "
         "file): fidelity and seams are checked on them too (samples.* checks). Keep them "
         "small; they are build inputs (fingerprinted, locked).",
     )
     expect: StrictStr | None = Field(
-        None,
+        default=None,
         exclude_if=lambda value: value is None,
         description="A reference output of the first sample (an OME-TIFF written by czbuild "
         "predict): samples.expect fails when a class's agreement with it drops (IoU below "
@@ -373,7 +373,7 @@ class Verify(_Strict):
         "changed results on your data.",
     )
     expect_tolerance: Tolerance = Field(
-        _VERIFY_DEFAULTS.expect_tolerance,
+        default=_VERIFY_DEFAULTS.expect_tolerance,
         exclude_if=lambda value: value == _VERIFY_DEFAULTS.expect_tolerance,
         description="Allowed drop of a class's IoU (regression: max abs error) for expect.",
     )

@@ -317,6 +317,7 @@ def _parse_defaults(node: yaml.Node | None, make_error: Any) -> tuple[DefaultsEn
         optional = "optional" in words[:-1]
         override = "override" in words[:-1]
         group = words[-1].lstrip("/").split("@", 1)[0] if words else ""
+        options: tuple[str, ...]
         if isinstance(v_node, yaml.ScalarNode):
             value = yaml.safe_load(yaml.serialize(v_node)) if v_node.value else None
             options = () if value is None else (str(value),)

@@ -20,6 +20,11 @@ from typing import Any, Literal
 
 from czbuild.verify.settings import VerifySettings
 
+#: How a recipe names its model source (``SourceSpec.kind``).
+SourceKind = Literal["keras", "h5", "savedmodel", "factory", "onnx", "torch"]
+#: The artifact family (``RecipeSpec.format``).
+Family = Literal["czann", "czmodel"]
+
 __all__ = [
     "SOURCE_KINDS",
     "MetadataSpec",
@@ -90,7 +95,7 @@ class SourceSpec(_Plain):
             or None when there are none (left out of the digest form).
     """
 
-    kind: Literal["keras", "h5", "savedmodel", "factory", "onnx", "torch"]
+    kind: SourceKind
     path: str
     function: str | None = None
     sha256: str | None = None
@@ -184,7 +189,7 @@ class RecipeSpec(_Plain):
 
     name: str
     model: SourceSpec
-    format: Literal["czann", "czmodel"]
+    format: Family
     format_version: str
     metadata: MetadataSpec
     opset: int | None = None

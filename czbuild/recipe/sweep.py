@@ -305,8 +305,9 @@ def plan_points(
     for key in sorted(recipe_sweep, key=_norm):
         if _norm(key) in cli_keys:
             continue
-        entries = []
+        entries: list[tuple[str, Any, str, Any, tuple[Any, ...]]] = []
         for index, value in enumerate(recipe_sweep[key]):
+            payload: Any
             if _is_group_value(key, value, groups):
                 kind, payload = "group", _group_line(f"{key}={value}", key, "", groups_in_defaults)
             else:

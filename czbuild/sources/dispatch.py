@@ -7,17 +7,26 @@ asking which framework it is. The adapters are imported inside the functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from czbuild.errors import ModelError
 from czbuild.sources.kinds import ConvertedModel, source_family
 
-__all__ = ["Converter", "open_converter", "open_reference"]
+__all__ = [
+    "Converter",
+    "forget_user_modules",
+    "import_framework",
+    "load_custom_objects",
+    "open_converter",
+    "open_reference",
+]
 
 
 class Converter(Protocol):
-    """What every adapter's converter offers (see :class:`czbuild.keras.ModelConverter`)."""
+    """What every adapter's converter offers (the adapters implement it on
+    :class:`czbuild.sources.base.CachingConverter`; test fakes may implement it directly)."""
 
     @property
     def name(self) -> str:
@@ -88,3 +97,39 @@ def open_reference(source: Any, *, custom_objects: Mapping[str, Any] | None = No
     for ONNX and PyTorch an object with ``input_shape``, ``at(spatial)`` and
     ``__call__(x, training=False)``)."""
     return open_converter(source, custom_objects=custom_objects).model
+
+
+def import_framework(source: Any) -> None:
+    """Import now the one framework ``source`` needs: Keras (with TensorFlow), ``onnx``, or
+    PyTorch (and ``onnx``). The worker calls it before recording what a model reads
+    (:mod:`czbuild.builder.reads`): the framework's own start-up reads are not inputs.
+
+    Raises:
+        ModelError: A PyTorch source without PyTorch installed.
+    """
+    family = source_family(source)
+    if family == "keras":
+        from czbuild.keras.sources import import_framework as import_keras
+
+        import_keras()
+        return
+    if family == "torch":
+        from czbuild.torch_source.module import import_torch
+
+        import_torch()
+    import onnx  # noqa: F401 - the ONNX and PyTorch paths read ONNX graphs
+
+
+def load_custom_objects(files: Iterable[str | os.PathLike[str]]) -> dict[str, Any]:
+    """A Keras source's custom objects (:func:`czbuild.keras.sources.load_custom_objects`)."""
+    from czbuild.keras.sources import load_custom_objects as load_keras_objects
+
+    return load_keras_objects(files)
+
+
+def forget_user_modules(files: Iterable[str | os.PathLike[str]] = ()) -> None:
+    """Forget the user Python files run so far and the modules loaded from ``files``
+    (:func:`czbuild.keras.sources.forget_user_modules`): the next load records them again."""
+    from czbuild.keras.sources import forget_user_modules as forget
+
+    forget(files)

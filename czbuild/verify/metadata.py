@@ -83,6 +83,8 @@ def _czann(data: bytes, report: VerifyReport) -> tuple[ModelInfo, Any] | None:
         )
         return None
     inferred = "" if declared is not None else " (inferred: no FormatVersion key)"
+    # from_json_dict refuses a model.json without InputShape / OutputShape
+    assert metadata.input_shape is not None and metadata.output_shape is not None
     info = ModelInfo(
         family="czann",
         version=version,

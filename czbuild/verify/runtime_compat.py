@@ -170,7 +170,7 @@ def _ops_missing_at(model: Any, opset: int) -> list[str]:
     """Standard-domain op types with no definition at or below ``opset``."""
     import onnx
 
-    from czbuild.keras.onnx_canonical import all_nodes
+    from czbuild.onnx_graph.canonical import all_nodes
 
     missing: dict[str, str] = {}
     for node in all_nodes(model.graph):

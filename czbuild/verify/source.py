@@ -228,12 +228,8 @@ def from_variant(variant: Any, *, source: Any = None) -> SourceChain:
 
 
 def _ops(chain: Sequence[Any], where: str) -> tuple[dict[str, Any], ...]:
-    if chain is None:
-        return ()
-    if isinstance(chain, (Mapping, str)) or not isinstance(chain, Sequence):
-        chain = [chain]
     out = []
-    for i, op in enumerate(chain):
+    for i, op in enumerate(ops_mod.as_chain(chain)):
         if not isinstance(op, (Mapping, str)):
             from czbuild.keras.preprocessing import op_from_layer
 

@@ -123,7 +123,7 @@ def check_tiling(
         return {}
     th, tw, channels = info.input_shape
     declared = info.overlap is not None
-    overlap = tuple(info.overlap) if declared else (0, 0)
+    overlap = tuple(info.overlap) if info.overlap is not None else (0, 0)
     if overlap[0] >= th or overlap[1] >= tw:
         report.add(
             SEAMS,
@@ -453,7 +453,7 @@ def _min_overlap(
     field: receptive.ReceptiveField,
 ) -> int | None:
     """Add ``tiling.min_overlap``; returns the overlap found (None: none works)."""
-    limit = largest_overlap(whole.shape[:2], tile)  # type: ignore[arg-type]
+    limit = largest_overlap(whole.shape[:2], tile)
     first = run_tiled(tile_predict, image, tile, (0, 0), reference=whole, tolerance=tolerance)
     candidate = needed_overlap(first)
     found, tried = search(seam_error, candidate, limit, tolerance)

@@ -40,6 +40,11 @@ def _subgraphs(node: NodeProto) -> list[GraphProto]:
     return out
 
 
+def serialize_onnx(proto: ModelProto) -> bytes:
+    """Deterministic protobuf serialisation."""
+    return proto.SerializeToString(deterministic=True)
+
+
 def canonicalize_onnx(model_proto: ModelProto) -> ModelProto:
     """Return a canonical copy of ``model_proto`` (the input is not modified).
 
