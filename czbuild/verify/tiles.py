@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from czbuild.formats.tiling import kept_ranges, tile_starts
+from czbuild.formats.tiling import axis_layout, placements, tile_starts
 
 #: Tiles per model call: up to 16, fewer for large tiles (about 1 Mpixel per call).
 _MAX_BATCH = 16
@@ -92,23 +92,20 @@ def run_tiled(
     """
     _, h, w, _ = image.shape
     th, tw = tile
-    ys, xs = tile_starts(h, th, overlap[0]), tile_starts(w, tw, overlap[1])
+    yax, xax = axis_layout(h, th, overlap[0]), axis_layout(w, tw, overlap[1])
+    ys, xs = list(yax.starts), list(xax.starts)
     if len(ys) * len(xs) > max_tiles:
         raise TooManyTiles(
             f"overlap {list(overlap)} cuts {len(ys) * len(xs)} tiles of {list(tile)} from a "
             f"{h}x{w} image (at most {max_tiles} are simulated)"
         )
-    places = [
-        (y, x, rows, cols)
-        for y, rows in zip(ys, kept_ranges(ys, th, h))
-        for x, cols in zip(xs, kept_ranges(xs, tw, w))
-    ]
+    places = placements([yax, xax])  # the stitching rule czbuild predict uses too
     batch = max(1, min(_MAX_BATCH, _PIXELS_PER_CALL // (th * tw)))
     stitched: np.ndarray | None = None
     worst: int | None = 0
     for i in range(0, len(places), batch):
         chunk = places[i : i + batch]
-        crops = np.stack([image[0, y : y + th, x : x + tw] for y, x, _, _ in chunk])
+        crops = np.stack([image[0][p.source(tile)] for p in chunk])
         outs = np.asarray(predict(crops))
         if outs.shape[1:3] != (th, tw):
             raise ValueError(
@@ -116,10 +113,10 @@ def run_tiled(
             )
         if stitched is None:
             stitched = np.zeros((h, w, outs.shape[-1]))
-        for out, (y, x, (y0, y1), (x0, x1)) in zip(outs, chunk):
-            stitched[y0:y1, x0:x1] = out[y0 - y : y1 - y, x0 - x : x1 - x]
+        for out, p in zip(outs, chunk):
+            stitched[p.target()] = out[p.kept()]
             if reference is not None and worst is not None:
-                depth = _border_depth(out, reference, y, x, tolerance)
+                depth = _border_depth(out, reference, p.start[0], p.start[1], tolerance)
                 worst = None if depth is None else max(worst, depth)
     assert stitched is not None
     need = None
