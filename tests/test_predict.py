@@ -258,3 +258,22 @@ def test_legacy_model_gets_raw_values_and_colour_as_grey(tmp_path):
     assert np.abs(got[8:-8, 8:-8] - whole[8:-8, 8:-8]).max() < 1e-4
     with pytest.raises(ImageError, match="legacy"):
         predict_image(artifact, tmp_path / "rgb.czi", input_range=(0.0, 255.0))
+
+
+def test_a_failure_midway_leaves_no_output(tmp_path, monkeypatch):
+    from czbuild.predict import run
+
+    artifact, _ = _segmenter(tmp_path)
+    write_czi(tmp_path / "img.czi", _image((1, 300, 64, 2)))
+    real = run.stitched_bands
+
+    def failing(*args, **kwargs):
+        for i, band in enumerate(real(*args, **kwargs)):
+            if i == 3:
+                raise KeyboardInterrupt
+            yield band
+
+    monkeypatch.setattr(run, "stitched_bands", failing)
+    with pytest.raises(KeyboardInterrupt):
+        predict_image(artifact, tmp_path / "img.czi", probabilities=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.czi", "seg2d.czann"]

@@ -346,12 +346,21 @@ def class_palette(plan: ModelPlan) -> np.ndarray:
     return np.asarray(class_colors(max(plan.outputs, 1)), np.uint8)
 
 
+class WriteAborted(Exception):
+    """The producer failed: the writer stops and its temporary file is removed."""
+
+
+_ABORT = object()
+
+
 def threaded_writer(
     write: Callable[[Iterator[np.ndarray]], None],
-) -> tuple[Callable[[np.ndarray], None], Callable[[], None]]:
+) -> tuple[Callable[[np.ndarray], None], Callable[[bool], None]]:
     """Run ``write(tiles)`` in a thread fed through a bounded queue: ``(put, finish)``.
 
-    ``finish`` waits for the writer and re-raises its error in the caller.
+    ``finish(False)`` ends the stream, waits for the writer and re-raises its error in the
+    caller; ``finish(True)`` aborts it (the iterator raises :class:`WriteAborted` inside the
+    writer, so an atomic writer never installs a partial file).
     """
     tiles: queue.Queue[Any] = queue.Queue(maxsize=64)
     errors: list[BaseException] = []
@@ -361,6 +370,8 @@ def threaded_writer(
             item = tiles.get()
             if item is None:
                 return
+            if item is _ABORT:
+                raise WriteAborted
             yield item
 
     def run() -> None:
@@ -368,8 +379,9 @@ def threaded_writer(
             write(items())
         except BaseException as exc:
             errors.append(exc)
-            while tiles.get() is not None:  # drain so the producer never blocks
-                pass
+            item = None if isinstance(exc, WriteAborted) else tiles.get()
+            while item is not None and item is not _ABORT:  # drain: the producer never blocks
+                item = tiles.get()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -379,10 +391,10 @@ def threaded_writer(
             raise errors[0]
         tiles.put(tile)
 
-    def finish() -> None:
-        tiles.put(None)
+    def finish(abort: bool) -> None:
+        tiles.put(_ABORT if abort else None)
         thread.join()
-        if errors:
+        if errors and not abort:
             raise errors[0]
 
     return put, finish

@@ -192,16 +192,15 @@ def _write(
                     put_p(rows[:, x : x + WRITE_TILE])
         ok = True
     finally:
-        # a failure: the writers see an incomplete stream; their temporary files are removed
-        finish_ok = [finish] + ([finish_p] if finish_p is not None else [])
-        errors = []
-        for f in finish_ok:
+        # a failure aborts the writers: their temporary files go, no partial output appears
+        first_error: BaseException | None = None
+        for f in [finish] + ([finish_p] if finish_p is not None else []):
             try:
-                f()
+                f(not ok)
             except BaseException as exc:
-                errors.append(exc)
-        if ok and errors:
-            raise errors[0]
+                first_error = first_error or exc
+        if ok and first_error is not None:
+            raise first_error
     if plan.kind == SEGMENTATION:
         total = max(int(counts.sum()), 1)
         names = plan.classes or tuple(f"class {i}" for i in range(n))
