@@ -195,6 +195,7 @@ def test_rgb_tiff_is_fed_as_bgr(tmp_path):
         (["img.tif", "--scene", "1"], "--scene 1 is out of range"),
         (["img.czi", "--input-range", "x"], "--input-range 'x'"),
         (["notes.txt"], "unknown image type"),
+        (["img.czi", "--out", "img.czi"], "would overwrite the image"),
     ],
 )
 def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path, args, message):

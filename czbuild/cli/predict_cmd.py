@@ -51,7 +51,12 @@ class _TileProgress:
     help="Output OME-TIFF (default: beside the image, <name>.labels.ome.tif; regression: "
     "<name>.prediction.ome.tif).",
 )
-@click.option("--scene", type=click.IntRange(min=0), default=None, help="CZI scene (default 0).")
+@click.option(
+    "--scene",
+    type=click.IntRange(min=0),
+    default=None,
+    help="CZI scene index (default: the first); TIFF: series index (default 0).",
+)
 @click.option(
     "--channel",
     "channels",

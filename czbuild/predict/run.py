@@ -110,6 +110,10 @@ def predict_image(
             if probabilities
             else None
         )
+        outputs = [Path(p).resolve() for p in (target, prob_path, preview) if p is not None]
+        for p in outputs:
+            if p == image_path.resolve() or outputs.count(p) > 1:
+                raise ImageError(f"{p}: an output would overwrite the image or another output")
         result = PredictResult(
             target, prob_path, Path(preview) if preview else None, plan, source.shape
         )
