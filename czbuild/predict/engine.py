@@ -6,7 +6,8 @@
 * Input values: CZANN models get float32 in [0, 1]; integer pixels are divided by their
   type's maximum (255, 65535) unless an input range is given (``--input-range 12`` for a
   12-bit camera: 0..4095 → 0..1, clipped). ZEN's exact mapping is unconfirmed (format
-  reference §3.3); this is czbuild's assumption. Legacy models get the raw values.
+  reference §3.3); this is czbuild's assumption. Float pixels are fed as they are (assumed
+  to be in [0, 1] already). Legacy models get the raw values.
 * Colour: channels arrive as B, G, R(, A) (:mod:`czbuild.images`). A legacy model with
   ``ConvertToMonochrome`` and one input channel gets colour pixels as grey
   (0.114 B + 0.587 G + 0.299 R; ZEN's weights are unconfirmed).
