@@ -278,3 +278,40 @@ def test_a_failure_midway_leaves_no_output(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         predict_image(artifact, tmp_path / "img.czi", probabilities=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.czi", "seg2d.czann"]
+
+
+def test_sample_checks_on_a_regression_model(tmp_path):
+    """samples.fidelity / seams / expect through the verifier's own entry, regression flavour."""
+    from czbuild.verify.report import VerifyReport
+    from czbuild.verify.samples import check_samples
+    from czbuild.verify.settings import VerifySettings
+
+    artifact, payload = _regressor(tmp_path)
+    write_tiff(tmp_path / "r.tif", _image((1, 70, 90, 1), seed=6))
+    pinned = predict_image(artifact, tmp_path / "r.tif", tmp_path / "r.expect.ome.tif")
+
+    class Reference:
+        tiling_dependent = False
+
+        def __init__(self) -> None:
+            self.run = OnnxRunner(payload)
+
+        def predict(self, x):
+            return self.run(x)
+
+    def checks(expect: str) -> dict:
+        report = VerifyReport(path=artifact)
+        settings = VerifySettings(samples=("r.tif",), expect=expect)
+        check_samples(OnnxRunner(payload), Reference(), artifact, report, settings, tmp_path)
+        return {c.name: c for c in report.checks}
+
+    ok = checks(pinned.out.name)
+    assert [ok[n].status for n in ("samples.fidelity", "samples.seams", "samples.expect")] == [
+        "passed"
+    ] * 3
+    changed = tifffile.imread(pinned.out)
+    changed[10:20, 10:20] += 0.05
+    write = tmp_path / "changed.ome.tif"
+    tifffile.imwrite(write, changed)
+    failed = checks(write.name)["samples.expect"]
+    assert failed.status == "failed" and "max abs error 0.05" in failed.figure
