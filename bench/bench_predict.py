@@ -47,16 +47,16 @@ def run_predict(artifact: Path, image: Path, out: Path, probabilities: bool) -> 
         args.append("--probabilities")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     start = time.perf_counter()
-    out_file, err_file = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-    proc = subprocess.Popen(args, env=env, stdout=out_file, stderr=err_file)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, _hwm(proc.pid))
-        time.sleep(0.05)
-    wall = time.perf_counter() - start
-    out_file.seek(0)
-    err_file.seek(0)
-    stdout, stderr = out_file.read().decode(), err_file.read().decode()
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        proc = subprocess.Popen(args, env=env, stdout=out_file, stderr=err_file)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _hwm(proc.pid))
+            time.sleep(0.05)
+        wall = time.perf_counter() - start
+        out_file.seek(0)
+        err_file.seek(0)
+        stdout, stderr = out_file.read().decode(), err_file.read().decode()
     if proc.returncode != 0:
         raise SystemExit(f"predict failed ({proc.returncode}): {stderr}")
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 1024), "stdout": stdout}
