@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from czbuild import ops as czops
 from czbuild.errors import MetadataError, ModelError, SpecError
 from czbuild.formats import vocab
-from czbuild.formats.czann import CzannMetadata
+from czbuild.formats.czann import CzannMetadata, spatial_ranks
 from czbuild.formats.legacy import LegacyMetadata, border_problem
 from czbuild.json_spec import read_json_spec
 from czbuild.model_metadata import CzannModelMetadata, ModelMetadata, ModelSpec
@@ -162,6 +162,27 @@ def _tile_for(
     )
 
 
+def _check_spatial_rank(
+    family: str, version: str, tile: tuple[int, ...] | None, converter: Converter
+) -> None:
+    """Refuse a 3D model for a format that cannot hold it, before converting anything."""
+    model_rank = len(converter.input_shape) - 1
+    if model_rank != 3 and (tile is None or len(tile) != 3):
+        return
+    if family == "czmodel":
+        raise ModelError(
+            f"model {converter.name!r} is a 3D model (input [Z, H, W, C]), which legacy "
+            f"czmodel {version} cannot hold (.czmodel files carry 2D models only); 3D needs "
+            "CZANN >= 2.0.0: convert to format czann, format_version 2.0.0 or 2.1.0"
+        )
+    if 3 not in spatial_ranks(version):
+        raise MetadataError(
+            "InputShape",
+            f"model {converter.name!r} is a 3D model ([Z, H, W, C] shapes), which CZANN "
+            f"{version} cannot hold; 3D needs format version >= 2.0.0",
+        )
+
+
 def _check_czann(md: CzannMetadata, converted: ConvertedModel) -> CzannMetadata:
     for key, given, got in (
         ("InputShape", md.input_shape, converted.input_shape),
@@ -250,6 +271,7 @@ def convert(
     request.metadata.validate()  # the rules that need no model, before the expensive part
     if converter is None:
         converter = open_converter(request.source, custom_objects=request.custom_objects)
+    _check_spatial_rank(family, version, request.spatial_dims, converter)
     tile = _tile_for(request, converter, family, version)
     steps = {
         "preprocessing": request.preprocessing,

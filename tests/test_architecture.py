@@ -58,6 +58,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "predict": ("czbuild.predict",),
     # Plain data the recipe and builder layers use (imports nothing of czbuild).
     "verify.settings": ("czbuild.verify.settings",),
+    "scaffold": ("czbuild.scaffold",),
     "cli": ("czbuild.cli",),
     # Not rows of the table: the package's lazy re-exports and `python -m czbuild`.
     "package": ("czbuild",),
@@ -107,6 +108,7 @@ LAYERS: dict[str, Rule] = {
     "images": _rule("files errors"),
     "predict": _rule("formats images files progress errors"),
     "verify.settings": _rule(),
+    "scaffold": _rule("files formats recipe", lazy="verify sources"),
     "cli": _rule(EVERYTHING),
     "package": _rule(lazy=EVERYTHING),
     "main": _rule("cli"),

@@ -64,6 +64,28 @@ def test_second_build_is_a_no_op(project) -> None:
     assert "start" not in text
 
 
+def test_no_op_build_reads_the_stamps_for_the_manifest_once(project, monkeypatch) -> None:
+    """The manifest task's check suffices; the closing refresh runs only after stamp changes."""
+    from czbuild.builder import manifest
+
+    _root, variants, out = project
+    _build(variants, out)
+    renders: list[object] = []
+    real = manifest.render_manifest
+
+    def counting(*args, **kwargs):
+        renders.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(manifest, "render_manifest", counting)
+    monkeypatch.setattr("czbuild.builder.tasks.render_manifest", counting)
+    _build(variants, out)
+    assert len(renders) == 1
+    (out / str(variants[0].output)).unlink()  # rebuilt: the manifest is refreshed at the end
+    report, _ = _build(variants, out)
+    assert report.summary.built == [variants[0].name] and len(renders) > 2
+
+
 def test_touching_inputs_rebuilds_nothing(project) -> None:
     root, variants, out = project
     _build(variants, out)
@@ -238,3 +260,42 @@ def test_duplicate_variant_names_are_rejected(project) -> None:
     _root, variants, out = project
     with pytest.raises(ValueError, match="duplicate variant names"):
         _build([variants[0], variants[0]], out)
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3])
+def test_task_order_keeps_each_lane_on_one_model_at_a_time(tmp_path: Path, lanes) -> None:
+    """-j N deals model groups to N lanes: a worker finishes a model before the next one."""
+    from czbuild.builder.tasks import order_variants
+
+    variants = make_project(tmp_path / "p", {m: [256, 512, 768] for m in "abcde"})
+    ordered = [v.name for v in order_variants(variants, lanes=lanes)]
+    assert sorted(ordered) == sorted(v.name for v in variants)
+    if lanes == 1:
+        assert ordered == [v.name for v in variants]
+    lane_of = {m: i % lanes for i, m in enumerate("abcde")}
+    for lane in range(lanes):
+        models = [n[0] for n in ordered if lane_of[n[0]] == lane]
+        # each model's variants are consecutive within its lane (one load per model)
+        assert models == sorted(models), (lane, models)
+    # the first N tasks start N different models
+    assert len({n[0] for n in ordered[:lanes]}) == lanes
+
+
+def test_parallel_build_loads_each_model_about_once(tmp_path: Path, monkeypatch) -> None:
+    """-j 2 over 8 models x 4 tiles: each worker keeps one model at a time.
+
+    Before the lane order and the pool's turn-taking, every one of the 32 jobs loaded its
+    model again (the workers alternated between models). Thread timing may still cost an
+    occasional extra load, hence the bound rather than exactly 8.
+    """
+    root = tmp_path / "p"
+    variants = make_project(root, {m: [256, 512, 768, 1024] for m in "abcdefgh"})
+    monkeypatch.setattr(os, "environ", worker_env())
+    stream = io.StringIO()
+    report = build(
+        variants, BuildOptions(out_dir=tmp_path / "o", backend=BACKEND, jobs=2), out=stream
+    )
+    assert report.ok, stream.getvalue()
+    loads = [line.split()[1] for line in _loads(root)]
+    assert sorted(set(loads)) == [f"models/{m}.bin" for m in "abcdefgh"]
+    assert len(loads) < 12, loads

@@ -38,6 +38,7 @@ def test_every_command_defined_in_the_cli_package_is_registered() -> None:
         "check",
         "clean",
         "convert",
+        "init",
         "inspect",
         "list",
         "predict",

@@ -542,3 +542,20 @@ def test_written_zip_is_readable_by_zipfile_testzip(tmp_path: Path) -> None:
     write_czmodel(tmp_path / "m.czmodel", legacy_meta(), ONNX, LICENSE)
     with zipfile.ZipFile(io.BytesIO((tmp_path / "m.czmodel").read_bytes())) as zf:
         assert zf.testzip() is None
+
+
+def test_suffix_warning_looks_through_czbuild_temporaries(tmp_path: Path, caplog) -> None:
+    """A wrong extension warns; the build's hidden verifying name for a .czann does not."""
+    import logging
+
+    from czbuild.files.scratch import final_name
+
+    assert final_name(".m.czann.verifying-42.tmp") == "m.czann"
+    assert final_name(".m.czann.123-abcdef.tmp") == "m.czann"
+    assert final_name("m.zip") == "m.zip" and final_name(".m.tmp") == ".m.tmp"
+    with caplog.at_level(logging.WARNING, logger="czbuild"):
+        write_czann(tmp_path / ".m.czann.verifying-42.tmp", czann_meta(), ONNX)
+        assert not caplog.records
+        write_czann(tmp_path / "m.zip", czann_meta(), ONNX)
+    (record,) = caplog.records
+    assert "writing a .czann file under a '.zip' extension" in record.getMessage()

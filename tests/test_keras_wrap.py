@@ -396,11 +396,12 @@ def test_require_fixed(fcn_pair: tuple[Any, Any]) -> None:
         ((0, 8), "positive integers"),
         ((8.0, 8), "positive integers"),
         ((True, 8), "positive integers"),
-        ((8, 8, 8), "2D models only"),
+        ((8, 8, 8), r"a 2D model: give 2 values \(height, width\)"),
+        ((8, 8, 8, 8), "got 4 values"),
         ("88", r"must be \(height, width\)"),
         (8, r"must be \(height, width\)"),
     ],
-    ids=["zero", "float", "bool", "three", "string", "int"],
+    ids=["zero", "float", "bool", "three", "four", "string", "int"],
 )
 def test_bad_spatial_dims(fcn_pair: tuple[Any, Any], spatial_dims: Any, fragment: str) -> None:
     from czbuild.keras.wrap import wrap_model
@@ -416,9 +417,13 @@ def test_spatial_dims_on_3d_model() -> None:
 
     inputs = keras.Input((4, 8, 8, 1))
     model = keras.Model(inputs, keras.layers.Conv3D(2, 1)(inputs))
-    with pytest.raises(ModelError, match=r"applies to 2D models with input \(H, W, C\) only"):
+    with pytest.raises(ModelError, match=r"a 3D model: give 3 values \(depth, height, width\)"):
         wrap_model(model, spatial_dims=(8, 8))
     assert wrap_model(model).inputs[0].shape[1:] == (4, 8, 8, 1)
+    assert wrap_model(model, spatial_dims=(2, 6, 10)).outputs[0].shape[1:] == (2, 6, 10, 2)
+    flat = keras.Input((8, 1))
+    with pytest.raises(ModelError, match=r"applies to 2D models .* and 3D models"):
+        wrap_model(keras.Model(flat, keras.layers.Conv1D(2, 1)(flat)), spatial_dims=(8, 8))
 
 
 def test_several_inputs_or_outputs() -> None:

@@ -151,8 +151,10 @@ def test_3d_onnx_model_to_czann_2_0_and_refused_on_1_1(tmp_path) -> None:
     report = verify_artifact(out, source_model=source)
     assert report.ok, {c.name: c.message for c in report.failed}
     assert report.get("fidelity").status == "passed"
-    # not yet: ZEN's tiled inference is simulated for 2D models only (docs/verify.md)
-    assert report.get("tiling.seams").status == "skipped"
+    # ZEN's tiled inference simulated in z, y and x on a 2 x 2 x 2-tile volume
+    seams = report.get("tiling.seams")
+    assert seams.status == "passed", seams.message
+    assert len(seams.details["tile_starts_z"]) > 1 and len(seams.details["max_at"]) == 3
     old = CzannMetadata(
         type=SEG, input_shape=None, output_shape=None, classes=("bg", "fg"), format_version="1.1.0"
     )
@@ -314,7 +316,7 @@ def test_recipe_build_and_verify(onnx_project) -> None:
         statuses = {c["name"]: c["status"] for c in doc["checks"]}
         assert statuses["fidelity"] == "passed"
         # 2D: per-tile statistics (per_image_standardization) make the seam check a warning
-        assert statuses["tiling.seams"] == ("skipped" if len(spatial) == 3 else "warning")
+        assert statuses["tiling.seams"] == ("passed" if len(spatial) == 3 else "warning")
     # a no-op rebuild
     again = run_cli("build", "--in-process", cwd=root, check=True)
     assert "3 up to date" in again.stdout or "up to date" in again.stdout

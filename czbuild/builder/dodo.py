@@ -8,6 +8,7 @@ as variables, so they cannot be Hydra overrides directly)::
     doit -n 2                              # two conversions at once (threads + 2 workers)
     doit recipes=nuclei overrides="tile=256,512" out=build
     doit verify=0                          # like czbuild build --no-verify
+    doit -n 8 ray=auto                     # conversions on a Ray cluster (czbuild build --ray)
     doit list --all ; doit info build:nuclei@tile:512 ; doit clean ; doit forget
 
 ``doit clean`` removes artifacts and their stamps. ``doit forget`` clears doit's own records
@@ -49,6 +50,16 @@ def _doit_jobs(argv: list[str]) -> int:
     return 1
 
 
+def _ray_address() -> str | None:
+    """``ray=ADDRESS`` (else ``$CZBUILD_RAY_ADDRESS``): run the conversions on Ray."""
+    from czbuild.builder.ray_executor import ADDRESS_ENV, require_ray
+
+    address = get_var("ray") or os.environ.get(ADDRESS_ENV) or None
+    if address:
+        require_ray()
+    return address
+
+
 DOIT_CONFIG = doit_config(_OUT_DIR)
 _session: BuildSession | None = None
 
@@ -68,6 +79,7 @@ def _get_session() -> BuildSession:
             force=(get_var("force") or "") not in ("", "0"),
             debug=os.environ.get("CZBUILD_DEBUG", "") not in ("", "0"),
             verify=(get_var("verify") or "1").lower() not in ("0", "false", "no"),
+            ray=_ray_address(),
         )
         _session = BuildSession(variants, options)
         atexit.register(_session.close)

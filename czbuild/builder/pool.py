@@ -195,6 +195,9 @@ class WorkerPool:
         self.log_dir = log_dir
         self._workers: list[_Worker] = []
         self._affinity: dict[Hashable, _Worker] = {}
+        # worker index -> when it last took a new group (see _idle_worker)
+        self._new_group_turn: dict[int, int] = {}
+        self._turns = 0
         self._cond = threading.Condition()
         self._spawned = 0
         self._closed = False
@@ -234,6 +237,8 @@ class WorkerPool:
                     worker = self._idle_worker() or self._spawn()
                     if worker is not None:
                         self._affinity[group] = worker
+                        self._turns += 1
+                        self._new_group_turn[worker.index] = self._turns
                         worker.busy = True
                         return worker
                 if not waited:
@@ -245,9 +250,13 @@ class WorkerPool:
         idle = [w for w in self._workers if not w.busy and w.alive]
         if not idle:
             return None
-        # Prefer a worker that no group is pinned to any more.
+        # Prefer a worker that no group is pinned to any more, then the one that took a new
+        # group longest ago: the task order (tasks.order_variants) deals model groups to the
+        # workers in turn, and a worker that just took a model has that model's next variants
+        # coming. (Lowest index first made one worker alternate between two new models while
+        # the other sat idle, loading each model again for every variant.)
         pinned = set(map(id, self._affinity.values()))
-        idle.sort(key=lambda w: (id(w) in pinned, w.index))
+        idle.sort(key=lambda w: (id(w) in pinned, self._new_group_turn.get(w.index, 0), w.index))
         return idle[0]
 
     def _spawn(self) -> _Worker | None:

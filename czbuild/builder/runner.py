@@ -103,8 +103,13 @@ def build(
     task_build, task_manifest = task_creators(lambda: session)
     namespace = {"DOIT_CONFIG": config, "task_build": task_build, "task_manifest": task_manifest}
     argv = ["run"]
-    if options.jobs > 1:
-        argv += ["-n", str(options.jobs), "-P", "thread"]
+    threads = options.jobs
+    if options.ray and threads <= 1:  # the actors are bounded by the cluster's CPUs
+        from czbuild.builder.ray_executor import DEFAULT_IN_FLIGHT
+
+        threads = DEFAULT_IN_FLIGHT
+    if threads > 1:
+        argv += ["-n", str(threads), "-P", "thread"]
     interrupted = False
     manifest_error: OSError | None = None
     doit_state.take_problems()
@@ -120,7 +125,8 @@ def build(
     finally:
         _restore_absl_stream()
         session.close(interrupted=interrupted)
-        if not interrupted:
+        # (skipped when the manifest task found it current and no stamp changed since)
+        if not interrupted and session.manifest_current_at != session.stamp_changes:
             try:
                 write_manifest(out_dir, session.cache)
             except OSError as exc:

@@ -80,6 +80,9 @@ class BuildOptions:
         debug: Put worker tracebacks (and every failed check's message) into failure messages.
         verify: Verify each artifact before installing it (``--no-verify`` sets False); the
             recipe's ``verify:`` section gives the settings.
+        ray: Run the jobs on this Ray cluster (``--ray``: ``local``, ``auto`` or an address;
+            :mod:`czbuild.builder.ray_executor`); None runs them in local worker processes.
+            ``jobs`` is then the number of Ray actors at once (0 or 1: the cluster's CPUs).
     """
 
     out_dir: Path = Path("build")
@@ -90,6 +93,7 @@ class BuildOptions:
     in_process: bool = False
     debug: bool = False
     verify: bool = True
+    ray: str | None = None
 
 
 @dataclass
@@ -115,6 +119,11 @@ class BuildSession:
         self.cache = HashCache.shared(state_dir(self.out_dir) / "hashcache.json")
         self.outcomes: dict[str, Outcome] = {}
         self.unverified: set[str] = set()  # up-to-date variants whose stamp has no verification
+        # Stamps written or removed by this session, and the count at which the manifest task
+        # found manifest.json current (tasks.ManifestCheck): equal at the end of a build means
+        # no stamp changed since, and the closing manifest refresh can be skipped.
+        self.stamp_changes = 0
+        self.manifest_current_at: int | None = None
         # variant -> warnings of its verification (built now, or up to date)
         self.warnings: dict[str, tuple[CheckWarning, ...]] = {}
         # listener(variant, kind, text): progress of running jobs (the reporter sets it)
@@ -204,6 +213,7 @@ class BuildSession:
         pin_error = _pin_mismatch(variant, fp, self.cache)
         if pin_error:
             return Outcome("failed", error=pin_error)
+        self.stamp_changes += 1
         remove_stamp(self.out_dir, fp.output)
         _remove_stale_temporaries(artifact)
         job = Job(
@@ -245,6 +255,7 @@ class BuildSession:
             path=fp.output, sha256=sha, size=artifact.stat().st_size, members=result.members
         )
         try:
+            self.stamp_changes += 1
             write_stamp(self.out_dir, make_stamp(fp, record, result.verification))
         except OSError as exc:
             return Outcome(
@@ -295,7 +306,13 @@ class BuildSession:
     def _get_executor(self) -> Executor:
         with self._executor_lock:
             if self.executor is None:
-                if self.options.in_process:
+                if self.options.ray:
+                    from czbuild.builder.ray_executor import executor_for
+
+                    self.executor = executor_for(
+                        self.options.ray, jobs=self.options.jobs, backend=self.options.backend
+                    )
+                elif self.options.in_process:
                     self.executor = InProcessExecutor(self.options.backend)
                 else:
                     self.executor = WorkerPool(
@@ -316,6 +333,7 @@ class BuildSession:
         """Remove the artifact and stamp of ``variant`` (``doit clean`` / ``czbuild clean``)."""
         locking.hold(self.out_dir, self.options.lock_timeout)
         artifact = self.artifact_path(variant)
+        self.stamp_changes += 1
         remove_stamp(self.out_dir, str(variant.output))
         try:
             report_path(self.out_dir, str(variant.output)).unlink()

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from czbuild.builder.fingerprint import input_roles
 from czbuild.builder.manifest import manifest_path, render_manifest
 from czbuild.builder.reporter import BuildReporter
 from czbuild.builder.session import BuildSession
@@ -73,26 +72,34 @@ class ManifestCheck:
             current = path.read_bytes()
         except FileNotFoundError:
             return False
-        return current == file_json(render_manifest(self.session.out_dir, self.session.cache))
+        session = self.session
+        changes = session.stamp_changes
+        if current != file_json(render_manifest(session.out_dir, session.cache)):
+            return False
+        session.manifest_current_at = changes
+        return True
 
     def __str__(self) -> str:
         return "czbuild manifest matches the stamps"
 
 
-def order_variants(variants: Sequence[Variant], *, interleave: bool) -> list[Variant]:
+def order_variants(variants: Sequence[Variant], *, lanes: int = 1) -> list[Variant]:
     """Order variants for the scheduler.
 
     Variants that convert the same model stay adjacent, so a sequential run loads each model
-    once. With ``interleave`` (parallel runs) the groups are visited round-robin, so N
-    threads start on N different models instead of queueing behind one worker.
+    once. With ``lanes`` > 1 (``-j N`` runs N task threads) the model groups are dealt to N
+    lanes (group i to lane i mod N) and the lanes are interleaved: the N threads start on N
+    different models, and each worker then finishes its model's variants before it takes the
+    next model. (Visiting the groups round-robin instead hands a worker a different model on
+    almost every job, and a worker holds one loaded model: each job loaded its model again.)
     """
-    groups: OrderedDict[tuple[str, ...], list[Variant]] = OrderedDict()
+    groups: OrderedDict[tuple[str, Any], list[Variant]] = OrderedDict()
     for variant in variants:
-        groups.setdefault(_model_paths(variant), []).append(variant)
-    if not interleave:
-        return [v for group in groups.values() for v in group]
+        groups.setdefault(_model_of(variant), []).append(variant)
+    queues: list[list[Variant]] = [[] for _ in range(max(1, min(lanes, len(groups))))]
+    for i, group in enumerate(groups.values()):
+        queues[i % len(queues)].extend(group)
     ordered: list[Variant] = []
-    queues = [list(g) for g in groups.values()]
     while any(queues):
         for queue in queues:
             if queue:
@@ -100,13 +107,14 @@ def order_variants(variants: Sequence[Variant], *, interleave: bool) -> list[Var
     return ordered
 
 
-def _model_paths(variant: Variant) -> tuple[str, ...]:
-    roles = input_roles(variant.spec.to_plain(), variant.project_dir)
-    return tuple(
-        sorted(
-            os.path.abspath(p) for p in variant.inputs if roles.get(os.path.abspath(p)) != "licence"
-        )
-    )
+def _model_of(variant: Variant) -> tuple[str, Any]:
+    """Which model a variant converts, for ordering: its project and its (hashable) source spec.
+
+    Cheaper than the worker pool's group (the fingerprint's non-licence inputs with their
+    hashes, ``session._source_key``) and equal for the variants of one recipe's sweep; the
+    order is only a schedule, the pool still groups by the fingerprint.
+    """
+    return (os.path.abspath(variant.project_dir), variant.spec.model)
 
 
 def task_name(variant_name: str) -> str:
@@ -120,9 +128,8 @@ def task_name(variant_name: str) -> str:
 
 def build_task_dicts(session: BuildSession) -> Iterator[dict[str, Any]]:
     """The ``build:<variant>`` task dicts (sub-tasks of ``build``)."""
-    interleave = session.options.jobs > 1
     seen: dict[str, str] = {}
-    for variant in order_variants(session.variants, interleave=interleave):
+    for variant in order_variants(session.variants, lanes=session.options.jobs):
         name = task_name(variant.name)
         if name in seen:
             raise ValueError(

@@ -32,6 +32,21 @@ def _watch_parent(parent: int) -> None:
             os._exit(3)
 
 
+#: Environment every conversion worker sets before anything imports TensorFlow (also the Ray
+#: actors of :mod:`czbuild.builder.ray_executor`).
+WORKER_ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    ("TF_CPP_MIN_LOG_LEVEL", "3"),
+    ("TF_ENABLE_ONEDNN_OPTS", "0"),
+    ("KERAS_BACKEND", "tensorflow"),
+)
+
+
+def prepare_environment() -> None:
+    """Set :data:`WORKER_ENVIRONMENT` (keeping values the user set)."""
+    for key, value in WORKER_ENVIRONMENT:
+        os.environ.setdefault(key, value)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve jobs until stdin closes or a ``None`` job arrives."""
     parser = argparse.ArgumentParser(prog="python -m czbuild.builder.worker")
@@ -40,12 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for key, value in (
-        ("TF_CPP_MIN_LOG_LEVEL", "3"),
-        ("TF_ENABLE_ONEDNN_OPTS", "0"),
-        ("KERAS_BACKEND", "tensorflow"),
-    ):
-        os.environ.setdefault(key, value)
+    prepare_environment()
     threading.Thread(target=_watch_parent, args=(args.parent,), daemon=True).start()
 
     from czbuild.builder.jobs import load_backend, run_job

@@ -24,6 +24,8 @@ from czbuild.cli.options import (
     out_option,
     project_dir,
     project_option,
+    ray_address,
+    ray_option,
     verbose,
     wait_option,
 )
@@ -59,6 +61,7 @@ def _load(args: tuple[str, ...], project: Path, out: Path) -> list[Any]:
     help="Skip the verification of each new artifact (the recipe's verify: section); "
     "`czbuild status` then shows it as not verified.",
 )
+@ray_option
 @click.option(
     "--locked",
     is_flag=True,
@@ -78,6 +81,7 @@ def build_cmd(
     in_process: bool,
     locked: bool,
     no_verify: bool,
+    ray: str | None,
 ) -> None:
     """Build the artifacts of RECIPEs (default: all) that are out of date.
 
@@ -88,6 +92,7 @@ def build_cmd(
     from czbuild.release.build_lock import build_locked, update_lock_after_build
 
     names, overrides = split_arguments(args)
+    ray = ray_address(ray)
     if locked:
         committed_names(args, "--locked")
     project = project_dir(project, args)
@@ -104,6 +109,7 @@ def build_cmd(
         in_process=in_process,
         debug=debug_enabled(ctx),
         verify=not no_verify,
+        ray=ray,
     )
     if locked:
         click.echo(

@@ -33,6 +33,13 @@ from czbuild.formats import vocab
     metavar="H W",
     help="Rebuild the model at this tile size (needed when its height/width are undefined).",
 )
+@click.option(
+    "--depth",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="Z",
+    help="With --spatial-dims, the tile's depth for a 3D model (a Z x H x W tile; CZANN >= 2.0.0).",
+)
 def convert_cmd(
     spec: Path,
     out_dir: Path,
@@ -40,6 +47,7 @@ def convert_cmd(
     format_version: str | None,
     opset: int | None,
     spatial_dims: tuple[int, int] | None,
+    depth: int | None,
 ) -> None:
     """Convert the model described by SPEC.json into OUT_DIR/NAME.czann or .czmodel.
 
@@ -48,12 +56,17 @@ def convert_cmd(
     """
     from czbuild.convert import convert_from_json_spec
 
+    dims: tuple[int, ...] | None = tuple(spatial_dims) if spatial_dims else None
+    if depth is not None:
+        if dims is None:
+            raise click.UsageError("--depth Z needs --spatial-dims H W (a 3D tile is Z x H x W)")
+        dims = (depth, *dims)
     path = convert_from_json_spec(
         spec,
         out_dir,
         name,
         format_version=format_version,
         opset=opset,
-        spatial_dims=tuple(spatial_dims) if spatial_dims else None,
+        spatial_dims=dims,
     )
     click.echo(str(path))

@@ -26,6 +26,8 @@ __all__ = [
     "out_option",
     "project_dir",
     "project_option",
+    "ray_address",
+    "ray_option",
     "verbose",
     "wait_option",
 ]
@@ -77,6 +79,29 @@ jobs_option = click.option(
     show_default=True,
     help="Conversion workers running at once (each one a separate process).",
 )
+
+ray_option = click.option(
+    "--ray",
+    "ray",
+    metavar="ADDRESS",
+    default=None,
+    envvar="CZBUILD_RAY_ADDRESS",  # czbuild.builder.ray_executor.ADDRESS_ENV
+    show_envvar=True,
+    help="Run the conversions on a Ray cluster: 'local' starts one on this machine, 'auto' "
+    "joins this node's cluster, else a ray.init address. -j N > 1 then sets the number of "
+    "Ray workers (default: the cluster's CPUs). Needs: pip install 'czbuild[ray]'.",
+)
+
+
+def ray_address(value: str | None) -> str | None:
+    """``--ray``'s address (None without it); a one-line error when Ray is not installed."""
+    if not value:
+        return None
+    from czbuild.builder.ray_executor import require_ray
+
+    require_ray()
+    return value
+
 
 args_argument = click.argument("args", nargs=-1, metavar="[RECIPE ...] [OVERRIDE ...]")
 

@@ -26,6 +26,8 @@ from czbuild.cli.options import (
     out_dir,
     project_dir,
     project_option,
+    ray_address,
+    ray_option,
     verbose,
 )
 
@@ -37,12 +39,23 @@ def _variants(names: Sequence[str], project: Path) -> list[Any]:
 
 
 def _options(
-    out: Path, jobs: int, in_process: bool, ctx: click.Context, *, verify: bool = True
+    out: Path,
+    jobs: int,
+    in_process: bool,
+    ctx: click.Context,
+    *,
+    verify: bool = True,
+    ray: str | None = None,
 ) -> Any:
     from czbuild.builder import BuildOptions
 
     return BuildOptions(
-        out_dir=out, jobs=jobs, in_process=in_process, debug=debug_enabled(ctx), verify=verify
+        out_dir=out,
+        jobs=jobs,
+        in_process=in_process,
+        debug=debug_enabled(ctx),
+        verify=verify,
+        ray=ray_address(ray),
     )
 
 
@@ -57,6 +70,7 @@ def _options(
 @jobs_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @in_process_option
+@ray_option
 @click.pass_context
 def check_cmd(
     ctx: click.Context,
@@ -66,6 +80,7 @@ def check_cmd(
     jobs: int,
     as_json: bool,
     in_process: bool,
+    ray: str | None,
 ) -> None:
     """Rebuild RECIPEs (default: all) from scratch and compare them with czbuild.lock.
 
@@ -86,7 +101,7 @@ def check_cmd(
     report = check_lock(
         variants,
         project_dir=project,
-        options=_options(out, jobs, in_process, ctx),
+        options=_options(out, jobs, in_process, ctx, ray=ray),
         reference_dirs=[out],
         full=not names,
         stream=None if as_json else sys.stdout,
@@ -136,6 +151,7 @@ def check_cmd(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print release.json instead of a summary.")
 @in_process_option
+@ray_option
 @click.pass_context
 def release_cmd(
     ctx: click.Context,
@@ -149,6 +165,7 @@ def release_cmd(
     build_dir: Path | None,
     as_json: bool,
     in_process: bool,
+    ray: str | None,
 ) -> None:
     """Build every recipe variant from scratch, check it against czbuild.lock, verify it, and
     write it to dist/ with SHA256SUMS and release.json.
@@ -166,7 +183,7 @@ def release_cmd(
         variants,
         project_dir=project,
         dist_dir=dist,
-        options=_options(reference, jobs, in_process, ctx, verify=not no_verify),
+        options=_options(reference, jobs, in_process, ctx, verify=not no_verify, ray=ray),
         allow_dirty=allow_dirty,
         allow_stale_lock=allow_stale_lock,
         verify=not no_verify,

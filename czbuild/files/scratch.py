@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = [
+    "final_name",
     "make_scratch",
     "owner_pid",
     "pid_alive",
@@ -28,7 +29,7 @@ __all__ = [
 _TAGGED = re.compile(r"-(\d+)-[0-9a-z_]+$")
 # Hidden temporary files that carry their writer's PID: the atomic writer's
 # ``.<name>.<pid>-<random>.tmp`` and the build's ``.<name>.verifying-<pid>.tmp``.
-_TEMPORARY = re.compile(r"^\..+(?:\.(\d{1,9})-[0-9a-f]+|\.verifying-(\d{1,9}))\.tmp$")
+_TEMPORARY = re.compile(r"^\.(.+?)(?:\.(\d{1,9})-[0-9a-f]+|\.verifying-(\d{1,9}))\.tmp$")
 
 
 def temp_name(stem: str) -> str:
@@ -90,7 +91,17 @@ def temporary_owner(name: str) -> int | None:
     match = _TEMPORARY.match(name)
     if match is None:
         return None
-    return int(match.group(1) or match.group(2))
+    return int(match.group(2) or match.group(3))
+
+
+def final_name(name: str) -> str:
+    """The name a hidden temporary file stands for (``.x.czann.verifying-7.tmp`` -> ``x.czann``).
+
+    Other names are returned unchanged, so a check on a file's extension can look through
+    czbuild's own temporaries.
+    """
+    match = _TEMPORARY.match(name)
+    return match.group(1) if match else name
 
 
 def sweep_dead_temporaries(root: Path) -> list[Path]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from czbuild.errors import ArchiveError
 from czbuild.files.digest import file_sha256
+from czbuild.files.scratch import final_name
 from czbuild.formats.czann import CzannMetadata
 from czbuild.formats.extraction import unpack
 from czbuild.formats.ids import derive_id
@@ -73,7 +74,9 @@ def _license_bytes(data: object) -> bytes | None:
 
 
 def _warn_suffix(path: Path, expected: str) -> None:
-    if path.suffix.lower() != expected:
+    # Looks through czbuild's own hidden temporaries (the build verifies under
+    # ``.<name>.verifying-<pid>.tmp`` before the artifact gets its name).
+    if Path(final_name(path.name)).suffix.lower() != expected:
         logger.warning("%s: writing a %s file under a %r extension", path, expected, path.suffix)
 
 

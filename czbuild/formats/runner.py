@@ -119,6 +119,9 @@ class OnnxRunner(Runner):
         options.log_severity_level = 3
         self.threads = options.intra_op_num_threads
         self._run_options = ort.RunOptions()
+        # A failed run raises (with onnxruntime's message); its duplicate ERROR log line on
+        # stderr only adds noise (e.g. czbuild init probing sizes a model cannot take).
+        self._run_options.log_severity_level = 4
         # Give the arena back after each call: a megapixel U-Net run otherwise keeps ~1 GB
         # allocated (and fragmented) while the reference model runs next to it.
         self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")

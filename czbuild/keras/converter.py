@@ -165,7 +165,7 @@ class ModelConverter(CachingConverter):
     ) -> ConvertedModel:
         """The route of the module docstring: specialised when tiling-invariant, else fixed."""
         result = None
-        if len(tile) == 2 and self._is_invariant(key, pre, post):
+        if self._is_invariant(key, pre, post):
             result = self._specialized(key, pre, post, tile, opset)
         if result is None:
             result = self._fixed_onnx(pre, post, tile, opset)
@@ -174,8 +174,15 @@ class ModelConverter(CachingConverter):
     def _convert_savedmodel(
         self, pre: tuple[Any, ...], post: tuple[Any, ...], tile: tuple[int, ...]
     ) -> ConvertedModel:
-        """A zipped, normalised SavedModel at fixed dims."""
+        """A zipped, normalised SavedModel at fixed dims (2D only)."""
         from czbuild.keras.savedmodel_export import export_savedmodel_zip
+
+        if len(tile) == 3:
+            raise ModelError(
+                f"model {self.model.name!r} is a 3D model (tile {list(tile)}): legacy format "
+                "3.0.0 (a TensorFlow SavedModel in a .czmodel) holds 2D models only; 3D "
+                "needs CZANN >= 2.0.0"
+            )
 
         wrapped = self._wrap(pre, post, tile)
         in_shape, out_shape = self._concrete_shapes(wrapped)
@@ -205,11 +212,11 @@ class ModelConverter(CachingConverter):
         in_shape, out_shape = self._concrete_shapes(wrapped)
         del wrapped
         if (key, opset) not in self._free_onnx:
-            free_model = self._wrap(pre, post, (None, None))
+            free_model = self._wrap(pre, post, (None,) * len(tile))
             channels = free_model.inputs[0].shape[-1]
             try:
                 self._free_onnx[(key, opset)] = self._export(
-                    free_model, (None, None, None, channels), opset
+                    free_model, (None, *(None,) * len(tile), channels), opset
                 )
             except OutputRankError as exc:
                 # tf2onnx's optimizers lose the final Squeeze of some undefined-size graphs
@@ -255,21 +262,33 @@ class ModelConverter(CachingConverter):
     # --- helpers ---------------------------------------------------------------------------
 
     def _tile(self, spatial_dims: Sequence[int] | None) -> tuple[int, ...]:
-        """``spatial_dims`` or the model's own fixed spatial dims; ModelError when undefined."""
+        """``spatial_dims`` or the model's own fixed spatial dims; ModelError when undefined.
+
+        2D models take ``(h, w)``, 3D models (input ``(Z, H, W, C)``) ``(z, h, w)``.
+        """
         from czbuild.keras.wrap import io_shapes
 
         in_shape, _ = io_shapes(self.model)
-        if spatial_dims is not None:
-            if isinstance(spatial_dims, (str, bytes)) or len(tuple(spatial_dims)) != 2:
-                raise ModelError(f"spatial_dims: must be (height, width), got {spatial_dims!r}")
-            dims = positive_dims(spatial_dims)
-            return int(dims[0]), int(dims[1])
         spatial = in_shape[:-1]
+        want = "(h, w)" if len(spatial) != 3 else "(z, h, w)"
+        if spatial_dims is not None:
+            if isinstance(spatial_dims, (str, bytes)) or len(tuple(spatial_dims)) not in (2, 3):
+                raise ModelError(
+                    f"spatial_dims: must be (height, width) or, 3D, (depth, height, width), "
+                    f"got {spatial_dims!r}"
+                )
+            dims = positive_dims(spatial_dims)
+            if len(dims) != len(spatial):
+                raise ModelError(
+                    f"spatial_dims: model {self.model.name!r} takes input {tuple(in_shape)} "
+                    f"(a {len(spatial)}D model): give spatial_dims={want}, got {list(dims)}"
+                )
+            return tuple(int(d) for d in dims)
         if not spatial or any(d is None for d in spatial):
             raise ModelError(
                 f"model {self.model.name!r}: the input's spatial dims are undefined "
                 f"{tuple(spatial)}; the target format needs a fixed tile size: pass "
-                "spatial_dims=(h, w) (recipe: spatial_dims / tile)"
+                f"spatial_dims={want} (recipe: spatial_dims / tile)"
             )
         return tuple(int(d) for d in spatial)  # type: ignore[arg-type]
 
@@ -289,11 +308,10 @@ class ModelConverter(CachingConverter):
     def _wrap(
         self, pre: tuple[Any, ...], post: tuple[Any, ...], tile: tuple[int | None, ...] | None
     ) -> Any:
-        """Wrap the model; ``tile`` None or of rank != 2 keeps the model's own input size."""
+        """Wrap the model; ``tile`` None keeps the model's own input size."""
         from czbuild.keras.wrap import wrap_model
 
-        dims = tile if tile is not None and len(tile) == 2 else None
-        return wrap_model(self.model, preprocessing=pre, postprocessing=post, spatial_dims=dims)
+        return wrap_model(self.model, preprocessing=pre, postprocessing=post, spatial_dims=tile)
 
     def _concrete_shapes(self, wrapped: Any) -> tuple[Shape, Shape]:
         from czbuild.keras.wrap import io_shapes

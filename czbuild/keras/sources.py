@@ -520,7 +520,10 @@ def load_model(source: Any, *, custom_objects: Mapping[str, Any] | None = None) 
             :func:`load_custom_objects`); also active while a factory runs.
 
     Returns:
-        A ``keras.Model`` with one or more inputs (callers check the count).
+        A ``keras.Model`` with one or more inputs (callers check the count). A channels-first
+        image model (saved after ``keras.config.set_image_data_format("channels_first")``,
+        e.g. under the PyTorch backend) comes back channels-last
+        (:func:`czbuild.keras.wrap.channels_last`); any other model as it is.
 
     Raises:
         ModelError: The source is missing or unsupported, cannot be loaded, needs a custom
@@ -535,11 +538,15 @@ def load_model(source: Any, *, custom_objects: Mapping[str, Any] | None = None) 
             "custom_objects: must be a dict mapping class names to classes, e.g. "
             "{'MyLayer': MyLayer}"
         )
+    from czbuild.keras.wrap import channels_last
+
     kind = source_kind(source)
     if kind == "memory":
-        return source
+        return channels_last(source)
     if kind in ("keras", "h5"):
-        return _load_keras_file(Path(os.fspath(source)), custom_objects)
-    if kind == "saved_model":
-        return _load_saved_model(Path(os.fspath(source)))
-    return _call_factory(os.fspath(source), custom_objects)
+        model = _load_keras_file(Path(os.fspath(source)), custom_objects)
+    elif kind == "saved_model":
+        model = _load_saved_model(Path(os.fspath(source)))
+    else:
+        model = _call_factory(os.fspath(source), custom_objects)
+    return channels_last(model)

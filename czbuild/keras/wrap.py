@@ -4,6 +4,8 @@
 
     Input "input" (H, W, C)  ->  preprocessing layers in order  ->  model  ->  postprocessing
 
+(3D models: ``(Z, H, W, C)``; everything below holds for both spatial ranks.)
+
 Every check happens while this graph is built symbolically, i.e. before anything is
 exported or written, and fails with a :class:`~czbuild.errors.ModelError` that says why and
 what to do: more than one input/output, a model that cannot run at the requested size
@@ -29,7 +31,7 @@ from czbuild import ops as czops
 from czbuild.errors import ModelError
 from czbuild.keras.preprocessing import layer_from_op
 
-__all__ = ["io_shapes", "is_tiling_invariant", "wrap_model"]
+__all__ = ["channels_last", "data_format", "io_shapes", "is_tiling_invariant", "wrap_model"]
 
 Shape = tuple[int | None, ...]
 _DIVISIBILITY_HINT = (
@@ -83,6 +85,137 @@ def io_shapes(model: Any) -> tuple[Shape, Shape]:
     """
     x, y = _single_io(model)
     return _shape(x), _shape(y)
+
+
+# --- channels-first models ---------------------------------------------------------------------
+
+
+def _layers_of(model: Any) -> list[Any]:
+    """Every layer of ``model``, nested models' layers included."""
+    found = []
+    for layer in getattr(model, "layers", ()):
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(_layers_of(layer))
+    return found
+
+
+def data_format(model: Any) -> str | None:
+    """``"channels_first"`` when every layer with a ``data_format`` uses it, else
+    ``"channels_last"``; None when no layer has one (e.g. a model of Dense layers).
+
+    A model built after ``keras.config.set_image_data_format("channels_first")`` -- common
+    under the PyTorch and JAX backends -- stores that in each convolution/pooling layer's
+    config, and a ``.keras`` file keeps it whatever backend loads the file.
+    """
+    formats = {
+        f
+        for layer in _layers_of(model)
+        if (f := getattr(layer, "data_format", None)) in ("channels_first", "channels_last")
+    }
+    if not formats:
+        return None
+    return "channels_first" if formats == {"channels_first"} else "channels_last"
+
+
+#: Layers whose weights do not depend on the data format (besides those with a
+#: ``data_format``): a channels-first model of only these is cloned channels-last.
+_LAYOUT_FREE = frozenset(
+    {
+        "InputLayer", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
+        "Activation", "ReLU", "LeakyReLU", "ELU", "Dropout", "Identity",
+    }
+)  # fmt: skip
+#: Layers with a channel ``axis`` argument, mapped to the channels-last axis when cloned.
+_AXIS_LAYERS = frozenset({"BatchNormalization", "Concatenate", "Softmax"})
+
+
+def _channels_last_axis(axis: int, rank: int) -> int:
+    """The channels-last axis of channels-first ``axis`` in a tensor of ``rank`` (batch incl.)."""
+    position = axis % rank
+    if position == 0:
+        return 0
+    return -1 if position == 1 else position - 1
+
+
+def _unclonable(model: Any) -> list[str]:
+    """Class names of the layers a channels-last clone cannot take (sorted, unique)."""
+    bad = set()
+    for layer in model.layers:
+        name = type(layer).__name__
+        if name in _AXIS_LAYERS:
+            if not isinstance(layer.get_config().get("axis"), int):
+                bad.add(name)
+        elif name not in _LAYOUT_FREE and (
+            isinstance(layer, keras.Model) or "data_format" not in layer.get_config()
+        ):
+            bad.add(name)
+    return sorted(bad)
+
+
+def _clone_channels_last(model: Any, shape: Shape, dtype: Any) -> Any:
+    """``model`` rebuilt with channels-last layers and the same weights."""
+
+    def clone(layer: Any) -> Any:
+        config = layer.get_config()
+        if "data_format" in config:
+            config["data_format"] = "channels_last"
+        if type(layer).__name__ in _AXIS_LAYERS:
+            first = layer.input[0] if isinstance(layer.input, (list, tuple)) else layer.input
+            config["axis"] = _channels_last_axis(int(config["axis"]), len(first.shape))
+        return type(layer).from_config(config)
+
+    inputs = keras.Input((*shape[1:], shape[0]), dtype=dtype, name="input")
+    cloned = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+    for old, new in zip(model.layers, cloned.layers):
+        new.set_weights(old.get_weights())
+    return keras.Model(cloned.inputs[0], cloned.outputs[0], name=model.name)
+
+
+def channels_last(model: Any) -> Any:
+    """``model`` itself, or -- for a channels-first image model -- its channels-last clone.
+
+    ZEN feeds channels-last tiles, and every later step (chains, spatial dims, export,
+    verification) assumes the channel axis last; TensorFlow on CPU does not run
+    channels-first convolutions at all (3D ones only through XLA, which tf2onnx cannot
+    convert). A channels-first model of convolution, pooling, up-sampling, padding/cropping,
+    normalisation, merge and activation layers is therefore cloned with channels-last layers
+    and the same weights (Keras kernels do not depend on the data format; channel ``axis``
+    arguments are mapped). Models with several inputs/outputs, mixed data formats or
+    another rank are returned unchanged.
+
+    Raises:
+        ModelError: A channels-first model with layers the clone cannot take (named).
+    """
+    if data_format(model) != "channels_first":
+        return model
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):
+        return model
+    if not inputs or not outputs or len(inputs) != 1 or len(outputs) != 1:
+        return model
+    shape, out_rank = _shape(inputs[0]), len(outputs[0].shape) - 1
+    if len(shape) not in (3, 4) or out_rank != len(shape) or shape[0] is None:
+        return model
+    fix = (
+        "build and save the model with keras.config.set_image_data_format('channels_last') "
+        "(the weights are the same)"
+    )
+    bad = _unclonable(model)
+    if bad:
+        raise ModelError(
+            f"model {model.name!r} is channels-first (input {shape}); czbuild converts it by "
+            f"rebuilding it channels-last, which these layers do not allow: {', '.join(bad)}; "
+            + fix
+        )
+    try:
+        return _clone_channels_last(model, shape, inputs[0].dtype)
+    except Exception as exc:
+        raise ModelError(
+            f"model {model.name!r} is channels-first (input {shape}) and cannot be rebuilt "
+            f"channels-last: {_short(exc)}; {fix}"
+        ) from exc
 
 
 # --- replaying a model at another size ----------------------------------------------------------
@@ -145,22 +278,34 @@ def _short(exc: BaseException) -> str:
     return text if _RAISED_LINE.match(text) else f"{type(exc).__name__}: {text}"
 
 
-def _check_spatial_dims(spatial_dims: Any, declared: Shape) -> tuple[int | None, int | None]:
+def _check_spatial_dims(spatial_dims: Any, declared: Shape) -> tuple[int | None, ...]:
+    """``spatial_dims`` checked against the model's spatial rank (2D (h, w), 3D (z, h, w))."""
     if not isinstance(spatial_dims, Sequence) or isinstance(spatial_dims, str):
-        raise ModelError(f"spatial_dims: must be (height, width), got {spatial_dims!r}")
-    dims = tuple(spatial_dims)
-    if len(dims) != 2:
         raise ModelError(
-            f"spatial_dims: must be (height, width) -- czbuild rebuilds 2D models only -- "
-            f"got {len(dims)} values {dims!r}"
+            f"spatial_dims: must be (height, width) or, 3D, (depth, height, width), got "
+            f"{spatial_dims!r}"
+        )
+    dims = tuple(spatial_dims)
+    if len(dims) not in (2, 3):
+        raise ModelError(
+            f"spatial_dims: must be (height, width) for 2D models or (depth, height, width) "
+            f"for 3D models, got {len(dims)} values {dims!r}"
         )
     for d in dims:
         if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1):
             raise ModelError(f"spatial_dims: values must be positive integers, got {dims!r}")
-    if len(declared) != 3:
+    rank = len(declared) - 1
+    if rank not in (2, 3):
         raise ModelError(
             f"spatial_dims: the model input has shape {declared} (without batch), but "
-            "spatial_dims applies to 2D models with input (H, W, C) only; omit spatial_dims"
+            "spatial_dims applies to 2D models with input (H, W, C) and 3D models with input "
+            "(Z, H, W, C) only; omit spatial_dims"
+        )
+    if len(dims) != rank:
+        want = "(height, width)" if rank == 2 else "(depth, height, width)"
+        raise ModelError(
+            f"spatial_dims: the model input has shape {declared} (without batch), a {rank}D "
+            f"model: give {rank} values {want}, got {len(dims)} {list(dims)}"
         )
     return dims
 
@@ -266,8 +411,9 @@ def wrap_model(
         preprocessing: Steps applied to the new input in list order: op dicts (see
             :mod:`czbuild.ops`) or Keras layers. They must keep the channel count.
         postprocessing: Steps applied to the model output in list order.
-        spatial_dims: ``(height, width)`` of the new input (2D models only); ``None`` keeps
-            the model's input shape. A ``None`` entry makes that dimension undefined.
+        spatial_dims: ``(height, width)`` of the new input, ``(depth, height, width)`` for a
+            3D model (input ``(Z, H, W, C)``); ``None`` keeps the model's input shape. A
+            ``None`` entry makes that dimension undefined.
         require_fixed: Fail if the resulting height/width are undefined.
         require_same_spatial: Fail if the output's spatial size differs from the input's
             (semantic segmentation and regression need equal sizes).
@@ -277,7 +423,7 @@ def wrap_model(
 
     Returns:
         A new functional keras.Model whose input is named ``"input"``, shape
-        ``(batch, H, W, C)`` with ``C`` from the model's input.
+        ``(batch, H, W, C)`` (3D: ``(batch, Z, H, W, C)``) with ``C`` from the model's input.
 
     Raises:
         ModelError: Several inputs/outputs; undefined channel count; bad ``spatial_dims``;
@@ -300,7 +446,7 @@ def wrap_model(
     if require_fixed and any(d is None for d in shape[:-1]):
         raise ModelError(
             f"model {model.name!r}: the model input has undefined height/width "
-            f"{shape[:-1]}; pass spatial_dims=(h, w)"
+            f"{shape[:-1]}; pass spatial_dims=(h, w) (3D: (z, h, w))"
         )
     hint = f". {_DIVISIBILITY_HINT}" if spatial_dims is not None else ""
     wrapped = _rebuild(

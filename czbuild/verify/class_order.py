@@ -24,7 +24,7 @@ import numpy as np
 from czbuild import ops as ops_mod
 from czbuild.verify.info import SEGMENTATION, ModelInfo
 from czbuild.verify.inputs import sample_image
-from czbuild.verify.report import FAILED, PASSED, SKIPPED, WARNING, VerifyReport
+from czbuild.verify.report import FAILED, PASSED, WARNING, VerifyReport
 from czbuild.verify.source import SourceChain
 
 NAME = "semantics.class_order"
@@ -64,10 +64,7 @@ def check_class_order(
             f"{len(classes)} classes ({info.type})",
         )
         return
-    assert info.input_shape is not None
-    if len(info.input_shape) != 3:
-        report.add(NAME, SKIPPED, None, "checked on 2D tiles only")
-        return
+    assert info.input_shape is not None  # a tile (2D) or a volume tile (3D)
     positive = op.get("positive")
     if positive is not None and positive not in classes:
         report.add(

@@ -17,6 +17,8 @@ _BLOB_REACH = 10.0
 BLOB_RADIUS = (4.0, 12.0)
 #: Blobs per pixel of area (one per 2500 px: about 10% of the area inside a blob radius).
 BLOB_DENSITY = 1.0 / 2500
+#: Blobs per voxel of a 3D volume (one per 50000 voxels; the blobs are balls).
+BLOB_DENSITY_3D = 1.0 / 50000
 #: Random tiles of the seeded batch when they fit the pixel budget.
 RANDOM_TILES = 4
 #: Pixels the seeded batch holds at most (beyond its first tile): four random and two
@@ -71,12 +73,14 @@ def sample_image(info: ModelInfo, shape: tuple[int, ...], seed: int) -> np.ndarr
 
     Args:
         info: Gives the value range.
-        shape: ``(H, W, C)``.
+        shape: ``(H, W, C)``, or ``(Z, H, W, C)`` for a volume (:func:`_sample_volume`).
         seed: Random seed.
 
     Returns:
-        float32 array ``[1, H, W, C]`` within the input range.
+        float32 array ``[1, H, W, C]`` (``[1, Z, H, W, C]``) within the input range.
     """
+    if len(shape) == 4:
+        return _scaled(info, _sample_volume(shape, seed))
     rng = np.random.default_rng(seed)
     h, w, c = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -98,9 +102,46 @@ def sample_image(info: ModelInfo, shape: tuple[int, ...], seed: int) -> np.ndarr
                 -((yy[ys, xs] - cy) ** 2 + (xx[ys, xs] - cx) ** 2) / (2 * radius**2)
             )
         image[..., ch] = base + rng.normal(0.0, 0.05, size=(h, w))
+    return _scaled(info, image)
+
+
+def _scaled(info: ModelInfo, image: np.ndarray) -> np.ndarray:
+    """``image`` (values about [0, 1]) clipped, mapped to the input range, with a batch dim."""
     image = np.clip(image, 0.0, 1.0)
     low, high = info.input_range
     image = low + image * (high - low)
     if info.integer_input:
         image = np.round(image)
     return image[np.newaxis].astype(np.float32)
+
+
+def _sample_volume(shape: tuple[int, int, int, int], seed: int) -> np.ndarray:
+    """The 3D counterpart of :func:`sample_image`: balls on a gradient background, with noise.
+
+    Ball radii are fixed in voxels (:data:`BLOB_RADIUS`), their number grows with the volume
+    (:data:`BLOB_DENSITY_3D`); each ball is a separable Gaussian added within
+    :data:`_BLOB_REACH` radii of its centre. Values about [0, 1], ``[Z, H, W, C]`` float64.
+    """
+    rng = np.random.default_rng(seed)
+    z, h, w, c = shape
+    volume = np.empty((z, h, w, c))
+    count = max(3, round(z * h * w * BLOB_DENSITY_3D))
+    axes = [np.arange(n, dtype=np.float64) for n in (z, h, w)]
+    for ch in range(c):
+        gradient = 0.15 + 0.2 * (axes[1] / max(h - 1, 1)) * (0.5 + 0.5 * ch / max(c, 1))
+        base = np.broadcast_to(gradient[None, :, None], (z, h, w)).copy()
+        for _ in range(count):
+            centre = [rng.uniform(0, n) for n in (z, h, w)]
+            radius = rng.uniform(*BLOB_RADIUS)
+            amplitude = rng.uniform(0.25, 0.5)
+            reach = _BLOB_REACH * radius
+            box = tuple(
+                slice(max(0, int(m - reach)), min(n, int(m + reach) + 2))
+                for m, n in zip(centre, (z, h, w))
+            )
+            gz, gy, gx = (
+                np.exp(-((a[b] - m) ** 2) / (2 * radius**2)) for a, b, m in zip(axes, box, centre)
+            )
+            base[box] += amplitude * gz[:, None, None] * gy[None, :, None] * gx[None, None, :]
+        volume[..., ch] = base + rng.normal(0.0, 0.05, size=(z, h, w))
+    return volume

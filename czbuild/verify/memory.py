@@ -53,15 +53,14 @@ def needed_bytes(info: ModelInfo, settings: VerifySettings) -> int:
     # one tile through a model: its input and output at least
     activations = 2 * pixels * 4 * (cin + cout)
     tiling = 0
-    if settings.tiling and len(info.input_shape) == 3:
-        from czbuild.verify.tiling import TILES_PER_SIDE, proxy_tile
+    rank = len(info.input_shape) - 1
+    if settings.tiling and rank in (2, 3):
+        from czbuild.verify.tiling import proxy_tiles, tiles_per_side
 
-        overlap = tuple(info.overlap or (0, 0))
-        side = [
-            proxy_tile(int(t), int(o), settings.max_tile)
-            for t, o in zip(info.input_shape[:2], overlap)
-        ]
-        image = TILES_PER_SIDE**2 * side[0] * side[1]
+        overlap = tuple(info.overlap or (0,) * rank)
+        side = proxy_tiles(tuple(info.input_shape[:-1]), overlap, settings.max_tile)
+        # the test image (3D: volume) of tiles_per_side tiles along every axis
+        image = tiles_per_side(rank) ** rank * int(np.prod(side, dtype=np.float64))
         # the float64 test image while it is drawn, its float32 copy, the whole-image
         # reference and the stitched output (float64), the error map
         tiling = image * (8 * (3 + cin) + 4 * cin + 16 * cout + 8)

@@ -31,50 +31,60 @@ class ReceptiveField:
     """Measured receptive field.
 
     Attributes:
-        radius: ``(ry, rx)`` in pixels: outputs up to this far from an input pixel depend on it.
-        size: The probe image size ``(H, W)``.
+        radius: ``(ry, rx)`` in pixels (3D: ``(rz, ry, rx)``): outputs up to this far from an
+            input pixel depend on it.
+        size: The probe image size ``(H, W)`` (3D: ``(Z, H, W)``).
         bounded: False when the change reached the probe border (radius is a lower bound).
     """
 
-    radius: tuple[int, int]
-    size: tuple[int, int]
+    radius: tuple[int, ...]
+    size: tuple[int, ...]
     bounded: bool
 
     @property
-    def overlap(self) -> tuple[int, int]:
+    def overlap(self) -> tuple[int, ...]:
         """``2 × radius`` per axis: an overlap that discards every border effect."""
-        return (2 * self.radius[0], 2 * self.radius[1])
+        return tuple(2 * r for r in self.radius)
 
 
 def measure(
     predict: Callable[[np.ndarray], np.ndarray],
-    shape: tuple[int, int, int],
+    shape: tuple[int, ...],
     input_range: tuple[float, float],
     *,
     seed: int,
 ) -> ReceptiveField:
-    """Measure the receptive field of ``predict`` on probe images of ``shape`` ``(H, W, C)``."""
-    h, w, c = shape
+    """Measure the receptive field of ``predict`` on probe images of ``shape`` ``(H, W, C)``.
+
+    3D probes (``(Z, H, W, C)``) perturb the centre voxel and run the base and the probe
+    volume in separate calls (one probe-sized activation set per call).
+    """
+    spatial, c = tuple(int(d) for d in shape[:-1]), int(shape[-1])
     low, high = input_range
     rng = np.random.default_rng(seed)
-    cy, cx = h // 2, w // 2
-    changed = np.zeros((h, w), dtype=bool)
+    centre = tuple(d // 2 for d in spatial)
+    changed = np.zeros(spatial, dtype=bool)
     for _ in range(TRIALS):  # one base/probe pair per call: two probe images in memory
-        base = rng.uniform(low, high, size=(1, h, w, c)).astype(np.float32)
+        base = rng.uniform(low, high, size=(1, *spatial, c)).astype(np.float32)
         probe = base.copy()
-        value = probe[0, cy, cx, :]
+        at = (0, *centre)
+        value = probe[at]
         flipped = (low + high) - value
         # Make sure the perturbation is large even where the base value sits mid-range.
         mid = np.abs(flipped - value) < 0.25 * (high - low)
-        probe[0, cy, cx, :] = np.where(mid, np.where(value < (low + high) / 2, high, low), flipped)
-        out = np.asarray(predict(np.concatenate([base, probe])), dtype=np.float64)
-        scale = max(1.0, float(np.max(np.abs(out[0]))))
-        changed |= np.max(np.abs(out[1] - out[0]), axis=-1) > THRESHOLD * scale
-        del out
-    rows, cols = np.nonzero(changed)
-    if rows.size == 0:
-        return ReceptiveField((0, 0), (h, w), True)
-    ry = int(max(cy - rows.min(), rows.max() - cy))
-    rx = int(max(cx - cols.min(), cols.max() - cx))
-    bounded = rows.min() > 0 and rows.max() < h - 1 and cols.min() > 0 and cols.max() < w - 1
-    return ReceptiveField((ry, rx), (h, w), bool(bounded))
+        probe[at] = np.where(mid, np.where(value < (low + high) / 2, high, low), flipped)
+        if len(spatial) == 2:
+            out = np.asarray(predict(np.concatenate([base, probe])), dtype=np.float64)
+            first, second = out[0], out[1]
+        else:
+            first = np.asarray(predict(base), dtype=np.float64)[0]
+            second = np.asarray(predict(probe), dtype=np.float64)[0]
+        scale = max(1.0, float(np.max(np.abs(first))))
+        changed |= np.max(np.abs(second - first), axis=-1) > THRESHOLD * scale
+        del first, second
+    where = np.nonzero(changed)
+    if where[0].size == 0:
+        return ReceptiveField((0,) * len(spatial), spatial, True)
+    radius = tuple(int(max(c0 - w.min(), w.max() - c0)) for c0, w in zip(centre, where))
+    bounded = all(w.min() > 0 and w.max() < d - 1 for w, d in zip(where, spatial))
+    return ReceptiveField(radius, spatial, bool(bounded))

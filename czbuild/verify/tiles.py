@@ -1,7 +1,10 @@
 """ZEN-style tiled inference, simulated: stitching and border-effect depth.
 
-The layout (tile starts, the range each tile keeps) is :mod:`czbuild.formats.tiling`'s, the
-one rule ``czbuild predict`` uses too. Pure NumPy.
+The layout is :mod:`czbuild.formats.tiling`'s, the one rule ``czbuild predict`` uses too:
+per axis, tiles of the model's input size ``T`` start every ``T - overlap`` pixels, the last
+tile is aligned with the image end, and each tile keeps its centre minus ``O / 2`` on every
+side that faces another tile. The same holds per axis for 3D volumes (tiles in z, y and x;
+``[1, Z, H, W, C]``). Pure NumPy.
 """
 
 from __future__ import annotations
@@ -11,10 +14,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from czbuild.formats.tiling import axis_layout, placements, tile_starts
+from czbuild.formats.tiling import axis_layout, kept_ranges, placements, tile_starts
+
+#: The layout functions, re-exported for the verifier's modules (their owner: formats.tiling).
+__all__ = [
+    "MAX_BATCH_3D",
+    "MAX_TILES",
+    "TiledRun",
+    "TooManyTiles",
+    "error_map",
+    "kept_ranges",
+    "needed_overlap",
+    "run_tiled",
+    "tile_count",
+    "tile_starts",
+]
 
 #: Tiles per model call: up to 16, fewer for large tiles (about 1 Mpixel per call).
 _MAX_BATCH = 16
+#: 3D tiles per model call: at most two tile-sized activation sets at once.
+MAX_BATCH_3D = 2
 _PIXELS_PER_CALL = 1 << 20
 
 
@@ -27,11 +46,12 @@ class TooManyTiles(ValueError):
     """A layout would cut more than :data:`MAX_TILES` tiles."""
 
 
-def tile_count(size: tuple[int, int], tile: tuple[int, int], overlap: tuple[int, int]) -> int:
-    """Tiles ZEN cuts from an image of ``size`` with ``tile`` and ``overlap`` (per axis)."""
-    return len(tile_starts(size[0], tile[0], overlap[0])) * len(
-        tile_starts(size[1], tile[1], overlap[1])
-    )
+def tile_count(size: tuple[int, ...], tile: tuple[int, ...], overlap: tuple[int, ...]) -> int:
+    """Tiles ZEN cuts from an image (or volume) of ``size`` with ``tile`` and ``overlap``."""
+    count = 1
+    for s, t, o in zip(size, tile, overlap):
+        count *= len(tile_starts(s, t, o))
+    return count
 
 
 @dataclass
@@ -39,48 +59,58 @@ class TiledRun:
     """Result of a simulated tiled inference.
 
     Attributes:
-        output: The stitched output ``[H, W, N]``.
-        ys / xs: Tile start offsets per axis.
-        tile: The tile size ``(T_h, T_w)``.
-        overlap: ``(overlap_y, overlap_x)`` used.
+        output: The stitched output ``[H, W, N]`` (3D: ``[Z, H, W, N]``).
+        starts: Tile start offsets per spatial axis (``(ys, xs)``; 3D ``(zs, ys, xs)``).
+        tile: The tile size per spatial axis.
+        overlap: The overlap per spatial axis.
         need: With a reference: the smallest even overlap that discards every tile pixel off
             by more than the tolerance (:func:`needed_overlap`); None when no overlap below
             the tile size does, or without a reference.
     """
 
     output: np.ndarray
-    ys: list[int]
-    xs: list[int]
-    tile: tuple[int, int]
-    overlap: tuple[int, int]
+    starts: tuple[list[int], ...]
+    tile: tuple[int, ...]
+    overlap: tuple[int, ...]
     need: int | None = None
+
+    @property
+    def ys(self) -> list[int]:
+        """Tile starts along y."""
+        return self.starts[-2]
+
+    @property
+    def xs(self) -> list[int]:
+        """Tile starts along x."""
+        return self.starts[-1]
 
     @property
     def count(self) -> int:
         """Number of tiles."""
-        return len(self.ys) * len(self.xs)
+        return int(np.prod([len(s) for s in self.starts]))
 
 
 def run_tiled(
     predict: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
-    tile: tuple[int, int],
-    overlap: tuple[int, int],
+    tile: tuple[int, ...],
+    overlap: tuple[int, ...],
     *,
     reference: np.ndarray | None = None,
     tolerance: float = 0.0,
     max_tiles: int = MAX_TILES,
 ) -> TiledRun:
-    """Tile ``image`` (``[1, H, W, C]``), predict every tile, stitch the centre regions.
+    """Tile ``image`` (``[1, H, W, C]`` or ``[1, Z, H, W, C]``), predict every tile, stitch.
 
-    Streams: tiles are cut, predicted and stitched a batch at a time (about a megapixel), so
-    memory holds one batch of tiles beside the stitched output whatever the layout.
+    Streams: tiles are cut, predicted and stitched a batch at a time (about a megapixel; 3D
+    at most :data:`MAX_BATCH_3D` tiles), so memory holds one batch of tiles beside the
+    stitched output whatever the layout.
 
     Args:
         predict: The model on a batch of tiles.
         image: The whole image.
-        tile: Tile size.
-        overlap: Overlap per axis.
+        tile: Tile size per spatial axis.
+        overlap: Overlap per spatial axis.
         reference: The whole-image prediction ``[H, W, N]``: also measure how deep border
             effects reach into the tiles (:attr:`TiledRun.need`).
         tolerance: Errors up to this are not border effects (with ``reference``).
@@ -90,64 +120,67 @@ def run_tiled(
         TooManyTiles: The layout needs more than ``max_tiles`` tiles.
         ValueError: Impossible layout, or tile outputs not of the tile's spatial size.
     """
-    _, h, w, _ = image.shape
-    th, tw = tile
-    yax, xax = axis_layout(h, th, overlap[0]), axis_layout(w, tw, overlap[1])
-    ys, xs = list(yax.starts), list(xax.starts)
-    if len(ys) * len(xs) > max_tiles:
+    size = tuple(int(d) for d in image.shape[1:-1])
+    tile = tuple(int(t) for t in tile)
+    if len(tile) != len(size) or len(overlap) != len(size):
+        raise ValueError(f"tile {list(tile)} / overlap {list(overlap)} do not fit image {size}")
+    axes = [axis_layout(s, t, o) for s, t, o in zip(size, tile, overlap)]
+    starts = tuple(list(a.starts) for a in axes)
+    count = int(np.prod([len(s) for s in starts]))
+    if count > max_tiles:
         raise TooManyTiles(
-            f"overlap {list(overlap)} cuts {len(ys) * len(xs)} tiles of {list(tile)} from a "
-            f"{h}x{w} image (at most {max_tiles} are simulated)"
+            f"overlap {list(overlap)} cuts {count} tiles of {list(tile)} from a "
+            f"{'x'.join(map(str, size))} image (at most {max_tiles} are simulated)"
         )
-    places = placements([yax, xax])  # the stitching rule czbuild predict uses too
-    batch = max(1, min(_MAX_BATCH, _PIXELS_PER_CALL // (th * tw)))
+    places = placements(axes)  # the stitching rule czbuild predict uses too
+    voxels = int(np.prod(tile))
+    batch = max(1, min(_MAX_BATCH if len(tile) == 2 else MAX_BATCH_3D, _PIXELS_PER_CALL // voxels))
     stitched: np.ndarray | None = None
     worst: int | None = 0
     for i in range(0, len(places), batch):
         chunk = places[i : i + batch]
         crops = np.stack([image[0][p.source(tile)] for p in chunk])
         outs = np.asarray(predict(crops))
-        if outs.shape[1:3] != (th, tw):
+        del crops
+        if tuple(outs.shape[1:-1]) != tile:
             raise ValueError(
                 f"tile output {list(outs.shape[1:])} is not of the tile's spatial size"
             )
         if stitched is None:
-            stitched = np.zeros((h, w, outs.shape[-1]))
+            stitched = np.zeros((*size, outs.shape[-1]))
         for out, p in zip(outs, chunk):
             stitched[p.target()] = out[p.kept()]
             if reference is not None and worst is not None:
-                depth = _border_depth(out, reference, p.start[0], p.start[1], tolerance)
+                depth = _border_depth(out, reference, p.start, tolerance)
                 worst = None if depth is None else max(worst, depth)
     assert stitched is not None
     need = None
-    if reference is not None and worst is not None and 2 * worst < min(th, tw):
+    if reference is not None and worst is not None and 2 * worst < min(tile):
         need = 2 * worst
-    return TiledRun(stitched, ys, xs, (th, tw), (overlap[0], overlap[1]), need)
+    return TiledRun(stitched, starts, tile, tuple(int(o) for o in overlap), need)
 
 
 def _border_depth(
-    out: np.ndarray, reference: np.ndarray, y: int, x: int, tolerance: float
+    out: np.ndarray, reference: np.ndarray, origin: tuple[int, ...], tolerance: float
 ) -> int | None:
     """How deep (px) errors above ``tolerance`` reach from the tile's interior sides.
 
     A pixel off by more than the tolerance is discarded by overlap ``O`` when it lies within
     ``O / 2`` of a side facing another tile; None when a pixel is off and no side faces one.
     """
-    h, w = reference.shape[:2]
-    th, tw = out.shape[:2]
-    err = error_map(out, reference[y : y + th, x : x + tw])
-    rows, cols = np.nonzero(err > tolerance)
-    if rows.size == 0:
+    size = reference.shape[:-1]
+    tile = out.shape[:-1]
+    window = tuple(slice(a, a + t) for a, t in zip(origin, tile))
+    err = error_map(out, reference[window])
+    where = np.nonzero(err > tolerance)
+    if where[0].size == 0:
         return 0
     sides = []
-    if y > 0:
-        sides.append(rows + 1)
-    if y + th < h:
-        sides.append(th - rows)
-    if x > 0:
-        sides.append(cols + 1)
-    if x + tw < w:
-        sides.append(tw - cols)
+    for axis, (a, t, s) in enumerate(zip(origin, tile, size)):
+        if a > 0:
+            sides.append(where[axis] + 1)
+        if a + t < s:
+            sides.append(t - where[axis])
     if not sides:
         return None
     return int(np.max(np.min(np.stack(sides), axis=0)))

@@ -19,6 +19,12 @@ too), so the checks measure the model's border effects only; when the real per-t
 statistics change the tiled output by more than the tolerance, ``tiling.seams`` is a
 ``warning`` with that figure (visible tile boundaries in ZEN that no overlap fixes).
 
+3D volumes (``[Z, H, W, C]``) are tiled in z, y and x alike: the test volume holds
+:func:`tiles_per_side` (2) tiles per axis, so every axis has seams; tiles are predicted at
+most :data:`~czbuild.verify.tiles.MAX_BATCH_3D` at a time, the receptive-field probe runs
+its base and probe volumes one per call, and neither is larger than the test volume; in
+bounded mode each axis of a 3D tile is capped at half of ``max_tile`` (:func:`proxy_tiles`).
+
 Bounded mode (what builds use): ``max_tile`` replaces a large tile by a *proxy tile* — the
 largest size up to ``max_tile`` that equals the artifact's tile modulo :data:`PROXY_MODULUS`
 (so every tile start keeps its alignment with down-sampling by up to 128) — and predicts the
@@ -55,6 +61,8 @@ FIELD = "tiling.receptive_field"
 MIN_OVERLAP = "tiling.min_overlap"
 NAMES = (SEAMS, FIELD, MIN_OVERLAP)
 TILES_PER_SIDE = 3
+#: Tiles per axis of the 3D test volume (2 x 2 x 2 tiles: seams in z, y and x).
+TILES_PER_SIDE_3D = 2
 #: At most this many tiled simulations while searching for the minimal overlap.
 SEARCH_BUDGET = 12
 
@@ -65,6 +73,11 @@ def skip_all(report: VerifyReport, reason: str, names: tuple[str, ...] = NAMES) 
     """Add the tiling checks as skipped with ``reason``."""
     for name in names:
         report.add(name, SKIPPED, None, reason)
+
+
+def tiles_per_side(rank: int) -> int:
+    """Tiles per axis of the synthetic test image: 3 for 2D, 2 for 3D volumes."""
+    return TILES_PER_SIDE if rank == 2 else TILES_PER_SIDE_3D
 
 
 def proxy_tile(tile: int, overlap: int, max_tile: int | None) -> int:
@@ -81,6 +94,19 @@ def proxy_tile(tile: int, overlap: int, max_tile: int | None) -> int:
     while size <= overlap or size < 1:
         size += PROXY_MODULUS
     return min(size, tile)
+
+
+def proxy_tiles(
+    tile: tuple[int, ...], overlap: tuple[int, ...], max_tile: int | None
+) -> tuple[int, ...]:
+    """The simulated tile per axis (:func:`proxy_tile`).
+
+    A 3D tile caps each axis at half of ``max_tile``: a volume grows with the cube of its
+    side, and the whole test volume (8 tiles) goes through the reference in one call.
+    """
+    if max_tile and len(tile) == 3:
+        max_tile = max(1, max_tile // 2)
+    return tuple(proxy_tile(int(t), int(o), max_tile) for t, o in zip(tile, overlap))
 
 
 def check_tiling(
@@ -118,18 +144,19 @@ def check_tiling(
         skip_all(report, f"Type {info.type}: the output is not an image, nothing is tiled")
         return {}
     assert info.input_shape is not None
-    if len(info.input_shape) != 3:
-        skip_all(report, "3D models: tiled inference is only simulated for 2D models")
+    artifact_tile = tuple(int(d) for d in info.input_shape[:-1])
+    rank, channels = len(artifact_tile), int(info.input_shape[-1])
+    if rank not in (2, 3):
+        skip_all(report, f"input shape {list(info.input_shape)}: not a 2D image or 3D volume")
         return {}
-    th, tw, channels = info.input_shape
     declared = info.overlap is not None
-    overlap = tuple(info.overlap) if info.overlap is not None else (0, 0)
-    if overlap[0] >= th or overlap[1] >= tw:
+    overlap = tuple(int(o) for o in info.overlap) if info.overlap is not None else (0,) * rank
+    if len(overlap) != rank or any(o >= t for o, t in zip(overlap, artifact_tile)):
         report.add(
             SEAMS,
             FAILED,
             f"overlap {list(overlap)}",
-            f"the overlap {list(overlap)} is not smaller than the tile {[th, tw]}: "
+            f"the overlap {list(overlap)} is not smaller than the tile {list(artifact_tile)}: "
             "ZEN cannot tile with it",
         )
         skip_all(report, "the declared overlap is not smaller than the tile", (FIELD, MIN_OVERLAP))
@@ -143,10 +170,9 @@ def check_tiling(
         _field_on_packaged(runner, info, report, overlap, seed)
         skip_all(report, reason, (MIN_OVERLAP,))
         return {}
-    artifact_tile = (th, tw)
-    th, tw = proxy_tile(th, overlap[0], max_tile), proxy_tile(tw, overlap[1], max_tile)
-    proxy = (th, tw) != artifact_tile
-    size = (TILES_PER_SIDE * th, TILES_PER_SIDE * tw)
+    tile = proxy_tiles(artifact_tile, overlap, max_tile)
+    proxy = tile != artifact_tile
+    size = tuple(tiles_per_side(rank) * t for t in tile)
     image = sample_image(info, (*size, channels), seed)
     chain = freeze_statistics(reference.preprocessing, image)
     try:
@@ -154,8 +180,9 @@ def check_tiling(
     except Exception as exc:
         skip_all(
             report,
-            f"the source model cannot predict the whole {size[0]}x{size[1]} "
-            f"image ({type(exc).__name__}: {str(exc)[:200]}); not fully convolutional?",
+            f"the source model cannot predict the whole {_dims(size)} "
+            f"{'image' if rank == 2 else 'volume'} ({type(exc).__name__}: {str(exc)[:200]}); "
+            "not fully convolutional?",
         )
         return {}
     dependent = reference.tiling_dependent
@@ -168,15 +195,14 @@ def check_tiling(
     def seam_error(o: int) -> float:
         if o not in runs:
             runs[o] = float(
-                error_map(run_tiled(tile_predict, image, (th, tw), (o, o)).output, whole).max()
+                error_map(run_tiled(tile_predict, image, tile, (o,) * rank).output, whole).max()
             )
         return runs[o]
 
-    run = run_tiled(tile_predict, image, (th, tw), overlap)  # type: ignore[arg-type]
+    run = run_tiled(tile_predict, image, tile, overlap)
     err = error_map(run.output, whole)
-    if overlap[0] == overlap[1]:
+    if len(set(overlap)) == 1:
         runs[overlap[0]] = float(err.max())
-    images = {"input": image[0], "output": run.output, "seam_error": err, "cuts": _cuts(run, size)}
     per_tile: Predict = reference.predict if (reference_tiles or proxy) else runner
     _seams(
         report,
@@ -192,8 +218,11 @@ def check_tiling(
         reference_tiles,
         artifact_tile if proxy else None,
     )
+    shown = run.output
     if use_reference and not proxy:
-        images["output"] = run_tiled(runner, image, (th, tw), overlap).output  # type: ignore
+        shown = run_tiled(runner, image, tile, overlap).output
+    images = _pictures(image[0], shown, err, run, size)
+    del shown
     seams = report.get(SEAMS)
     if analysis == NEVER or (
         analysis == ON_FAILURE and seams is not None and seams.status != FAILED
@@ -205,18 +234,19 @@ def check_tiling(
             (FIELD, MIN_OVERLAP),
         )
         return images
-    # radii up to a tile (every overlap below the tile size), at most PROBE_MAX_SIDE px a side
-    probe = (min(2 * th, receptive.PROBE_MAX_SIDE), min(2 * tw, receptive.PROBE_MAX_SIDE))
+    # radii up to a tile (every overlap below the tile size), at most PROBE_MAX_SIDE px a side;
+    # never larger than the test image (3D: the test volume is 2 tiles a side)
+    probe = tuple(min(2 * t, receptive.PROBE_MAX_SIDE) for t in tile)
     field = receptive.measure(
         lambda x: reference.predict(x, preprocessing=chain),
         (*probe, channels),
         info.input_range,
         seed=seed + 7,
     )
-    _field(report, field, overlap, f"source model ({probe[0]}x{probe[1]} probe)")
+    _field(report, field, overlap, f"source model ({_dims(probe)} probe)")
     if field.bounded:
         found = _min_overlap(
-            report, tile_predict, image, whole, (th, tw), overlap, tolerance, seam_error, field
+            report, tile_predict, image, whole, tile, overlap, tolerance, seam_error, field
         )
     else:  # global context: no overlap can help, so no search (time) is spent on one
         found = None
@@ -224,20 +254,34 @@ def check_tiling(
             MIN_OVERLAP,
             WARNING,
             "none",
-            f"not searched: a one-pixel change reaches the whole {field.size[0]}x"
-            f"{field.size[1]} probe (global context), so no overlap removes the seams",
+            f"not searched: a one-pixel change reaches the whole {_dims(field.size)} probe "
+            "(global context), so no overlap removes the seams",
             declared=list(overlap),
             tolerance=tolerance,
         )
-    _global_context(report, field, found, (th, tw), artifact_tile, size)
+    _global_context(report, field, found, tile, artifact_tile, size)
     return images
 
 
-def largest_overlap(size: tuple[int, int], tile: tuple[int, int]) -> int:
+def _dims(size: tuple[int, ...]) -> str:
+    return "x".join(str(int(d)) for d in size)
+
+
+def _pictures(
+    image: np.ndarray, output: np.ndarray, err: np.ndarray, run: TiledRun, size: tuple[int, ...]
+) -> dict[str, Any]:
+    """Arrays for the report pictures; of a 3D volume the z slice with the largest seam error."""
+    if len(size) == 3:
+        z = int(np.argmax(err.reshape(err.shape[0], -1).max(axis=1)))
+        image, output, err = image[z], output[z], err[z]
+    return {"input": image, "output": output, "seam_error": err, "cuts": _cuts(run, size)}
+
+
+def largest_overlap(size: tuple[int, ...], tile: tuple[int, ...]) -> int:
     """The largest even overlap below the tile whose layout stays within :data:`MAX_TILES`."""
     limit = min(tile) - 1
     limit -= limit % 2
-    while limit > 0 and tile_count(size, tile, (limit, limit)) > MAX_TILES:
+    while limit > 0 and tile_count(size, tile, (limit,) * len(tile)) > MAX_TILES:
         limit -= 2
     return limit
 
@@ -246,9 +290,9 @@ def _global_context(
     report: VerifyReport,
     field: receptive.ReceptiveField,
     found: int | None,
-    tile: tuple[int, int],
-    artifact_tile: tuple[int, int],
-    size: tuple[int, int],
+    tile: tuple[int, ...],
+    artifact_tile: tuple[int, ...],
+    size: tuple[int, ...],
 ) -> None:
     """Amend a failed ``tiling.seams`` when no overlap can fix it: one clear finding.
 
@@ -294,10 +338,11 @@ def _seams(
     image: np.ndarray,
     tolerance: float,
     reference_tiles: bool,
-    artifact_tile: tuple[int, int] | None = None,
+    artifact_tile: tuple[int, ...] | None = None,
 ) -> None:
     seam = float(err.max())
     where = np.unravel_index(int(np.argmax(err)), err.shape)
+    unit = "pixel" if err.ndim == 2 else "voxel"
     details: dict[str, Any] = {
         "max_seam_error": seam,
         "overlap": list(overlap),
@@ -305,9 +350,10 @@ def _seams(
         "tolerance": tolerance,
         "image_size": list(err.shape),
         "tiles": run.count,
+        **({"tile_starts_z": run.starts[0]} if err.ndim == 3 else {}),
         "tile_starts_y": run.ys,
         "tile_starts_x": run.xs,
-        "max_at": [int(where[0]), int(where[1])],
+        "max_at": [int(w) for w in where],
         "pixels_over_tolerance": int(np.count_nonzero(err > tolerance)),
         "tiling_dependent_preprocessing": dependent,
         "tiles_predicted_by": (
@@ -333,7 +379,7 @@ def _seams(
     if dependent:
         # The real per-tile statistics: the packaged model (or, when it cannot run these
         # tiles or failed fidelity, the reference with its unfrozen chain) on every tile.
-        tiled = run_tiled(runner, image, run.tile, overlap)  # type: ignore
+        tiled = run_tiled(runner, image, run.tile, overlap)
         effect = float(error_map(tiled.output, whole).max())
         details["per_tile_statistics_effect"] = effect
         details["per_tile_statistics_predicted_by"] = (
@@ -350,7 +396,7 @@ def _seams(
             FAILED,
             figure,
             f"tiled inference with overlap {list(overlap)} differs from the whole-image "
-            f"prediction by up to {seam:.3g} (> {tolerance:g}) at pixel "
+            f"prediction by up to {seam:.3g} (> {tolerance:g}) at {unit} "
             f"{list(details['max_at'])}: overlap too small for the model's border "
             f"effects{note}",
             **details,
@@ -381,11 +427,10 @@ def _seams(
 def _field(
     report: VerifyReport, field: receptive.ReceptiveField, overlap: tuple[int, ...], method: str
 ) -> None:
-    ry, rx = field.radius
     bound = "" if field.bounded else ">= "
-    figure = f"radius {bound}{max(ry, rx)} px"
+    figure = f"radius {bound}{max(field.radius)} px"
     details = {
-        "radius": [ry, rx],
+        "radius": list(field.radius),
         "bounded": field.bounded,
         "probe_size": list(field.size),
         "method": method,
@@ -398,12 +443,12 @@ def _field(
             FIELD,
             WARNING,
             figure,
-            f"a one-pixel change reaches the border of the {field.size[0]}x"
-            f"{field.size[1]} probe ({method}): the model is not local at this scale "
+            f"a one-pixel change reaches the border of the {_dims(field.size)} probe "
+            f"({method}): the model is not local at this scale "
             "(global pooling, per-tile statistics or a very deep network)",
             **details,
         )
-    elif overlap[0] < field.overlap[0] or overlap[1] < field.overlap[1]:
+    elif any(o < f for o, f in zip(overlap, field.overlap)):
         report.add(
             FIELD,
             WARNING,
@@ -431,7 +476,7 @@ def _field_on_packaged(
     try:
         field = receptive.measure(
             runner,
-            tuple(info.input_shape),  # type: ignore[arg-type]
+            tuple(info.input_shape),
             info.input_range,
             seed=seed + 7,
         )
@@ -446,15 +491,16 @@ def _min_overlap(
     tile_predict: Predict,
     image: np.ndarray,
     whole: np.ndarray,
-    tile: tuple[int, int],
+    tile: tuple[int, ...],
     overlap: tuple[int, ...],
     tolerance: float,
     seam_error: Callable[[int], float],
     field: receptive.ReceptiveField,
 ) -> int | None:
     """Add ``tiling.min_overlap``; returns the overlap found (None: none works)."""
-    limit = largest_overlap(whole.shape[:2], tile)
-    first = run_tiled(tile_predict, image, tile, (0, 0), reference=whole, tolerance=tolerance)
+    rank = len(tile)
+    limit = largest_overlap(tuple(whole.shape[:-1]), tile)
+    first = run_tiled(tile_predict, image, tile, (0,) * rank, reference=whole, tolerance=tolerance)
     candidate = needed_overlap(first)
     found, tried = search(seam_error, candidate, limit, tolerance)
     details = {
@@ -493,7 +539,7 @@ def _min_overlap(
         PASSED,
         f"{found} px",
         f"smallest overlap keeping the seam error within {tolerance:g}: {found} px "
-        f"(MinOverlap [{found}, {found}], legacy BorderSize {found // 2}); the declared "
+        f"(MinOverlap {[found] * rank}, legacy BorderSize {found // 2}); the declared "
         f"{list(overlap)} is {verdict}{note}",
         minimal_overlap=found,
         **details,
@@ -538,8 +584,9 @@ def search(
     return None, tried
 
 
-def _cuts(run: TiledRun, size: tuple[int, int]) -> tuple[list[int], list[int]]:
-    th, tw = run.tile
-    ycuts = [lo for lo, _ in kept_ranges(run.ys, th, size[0])][1:]
-    xcuts = [lo for lo, _ in kept_ranges(run.xs, tw, size[1])][1:]
+def _cuts(run: TiledRun, size: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """Cut positions along y and x (the last two axes) for the seam picture."""
+    th, tw = run.tile[-2:]
+    ycuts = [lo for lo, _ in kept_ranges(run.ys, th, size[-2])][1:]
+    xcuts = [lo for lo, _ in kept_ranges(run.xs, tw, size[-1])][1:]
     return ycuts, xcuts

@@ -1,0 +1,233 @@
+"""Builds on a Ray cluster (``czbuild build --ray``, :mod:`czbuild.builder.ray_executor`).
+
+One local two-node cluster (``ray.cluster_utils.Cluster``, one CPU each, small object store)
+serves the cluster tests (marked slow); they skip when Ray is not installed (CI installs the
+``ray`` extra). The cluster's workers see ``tests/`` on their path, for the fake backends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import onnx
+import pytest
+
+from support.build_fakes import TESTS_DIR, fake_convert, make_project, with_fake
+from support.cli import run_cli
+from support.onnx_models import unet_onnx
+
+RECIPE = """
+name: cells
+model:
+  onnx: ../models/cells.onnx
+  channels_first: true
+format: czann
+metadata:
+  type: SingleClassSemanticSegmentation
+  classes: [bg, fg]
+  min_overlap: [12, 12]
+  license: ../LICENSE
+sweep:
+  tile: [32, 48]
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster_address() -> Iterator[str]:
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    store = 100 * 1024**2
+    with pytest.MonkeyPatch.context() as mp:
+        path = os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p)
+        mp.setenv("PYTHONPATH", path)  # inherited by the raylets' worker processes
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 1,
+                "object_store_memory": store,
+                "include_dashboard": False,
+            },
+        )
+        cluster.add_node(num_cpus=1, object_store_memory=store)
+        try:
+            yield cluster.address
+        finally:
+            cluster.shutdown()
+
+
+def _files(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """Relative path -> sha256 of every file under ``root`` (folders in ``skip`` left out)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and not rel.startswith(skip):
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _executor(address: str, scratch: Path, backend: str) -> object:
+    from czbuild.builder.ray_executor import RayExecutor, RaySettings
+
+    return RayExecutor(RaySettings(address=address, scratch=str(scratch)), backend=backend)
+
+
+@pytest.mark.slow
+def test_ray_build_is_byte_identical_to_a_local_build(cluster_address, tmp_path) -> None:
+    """A real (ONNX) recipe: same artifacts, manifest and lock; nothing written in the project."""
+    root = tmp_path / "project"
+    (root / "recipes").mkdir(parents=True)
+    (root / "models").mkdir()
+    onnx.save(unet_onnx(), root / "models" / "cells.onnx")
+    (root / "LICENSE").write_text("MIT License\n")
+    (root / "recipes" / "cells.yaml").write_text(RECIPE)
+
+    run_cli("build", "--out", str(tmp_path / "local"), cwd=root, check=True)
+    before = _files(root)
+    result = run_cli(
+        "build", "--out", str(tmp_path / "ray"), "--ray", cluster_address, cwd=root, check=True
+    )
+    assert "2 built" in result.stdout, result.stdout
+    assert _files(root) == before  # the lock too: the same bytes leave it unchanged
+
+    local = _files(tmp_path / "local", skip=(".czbuild/",))
+    remote = _files(tmp_path / "ray", skip=(".czbuild/",))
+    assert sorted(local) == [
+        "cells/tile=32/cells.czann",
+        "cells/tile=48/cells.czann",
+        "manifest.json",
+    ]
+    assert remote == local  # artifacts and manifest (stamps' inputs, toolchain, verification)
+
+    status = run_cli("status", "--out", str(tmp_path / "ray"), cwd=root, check=True)
+    assert "0 out of date" in status.stdout, status.stdout
+
+    # czbuild check rebuilds on the cluster too, and the lock holds
+    check = run_cli("check", "--ray", cluster_address, cwd=root)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert _files(root) == before
+
+
+@pytest.mark.slow
+def test_killed_worker_is_retried_and_nothing_partial_is_installed(
+    cluster_address, tmp_path
+) -> None:
+    from czbuild.builder import BuildOptions, build
+    from czbuild.builder.pool import InProcessExecutor
+    from support.ray_fakes import BACKEND
+
+    marker = tmp_path / "killed-once"
+
+    def variants_in(project: Path) -> list:
+        variants = make_project(project, {"a": [32, 64], "b": [32]})
+        variants[0] = with_fake([variants[0]], kill_once=str(marker))[0]  # a@tile=32 dies once
+        return variants
+
+    project = tmp_path / "p"
+    variants = variants_in(project)
+    scratch = tmp_path / "cluster-scratch"
+    report = build(
+        variants,
+        BuildOptions(out_dir=tmp_path / "ray", ray=cluster_address, backend=BACKEND),
+        executor=_executor(cluster_address, scratch, BACKEND),  # type: ignore[arg-type]
+    )
+    assert report.ok, report.summary.failed
+    assert marker.exists()  # the first attempt really was killed
+    assert not (project / "loads.log").exists()  # the converter ran in scratch folders only
+    assert list(scratch.glob("czbuild-ray/*")) == []  # and they are gone
+
+    reference = build(
+        variants_in(tmp_path / "p2"),
+        BuildOptions(out_dir=tmp_path / "local"),
+        executor=InProcessExecutor(fake_convert),
+    )
+    assert reference.ok
+    # the artifacts (the fake's verification record names its PID-tagged temporary file)
+    skip = (".czbuild/", "manifest.json")
+    built = _files(tmp_path / "ray", skip=skip)
+    assert len(built) == 3 and built == _files(tmp_path / "local", skip=skip)
+    assert not [p for p in (tmp_path / "ray").rglob("*") if p.name.startswith(".") and p.is_file()]
+
+
+@pytest.mark.slow
+def test_toolchain_mismatch_is_refused_before_converting(
+    cluster_address, tmp_path, monkeypatch
+) -> None:
+    from czbuild.builder import BuildOptions, build, ray_executor
+    from support.build_fakes import BACKEND
+
+    real = ray_executor.coordinator_toolchain
+    monkeypatch.setattr(
+        ray_executor,
+        "coordinator_toolchain",
+        lambda: {**real(), "tensorflow": "0.0.0-coordinator"},
+    )
+    project = tmp_path / "p"
+    variants = make_project(project, {"a": [32]})
+    report = build(
+        variants,
+        BuildOptions(out_dir=tmp_path / "ray", ray=cluster_address, backend=BACKEND),
+        executor=_executor(cluster_address, tmp_path / "scratch", BACKEND),  # type: ignore[arg-type]
+        out=open(os.devnull, "w"),  # noqa: SIM115
+    )
+    message = report.summary.failed["a@tile=32"]
+    assert "Ray node " in message and "has a different toolchain" in message, message
+    assert "(coordinator: 0.0.0-coordinator)" in message
+    assert not (tmp_path / "ray" / "a").exists()
+    assert not (project / "loads.log").exists()
+
+
+def test_ray_option_without_ray_names_the_extra(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    make_project(tmp_path, {"a": [32]})
+    result = run_cli("build", "--ray", "local", cwd=tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert lines == [
+        "czbuild: error: --ray needs Ray, which is not installed: pip install 'czbuild[ray]'"
+    ]
+
+
+def test_toolchain_problem_names_node_and_versions() -> None:
+    from czbuild.builder.ray_executor import toolchain_problem
+
+    same = {"tensorflow": "2.21.0", "czbuild_code": "ab"}
+    assert toolchain_problem(same, dict(same), "n1") == ""
+    line = toolchain_problem(same, {"tensorflow": "2.20.0", "czbuild_code": "ab"}, "10.0.0.7")
+    assert line.startswith("Ray node 10.0.0.7 has a different toolchain: tensorflow 2.20.0 ")
+    assert "(coordinator: 2.21.0)" in line and "\n" not in line
+
+
+def test_memory_estimate_grows_with_model_and_tile() -> None:
+    from czbuild.builder.ray_executor import memory_estimate
+
+    small = memory_estimate(1_000, (256, 256))
+    assert small > 1 << 30
+    assert memory_estimate(31_000_000, (256, 256)) > small
+    assert memory_estimate(1_000, (1024, 1024)) > small
+    assert memory_estimate(1_000, None) == memory_estimate(1_000, (512, 512))
+
+
+@pytest.mark.slow  # importing Ray takes ~2.5 s
+def test_actor_layout_holds_exactly_the_jobs_files(tmp_path) -> None:
+    """A job never sees a file an earlier job of the same actor shipped (no stale inputs)."""
+    pytest.importorskip("ray")
+    from czbuild.builder.ray_executor import ConversionActor
+
+    actor = ConversionActor("support.build_fakes:fake_convert", scratch=str(tmp_path))
+    contents = {"a": b"def build(): ...\n", "b": b"def build(): pass\n", "lic": b"MIT\n"}
+    digests = {}
+    for key, data in contents.items():
+        digests[key] = hashlib.sha256(data).hexdigest()
+        (actor.store / digests[key]).write_bytes(data)  # already fetched: no object store
+    actor._lay_out([("models/a.py", digests["a"], None), ("LICENSE", digests["lic"], None)])
+    assert _files(actor.tree) == {"LICENSE": digests["lic"], "models/a.py": digests["a"]}
+    (actor.tree / "models" / "weights.bin").write_bytes(b"written by the factory")
+    actor._lay_out([("models/b.py", digests["b"], None), ("LICENSE", digests["lic"], None)])
+    assert _files(actor.tree) == {"LICENSE": digests["lic"], "models/b.py": digests["b"]}
+    actor.remove_scratch()
+    assert not actor.scratch.exists()
