@@ -41,6 +41,12 @@ class ModelError(CzbuildError, ValueError):
     exit_code = 2
 
 
+class ImageError(CzbuildError, ValueError):
+    """A microscope image cannot be read or does not fit the model (names the file and the fix)."""
+
+    exit_code = 2
+
+
 class ConversionError(CzbuildError, RuntimeError):
     """ONNX / SavedModel export failed. Never silently replaced by another payload."""
 

@@ -54,6 +54,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "builder": ("czbuild.builder",),
     "release": ("czbuild.release",),
     "verify": ("czbuild.verify",),
+    "images": ("czbuild.images",),
+    "predict": ("czbuild.predict",),
     # Plain data the recipe and builder layers use (imports nothing of czbuild).
     "verify.settings": ("czbuild.verify.settings",),
     "scaffold": ("czbuild.scaffold",),
@@ -100,8 +102,11 @@ LAYERS: dict[str, Rule] = {
     ),
     "release": _rule("builder recipe formats", lazy="verify"),
     "verify": _rule(
-        "formats ops verify.settings progress", lazy="keras onnx_graph sources sources.dispatch"
+        "formats ops verify.settings progress images",
+        lazy="keras onnx_graph sources sources.dispatch predict",
     ),
+    "images": _rule("files errors"),
+    "predict": _rule("formats images files progress errors"),
     "verify.settings": _rule(),
     "scaffold": _rule("files formats recipe", lazy="verify sources"),
     "cli": _rule(EVERYTHING),

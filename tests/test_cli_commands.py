@@ -41,6 +41,7 @@ def test_every_command_defined_in_the_cli_package_is_registered() -> None:
         "init",
         "inspect",
         "list",
+        "predict",
         "release",
         "schema",
         "show",

@@ -197,8 +197,9 @@ def test_accept_takes_only_acceptable_checks(project: Path) -> None:
 
 
 def test_acceptable_checks_are_real_check_names() -> None:
+    from czbuild.verify.samples import SEAMS as SAMPLE_SEAMS
     from czbuild.verify.semantics import OUTPUT_RANGE
     from czbuild.verify.settings import ACCEPTABLE_CHECKS
     from czbuild.verify.tiling import SEAMS
 
-    assert ACCEPTABLE_CHECKS == (OUTPUT_RANGE, SEAMS)
+    assert ACCEPTABLE_CHECKS == (OUTPUT_RANGE, SEAMS, SAMPLE_SEAMS)

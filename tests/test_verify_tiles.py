@@ -10,10 +10,11 @@ import zlib
 import numpy as np
 import pytest
 
+from czbuild.formats.tiling import kept_ranges, tile_starts
 from czbuild.verify import images, receptive
 from czbuild.verify.report import FAILED, PASSED, SKIPPED, WARNING, Check, VerifyReport
 from czbuild.verify.source import freeze_statistics
-from czbuild.verify.tiles import kept_ranges, needed_overlap, run_tiled, tile_starts
+from czbuild.verify.tiles import needed_overlap, run_tiled
 from czbuild.verify.tiling import search
 from support.numpy_models import box_filter
 

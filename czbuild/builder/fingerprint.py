@@ -225,6 +225,10 @@ def _role_name(key: str) -> str:
         return "model input"
     if lowered.startswith("model"):
         return "model"
+    if lowered.startswith("verify.samples"):
+        return "sample image"
+    if lowered.startswith("verify.expect"):
+        return "expected output"
     return key
 
 

@@ -263,10 +263,13 @@ def can_reuse(cached: CachedPayload, variant: Any) -> bool:
 
     False when it has no verification record (built with ``--no-verify``), when it saw other
     settings or metadata (:func:`reuse_context`), or other class names where the class-order
-    check applied.
+    check applied, or when the recipe has ``verify.samples`` (their checks report by class
+    name and run only with the recipe, so the artifact is converted and verified anew).
     """
     old = cached.verification
     if not isinstance(old, Mapping) or cached.context != reuse_context(variant):
+        return False
+    if variant.spec.verify.samples:  # samples.* name classes and need the recipe: run them anew
         return False
     classes = variant.spec.metadata.classes
     same_classes = cached.classes == (tuple(classes) if classes is not None else None)

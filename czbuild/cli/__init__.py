@@ -29,6 +29,7 @@ _COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "czbuild.cli.build_cmds": ("build_cmd", "status_cmd", "clean_cmd"),
     "czbuild.cli.verify_cmds": ("verify_cmd",),
     "czbuild.cli.release_cmds": ("release_cmd", "check_cmd"),
+    "czbuild.cli.predict_cmd": ("predict_cmd",),
     "czbuild.cli.init_cmd": ("init_cmd",),
 }
 

@@ -2,11 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write", "fsync_dir"]
+__all__ = ["atomic_path", "atomic_write", "fsync_dir"]
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer that needs a file name (not bytes).
+
+    The block writes the temporary file (named as :func:`atomic_write`'s); on a clean exit it
+    replaces ``path``, on any exception (also ``KeyboardInterrupt``) it is removed and an
+    existing ``path`` is left as it was. For outputs streamed tile by tile (``czbuild
+    predict``'s OME-TIFFs), which never exist as one ``bytes`` object.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)
+        raise
 
 
 def atomic_write(path: Path | str, data: bytes, *, durable: bool = True) -> None:
@@ -29,7 +60,7 @@ def atomic_write(path: Path | str, data: bytes, *, durable: bool = True) -> None
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
+    tmp = _temporary(path)
     try:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         fd = os.open(tmp, flags, 0o666)

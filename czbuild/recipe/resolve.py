@@ -225,6 +225,26 @@ def _extra_inputs(model: ModelSource, ctx: ResolveContext) -> tuple[str, ...] | 
     return tuple(out) or None
 
 
+def _verify(recipe: Recipe, ctx: ResolveContext) -> VerifySettings:
+    """The ``verify:`` section; sample and expect paths made project-relative and checked."""
+    plain = recipe.verify.model_dump()
+    samples = [
+        _existing_file(text, ("verify", "samples", i), ctx, "sample image")
+        for i, text in enumerate(recipe.verify.samples)
+    ]
+    plain["samples"] = list(dict.fromkeys(samples))
+    if recipe.verify.expect is not None:
+        if not samples:
+            raise Issue(
+                ("verify", "expect"),
+                "pins the output of the first of verify.samples; add samples: [your image]",
+            )
+        plain["expect"] = _existing_file(
+            recipe.verify.expect, ("verify", "expect"), ctx, "expected output"
+        )
+    return VerifySettings.from_plain(plain)
+
+
 def _python_file(text: str, key: Key, ctx: ResolveContext, what: str) -> str:
     if not text.endswith(".py"):
         raise Issue(key, f"{what} {text!r} must be a .py file")
@@ -552,5 +572,5 @@ def resolve_recipe(recipe: Recipe, name: str, ctx: ResolveContext) -> RecipeSpec
         postprocessing=post,
         metadata=metadata,
         allow_experimental_types=recipe.allow_experimental_types,
-        verify=VerifySettings.from_plain(recipe.verify.model_dump()),
+        verify=_verify(recipe, ctx),
     )

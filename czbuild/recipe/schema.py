@@ -357,6 +357,27 @@ class Verify(_Strict):
         "[semantics.output_range] for a regression model whose output leaves [0, 1] by design.",
     )
 
+    samples: tuple[StrictStr, ...] = Field(
+        default=(),
+        exclude_if=lambda paths: not paths,
+        description="Your own images (.czi, .tif / .ome.tif; paths relative to the recipe "
+        "file): fidelity and seams are checked on them too (samples.* checks). Keep them "
+        "small; they are build inputs (fingerprinted, locked).",
+    )
+    expect: StrictStr | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="A reference output of the first sample (an OME-TIFF written by czbuild "
+        "predict): samples.expect fails when a class's agreement with it drops (IoU below "
+        "1 - expect_tolerance; regression: a larger max abs error), so check/release catch "
+        "changed results on your data.",
+    )
+    expect_tolerance: Tolerance = Field(
+        default=_VERIFY_DEFAULTS.expect_tolerance,
+        exclude_if=lambda value: value == _VERIFY_DEFAULTS.expect_tolerance,
+        description="Allowed drop of a class's IoU (regression: max abs error) for expect.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _deprecated_tolerance(cls, data: Any) -> Any:

@@ -53,6 +53,9 @@ def _inputs(spec: RecipeSpec, project_dir: Path) -> tuple[Path, ...]:
     ]
     if spec.metadata.license:
         paths.append(spec.metadata.license)
+    paths.extend(spec.verify.samples)
+    if spec.verify.expect:
+        paths.append(spec.verify.expect)
     out: list[Path] = []
     for rel in paths:
         full = project_dir / PurePosixPath(rel)

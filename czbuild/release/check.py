@@ -3,7 +3,9 @@
 This is what ``czbuild check``, ``czbuild build --locked`` and ``czbuild release`` share:
 
 1. compare each variant's fingerprint with its lock entry (:mod:`~czbuild.release.freshness`);
-   variants without a current entry are not rebuilt unless asked (``build_stale``);
+   variants without a current entry are not rebuilt unless asked (``build_stale``) or their
+   recipe pins results on a sample (``verify.expect``: the rebuild's ``samples.expect`` check
+   says, per class, whether the change altered them);
 2. build the others from scratch (a fresh output folder, so no incremental state can hide a
    difference) through the build layer, with its worker processes and ``-j``;
 3. compare each rebuilt artifact's sha256 with the lock; explain any difference member by
@@ -190,7 +192,13 @@ def check_lock(
     lock = read_lock(lock_file)
     refs = [Path(d) for d in reference_dirs]
     fresh = freshness(variants, lock, reference_dir=refs[0] if refs else None)
-    todo = [v for v in variants if build_stale or fresh[v.name].status is None]
+    # a stale variant that pins results on a sample (verify.expect) is rebuilt all the same:
+    # its verification says whether the change altered what ZEN shows on the user's data
+    todo = [
+        v
+        for v in variants
+        if build_stale or fresh[v.name].status is None or v.spec.verify.expect is not None
+    ]
     own_scratch = scratch_dir is None
     scratch = Path(scratch_dir) if scratch_dir is not None else make_scratch("check")
     try:
@@ -260,7 +268,9 @@ def _check_one(
     )
     if variant.name in failed:
         return replace(
-            base, status=FAILED, reasons=(f"the rebuild failed: {failed[variant.name]}",)
+            base,
+            status=FAILED,
+            reasons=(f"the rebuild failed: {failed[variant.name]}", *fresh.reasons),
         )
     artifact = scratch / output
     actual = file_sha256(artifact) if rebuilt and artifact.is_file() else None

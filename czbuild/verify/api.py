@@ -54,6 +54,7 @@ _LATER = {
     "run": ("semantics",),
     "fidelity": ("fidelity",),
     "tiling": ("tiling.seams", "tiling.receptive_field", "tiling.min_overlap"),
+    "samples": ("samples.fidelity", "samples.seams", "samples.expect"),
 }
 
 
@@ -219,6 +220,16 @@ def verify_artifact(
                 ),
             )
             _tiling_pictures(report, info, arrays or {}, chosen.seam_tolerance)
+        if chosen.samples and recipe_variant is not None:
+            from czbuild.verify.samples import check_samples
+
+            project_dir = Path(recipe_variant.project_dir)
+            _stage(
+                report,
+                "samples.fidelity",
+                "samples",
+                lambda: check_samples(packaged, reference, path, report, chosen, project_dir),
+            )
         return report
     finally:
         if runner is not None:

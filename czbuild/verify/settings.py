@@ -37,7 +37,9 @@ ALWAYS, ON_FAILURE, NEVER = "always", "on-failure", "never"
 ANALYSIS_MODES: Final = (ALWAYS, ON_FAILURE, NEVER)
 #: Checks a recipe may accept by name (``verify.accept``): format expectations a model may miss
 #: by design. Each is a real check name (a test keeps them so).
-ACCEPTABLE_CHECKS: Final = ("semantics.output_range", "tiling.seams")
+ACCEPTABLE_CHECKS: Final = ("semantics.output_range", "tiling.seams", "samples.seams")
+#: Default of ``expect_tolerance`` (left out of the plain form).
+_EXPECT_TOLERANCE: Final = 0.01
 #: The deprecated single ``tolerance`` key: sets both tolerances (recipes written before the split).
 DEPRECATED_TOLERANCE: Final = "tolerance"
 _TOLERANCES: Final = ("fidelity_tolerance", "seam_tolerance")
@@ -94,6 +96,16 @@ class VerifySettings:
         accept: Names of checks whose failure is accepted (reported as a warning); one of
             :data:`ACCEPTABLE_CHECKS` each. Left out of the plain form when empty, so specs
             without it keep their digest.
+        samples: The user's own images (project-relative POSIX paths of ``.czi`` / ``.tif``
+            files, resolved by the recipe layer): fidelity and seams run on them too
+            (``samples.*`` checks). Build inputs (fingerprinted and locked).
+        expect: A pinned reference output of the first sample (an OME-TIFF ``czbuild
+            predict`` wrote: class indices or regression values): ``samples.expect`` compares
+            the artifact's tiled prediction with it, per class.
+        expect_tolerance: ``samples.expect`` fails when a class's IoU drops below
+            ``1 - expect_tolerance`` (segmentation) or a value differs by more (regression).
+        The three are left out of the plain form at their defaults (digests of specs without
+        them are unchanged).
     """
 
     fidelity_tolerance: float = 1e-5
@@ -103,6 +115,9 @@ class VerifySettings:
     tiling_max_tile: int = 256
     overlap_analysis: bool | str = False
     accept: tuple[str, ...] = ()
+    samples: tuple[str, ...] = ()
+    expect: str | None = None
+    expect_tolerance: float = _EXPECT_TOLERANCE
 
     def __post_init__(self) -> None:
         for name in _TOLERANCES:
@@ -131,6 +146,19 @@ class VerifySettings:
                 f"{', '.join(ACCEPTABLE_CHECKS)}"
             )
         object.__setattr__(self, "accept", tuple(self.accept))
+        if isinstance(self.samples, str) or not all(isinstance(n, str) for n in self.samples):
+            raise ValueError(f"samples: must be a list of image paths, got {self.samples!r}")
+        object.__setattr__(self, "samples", tuple(self.samples))
+        if self.expect is not None and not isinstance(self.expect, str):
+            raise ValueError(f"expect: must be a path, got {self.expect!r}")
+        if self.expect is not None and not self.samples:
+            raise ValueError("expect: pins the output of the first of verify.samples; add samples")
+        value = self.expect_tolerance
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expect_tolerance: must be a number, got {value!r}")
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"expect_tolerance: must be between 0 and 1, got {value}")
+        object.__setattr__(self, "expect_tolerance", float(value))
         mode = analysis_mode(self.overlap_analysis)
         if mode != NEVER:  # the recipe form: a bool
             object.__setattr__(self, "overlap_analysis", mode == ALWAYS)
@@ -157,10 +185,15 @@ class VerifySettings:
     def to_plain(self) -> dict[str, Any]:
         """The JSON form (a recipe's ``verify:`` section; part of the digest)."""
         plain = dataclasses.asdict(self)
-        if not plain["accept"]:
-            del plain["accept"]
-        else:
-            plain["accept"] = list(plain["accept"])
+        for name in ("accept", "samples"):
+            if not plain[name]:
+                del plain[name]
+            else:
+                plain[name] = list(plain[name])
+        if plain["expect"] is None:
+            del plain["expect"]
+        if plain["expect_tolerance"] == _EXPECT_TOLERANCE:
+            del plain["expect_tolerance"]
         return plain
 
     @classmethod

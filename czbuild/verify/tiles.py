@@ -1,49 +1,40 @@
-"""ZEN-style tiled inference, simulated: tile layout, stitching, border-effect depth.
+"""ZEN-style tiled inference, simulated: stitching and border-effect depth.
 
-Layout per axis: tiles of the model's input size ``T`` start every ``T - overlap`` pixels;
-the last tile is aligned with the image end. Between two neighbouring tiles the cut lies in
-the middle of their overlap, so with overlap ``O`` each tile discards ``O / 2`` pixels on
-every side that faces another tile (and nothing on sides at the image border). The same
-holds per axis for 3D volumes (tiles in z, y and x; ``[1, Z, H, W, C]``). Pure NumPy.
+The layout is :mod:`czbuild.formats.tiling`'s, the one rule ``czbuild predict`` uses too:
+per axis, tiles of the model's input size ``T`` start every ``T - overlap`` pixels, the last
+tile is aligned with the image end, and each tile keeps its centre minus ``O / 2`` on every
+side that faces another tile. The same holds per axis for 3D volumes (tiles in z, y and x;
+``[1, Z, H, W, C]``). Pure NumPy.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from czbuild.formats.tiling import axis_layout, kept_ranges, placements, tile_starts
+
+#: The layout functions, re-exported for the verifier's modules (their owner: formats.tiling).
+__all__ = [
+    "MAX_BATCH_3D",
+    "MAX_TILES",
+    "TiledRun",
+    "TooManyTiles",
+    "error_map",
+    "kept_ranges",
+    "needed_overlap",
+    "run_tiled",
+    "tile_count",
+    "tile_starts",
+]
 
 #: Tiles per model call: up to 16, fewer for large tiles (about 1 Mpixel per call).
 _MAX_BATCH = 16
 #: 3D tiles per model call: at most two tile-sized activation sets at once.
 MAX_BATCH_3D = 2
 _PIXELS_PER_CALL = 1 << 20
-
-
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of the tiles along one axis.
-
-    Raises:
-        ValueError: ``overlap`` is negative or not smaller than ``tile``, or ``size < tile``.
-    """
-    if not 0 <= overlap < tile:
-        raise ValueError(f"overlap {overlap} must be in [0, tile size {tile})")
-    if size < tile:
-        raise ValueError(f"image size {size} is smaller than the tile {tile}")
-    stride = tile - overlap
-    starts = list(range(0, size - tile, stride)) + [size - tile]
-    return sorted(set(starts))
-
-
-def kept_ranges(starts: list[int], tile: int, size: int) -> list[tuple[int, int]]:
-    """The image range ``[lo, hi)`` each tile contributes: cuts mid-way through overlaps."""
-    cuts = [(starts[i] + tile + starts[i + 1]) // 2 for i in range(len(starts) - 1)]
-    lows = [0] + cuts
-    highs = cuts + [size]
-    return list(zip(lows, highs))
 
 
 #: Most tiles one simulation may cut: 12 x 12, 16 times the pixels of the 3 x 3-tile image
@@ -133,22 +124,22 @@ def run_tiled(
     tile = tuple(int(t) for t in tile)
     if len(tile) != len(size) or len(overlap) != len(size):
         raise ValueError(f"tile {list(tile)} / overlap {list(overlap)} do not fit image {size}")
-    starts = tuple(tile_starts(s, t, o) for s, t, o in zip(size, tile, overlap))
+    axes = [axis_layout(s, t, o) for s, t, o in zip(size, tile, overlap)]
+    starts = tuple(list(a.starts) for a in axes)
     count = int(np.prod([len(s) for s in starts]))
     if count > max_tiles:
         raise TooManyTiles(
             f"overlap {list(overlap)} cuts {count} tiles of {list(tile)} from a "
             f"{'x'.join(map(str, size))} image (at most {max_tiles} are simulated)"
         )
-    per_axis = [list(zip(st, kept_ranges(st, t, s))) for st, t, s in zip(starts, tile, size)]
-    places = list(itertools.product(*per_axis))
+    places = placements(axes)  # the stitching rule czbuild predict uses too
     voxels = int(np.prod(tile))
     batch = max(1, min(_MAX_BATCH if len(tile) == 2 else MAX_BATCH_3D, _PIXELS_PER_CALL // voxels))
     stitched: np.ndarray | None = None
     worst: int | None = 0
     for i in range(0, len(places), batch):
         chunk = places[i : i + batch]
-        crops = np.stack([image[0][_window(place, tile)] for place in chunk])
+        crops = np.stack([image[0][p.source(tile)] for p in chunk])
         outs = np.asarray(predict(crops))
         del crops
         if tuple(outs.shape[1:-1]) != tile:
@@ -157,23 +148,16 @@ def run_tiled(
             )
         if stitched is None:
             stitched = np.zeros((*size, outs.shape[-1]))
-        for out, place in zip(outs, chunk):
-            target = tuple(slice(lo, hi) for _, (lo, hi) in place)
-            source = tuple(slice(lo - a, hi - a) for a, (lo, hi) in place)
-            stitched[target] = out[source]
+        for out, p in zip(outs, chunk):
+            stitched[p.target()] = out[p.kept()]
             if reference is not None and worst is not None:
-                depth = _border_depth(out, reference, tuple(a for a, _ in place), tolerance)
+                depth = _border_depth(out, reference, p.start, tolerance)
                 worst = None if depth is None else max(worst, depth)
     assert stitched is not None
     need = None
     if reference is not None and worst is not None and 2 * worst < min(tile):
         need = 2 * worst
     return TiledRun(stitched, starts, tile, tuple(int(o) for o in overlap), need)
-
-
-def _window(place: tuple[tuple[int, tuple[int, int]], ...], tile: tuple[int, ...]) -> Any:
-    """The slices of one tile: ``place`` is (start, kept range) per axis."""
-    return tuple(slice(a, a + t) for (a, _), t in zip(place, tile))
 
 
 def _border_depth(

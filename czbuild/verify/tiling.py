@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from czbuild.formats.tiling import kept_ranges
 from czbuild.verify import receptive
 from czbuild.verify.info import OTHER, ModelInfo
 from czbuild.verify.inputs import sample_image
@@ -50,7 +51,6 @@ from czbuild.verify.tiles import (
     MAX_TILES,
     TiledRun,
     error_map,
-    kept_ranges,
     needed_overlap,
     run_tiled,
     tile_count,
