@@ -13,8 +13,6 @@ from typing import Any
 
 import click
 
-from czbuild.formats import archive
-
 
 def _format_value(value: Any) -> str:
     if isinstance(value, str):
@@ -60,6 +58,8 @@ def render_summary(info: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def inspect_cmd(file: Path, as_json: bool) -> None:
     """Show what a .czann / .czmodel / .czseg FILE contains (no TensorFlow needed)."""
+    from czbuild.formats import archive  # the zip reader only when a command reads a file
+
     info = archive.inspect(file)
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=False))
@@ -72,5 +72,7 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
 @click.argument("directory", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 def unpack_cmd(file: Path, directory: Path) -> None:
     """Extract the members of FILE into DIR (never writes outside DIR)."""
+    from czbuild.formats import archive
+
     for path in archive.unpack(file, directory):
         click.echo(str(path))
