@@ -202,8 +202,8 @@ def test_the_packaged_model_runs_once_per_distinct_input(tmp_path: Path, monkeyp
     # freed memory goes back before the packaged model's first run, after it (before the
     # source model runs) and before the tiled simulation
     assert releases == [0, 1, 1]
-    # the seeded batch (6 tiles) once, the 4 x 4 tiles of the 96-px image (stride 28) once
-    assert [shape[0] for shape, _ in inputs] == [6, 16]
+    # the seeded batch (6 tiles) once, the 3 x 3 tiles of the 88-px image (32 + 2 x 28) once
+    assert [shape[0] for shape, _ in inputs] == [6, 9]
 
 
 @pytest.mark.slow

@@ -297,7 +297,7 @@ def test_html_report_has_the_three_pictures(artifacts, stack, tmp_path):
             "o2.czann.json",
         ]
     )
-    assert report.images["seam_error"].shape == (48, 48, 3)
+    assert report.images["seam_error"].shape == (44, 44, 3)  # 3 tiles of 16 at overlap 2
     doc = json.loads((tmp_path / "r" / "o2.czann.json").read_text())
     assert doc["ok"] is False
 

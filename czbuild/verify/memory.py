@@ -88,12 +88,12 @@ def needed_bytes(info: ModelInfo, settings: VerifySettings) -> int:
     tiling = 0
     rank = len(info.input_shape) - 1
     if settings.tiling and rank in (2, 3):
-        from czbuild.verify.tiling import proxy_tiles, tiles_per_side
+        from czbuild.verify.tiling import proxy_tiles, seam_image_size
 
         overlap = tuple(info.overlap or (0,) * rank)
         side = proxy_tiles(tuple(info.input_shape[:-1]), overlap, settings.max_tile)
         # the test image (3D: volume) of tiles_per_side tiles along every axis
-        image = tiles_per_side(rank) ** rank * int(np.prod(side, dtype=np.float64))
+        image = int(np.prod(seam_image_size(side, overlap), dtype=np.float64))
         # the float64 test image while it is drawn, its float32 copy, the whole-image
         # reference and the stitched output (float64), the error map
         tiling = image * (8 * (3 + cin) + 4 * cin + 16 * cout + 8)

@@ -80,6 +80,23 @@ def tiles_per_side(rank: int) -> int:
     return TILES_PER_SIDE if rank == 2 else TILES_PER_SIDE_3D
 
 
+def seam_image_size(tile: tuple[int, ...], overlap: tuple[int, ...]) -> tuple[int, ...]:
+    """The synthetic test image (3D: volume) of the seam check.
+
+    2D: the image ZEN cuts into exactly :data:`TILES_PER_SIDE` (3) tiles per axis at the
+    declared overlap, ``tile + 2 * (tile - overlap)``: every tile boundary is a seam between
+    two tiles at the declared overlap, at the smallest image that has seams on both sides of a
+    tile (``3 * tile`` at overlap 96 and tile 256 cut 5 x 5 tiles, 2.8 times the pixels). The
+    minimal-overlap search still sees a smaller overlap: the first two tiles of an axis are
+    then that overlap apart. 3D: ``2 * tile`` per axis (with two tiles per axis the image must
+    be larger than the declared overlap requires, or a smaller overlap could never show).
+    """
+    n = tiles_per_side(len(tile))
+    if len(tile) == 3:
+        return tuple(n * int(t) for t in tile)
+    return tuple(int(t) + (n - 1) * (int(t) - int(o)) for t, o in zip(tile, overlap))
+
+
 def proxy_tile(tile: int, overlap: int, max_tile: int | None) -> int:
     """The tile size the seam check simulates for an artifact tile of ``tile`` pixels.
 
@@ -172,7 +189,7 @@ def check_tiling(
         return {}
     tile = proxy_tiles(artifact_tile, overlap, max_tile)
     proxy = tile != artifact_tile
-    size = tuple(tiles_per_side(rank) * t for t in tile)
+    size = seam_image_size(tile, overlap)
     image = sample_image(info, (*size, channels), seed)
     chain = freeze_statistics(reference.preprocessing, image)
     try:
