@@ -14,7 +14,7 @@ import json
 import math
 import numbers
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -492,10 +492,10 @@ class CzannMetadata:
             type=typ,
             input_shape=_read_ints(d, "InputShape"),
             output_shape=_read_ints(d, "OutputShape"),
-            classes=_read_strings(d, "Classes"),
+            classes=_read_array(d, "Classes", "strings", lambda v: isinstance(v, str)),
             min_overlap=_read_ints(d, "MinOverlap"),
             model_name=name,
-            scaling=_read_numbers(d, "Scaling"),
+            scaling=_read_array(d, "Scaling", "numbers", _is_real),
             id=ident,
             format_version=format_version,
         )
@@ -536,37 +536,20 @@ def _number(key: str, value: object) -> int | float:
     return number
 
 
-def _read_array(d: Mapping[str, Any], key: str) -> list[Any] | None:
+def _read_array(
+    d: Mapping[str, Any], key: str, what: str, ok: Callable[[Any], bool]
+) -> tuple[Any, ...] | None:
+    """``d[key]`` as a tuple, or None if absent; each item must pass ``ok`` (``what`` names it)."""
     value = d.get(key)
     if value is None:
         return None
     if not isinstance(value, list):
         raise MetadataError(key, f"must be a JSON array, got {value!r}")
-    return value
+    if not all(ok(v) for v in value):
+        raise MetadataError(key, f"must be an array of {what}, got {value!r}")
+    return tuple(value)
 
 
 def _read_ints(d: Mapping[str, Any], key: str) -> tuple[int, ...] | None:
-    value = _read_array(d, key)
-    if value is None:
-        return None
-    if not all(_is_int(v) for v in value):
-        raise MetadataError(key, f"must be an array of integers, got {value!r}")
-    return tuple(int(v) for v in value)
-
-
-def _read_strings(d: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
-    value = _read_array(d, key)
-    if value is None:
-        return None
-    if not all(isinstance(v, str) for v in value):
-        raise MetadataError(key, f"must be an array of strings, got {value!r}")
-    return tuple(value)
-
-
-def _read_numbers(d: Mapping[str, Any], key: str) -> tuple[float, ...] | None:
-    value = _read_array(d, key)
-    if value is None:
-        return None
-    if not all(_is_real(v) for v in value):
-        raise MetadataError(key, f"must be an array of numbers, got {value!r}")
-    return tuple(value)
+    value = _read_array(d, key, "integers", _is_int)
+    return None if value is None else tuple(int(v) for v in value)
