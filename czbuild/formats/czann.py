@@ -9,7 +9,6 @@ is missing.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import numbers
@@ -53,12 +52,6 @@ MIN_CLASSES: Final = 2
 def spatial_ranks(version: str) -> tuple[int, ...]:
     """The spatial ranks (2D, 3D) CZANN ``version`` can carry."""
     return (2, 3) if _version_key(version) >= _version_key(_FIRST_3D_VERSION) else (2,)
-
-
-def _did_you_mean(value: object, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(str(value), choices, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return f"{hint}; known: {', '.join(choices)}"
 
 
 def _is_sequence(value: object) -> bool:
@@ -269,7 +262,8 @@ class CzannMetadata:
         if not version_ok:
             bad(
                 "FormatVersion",
-                f"unknown CZANN version {version!r}" + _did_you_mean(version, vocab.CZANN_VERSIONS),
+                f"unknown CZANN version {version!r}"
+                + vocab.did_you_mean(version, vocab.CZANN_VERSIONS),
             )
         if self.id is not None and (why := uuid_problem(self.id)):
             bad("Id", why)
@@ -292,7 +286,8 @@ class CzannMetadata:
         if self.type not in vocab.MODEL_TYPES:
             bad(
                 "Type",
-                f"unknown model type {self.type!r}" + _did_you_mean(self.type, vocab.MODEL_TYPES),
+                f"unknown model type {self.type!r}"
+                + vocab.did_you_mean(self.type, vocab.MODEL_TYPES),
             )
         elif self.type in vocab.EXPERIMENTAL_TYPES and not allow_experimental:
             bad(
@@ -395,7 +390,8 @@ class CzannMetadata:
         if version not in vocab.CZANN_VERSIONS:
             raise MetadataError(
                 "FormatVersion",
-                f"unknown CZANN version {version!r}" + _did_you_mean(version, vocab.CZANN_VERSIONS),
+                f"unknown CZANN version {version!r}"
+                + vocab.did_you_mean(version, vocab.CZANN_VERSIONS),
             )
         doc: dict[str, Any] = {}
         if version == "2.1.0":
