@@ -143,6 +143,31 @@ def test_check_names_a_tampered_artifact_in_the_build_folder(project: Path, monk
     assert "czbuild: 6 match, 1 modified (7 variants, czbuild.lock)" in result.output
 
 
+def test_check_keeps_the_report_of_a_rebuild_that_fails_verification(
+    project: Path, monkeypatch
+) -> None:
+    """The failure line names a report that exists after check removed its scratch build."""
+    monkeypatch.chdir(project)
+    result = cli(
+        ["check", "denoise", "--project", str(project)],
+        monkeypatch,
+        env={MUTATE_ENV: "verify-fail:denoise"},
+    )
+    assert result.exit_code != 0, result.output
+    lines = [x for x in result.output.splitlines() if "verification failed" in x]
+    assert len(lines) == 2, result.output  # the build's progress line and check's summary
+    for line in lines:
+        assert "tiling.seams (max seam error 0.5)" in line
+        assert not line.rstrip().endswith(";"), line
+        report = Path(line.split("full report: ")[1].split()[0].rstrip(";)"))
+        assert report.is_file(), line  # kept, not in the deleted scratch folder
+        assert report.resolve().is_relative_to(project / "build" / ".czbuild" / "check-reports")
+    assert json.loads(report.read_text())["ok"] is False
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("czbuild: error: 1 of 1 variants do not match czbuild.lock"), last
+    assert "denoise (failed); fix the failed rebuilds" in last and not last.endswith(";"), last
+
+
 def test_locked_build_passes_and_installs_the_checked_artifacts(project: Path, monkeypatch) -> None:
     from czbuild.builder import status
 

@@ -48,6 +48,7 @@ from czbuild.builder.stamps import (
     read_stamp,
     remove_stamp,
     report_path,
+    reports_dir,
     state_dir,
     write_stamp,
 )
@@ -83,6 +84,9 @@ class BuildOptions:
         ray: Run the jobs on this Ray cluster (``--ray``: ``local``, ``auto`` or an address;
             :mod:`czbuild.builder.ray_executor`); None runs them in local worker processes.
             ``jobs`` is then the number of Ray actors at once (0 or 1: the cluster's CPUs).
+        reports_dir: Where the verification reports go (``<output>.verify.json``); None:
+            ``<out>/.czbuild/reports``. ``czbuild check`` builds in a scratch folder it deletes
+            and keeps the reports beside the build folder instead.
     """
 
     out_dir: Path = Path("build")
@@ -94,6 +98,7 @@ class BuildOptions:
     debug: bool = False
     verify: bool = True
     ray: str | None = None
+    reports_dir: Path | None = None
 
 
 @dataclass
@@ -314,8 +319,13 @@ class BuildSession:
         return events
 
     def _keep_report(self, output: str, record: dict[str, Any] | None) -> Path | None:
-        """Write the verification record to ``<out>/.czbuild/reports/<output>.verify.json``."""
+        """Write the verification record to ``<out>/.czbuild/reports/<output>.verify.json``.
+
+        (Under ``options.reports_dir`` when set.)
+        """
         path = report_path(self.out_dir, output)
+        if self.options.reports_dir is not None:
+            path = Path(self.options.reports_dir) / path.relative_to(reports_dir(self.out_dir))
         if record is None:
             try:
                 path.unlink()  # an older report would describe another build of the artifact

@@ -67,10 +67,12 @@ def lock_failure(report: Any) -> LockMismatchError:
             "find the cause in the differences above (toolchain? SOURCE_DATE_EPOCH?), "
             "or accept the new bytes with `czbuild build`"
         )
+    if "failed" in statuses:
+        fix.append("fix the failed rebuilds named above (their reports are kept) and re-run")
     names = ", ".join(f"{r.variant} ({r.status})" for r in bad)
     return LockMismatchError(
         f"{len(bad)} of {len(report.results)} variants do not match "
-        f"{report.lock_file.name}: {names}; " + "; ".join(fix)
+        f"{report.lock_file.name}: {names}" + "".join(f"; {x}" for x in fix)
     )
 
 

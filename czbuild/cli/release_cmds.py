@@ -86,8 +86,9 @@ def check_cmd(
 
     Every artifact is converted again in a temporary folder; any difference from the lock is
     explained member by member (metadata field, ONNX initializer, entry time ...). Exit code 1
-    if a variant differs, is missing from the lock or is stale in it. Neither the build folder
-    nor the lock is changed.
+    if a variant differs, is missing from the lock or is stale in it. Neither the artifacts in
+    the build folder nor the lock are changed; the verification reports of rebuilds that fail
+    are kept in ``<build>/.czbuild/check-reports/``.
     """
     from czbuild.release.check import check_lock
 

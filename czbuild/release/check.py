@@ -206,6 +206,8 @@ def check_lock(
         if todo:
             template = options if options is not None else BuildOptions()
             build_options = replace(template, out_dir=scratch, force=True)
+            if own_scratch and refs:  # the failure lines name reports that outlive the scratch
+                build_options = replace(build_options, reports_dir=refs[0] / CHECK_REPORTS)
             report = build(todo, build_options, out=stream or io.StringIO())
             failed = dict(report.summary.failed)
             if not report.ok and not failed:
@@ -235,6 +237,11 @@ def check_lock(
         extra_entries=tuple(extra_entries(lock, variants)) if full else (),
         scratch_dir=None if own_scratch else scratch,
     )
+
+
+#: Where ``check`` keeps the verification reports of its rebuilds (its scratch build folder
+#: is deleted): ``<build folder>/.czbuild/check-reports/<output>.verify.json``.
+CHECK_REPORTS = PurePosixPath(".czbuild") / "check-reports"
 
 
 def find_reference(entry: LockEntry, dirs: Iterable[Path]) -> Path | None:

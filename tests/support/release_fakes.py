@@ -9,7 +9,8 @@ different artifacts, exactly like the real converter.
 ``CZBUILD_FAKE_MUTATE`` (read at conversion time) makes the converter behave like a changed
 or non-deterministic toolchain: ``initializer`` (one ONNX weight differs), ``savedmodel``
 (``saved_model.pb`` differs), ``model_name`` (the ModelName metadata differs), or fail:
-``fail:<recipe>`` (that recipe's conversions raise).
+``fail:<recipe>`` (that recipe's conversions raise), ``verify-fail:<recipe>`` (that recipe's
+artifacts fail a fake verification through the real ``install_verified``).
 """
 
 from __future__ import annotations
@@ -133,7 +134,18 @@ def release_convert(job: Any, cache: dict) -> dict:
     data = out.read_bytes()
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         members = {i.filename: hashlib.sha256(zf.read(i)).hexdigest() for i in zf.infolist()}
-    return {"sha256": hashlib.sha256(data).hexdigest(), "members": members}
+    result = {"sha256": hashlib.sha256(data).hexdigest(), "members": members}
+    if mutate == f"verify-fail:{variant.recipe}" and job.verify:
+        from czbuild.builder.verification import install_verified
+        from support.build_fakes import fake_report
+
+        out.unlink()
+        _, result["verification"] = install_verified(
+            out,
+            lambda tmp: tmp.write_bytes(data),
+            lambda path: fake_report(path, variant, {"verify": "fail"}),
+        )
+    return result
 
 
 def fake_options(**kwargs: Any) -> Any:
