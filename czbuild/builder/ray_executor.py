@@ -89,6 +89,10 @@ _PIXEL_BYTES = 4096  # activations per tile pixel (512 x 512 -> 1 GiB)
 _DEFAULT_PIXELS = 512 * 512  # a free tile (czann with undefined H/W)
 
 _SCRATCH_STEM = "czbuild-ray"
+#: Seconds between the coordinator's polls of a running actor's phases, and between the
+#: actor's samples of its own memory (see _MemoryWatch).
+PROGRESS_POLL = 0.5
+MEMORY_SAMPLE = 0.05
 #: Object store of ``--ray local``: inputs and artifacts pass through it once each, and Ray
 #: spills to disk beyond it, so a workstation's shared memory is not claimed for a build.
 LOCAL_OBJECT_STORE = 512 * 1024**2
@@ -197,18 +201,70 @@ class RayExecutor(WorkerPool):
         self._digests: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime, ino)
         self._ship_lock = threading.Lock()
         self._in_flight: dict[Hashable, int] = {}  # group -> its jobs in run()
+        # node id -> the toolchain problem it reported: no actor starts there again
+        self._refused: dict[str, str] = {}
+        #: The actor class (tests substitute a subclass of :class:`ConversionActor`).
+        self.actor_class: type = ConversionActor
+        self._placements = 0  # round robin over the accepted nodes once one was refused
 
     def run(self, job: Job, group: Hashable, events: Events | None = None) -> JobResult:
         """As :meth:`WorkerPool.run`, counting the group's jobs in flight (see _idle_worker)."""
         with self._cond:
             self._in_flight[group] = self._in_flight.get(group, 0) + 1
+        report = events or _ignore
+
+        def queued(kind: str, text: str) -> None:
+            if kind == "queued" and not text:
+                text = self.queue_line()
+            report(kind, text)
+
         try:
-            return super().run(job, group, events)
+            return super().run(job, group, queued)
         finally:
             with self._cond:
                 self._in_flight[group] -= 1
                 if not self._in_flight[group]:
                     del self._in_flight[group]
+
+    def queue_line(self) -> str:
+        """The cluster's queue, for a job that waits: jobs waiting and actors busy.
+
+        Read under the pool's lock (called from :meth:`WorkerPool._checkout`).
+        """
+        waiting = sum(self._in_flight.values()) - sum(1 for w in self._workers if w.busy)
+        busy = sum(1 for w in self._workers if w.busy)
+        return f"{max(waiting, 1)} job(s) waiting for {busy}/{self.size} Ray actor(s)"
+
+    def refuse_node(self, node_id: str, problem: str) -> None:
+        """No actor of this build starts on ``node_id`` again (its toolchain differs)."""
+        with self._ship_lock:
+            self._refused.setdefault(node_id, problem)
+
+    def placement(self) -> Any:
+        """Where the next actor goes: spread, or a node that was not refused.
+
+        Raises:
+            BuildError: Every live node was refused (one line naming them and their versions).
+        """
+        with self._ship_lock:
+            refused = dict(self._refused)
+            if not refused:
+                return "SPREAD"
+            try:
+                nodes = [n["NodeID"] for n in self._ray.nodes() if n.get("Alive")]
+            except Exception:
+                nodes = []
+            good = sorted(n for n in nodes if n not in refused)
+            if not good:
+                raise BuildError(
+                    f"no Ray node has the coordinator's toolchain ({len(refused)} refused): "
+                    + "; ".join(refused[k] for k in sorted(refused))
+                )
+            node = good[self._placements % len(good)]
+            self._placements += 1
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        return NodeAffinitySchedulingStrategy(node_id=node, soft=False)
 
     def _idle_worker(self) -> Any:
         """An idle actor whose groups have no job waiting, else None.
@@ -384,6 +440,7 @@ class _RayWorker:
         self._memory = 0
         self._dead = False
         self.node = ""
+        self.node_id = ""
 
     @property
     def alive(self) -> bool:
@@ -393,18 +450,21 @@ class _RayWorker:
         pool = self._pool
         ray = pool._ray
         settings = pool.settings
+        strategy = pool.placement()  # BuildError when every node was refused
         if self._actor is not None:
-            ray.kill(self._actor, no_restart=True)
+            self._kill()
         options: dict[str, Any] = {
             "num_cpus": settings.num_cpus,
             "memory": memory,
             "max_restarts": settings.retries,
             "max_task_retries": settings.retries,
-            "scheduling_strategy": "SPREAD",
+            # a second thread answers the coordinator's progress polls while a job runs
+            "max_concurrency": 2,
+            "scheduling_strategy": strategy,
             "runtime_env": pool.actor_runtime_env(),
         }
         self._actor = (
-            ray.remote(ConversionActor).options(**options).remote(pool.backend, settings.scratch)
+            ray.remote(pool.actor_class).options(**options).remote(pool.backend, settings.scratch)
         )
         self._memory = memory
 
@@ -419,36 +479,36 @@ class _RayWorker:
                 ok=False, error=f"cannot send the job's inputs: {exc}", error_type="RayShipError"
             )
         need = pool.settings.memory or memory_estimate(model_bytes, job.variant.spec.spatial_dims)
-        try:
-            if self._actor is None or need > self._memory:
-                # whole GiB: the tiles of a sweep rarely need a new (larger) actor and model load
-                reserve = -(-need // _GIB) * _GIB
-                short = _no_node_fits(ray, pool.settings.num_cpus, reserve)
-                if short:
-                    events("phase", short)
-                self._start(reserve)
-                self.node = ray.get(self._actor.node_name.remote())
-            events("phase", f"on Ray node {self.node}")
-            reply = ray.get(self._actor.run.remote(job, root, files, pool.expected_toolchain()))
-        except Exception as exc:  # RayActorError / ActorDiedError / RayTaskError ...
-            self._dead = True
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            return JobResult(
-                ok=False,
-                error=f"the Ray worker running this job died ({pool.settings.retries} "
-                f"retries used{'; last on node ' + self.node if self.node else ''}): "
-                f"{type(exc).__name__}: {first}",
-                error_type="WorkerDied",
-            )
+        while True:
+            try:
+                if self._actor is None or need > self._memory:
+                    # whole GiB: the tiles of a sweep rarely need a new (larger) actor and load
+                    reserve = -(-need // _GIB) * _GIB
+                    short = _no_node_fits(ray, pool.settings.num_cpus, reserve)
+                    if short:
+                        events("phase", short)
+                    self._start(reserve)
+                    self.node, self.node_id = ray.get(self._actor.node_name.remote())
+                events("phase", f"on Ray node {self.node}")
+                reply = self._call(job, root, files, need, events)
+            except BuildError as exc:  # every node refused (placement)
+                self._dead = True
+                return JobResult(ok=False, error=str(exc), error_type="ToolchainMismatch")
+            except Exception as exc:  # RayActorError / ActorDiedError / RayTaskError ...
+                self._dead = True
+                return _died(exc, self.node, need, pool.settings.retries)
+            if not reply.get("refused"):
+                break
+            # a node with another toolchain: never again in this build; the job moves on
+            problem = reply["result"].error
+            pool.refuse_node(reply["node_id"], problem)
+            self._kill()
+            events("phase", f"refused Ray node {reply['node']} (toolchain); trying another")
         self.node = reply["node"]
         result: JobResult = _restated(
             reply["result"],
             [(reply["tree"], root), (reply["out"], _out_dir(job))],
         )
-        if reply.get("refused"):
-            self._dead = True
-            self._kill()
-            return result
         if not result.ok:
             return result
         data: bytes | None = reply["artifact"]
@@ -466,6 +526,32 @@ class _RayWorker:
         atomic_write(out_path, data)
         inputs = tuple((role, _map_back(path, reply["tree"], root)) for role, path in result.inputs)
         return replace(result, inputs=inputs)
+
+    def _call(
+        self,
+        job: Job,
+        root: str,
+        files: list[tuple[str, str, Any]],
+        need: int,
+        events: Events,
+    ) -> dict[str, Any]:
+        """Run the job on the actor, passing the phases it reports on to ``events``."""
+        ray = self._pool._ray
+        actor = self._actor
+        ref = actor.run.remote(job, root, files, self._pool.expected_toolchain(), need)
+        seen = 0
+        while not ray.wait([ref], timeout=PROGRESS_POLL)[0]:
+            try:
+                phases = ray.get(actor.phases.remote(seen), timeout=PROGRESS_POLL * 4)
+            except Exception:  # the actor died or is restarting: ``ref`` tells
+                continue
+            for name in phases:
+                events("phase", name)
+            seen += len(phases)
+        reply: dict[str, Any] = ray.get(ref)
+        for name in reply.get("phases", [])[seen:]:  # the last ones, between two polls
+            events("phase", name)
+        return reply
 
     def _kill(self, *, clean: bool = False, timeout: float = 10.0) -> None:
         actor, self._actor = self._actor, None
@@ -487,6 +573,28 @@ class _RayWorker:
 
     def terminate(self) -> None:
         self._kill()
+
+
+def _died(exc: BaseException, node: str, need: int, retries: int) -> JobResult:
+    """The failed result of a job whose actor died (Ray's own retries used up)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    where = f"; last on node {node}" if node else ""
+    text = str(exc).lower()
+    if type(exc).__name__ == "OutOfMemoryError" or "memory pressure" in text:
+        return JobResult(
+            ok=False,
+            error=f"Ray's memory monitor killed the worker running this job ({retries} "
+            f"retries used{where}); the job's memory estimate was "
+            f"{need / _GIB:.2f} GiB -- use a smaller tile, raise the estimate "
+            f"(RaySettings.memory) or run on nodes with more memory: {first}",
+            error_type="OutOfMemory",
+        )
+    return JobResult(
+        ok=False,
+        error=f"the Ray worker running this job died ({retries} retries used{where}): "
+        f"{type(exc).__name__}: {first}",
+        error_type="WorkerDied",
+    )
 
 
 def _out_dir(job: Job) -> str:
@@ -567,13 +675,19 @@ class ConversionActor:
         self.layout: dict[str, str] = {}  # relative path -> sha256 now in the tree
         self.backend = load_backend(backend)
         self.cache: dict[Any, Any] = {}
-        self.node = _node_name()
+        self.node, self.node_id = _node_name()
+        self._phases: list[str] = []  # of the running (or last) job
 
     def toolchain(self) -> dict[str, str]:
         return coordinator_toolchain()
 
-    def node_name(self) -> str:
-        return self.node
+    def node_name(self) -> tuple[str, str]:
+        """This actor's node: ``(display name, Ray node id)``."""
+        return self.node, self.node_id
+
+    def phases(self, since: int) -> list[str]:
+        """The phases the running job reported after the first ``since`` (progress polls)."""
+        return list(self._phases[since:])
 
     def remove_scratch(self) -> None:
         """Delete this actor's scratch folder (the build is over)."""
@@ -585,37 +699,56 @@ class ConversionActor:
         root: str,
         files: list[tuple[str, str, Any]],
         expected: Mapping[str, str],
+        memory: int | None = None,
     ) -> dict[str, Any]:
-        """Check the toolchain, lay out the files, run the job, return result and bytes."""
+        """Check the toolchain, lay out the files, run the job, return result and bytes.
+
+        ``memory`` is the job's estimate: a job whose resident memory goes over it fails
+        (:class:`_MemoryWatch`), with the figures, and this actor stays usable.
+        """
         from czbuild.builder.jobs import run_job
 
+        phases: list[str] = []
+        self._phases = phases
+        reply: dict[str, Any] = {
+            "node": self.node,
+            "node_id": self.node_id,
+            "tree": str(self.tree),
+            "out": str(self.out),
+            "phases": phases,
+            "artifact": None,
+        }
         problem = toolchain_problem(expected, self.toolchain(), self.node)
         if problem:
-            return {
-                "node": self.node,
-                "refused": True,
-                "tree": str(self.tree),
-                "out": str(self.out),
-                "result": JobResult(ok=False, error=problem, error_type="ToolchainMismatch"),
-            }
+            reply["refused"] = True
+            reply["result"] = JobResult(ok=False, error=problem, error_type="ToolchainMismatch")
+            return reply
         self._lay_out(files)
         local = _relocate(job, Path(root), self.tree, self.out)
-        result = run_job(self.backend, local, self.cache)
+        watch = _MemoryWatch(memory)
+        try:
+            with watch:
+                result = run_job(self.backend, local, self.cache, on_progress=phases.append)
+        except MemoryOverEstimate:  # raised just outside run_job's own handler
+            result = JobResult(ok=False, error="over its memory estimate")
+        finally:
+            watch.stop()
+        if watch.over():
+            result = JobResult(
+                ok=False,
+                error=watch.message(self.node),
+                error_type="MemoryOverEstimate",
+                seconds=result.seconds,
+            )
         artifact = Path(local.out_path)
-        data = None
         if result.ok:
-            data = artifact.read_bytes()
+            reply["artifact"] = artifact.read_bytes()
         try:
             artifact.unlink()
         except FileNotFoundError:
             pass
-        return {
-            "node": self.node,
-            "result": result,
-            "artifact": data,
-            "tree": str(self.tree),
-            "out": str(self.out),
-        }
+        reply["result"] = result
+        return reply
 
     def _lay_out(self, files: list[tuple[str, str, Any]]) -> None:
         import ray
@@ -650,6 +783,97 @@ class ConversionActor:
                     pass
 
 
+class MemoryOverEstimate(Exception):
+    """Raised in a job's thread when its process's resident memory went over its estimate."""
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc``), else its peak so far."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+class _MemoryWatch:
+    """Sample this process's resident memory while a job runs; stop the job over the limit.
+
+    A thread samples every :data:`MEMORY_SAMPLE` seconds and keeps the peak. The first sample
+    over ``limit`` raises :class:`MemoryOverEstimate` once in the job's thread (delivered when
+    that thread next runs Python code: a backend's ``finally`` blocks clean up, and the actor
+    survives), so the job fails with the figures instead of growing until Ray's memory
+    monitor or the kernel kills the worker -- which Ray would count as a death and retry.
+    The figure is the whole process (the actor's interpreter and cache included), which the
+    estimate's base covers.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.peak = _resident_bytes()
+        self._target = threading.get_ident()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._fired = False
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _MemoryWatch:
+        if self.limit:
+            self._thread = threading.Thread(target=self._sample, daemon=True, name="czbuild-mem")
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _sample(self) -> None:
+        assert self.limit is not None
+        while not self._stopped.wait(MEMORY_SAMPLE):
+            rss = _resident_bytes()
+            with self._lock:
+                self.peak = max(self.peak, rss)
+                if rss > self.limit and not self._fired and not self._stopped.is_set():
+                    self._fired = True
+                    _raise_in(self._target, MemoryOverEstimate)
+
+    def stop(self) -> None:
+        """End sampling; a raise not yet delivered is withdrawn (idempotent)."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+            if self._fired:
+                _raise_in(self._target, None)
+        self.peak = max(self.peak, _resident_bytes())
+        if self._thread is not None:
+            self._thread.join()
+
+    def over(self) -> bool:
+        return bool(self.limit) and (self._fired or self.peak > (self.limit or 0))
+
+    def message(self, node: str) -> str:
+        limit = self.limit or 0
+        return (
+            f"the job went over its memory estimate on Ray node {node}: "
+            f"{self.peak / _GIB:.2f} GiB resident (peak sampled), estimate "
+            f"{limit / _GIB:.2f} GiB -- use a smaller tile, raise the estimate "
+            "(RaySettings.memory) or run on nodes with more memory"
+        )
+
+
+def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
+    """Raise ``exc`` asynchronously in the thread ``thread_id`` (None withdraws a pending one)."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else None
+    )
+
+
 def _relocate(job: Job, root: Path, tree: Path, out: Path) -> Job:
     """The job with every coordinator path moved into this actor's tree and output folder."""
     variant = job.variant
@@ -669,17 +893,18 @@ def _relocate(job: Job, root: Path, tree: Path, out: Path) -> Job:
     return replace(job, variant=local, out_path=str(out / Path(str(variant.output))))
 
 
-def _node_name() -> str:
+def _node_name() -> tuple[str, str]:
+    """``(display name, Ray node id)`` of this process's node (no id outside Ray)."""
     try:
         import ray
 
         if not ray.is_initialized():  # outside a Ray worker: never start or join Ray here
-            return socket.gethostname()
+            return socket.gethostname(), ""
         ip = ray.util.get_node_ip_address()
         node_id = ray.get_runtime_context().get_node_id()
-        return f"{ip} ({socket.gethostname()}, node {node_id[:12]})"
+        return f"{ip} ({socket.gethostname()}, node {node_id[:12]})", node_id
     except Exception:
-        return socket.gethostname()
+        return socket.gethostname(), ""
 
 
 def executor_for(address: str, *, jobs: int, backend: str) -> RayExecutor:
