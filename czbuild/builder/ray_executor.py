@@ -31,15 +31,26 @@ folder:
 **Toolchain.** The coordinator sends its toolchain (czbuild, TensorFlow, keras, tf2onnx,
 onnx versions and czbuild's artifact-code digest, :mod:`czbuild.builder.toolchain`) with every
 job; an actor whose own differs refuses the job before converting anything, with a message
-naming its node and both versions. czbuild's code travels to the cluster with each actor
-(Ray ``runtime_env`` ``py_modules``), so only the frameworks must be installed there.
+naming its node and both versions. That node is refused for the rest of the build: the
+actor is removed, later actors are pinned to accepted nodes (Ray node affinity), the actor
+count shrinks to what those nodes hold, and the job moves to an actor on one of them; when
+no node is left, the job fails with one line naming every refused node. czbuild's code
+travels to the cluster with each actor (Ray ``runtime_env`` ``py_modules``), so only the
+frameworks must be installed there.
 
 **Resources and faults.** Every actor declares ``num_cpus`` and a memory reservation
 (:func:`memory_estimate`: the model's size and the tile); a job that needs more than its
 actor reserved gets a new, larger actor. Actors are spread over the nodes. A worker process
 or node that dies mid-job is restarted by Ray (``max_restarts``) and the job retried
 (``max_task_retries``), bounded by :attr:`RaySettings.retries`; nothing partial is
-installed, because only complete, verified bytes ever reach the coordinator.
+installed, because only complete, verified bytes ever reach the coordinator. A job whose
+peak resident memory went over its estimate fails that variant with both figures once it
+ends (the actor stays; nothing is retried or installed); the other variants build.
+
+**Progress.** Each job reports ``on Ray node <address> (<host>, node <id>)``, then the phases
+its actor's job announces, polled while it runs (the actor answers polls in a thread of its
+own, jobs run one at a time); a job that waits for an actor reports the cluster's queue
+(``N job(s) waiting for busy/size Ray actor(s)``).
 """
 
 from __future__ import annotations
@@ -89,8 +100,13 @@ _PIXEL_BYTES = 4096  # activations per tile pixel (512 x 512 -> 1 GiB)
 _DEFAULT_PIXELS = 512 * 512  # a free tile (czann with undefined H/W)
 
 _SCRATCH_STEM = "czbuild-ray"
+#: The actors' concurrency group of the coordinator's progress polls (own thread).
+_PROGRESS_GROUP = "progress"
+#: ``JobResult.error_type`` of a job refused by its node's toolchain: RayExecutor.run moves
+#: it to another actor (never seen outside this module).
+_REFUSED = "NodeRefused"
 #: Seconds between the coordinator's polls of a running actor's phases, and between the
-#: actor's samples of its own memory (see _MemoryWatch).
+#: samples of an actor's memory where the kernel keeps no peak (see _PeakMemory).
 PROGRESS_POLL = 0.5
 MEMORY_SAMPLE = 0.05
 #: Object store of ``--ray local``: inputs and artifacts pass through it once each, and Ray
@@ -205,10 +221,14 @@ class RayExecutor(WorkerPool):
         self._refused: dict[str, str] = {}
         #: The actor class (tests substitute a subclass of :class:`ConversionActor`).
         self.actor_class: type = ConversionActor
-        self._placements = 0  # round robin over the accepted nodes once one was refused
 
     def run(self, job: Job, group: Hashable, events: Events | None = None) -> JobResult:
-        """As :meth:`WorkerPool.run`, counting the group's jobs in flight (see _idle_worker)."""
+        """As :meth:`WorkerPool.run`, counting the group's jobs in flight (see _idle_worker).
+
+        A job whose actor landed on a node with another toolchain goes back to the pool: that
+        actor is gone, the node is never used again in this build (:meth:`refuse_node`), and
+        the job takes an idle actor on an accepted node or a new actor placed on one.
+        """
         with self._cond:
             self._in_flight[group] = self._in_flight.get(group, 0) + 1
         report = events or _ignore
@@ -219,7 +239,10 @@ class RayExecutor(WorkerPool):
             report(kind, text)
 
         try:
-            return super().run(job, group, queued)
+            while True:  # each pass refuses one more node: bounded by the cluster's nodes
+                result = super().run(job, group, queued)
+                if result.error_type != _REFUSED:
+                    return result
         finally:
             with self._cond:
                 self._in_flight[group] -= 1
@@ -236,35 +259,60 @@ class RayExecutor(WorkerPool):
         return f"{max(waiting, 1)} job(s) waiting for {busy}/{self.size} Ray actor(s)"
 
     def refuse_node(self, node_id: str, problem: str) -> None:
-        """No actor of this build starts on ``node_id`` again (its toolchain differs)."""
-        with self._ship_lock:
-            self._refused.setdefault(node_id, problem)
+        """No actor of this build starts on ``node_id`` again (its toolchain differs).
 
-    def placement(self) -> Any:
-        """Where the next actor goes: spread, or a node that was not refused.
+        Without a fixed size, the actor count shrinks to what the accepted nodes hold: a new
+        actor placed on a full node would wait for CPUs that idle actors keep for the build.
+        """
+        nodes = self._live_nodes()
+        with self._cond:
+            self._refused.setdefault(node_id, problem)
+            if self._auto_size:
+                cpus = sum(
+                    float((n.get("Resources") or {}).get("CPU", 0))
+                    for n in nodes
+                    if n["NodeID"] not in self._refused
+                )
+                self.size = max(1, int(cpus // max(self.settings.num_cpus, 1e-9)))
+
+    def _live_nodes(self) -> list[dict[str, Any]]:
+        try:
+            return [n for n in self._ray.nodes() if n.get("Alive")]
+        except Exception:
+            return []
+
+    def placement(self) -> tuple[Any, str]:
+        """Where the next actor goes: ``(scheduling strategy, node id or "")``.
+
+        Spread while no node was refused; then the accepted node with the most CPUs not
+        held by this build's actors (pinned there: Ray never picks a refused node).
 
         Raises:
             BuildError: Every live node was refused (one line naming them and their versions).
         """
-        with self._ship_lock:
+        with self._cond:
             refused = dict(self._refused)
-            if not refused:
-                return "SPREAD"
-            try:
-                nodes = [n["NodeID"] for n in self._ray.nodes() if n.get("Alive")]
-            except Exception:
-                nodes = []
-            good = sorted(n for n in nodes if n not in refused)
-            if not good:
-                raise BuildError(
-                    f"no Ray node has the coordinator's toolchain ({len(refused)} refused): "
-                    + "; ".join(refused[k] for k in sorted(refused))
-                )
-            node = good[self._placements % len(good)]
-            self._placements += 1
+            held: dict[str, float] = {}
+            for worker in self._workers:
+                node = getattr(worker, "node_id", "")
+                if worker.alive and node:
+                    held[node] = held.get(node, 0.0) + self.settings.num_cpus
+        if not refused:
+            return "SPREAD", ""
+        free = {
+            n["NodeID"]: float((n.get("Resources") or {}).get("CPU", 0)) - held.get(n["NodeID"], 0)
+            for n in self._live_nodes()
+            if n["NodeID"] not in refused
+        }
+        if not free:
+            raise BuildError(
+                f"no Ray node has the coordinator's toolchain ({len(refused)} refused): "
+                + "; ".join(refused[k] for k in sorted(refused))
+            )
+        node = max(sorted(free), key=lambda n: free[n])
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        return NodeAffinitySchedulingStrategy(node_id=node, soft=False)
+        return NodeAffinitySchedulingStrategy(node_id=node, soft=False), node
 
     def _idle_worker(self) -> Any:
         """An idle actor whose groups have no job waiting, else None.
@@ -450,22 +498,22 @@ class _RayWorker:
         pool = self._pool
         ray = pool._ray
         settings = pool.settings
-        strategy = pool.placement()  # BuildError when every node was refused
         if self._actor is not None:
             self._kill()
+        self.node = self.node_id = ""
+        strategy, self.node_id = pool.placement()  # BuildError when every node was refused
         options: dict[str, Any] = {
             "num_cpus": settings.num_cpus,
             "memory": memory,
             "max_restarts": settings.retries,
             "max_task_retries": settings.retries,
-            # a second thread answers the coordinator's progress polls while a job runs
-            "max_concurrency": 2,
             "scheduling_strategy": strategy,
             "runtime_env": pool.actor_runtime_env(),
         }
-        self._actor = (
-            ray.remote(pool.actor_class).options(**options).remote(pool.backend, settings.scratch)
-        )
+        # Jobs run one at a time in the default group (in order); the progress polls have
+        # their own thread, so they are answered while a job runs.
+        remote = ray.remote(concurrency_groups={_PROGRESS_GROUP: 1})(pool.actor_class)
+        self._actor = remote.options(**options).remote(pool.backend, settings.scratch)
         self._memory = memory
 
     def run(self, job: Job, events: Events = _ignore) -> JobResult:
@@ -479,31 +527,32 @@ class _RayWorker:
                 ok=False, error=f"cannot send the job's inputs: {exc}", error_type="RayShipError"
             )
         need = pool.settings.memory or memory_estimate(model_bytes, job.variant.spec.spatial_dims)
-        while True:
-            try:
-                if self._actor is None or need > self._memory:
-                    # whole GiB: the tiles of a sweep rarely need a new (larger) actor and load
-                    reserve = -(-need // _GIB) * _GIB
-                    short = _no_node_fits(ray, pool.settings.num_cpus, reserve)
-                    if short:
-                        events("phase", short)
-                    self._start(reserve)
-                    self.node, self.node_id = ray.get(self._actor.node_name.remote())
-                events("phase", f"on Ray node {self.node}")
-                reply = self._call(job, root, files, need, events)
-            except BuildError as exc:  # every node refused (placement)
-                self._dead = True
-                return JobResult(ok=False, error=str(exc), error_type="ToolchainMismatch")
-            except Exception as exc:  # RayActorError / ActorDiedError / RayTaskError ...
-                self._dead = True
-                return _died(exc, self.node, need, pool.settings.retries)
-            if not reply.get("refused"):
-                break
-            # a node with another toolchain: never again in this build; the job moves on
-            problem = reply["result"].error
-            pool.refuse_node(reply["node_id"], problem)
+        try:
+            if self._actor is None or need > self._memory:
+                # whole GiB: the tiles of a sweep rarely need a new (larger) actor and load
+                reserve = -(-need // _GIB) * _GIB
+                short = _no_node_fits(ray, pool.settings.num_cpus, reserve)
+                if short:
+                    events("phase", short)
+                self._start(reserve)
+                self.node, self.node_id = ray.get(self._actor.node_name.remote())
+            events("phase", f"on Ray node {self.node}")
+            reply = self._call(job, root, files, need, events)
+        except BuildError as exc:  # every node refused (placement)
+            self._dead = True
+            return JobResult(ok=False, error=str(exc), error_type="ToolchainMismatch")
+        except Exception as exc:  # RayActorError / ActorDiedError / RayTaskError ...
+            self._dead = True
+            return _died(exc, self.node, need, pool.settings.retries)
+        if reply.get("refused"):
+            # A node with another toolchain: never again in this build. This worker ends
+            # (its actor holds the node's CPUs) and RayExecutor.run hands the job back to
+            # the pool, which finds it an actor on an accepted node.
+            pool.refuse_node(reply["node_id"], reply["result"].error)
+            self._dead = True
             self._kill()
-            events("phase", f"refused Ray node {reply['node']} (toolchain); trying another")
+            events("phase", f"refused Ray node {reply['node']} (toolchain); moving the job")
+            return replace(reply["result"], error_type=_REFUSED)
         self.node = reply["node"]
         result: JobResult = _restated(
             reply["result"],
@@ -542,7 +591,8 @@ class _RayWorker:
         seen = 0
         while not ray.wait([ref], timeout=PROGRESS_POLL)[0]:
             try:
-                phases = ray.get(actor.phases.remote(seen), timeout=PROGRESS_POLL * 4)
+                poll = actor.phases.options(concurrency_group=_PROGRESS_GROUP).remote(seen)
+                phases = ray.get(poll, timeout=PROGRESS_POLL * 4)
             except Exception:  # the actor died or is restarting: ``ref`` tells
                 continue
             for name in phases:
@@ -703,8 +753,9 @@ class ConversionActor:
     ) -> dict[str, Any]:
         """Check the toolchain, lay out the files, run the job, return result and bytes.
 
-        ``memory`` is the job's estimate: a job whose resident memory goes over it fails
-        (:class:`_MemoryWatch`), with the figures, and this actor stays usable.
+        ``memory`` is the job's estimate: a job whose peak resident memory went over it
+        fails with both figures once it ends (:class:`_PeakMemory`); nothing of it is
+        installed, and this actor stays usable for the next job.
         """
         from czbuild.builder.jobs import run_job
 
@@ -725,21 +776,10 @@ class ConversionActor:
             return reply
         self._lay_out(files)
         local = _relocate(job, Path(root), self.tree, self.out)
-        watch = _MemoryWatch(memory)
-        try:
-            with watch:
-                result = run_job(self.backend, local, self.cache, on_progress=phases.append)
-        except MemoryOverEstimate:  # raised just outside run_job's own handler
-            result = JobResult(ok=False, error="over its memory estimate")
-        finally:
-            watch.stop()
-        if watch.over():
-            result = JobResult(
-                ok=False,
-                error=watch.message(self.node),
-                error_type="MemoryOverEstimate",
-                seconds=result.seconds,
-            )
+        with _PeakMemory() as peak:
+            result = run_job(self.backend, local, self.cache, on_progress=phases.append)
+        if memory and peak.bytes > memory:
+            result = _over_estimate(result, peak.bytes, memory, self.node)
         artifact = Path(local.out_path)
         if result.ok:
             reply["artifact"] = artifact.read_bytes()
@@ -783,95 +823,84 @@ class ConversionActor:
                     pass
 
 
-class MemoryOverEstimate(Exception):
-    """Raised in a job's thread when its process's resident memory went over its estimate."""
+def _over_estimate(result: JobResult, peak: int, estimate: int, node: str) -> JobResult:
+    """``result`` failed because the job's peak memory went over its estimate (figures)."""
+    also = f"; the job also failed: {result.error}" if not result.ok else ""
+    return JobResult(
+        ok=False,
+        error=f"the job went over its memory estimate on Ray node {node}: peak "
+        f"{peak / _GIB:.2f} GiB resident, estimate {estimate / _GIB:.2f} GiB -- use a "
+        f"smaller tile, raise the estimate (RaySettings.memory) or run on nodes with more "
+        f"memory{also}",
+        error_type="MemoryOverEstimate",
+        seconds=result.seconds,
+        traceback=result.traceback,
+        verification=result.verification,
+    )
 
 
-def _resident_bytes() -> int:
-    """This process's resident memory now (Linux ``/proc``), else its peak so far."""
+_STATUS = "/proc/self/status"
+
+
+def _status_kib(field: str) -> int | None:
+    """A ``VmRSS`` / ``VmHWM`` figure of this process in KiB (Linux), else None."""
     try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open(_STATUS, "rb") as f:
+            for line in f:
+                if line.startswith(field.encode() + b":"):
+                    return int(line.split()[1])
     except (OSError, ValueError, IndexError):
-        import resource
-        import sys
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return int(peak if sys.platform == "darwin" else peak * 1024)
+        pass
+    return None
 
 
-class _MemoryWatch:
-    """Sample this process's resident memory while a job runs; stop the job over the limit.
+class _PeakMemory:
+    """The peak resident memory of this process while a ``with`` block runs (one job).
 
-    A thread samples every :data:`MEMORY_SAMPLE` seconds and keeps the peak. The first sample
-    over ``limit`` raises :class:`MemoryOverEstimate` once in the job's thread (delivered when
-    that thread next runs Python code: a backend's ``finally`` blocks clean up, and the actor
-    survives), so the job fails with the figures instead of growing until Ray's memory
-    monitor or the kernel kills the worker -- which Ray would count as a death and retry.
-    The figure is the whole process (the actor's interpreter and cache included), which the
-    estimate's base covers.
+    On Linux the kernel keeps the peak (``VmHWM``); entering resets it to the current
+    resident size (``/proc/self/clear_refs``), so the figure is exact -- no sampling, no
+    thread, nothing done to the job while it runs. Where that reset is not allowed a thread
+    samples ``VmRSS`` every :data:`MEMORY_SAMPLE` seconds; without ``/proc`` (a macOS node)
+    there is no figure and no check. The figure is the whole actor process (its
+    interpreter and the cached model included), which the estimate's base covers. The job
+    is judged after it ends: one that grows past the node's memory is killed by Ray's
+    memory monitor or the kernel first, which the coordinator reports with the estimate.
     """
 
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self.peak = _resident_bytes()
-        self._target = threading.get_ident()
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._fired = False
+    def __init__(self) -> None:
+        self.bytes = 0
         self._thread: threading.Thread | None = None
+        self._done = threading.Event()
 
-    def __enter__(self) -> _MemoryWatch:
-        if self.limit:
-            self._thread = threading.Thread(target=self._sample, daemon=True, name="czbuild-mem")
-            self._thread.start()
+    def __enter__(self) -> _PeakMemory:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset VmHWM to VmRSS
+            if _status_kib("VmHWM") is not None:
+                return self
+        except OSError:
+            pass
+        self.bytes = _resident_now()
+        self._thread = threading.Thread(target=self._sample, daemon=True, name="czbuild-mem")
+        self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def _sample(self) -> None:
-        assert self.limit is not None
-        while not self._stopped.wait(MEMORY_SAMPLE):
-            rss = _resident_bytes()
-            with self._lock:
-                self.peak = max(self.peak, rss)
-                if rss > self.limit and not self._fired and not self._stopped.is_set():
-                    self._fired = True
-                    _raise_in(self._target, MemoryOverEstimate)
+        while not self._done.wait(MEMORY_SAMPLE):
+            self.bytes = max(self.bytes, _resident_now())
 
-    def stop(self) -> None:
-        """End sampling; a raise not yet delivered is withdrawn (idempotent)."""
-        with self._lock:
-            if self._stopped.is_set():
-                return
-            self._stopped.set()
-            if self._fired:
-                _raise_in(self._target, None)
-        self.peak = max(self.peak, _resident_bytes())
-        if self._thread is not None:
-            self._thread.join()
-
-    def over(self) -> bool:
-        return bool(self.limit) and (self._fired or self.peak > (self.limit or 0))
-
-    def message(self, node: str) -> str:
-        limit = self.limit or 0
-        return (
-            f"the job went over its memory estimate on Ray node {node}: "
-            f"{self.peak / _GIB:.2f} GiB resident (peak sampled), estimate "
-            f"{limit / _GIB:.2f} GiB -- use a smaller tile, raise the estimate "
-            "(RaySettings.memory) or run on nodes with more memory"
-        )
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is None:
+            self.bytes = (_status_kib("VmHWM") or 0) * 1024
+            return
+        self._done.set()
+        self._thread.join()
+        self.bytes = max(self.bytes, _resident_now())
 
 
-def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
-    """Raise ``exc`` asynchronously in the thread ``thread_id`` (None withdraws a pending one)."""
-    import ctypes
-
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else None
-    )
+def _resident_now() -> int:
+    """This process's resident memory now (0 without ``/proc``: no figure, no check)."""
+    return (_status_kib("VmRSS") or 0) * 1024
 
 
 def _relocate(job: Job, root: Path, tree: Path, out: Path) -> Job:

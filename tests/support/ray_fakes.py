@@ -8,8 +8,9 @@ Ray cluster of the tests runs on this machine).
 
 More fake ops read by :func:`kill_once`:
 
-* ``hog: <bytes>`` with ``hog_log: <file>``: append a line to the log (one per attempt), hold
-  that much resident memory and wait (up to 30 s) for the actor's memory watch to stop it.
+* ``hog: <bytes>`` with ``hog_log: <file>``: append a line to the log (one per attempt), make
+  that much memory resident, release it and convert normally (the actor judges the job's
+  peak memory after it ends).
 * ``handshake: <file>``: report the phase ``waiting for the coordinator`` and wait (up to
   30 s) until the test -- which hears the phase through the coordinator -- creates the file;
   fail if it never does, so only a phase that really streams back passes.
@@ -47,9 +48,6 @@ def kill_once(job: Any, cache: dict) -> dict:
         with open(fake["hog_log"], "a") as log:
             log.write(f"{os.getpid()}\n")
         held = b"\x01" * int(fake["hog"])  # written, so resident
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # the memory watch raises in here
-            time.sleep(0.02)
         del held
     if fake.get("handshake"):
         from czbuild.progress import phase
