@@ -107,6 +107,7 @@ def test_ray_build_is_byte_identical_to_a_local_build(cluster_address, tmp_path)
         "build", "--out", str(tmp_path / "ray"), "--ray", cluster_address, cwd=root, check=True
     )
     assert "2 built" in result.stdout, result.stdout
+    assert result.stdout.count(": on Ray node ") == 2, result.stdout  # really on the cluster
     assert _files(root) == before  # the lock too: the same bytes leave it unchanged
 
     local = _files(tmp_path / "local", skip=(".czbuild/",))
@@ -147,6 +148,7 @@ def test_ray_build_is_byte_identical_to_a_local_build(cluster_address, tmp_path)
     )
     assert doit.returncode == 0, doit.stdout + doit.stderr
     assert "2 built" in doit.stdout, doit.stdout
+    assert doit.stdout.count(": on Ray node ") == 2, doit.stdout  # ray= reached the cluster
     assert _files(tmp_path / "doit", skip=(".czbuild/",)) == local
 
 
@@ -363,4 +365,21 @@ def test_phases_and_the_queue_stream_back_to_the_coordinator(cluster_address, tm
     assert results["a"].ok and results["b"].ok, results
     assert ("phase", "waiting for the coordinator") in heard["a"]
     assert ("queued", "1 job(s) waiting for 1/1 Ray actor(s)") in heard["b"], heard["b"]
-    assert any(t.startswith("on Ray node ") for k, t in heard["b"] if k == "phase")
+    assert any(t.startswith("on Ray node ") for k, t in heard["b"] if k == "note")
+
+
+def test_progress_lines_show_the_queue_and_the_node() -> None:
+    import io
+
+    from czbuild.builder.reporter import BuildReporter
+
+    out = io.StringIO()
+    reporter = BuildReporter(out, phase_after=0)
+    reporter.event("a@tile=32", "queued", "3 job(s) waiting for 2/2 Ray actor(s)")
+    reporter.event("b@tile=32", "queued", "")
+    reporter.event("a@tile=32", "note", "on Ray node 10.0.0.7 (gpu1, node 52729f14ef42)")
+    assert out.getvalue().splitlines() == [
+        "queued   a@tile=32  (3 job(s) waiting for 2/2 Ray actor(s))",
+        "queued   b@tile=32",
+        "         a@tile=32: on Ray node 10.0.0.7 (gpu1, node 52729f14ef42)",
+    ]

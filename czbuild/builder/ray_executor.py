@@ -47,7 +47,7 @@ installed, because only complete, verified bytes ever reach the coordinator. A j
 peak resident memory went over its estimate fails that variant with both figures once it
 ends (the actor stays; nothing is retried or installed); the other variants build.
 
-**Progress.** Each job reports ``on Ray node <address> (<host>, node <id>)``, then the phases
+**Progress.** Each job notes ``on Ray node <address> (<host>, node <id>)``, then the phases
 its actor's job announces, polled while it runs (the actor answers polls in a thread of its
 own, jobs run one at a time); a job that waits for an actor reports the cluster's queue
 (``N job(s) waiting for busy/size Ray actor(s)``).
@@ -536,7 +536,7 @@ class _RayWorker:
                     events("phase", short)
                 self._start(reserve)
                 self.node, self.node_id = ray.get(self._actor.node_name.remote())
-            events("phase", f"on Ray node {self.node}")
+            events("note", f"on Ray node {self.node}")
             reply = self._call(job, root, files, need, events)
         except BuildError as exc:  # every node refused (placement)
             self._dead = True
@@ -551,7 +551,7 @@ class _RayWorker:
             pool.refuse_node(reply["node_id"], reply["result"].error)
             self._dead = True
             self._kill()
-            events("phase", f"refused Ray node {reply['node']} (toolchain); moving the job")
+            events("note", f"refused Ray node {reply['node']} (toolchain); moving the job")
             return replace(reply["result"], error_type=_REFUSED)
         self.node = reply["node"]
         result: JobResult = _restated(
