@@ -94,7 +94,9 @@ DEFAULT_IN_FLIGHT = 64
 
 # Memory estimate of one conversion + verification job (see memory_estimate).
 _GIB = 1 << 30
-_BASE_MEMORY = _GIB  # interpreter, TensorFlow / onnxruntime, tf2onnx
+# interpreter, Ray's worker, TensorFlow / onnxruntime, tf2onnx: a Ray actor converting the
+# bundled recipes peaked at 0.8-1.08 GiB (tiny models, tiles 128-512)
+_BASE_MEMORY = 3 * _GIB // 2
 _MODEL_FACTOR = 20  # loaded model, graph copies, ONNX export, reference runs
 _PIXEL_BYTES = 4096  # activations per tile pixel (512 x 512 -> 1 GiB)
 _DEFAULT_PIXELS = 512 * 512  # a free tile (czann with undefined H/W)
@@ -156,10 +158,12 @@ class RaySettings:
 def memory_estimate(model_bytes: int, spatial_dims: tuple[int, ...] | None) -> int:
     """Bytes one conversion + verification job of a model of this size at this tile may need.
 
-    ``1 GiB + 20 x model bytes + 4 KiB per tile pixel`` (a free tile counts as 512 x 512):
-    the 7.8M-parameter U-Net of the engineering notes (31 MB) at tile 512 gives 2.6 GiB, where
-    1.65 GB (conversion) to 3.6 GB (verified) were measured. An estimate for Ray's scheduler,
-    not a limit: it keeps Ray from packing more conversions onto a node than fit.
+    ``1.5 GiB + 20 x model bytes + 4 KiB per tile pixel`` (a free tile counts as 512 x 512):
+    the 7.8M-parameter U-Net of the engineering notes (31 MB) at tile 512 gives 3.1 GiB, where
+    1.65 GB (conversion) to 3.6 GB (verified, before the verification's memory was cut to
+    1.6-1.9 GB) were measured; the bundled recipes' tiny models peak at 0.8-1.08 GiB in a Ray
+    actor (estimates 1.56-2.5 GiB). It keeps Ray from packing more conversions onto a node
+    than fit, and a job whose peak goes over it fails (see :class:`_PeakMemory`).
     """
     pixels = math.prod(spatial_dims) if spatial_dims else _DEFAULT_PIXELS
     return _BASE_MEMORY + _MODEL_FACTOR * max(0, model_bytes) + _PIXEL_BYTES * pixels
