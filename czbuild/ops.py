@@ -301,6 +301,16 @@ def _is_number(value: Any) -> bool:
     )
 
 
+def _finite(value: Any, key: str) -> float:
+    """``value`` as a float; a ValueError naming ``key`` if it is not a finite number."""
+    if not _is_number(value):
+        raise ValueError(f"{key}: must be a number, got {type(value).__name__} {value!r}")
+    f = float(value)
+    if not math.isfinite(f):
+        raise ValueError(f"{key}: must be finite, got {f!r}")
+    return f
+
+
 def _check_floats(value: Any, arg: ArgDef, where: str) -> list[float]:
     key = _key(where, arg.name)
     if isinstance(value, np.ndarray):
@@ -318,11 +328,7 @@ def _check_floats(value: Any, arg: ArgDef, where: str) -> list[float]:
         )
     out: list[float] = []
     for i, item in enumerate(items):
-        if not _is_number(item):
-            raise ValueError(f"{key}[{i}]: must be a number, got {type(item).__name__} {item!r}")
-        f = float(item)
-        if not math.isfinite(f):
-            raise ValueError(f"{key}[{i}]: must be finite, got {f!r}")
+        f = _finite(item, f"{key}[{i}]")
         if arg.nonzero and f == 0.0:
             raise ValueError(
                 f"{key}[{i}]: must not be 0 (division by zero); use 1 to leave a channel unscaled"
@@ -359,12 +365,7 @@ def _check_number(value: Any, arg: ArgDef, where: str) -> float:
     key = _key(where, arg.name)
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
-    if not _is_number(value):
-        raise ValueError(f"{key}: must be a number, got {type(value).__name__} {value!r}")
-    f = float(value)
-    if not math.isfinite(f):
-        raise ValueError(f"{key}: must be finite, got {f!r}")
-    return f
+    return _finite(value, key)
 
 
 def _check_range(value: Any, arg: ArgDef, where: str) -> list[float]:
@@ -376,15 +377,7 @@ def _check_range(value: Any, arg: ArgDef, where: str) -> list[float]:
             f"{key}: must be a range of two numbers [a, b] such as [0, 65535], "
             f"got {type(value).__name__} {value!r}"
         )
-    out: list[float] = []
-    for i, item in enumerate(value):
-        if not _is_number(item):
-            raise ValueError(f"{key}[{i}]: must be a number, got {type(item).__name__} {item!r}")
-        f = float(item)
-        if not math.isfinite(f):
-            raise ValueError(f"{key}[{i}]: must be finite, got {f!r}")
-        out.append(f)
-    return out
+    return [_finite(item, f"{key}[{i}]") for i, item in enumerate(value)]
 
 
 def _check_channel(value: Any, arg: ArgDef, where: str) -> int:

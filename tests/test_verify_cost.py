@@ -271,3 +271,52 @@ def test_variants_of_one_loaded_model_share_the_reference_runs() -> None:
     # another chain, or another model, is another reference
     assert from_variant(variant(64, preprocessing=()), source=model) is not first
     assert from_variant(variant(64), source=_local_model(1)) is not first
+
+
+@pytest.mark.slow
+def test_onnx_checker_runs_once_per_artifact(tmp_path: Path, monkeypatch) -> None:
+    """The converter's full check covers the verifier's on the same bytes; other bytes are checked."""
+    import onnx
+
+    from czbuild.onnx_graph import checks
+    from czbuild.verify import verify_artifact
+
+    calls: list[int] = []
+    original = onnx.checker.check_model
+
+    def counting(model, *args, **kwargs):
+        calls.append(1)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(onnx.checker, "check_model", counting)
+    model = _local_model()
+    path = _build(tmp_path, "once", model, tile=32, overlap=4)
+    converted = len(calls)
+    assert converted >= 1  # the converter checked what it wrote
+    report = verify_artifact(path, source_model=model, tiling=False)
+    assert report.get("payload.model").status == "passed"
+    assert len(calls) == converted  # the verifier did not check the same bytes again
+
+    # bytes this process did not make (another machine's artifact): checked, and a broken
+    # model still fails payload.model
+    monkeypatch.setattr(checks, "_CHECKED", {})
+    report = verify_artifact(path, source_model=model, tiling=False)
+    assert report.get("payload.model").status == "passed"
+    assert len(calls) == converted + 1
+
+
+def test_passed_checker_remembers_only_checked_bytes() -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from czbuild.onnx_graph.checks import passed_checker, serialize_checked
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    proto.ir_version = 8
+    data = serialize_checked(proto, opset=18)
+    assert passed_checker(data)
+    assert not passed_checker(data + b"\x00")
+    assert onnx.load_from_string(data).graph.node[0].op_type == "Relu"

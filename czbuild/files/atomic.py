@@ -59,9 +59,7 @@ def atomic_write(path: Path | str, data: bytes, *, durable: bool = True) -> None
         OSError: The folder or file cannot be written; the exception names the path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    try:
+    with atomic_path(path) as tmp:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         fd = os.open(tmp, flags, 0o666)
         try:
@@ -72,15 +70,6 @@ def atomic_write(path: Path | str, data: bytes, *, durable: bool = True) -> None
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = str(path)
-        raise
     if durable:
         fsync_dir(path.parent)
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from czbuild.files.canonical import digest_json
-from czbuild.files.digest import file_sha256, path_sha256, tree_files
+from czbuild.files.digest import file_sha256, path_sha256, tree_sha256
 
 __all__ = ["CONTENT_KINDS", "content_kind", "content_sha256", "h5_sha256", "keras_sha256"]
 
@@ -70,11 +70,7 @@ def content_sha256(path: Path | str, *, file_hash: Callable[[Path], str] = file_
     if kind == "h5":
         return h5_sha256(path)
     if kind == "savedmodel":
-        digest = hashlib.sha256()
-        for rel, full in tree_files(Path(path)):
-            if rel not in _SAVEDMODEL_VOLATILE:
-                digest.update(f"{rel}\0{file_hash(full)}\n".encode())
-        return digest.hexdigest()
+        return tree_sha256(path, file_hash=file_hash, exclude=_SAVEDMODEL_VOLATILE)
     if os.path.isdir(path):
         return path_sha256(path)
     return file_hash(Path(path))

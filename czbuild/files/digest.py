@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 
 __all__ = ["file_sha256", "path_sha256", "tree_files", "tree_sha256"]
@@ -44,19 +44,26 @@ def tree_files(root: Path) -> list[tuple[str, Path]]:
     return sorted(out)
 
 
-def tree_sha256(root: Path | str, *, file_hash: Callable[[Path], str] = file_sha256) -> str:
+def tree_sha256(
+    root: Path | str,
+    *,
+    file_hash: Callable[[Path], str] = file_sha256,
+    exclude: Container[str] = (),
+) -> str:
     """Digest of a directory tree, independent of file order, times and modes.
 
     Args:
         root: The directory.
         file_hash: How to get one file's hex sha256 (a cache may answer without reading).
+        exclude: POSIX relative paths left out of the digest.
 
     Returns:
         The hex digest described in the module docstring.
     """
     digest = hashlib.sha256()
     for rel, full in tree_files(Path(root)):
-        digest.update(f"{rel}\0{file_hash(full)}\n".encode())
+        if rel not in exclude:
+            digest.update(f"{rel}\0{file_hash(full)}\n".encode())
     return digest.hexdigest()
 
 

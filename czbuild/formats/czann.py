@@ -9,12 +9,11 @@ is missing.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import numbers
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -53,12 +52,6 @@ MIN_CLASSES: Final = 2
 def spatial_ranks(version: str) -> tuple[int, ...]:
     """The spatial ranks (2D, 3D) CZANN ``version`` can carry."""
     return (2, 3) if _version_key(version) >= _version_key(_FIRST_3D_VERSION) else (2,)
-
-
-def _did_you_mean(value: object, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(str(value), choices, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return f"{hint}; known: {', '.join(choices)}"
 
 
 def _is_sequence(value: object) -> bool:
@@ -269,7 +262,8 @@ class CzannMetadata:
         if not version_ok:
             bad(
                 "FormatVersion",
-                f"unknown CZANN version {version!r}" + _did_you_mean(version, vocab.CZANN_VERSIONS),
+                f"unknown CZANN version {version!r}"
+                + vocab.did_you_mean(version, vocab.CZANN_VERSIONS),
             )
         if self.id is not None and (why := uuid_problem(self.id)):
             bad("Id", why)
@@ -292,7 +286,8 @@ class CzannMetadata:
         if self.type not in vocab.MODEL_TYPES:
             bad(
                 "Type",
-                f"unknown model type {self.type!r}" + _did_you_mean(self.type, vocab.MODEL_TYPES),
+                f"unknown model type {self.type!r}"
+                + vocab.did_you_mean(self.type, vocab.MODEL_TYPES),
             )
         elif self.type in vocab.EXPERIMENTAL_TYPES and not allow_experimental:
             bad(
@@ -395,7 +390,8 @@ class CzannMetadata:
         if version not in vocab.CZANN_VERSIONS:
             raise MetadataError(
                 "FormatVersion",
-                f"unknown CZANN version {version!r}" + _did_you_mean(version, vocab.CZANN_VERSIONS),
+                f"unknown CZANN version {version!r}"
+                + vocab.did_you_mean(version, vocab.CZANN_VERSIONS),
             )
         doc: dict[str, Any] = {}
         if version == "2.1.0":
@@ -492,10 +488,10 @@ class CzannMetadata:
             type=typ,
             input_shape=_read_ints(d, "InputShape"),
             output_shape=_read_ints(d, "OutputShape"),
-            classes=_read_strings(d, "Classes"),
+            classes=_read_array(d, "Classes", "strings", lambda v: isinstance(v, str)),
             min_overlap=_read_ints(d, "MinOverlap"),
             model_name=name,
-            scaling=_read_numbers(d, "Scaling"),
+            scaling=_read_array(d, "Scaling", "numbers", _is_real),
             id=ident,
             format_version=format_version,
         )
@@ -536,37 +532,20 @@ def _number(key: str, value: object) -> int | float:
     return number
 
 
-def _read_array(d: Mapping[str, Any], key: str) -> list[Any] | None:
+def _read_array(
+    d: Mapping[str, Any], key: str, what: str, ok: Callable[[Any], bool]
+) -> tuple[Any, ...] | None:
+    """``d[key]`` as a tuple, or None if absent; each item must pass ``ok`` (``what`` names it)."""
     value = d.get(key)
     if value is None:
         return None
     if not isinstance(value, list):
         raise MetadataError(key, f"must be a JSON array, got {value!r}")
-    return value
+    if not all(ok(v) for v in value):
+        raise MetadataError(key, f"must be an array of {what}, got {value!r}")
+    return tuple(value)
 
 
 def _read_ints(d: Mapping[str, Any], key: str) -> tuple[int, ...] | None:
-    value = _read_array(d, key)
-    if value is None:
-        return None
-    if not all(_is_int(v) for v in value):
-        raise MetadataError(key, f"must be an array of integers, got {value!r}")
-    return tuple(int(v) for v in value)
-
-
-def _read_strings(d: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
-    value = _read_array(d, key)
-    if value is None:
-        return None
-    if not all(isinstance(v, str) for v in value):
-        raise MetadataError(key, f"must be an array of strings, got {value!r}")
-    return tuple(value)
-
-
-def _read_numbers(d: Mapping[str, Any], key: str) -> tuple[float, ...] | None:
-    value = _read_array(d, key)
-    if value is None:
-        return None
-    if not all(_is_real(v) for v in value):
-        raise MetadataError(key, f"must be an array of numbers, got {value!r}")
-    return tuple(value)
+    value = _read_array(d, key, "integers", _is_int)
+    return None if value is None else tuple(int(v) for v in value)

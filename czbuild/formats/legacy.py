@@ -8,7 +8,6 @@ tree on one line, attributes in a fixed order, empty elements as ``<Name />``.
 from __future__ import annotations
 
 import colorsys
-import difflib
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
@@ -172,7 +171,7 @@ class LegacyMetadata:
             bad(
                 "ColorHandling",
                 f"unknown value {self.color_handling!r}"
-                + _did_you_mean(self.color_handling, vocab.COLOR_HANDLINGS),
+                + vocab.did_you_mean(self.color_handling, vocab.COLOR_HANDLINGS),
             )
         self._check_pixel_types(bad)
         self._check_classes(bad)
@@ -195,7 +194,7 @@ class LegacyMetadata:
             if value not in vocab.PIXEL_TYPES:
                 bad(
                     "PixelType",
-                    f"unknown pixel type {value!r}" + _did_you_mean(value, vocab.PIXEL_TYPES),
+                    f"unknown pixel type {value!r}" + vocab.did_you_mean(value, vocab.PIXEL_TYPES),
                 )
                 return
             if value in vocab.COMPLEX_PIXEL_TYPES:
@@ -300,12 +299,6 @@ def _list_problem(value: object, example: str) -> str | None:
     if not isinstance(value, tuple):
         return f"must be a list like {example}, got {value!r}"
     return None
-
-
-def _did_you_mean(value: object, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(str(value), choices, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return f"{hint}; known: {', '.join(choices)}"
 
 
 def _decode_for_check(data: bytes) -> str:

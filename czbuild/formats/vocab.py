@@ -6,7 +6,16 @@ metadata models and the verifier all take their enums from here.
 
 from __future__ import annotations
 
+import difflib
 from typing import Final
+
+
+def did_you_mean(value: object, choices: tuple[str, ...]) -> str:
+    """The hint after an unknown ``value``: `` (did you mean X?); known: a, b, c``."""
+    close = difflib.get_close_matches(str(value), choices, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{hint}; known: {', '.join(choices)}"
+
 
 # --- CZANN -----------------------------------------------------------------------------------
 

@@ -28,8 +28,8 @@ import onnx
 from onnx import ModelProto, NodeProto
 
 from czbuild.errors import ConversionError
-from czbuild.onnx_graph.canonical import INPUT_NAME, all_nodes, canonicalize_onnx, serialize_onnx
-from czbuild.onnx_graph.checks import check_onnx, ir_version_for_opset
+from czbuild.onnx_graph.canonical import INPUT_NAME, all_nodes, canonicalize_onnx
+from czbuild.onnx_graph.checks import ir_version_for_opset, serialize_checked
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +100,7 @@ def export_onnx(
     _check_converted_ops(proto, opset)
     proto = canonicalize_onnx(proto)
     proto.ir_version = ir
-    check_onnx(proto, opset=opset)
-    return serialize_onnx(proto)
+    return serialize_checked(proto, opset=opset)
 
 
 def _tf2onnx_convert(model: Any, input_shape: tuple[int | None, ...], opset: int) -> ModelProto:

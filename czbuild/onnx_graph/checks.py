@@ -1,7 +1,9 @@
 """Checks and tile specialisation of ONNX models, whatever framework made them.
 
 * :func:`check_onnx` -- ``onnx.checker`` (full check), the declared opset, standard-domain
-  ops only;
+  ops only; :func:`serialize_checked` serialises a checked model and remembers its digest, so
+  the verifier's ``payload.model`` does not run the checker again on the same bytes
+  (:func:`passed_checker`);
 * :func:`ir_version_for_opset` -- the IR version czbuild writes for an opset, from the
   targets' limits (:mod:`czbuild.formats.vocab`);
 * :func:`specialize_onnx` -- fix the spatial dims of a model made with undefined
@@ -13,6 +15,7 @@ Used by every adapter (``czbuild/keras/``, ``czbuild/onnx_source/``,
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import onnx
@@ -27,8 +30,36 @@ __all__ = [
     "custom_domain_node",
     "default_opset",
     "ir_version_for_opset",
+    "passed_checker",
+    "serialize_checked",
     "specialize_onnx",
 ]
+
+#: sha256 of the serialised models this process has run ``onnx.checker`` (full check) on and
+#: found valid (:func:`serialize_checked`). The checker is a pure function of the bytes and
+#: the onnx version, so the verifier skips it for these bytes (:func:`passed_checker`); a
+#: build then runs it once per artifact. Bounded: a long-lived worker keeps the latest ones.
+_CHECKED: dict[str, None] = {}
+_CHECKED_MAX = 256
+
+
+def serialize_checked(proto: ModelProto, *, opset: int | None = None) -> bytes:
+    """:func:`check_onnx`, then the deterministic bytes (``serialize_onnx``), remembered as valid.
+
+    Raises:
+        ConversionError: as :func:`check_onnx`.
+    """
+    check_onnx(proto, opset=opset)
+    data = serialize_onnx(proto)
+    _CHECKED[hashlib.sha256(data).hexdigest()] = None
+    while len(_CHECKED) > _CHECKED_MAX:
+        del _CHECKED[next(iter(_CHECKED))]
+    return data
+
+
+def passed_checker(data: bytes) -> bool:
+    """Whether this process made ``data`` with :func:`serialize_checked` (checker passed)."""
+    return hashlib.sha256(data).hexdigest() in _CHECKED
 
 
 def ir_version_for_opset(opset: int) -> int:
@@ -149,8 +180,7 @@ def specialize_onnx(
     ir, opset = model.ir_version, default_opset(model)
     canonical = canonicalize_onnx(model)
     canonical.ir_version = ir
-    check_onnx(canonical, opset=opset)
-    return serialize_onnx(canonical)
+    return serialize_checked(canonical, opset=opset)
 
 
 def default_opset(proto: ModelProto) -> int | None:

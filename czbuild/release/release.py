@@ -474,10 +474,7 @@ def _manifest(
         variant = by_name[entry["variant"]]
         entry["recipe_file"] = display_path(Path(variant.recipe_file), variant.project_dir)
         entry["inputs"] = fresh[variant.name].inputs
-    try:
-        lock_sha = hashlib.sha256(lock_file.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        lock_sha = None
+    lock_sha = _sha256(lock_file)
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     return {
         "format": RELEASE_FORMAT,
