@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
+import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import onnx
 import pytest
 
-from support.build_fakes import TESTS_DIR, fake_convert, make_project, with_fake
+from support.build_fakes import (
+    REPO_DIR,
+    TESTS_DIR,
+    fake_convert,
+    make_project,
+    with_fake,
+    worker_env,
+)
 from support.cli import run_cli
 from support.onnx_models import unet_onnx
 
@@ -70,10 +82,13 @@ def _files(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
     return out
 
 
-def _executor(address: str, scratch: Path, backend: str) -> object:
+def _executor(address: str, scratch: Path, backend: str, **settings: object) -> Any:
     from czbuild.builder.ray_executor import RayExecutor, RaySettings
 
-    return RayExecutor(RaySettings(address=address, scratch=str(scratch)), backend=backend)
+    return RayExecutor(
+        RaySettings(address=address, scratch=str(scratch), **settings),  # type: ignore[arg-type]
+        backend=backend,
+    )
 
 
 @pytest.mark.slow
@@ -92,6 +107,7 @@ def test_ray_build_is_byte_identical_to_a_local_build(cluster_address, tmp_path)
         "build", "--out", str(tmp_path / "ray"), "--ray", cluster_address, cwd=root, check=True
     )
     assert "2 built" in result.stdout, result.stdout
+    assert result.stdout.count(": on Ray node ") == 2, result.stdout  # really on the cluster
     assert _files(root) == before  # the lock too: the same bytes leave it unchanged
 
     local = _files(tmp_path / "local", skip=(".czbuild/",))
@@ -110,6 +126,30 @@ def test_ray_build_is_byte_identical_to_a_local_build(cluster_address, tmp_path)
     check = run_cli("check", "--ray", cluster_address, cwd=root)
     assert check.returncode == 0, check.stdout + check.stderr
     assert _files(root) == before
+
+    # doit users: `doit ray=ADDRESS` builds the same bytes
+    shutil.copy(REPO_DIR / "dodo.py", root / "dodo.py")
+    doit = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "doit",
+            "-n",
+            "2",
+            f"out={tmp_path / 'doit'}",
+            f"ray={cluster_address}",
+        ],
+        cwd=root,
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert doit.returncode == 0, doit.stdout + doit.stderr
+    assert "2 built" in doit.stdout, doit.stdout
+    assert doit.stdout.count(": on Ray node ") == 2, doit.stdout  # ray= reached the cluster
+    assert _files(tmp_path / "doit", skip=(".czbuild/",)) == local
 
 
 @pytest.mark.slow
@@ -175,7 +215,9 @@ def test_toolchain_mismatch_is_refused_before_converting(
         out=open(os.devnull, "w"),  # noqa: SIM115
     )
     message = report.summary.failed["a@tile=32"]
-    assert "Ray node " in message and "has a different toolchain" in message, message
+    # both nodes were tried (the second after the first was refused), then one line
+    assert ": no Ray node has the coordinator's toolchain (2 refused): " in message, message
+    assert message.count("has a different toolchain") == 2 and "\n" not in message, message
     assert "(coordinator: 0.0.0-coordinator)" in message
     assert not (tmp_path / "ray" / "a").exists()
     assert not (project / "loads.log").exists()
@@ -231,3 +273,113 @@ def test_actor_layout_holds_exactly_the_jobs_files(tmp_path) -> None:
     assert _files(actor.tree) == {"LICENSE": digests["lic"], "models/b.py": digests["b"]}
     actor.remove_scratch()
     assert not actor.scratch.exists()
+
+
+@pytest.mark.slow
+def test_refused_node_is_avoided_for_the_rest_of_the_build(cluster_address, tmp_path) -> None:
+    """The first actor's node has another toolchain: its job and the next move elsewhere."""
+    from czbuild.builder import BuildOptions, build
+    from support.ray_fakes import BACKEND, FirstNodeRefused
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    executor = _executor(cluster_address, scratch, BACKEND)
+    executor.actor_class = FirstNodeRefused
+    variants = make_project(tmp_path / "p", {"a": [32, 64], "b": [32]})
+    report = build(
+        variants,
+        BuildOptions(out_dir=tmp_path / "ray", ray=cluster_address, backend=BACKEND),
+        executor=executor,
+        out=open(os.devnull, "w"),  # noqa: SIM115
+    )
+    assert report.ok, report.summary.failed
+    bad = (scratch / "refused-node").read_text()
+    assert list(executor._refused) == [bad]  # refused once, never placed there again
+    assert executor.size == 1  # the actors shrank to what the accepted node holds
+    assert "0.0.0-other-node" in executor._refused[bad]
+
+
+@pytest.mark.slow
+def test_job_over_its_memory_estimate_fails_that_variant_with_the_figures(
+    cluster_address, tmp_path
+) -> None:
+    from czbuild.builder import BuildOptions, build
+    from support.build_fakes import respec
+    from support.ray_fakes import BACKEND
+
+    log = tmp_path / "hog.log"
+    project = tmp_path / "p"
+    variants = make_project(project, {"a": [32], "b": [32]})
+    variants[0] = respec(variants[0], fake={"hog": 700 * 1024**2, "hog_log": str(log)})
+    estimate = 400 * 1024**2  # the test's override of memory_estimate
+    report = build(
+        variants,
+        BuildOptions(out_dir=tmp_path / "ray", ray=cluster_address, backend=BACKEND),
+        executor=_executor(cluster_address, tmp_path / "scratch", BACKEND, memory=estimate),
+        out=open(os.devnull, "w"),  # noqa: SIM115
+    )
+    assert sorted(report.summary.failed) == ["a@tile=32"]  # b built: not the build
+    message = report.summary.failed["a@tile=32"]
+    assert "went over its memory estimate on Ray node " in message, message
+    assert "estimate 0.39 GiB" in message and "use a smaller tile" in message
+    peak = re.search(r": peak ([0-9.]+) GiB resident, estimate", message)
+    assert peak and float(peak.group(1)) > 0.68, message  # the 700 MB it held
+    assert log.read_text().count("\n") == 1  # one attempt: not retried as a worker death
+    assert (tmp_path / "ray" / "b").exists() and not (tmp_path / "ray" / "a").exists()
+
+
+@pytest.mark.slow
+def test_phases_and_the_queue_stream_back_to_the_coordinator(cluster_address, tmp_path) -> None:
+    """A job's phase reaches the coordinator while it runs; a waiting job hears the queue."""
+    from czbuild.builder.protocol import Job
+    from czbuild.builder.ray_executor import RayExecutor, RaySettings
+    from support.ray_fakes import BACKEND
+
+    seen = tmp_path / "phase-seen"
+    a, b = make_project(tmp_path / "p", {"a": [32], "b": [32]})
+    a = with_fake([a], handshake=str(seen))[0]
+    executor = RayExecutor(
+        RaySettings(address=cluster_address, scratch=str(tmp_path / "s")), size=1, backend=BACKEND
+    )
+    heard: dict[str, list[tuple[str, str]]] = {"a": [], "b": []}
+    results: dict[str, Any] = {}
+    second = threading.Thread(target=lambda: run("b", b))
+
+    def run(name: str, variant: Any) -> None:
+        job = Job(variant, str(tmp_path / "out" / name / "x.czann"), source_key=(name,))
+
+        def events(kind: str, text: str) -> None:
+            heard[name].append((kind, text))
+            if (name, text) == ("a", "waiting for the coordinator"):
+                second.start()  # b needs the actor a keeps busy
+            if (name, kind) == ("b", "queued"):
+                seen.write_text("")  # a may finish now
+
+        results[name] = executor.run(job, name, events)
+
+    try:
+        run("a", a)
+        second.join(timeout=120)  # b runs after a, in its own thread
+    finally:
+        executor.close()
+    assert results["a"].ok and results["b"].ok, results
+    assert ("phase", "waiting for the coordinator") in heard["a"]
+    assert ("queued", "1 job(s) waiting for 1/1 Ray actor(s)") in heard["b"], heard["b"]
+    assert any(t.startswith("on Ray node ") for k, t in heard["b"] if k == "note")
+
+
+def test_progress_lines_show_the_queue_and_the_node() -> None:
+    import io
+
+    from czbuild.builder.reporter import BuildReporter
+
+    out = io.StringIO()
+    reporter = BuildReporter(out, phase_after=0)
+    reporter.event("a@tile=32", "queued", "3 job(s) waiting for 2/2 Ray actor(s)")
+    reporter.event("b@tile=32", "queued", "")
+    reporter.event("a@tile=32", "note", "on Ray node 10.0.0.7 (gpu1, node 52729f14ef42)")
+    assert out.getvalue().splitlines() == [
+        "queued   a@tile=32  (3 job(s) waiting for 2/2 Ray actor(s))",
+        "queued   b@tile=32",
+        "         a@tile=32: on Ray node 10.0.0.7 (gpu1, node 52729f14ef42)",
+    ]

@@ -24,8 +24,10 @@ from typing import Any, Protocol
 from czbuild.builder.jobs import DEFAULT_BACKEND, load_backend, run_job
 from czbuild.builder.protocol import Job, JobResult, Progress, receive, send
 
-#: ``events(kind, text)``: ``("queued", "")`` when the job must wait for a worker,
-#: ``("start", "")`` when a worker takes it, ``("phase", name)`` for each phase it reports.
+#: ``events(kind, text)``: ``("queued", "")`` when the job must wait for a worker (the Ray
+#: executor puts the cluster's queue in the text), ``("start", "")`` when a worker takes it,
+#: ``("phase", name)`` for each phase it reports, ``("note", line)`` for a line to show at
+#: once (the Ray executor: the node a job runs on, a node refused).
 Events = Callable[[str, str], None]
 
 

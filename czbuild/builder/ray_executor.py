@@ -31,15 +31,26 @@ folder:
 **Toolchain.** The coordinator sends its toolchain (czbuild, TensorFlow, keras, tf2onnx,
 onnx versions and czbuild's artifact-code digest, :mod:`czbuild.builder.toolchain`) with every
 job; an actor whose own differs refuses the job before converting anything, with a message
-naming its node and both versions. czbuild's code travels to the cluster with each actor
-(Ray ``runtime_env`` ``py_modules``), so only the frameworks must be installed there.
+naming its node and both versions. That node is refused for the rest of the build: the
+actor is removed, later actors are pinned to accepted nodes (Ray node affinity), the actor
+count shrinks to what those nodes hold, and the job moves to an actor on one of them; when
+no node is left, the job fails with one line naming every refused node. czbuild's code
+travels to the cluster with each actor (Ray ``runtime_env`` ``py_modules``), so only the
+frameworks must be installed there.
 
 **Resources and faults.** Every actor declares ``num_cpus`` and a memory reservation
 (:func:`memory_estimate`: the model's size and the tile); a job that needs more than its
 actor reserved gets a new, larger actor. Actors are spread over the nodes. A worker process
 or node that dies mid-job is restarted by Ray (``max_restarts``) and the job retried
 (``max_task_retries``), bounded by :attr:`RaySettings.retries`; nothing partial is
-installed, because only complete, verified bytes ever reach the coordinator.
+installed, because only complete, verified bytes ever reach the coordinator. A job whose
+peak resident memory went over its estimate fails that variant with both figures once it
+ends (the actor stays; nothing is retried or installed); the other variants build.
+
+**Progress.** Each job notes ``on Ray node <address> (<host>, node <id>)``, then the phases
+its actor's job announces, polled while it runs (the actor answers polls in a thread of its
+own, jobs run one at a time); a job that waits for an actor reports the cluster's queue
+(``N job(s) waiting for busy/size Ray actor(s)``).
 """
 
 from __future__ import annotations
@@ -83,12 +94,23 @@ DEFAULT_IN_FLIGHT = 64
 
 # Memory estimate of one conversion + verification job (see memory_estimate).
 _GIB = 1 << 30
-_BASE_MEMORY = _GIB  # interpreter, TensorFlow / onnxruntime, tf2onnx
+# interpreter, Ray's worker, TensorFlow / onnxruntime, tf2onnx: a Ray actor converting the
+# bundled recipes peaked at 0.8-1.08 GiB (tiny models, tiles 128-512)
+_BASE_MEMORY = 3 * _GIB // 2
 _MODEL_FACTOR = 20  # loaded model, graph copies, ONNX export, reference runs
 _PIXEL_BYTES = 4096  # activations per tile pixel (512 x 512 -> 1 GiB)
 _DEFAULT_PIXELS = 512 * 512  # a free tile (czann with undefined H/W)
 
 _SCRATCH_STEM = "czbuild-ray"
+#: The actors' concurrency group of the coordinator's progress polls (own thread).
+_PROGRESS_GROUP = "progress"
+#: ``JobResult.error_type`` of a job refused by its node's toolchain: RayExecutor.run moves
+#: it to another actor (never seen outside this module).
+_REFUSED = "NodeRefused"
+#: Seconds between the coordinator's polls of a running actor's phases, and between the
+#: samples of an actor's memory where the kernel keeps no peak (see _PeakMemory).
+PROGRESS_POLL = 0.5
+MEMORY_SAMPLE = 0.05
 #: Object store of ``--ray local``: inputs and artifacts pass through it once each, and Ray
 #: spills to disk beyond it, so a workstation's shared memory is not claimed for a build.
 LOCAL_OBJECT_STORE = 512 * 1024**2
@@ -136,10 +158,12 @@ class RaySettings:
 def memory_estimate(model_bytes: int, spatial_dims: tuple[int, ...] | None) -> int:
     """Bytes one conversion + verification job of a model of this size at this tile may need.
 
-    ``1 GiB + 20 x model bytes + 4 KiB per tile pixel`` (a free tile counts as 512 x 512):
-    the 7.8M-parameter U-Net of the engineering notes (31 MB) at tile 512 gives 2.6 GiB, where
-    1.65 GB (conversion) to 3.6 GB (verified) were measured. An estimate for Ray's scheduler,
-    not a limit: it keeps Ray from packing more conversions onto a node than fit.
+    ``1.5 GiB + 20 x model bytes + 4 KiB per tile pixel`` (a free tile counts as 512 x 512):
+    the 7.8M-parameter U-Net of the engineering notes (31 MB) at tile 512 gives 3.1 GiB, where
+    1.65 GB (conversion) to 3.6 GB (verified, before the verification's memory was cut to
+    1.6-1.9 GB) were measured; the bundled recipes' tiny models peak at 0.8-1.08 GiB in a Ray
+    actor (estimates 1.56-2.5 GiB). It keeps Ray from packing more conversions onto a node
+    than fit, and a job whose peak goes over it fails (see :class:`_PeakMemory`).
     """
     pixels = math.prod(spatial_dims) if spatial_dims else _DEFAULT_PIXELS
     return _BASE_MEMORY + _MODEL_FACTOR * max(0, model_bytes) + _PIXEL_BYTES * pixels
@@ -197,18 +221,102 @@ class RayExecutor(WorkerPool):
         self._digests: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime, ino)
         self._ship_lock = threading.Lock()
         self._in_flight: dict[Hashable, int] = {}  # group -> its jobs in run()
+        # node id -> the toolchain problem it reported: no actor starts there again
+        self._refused: dict[str, str] = {}
+        #: The actor class (tests substitute a subclass of :class:`ConversionActor`).
+        self.actor_class: type = ConversionActor
 
     def run(self, job: Job, group: Hashable, events: Events | None = None) -> JobResult:
-        """As :meth:`WorkerPool.run`, counting the group's jobs in flight (see _idle_worker)."""
+        """As :meth:`WorkerPool.run`, counting the group's jobs in flight (see _idle_worker).
+
+        A job whose actor landed on a node with another toolchain goes back to the pool: that
+        actor is gone, the node is never used again in this build (:meth:`refuse_node`), and
+        the job takes an idle actor on an accepted node or a new actor placed on one.
+        """
         with self._cond:
             self._in_flight[group] = self._in_flight.get(group, 0) + 1
+        report = events or _ignore
+
+        def queued(kind: str, text: str) -> None:
+            if kind == "queued" and not text:
+                text = self.queue_line()
+            report(kind, text)
+
         try:
-            return super().run(job, group, events)
+            while True:  # each pass refuses one more node: bounded by the cluster's nodes
+                result = super().run(job, group, queued)
+                if result.error_type != _REFUSED:
+                    return result
         finally:
             with self._cond:
                 self._in_flight[group] -= 1
                 if not self._in_flight[group]:
                     del self._in_flight[group]
+
+    def queue_line(self) -> str:
+        """The cluster's queue, for a job that waits: jobs waiting and actors busy.
+
+        Read under the pool's lock (called from :meth:`WorkerPool._checkout`).
+        """
+        waiting = sum(self._in_flight.values()) - sum(1 for w in self._workers if w.busy)
+        busy = sum(1 for w in self._workers if w.busy)
+        return f"{max(waiting, 1)} job(s) waiting for {busy}/{self.size} Ray actor(s)"
+
+    def refuse_node(self, node_id: str, problem: str) -> None:
+        """No actor of this build starts on ``node_id`` again (its toolchain differs).
+
+        Without a fixed size, the actor count shrinks to what the accepted nodes hold: a new
+        actor placed on a full node would wait for CPUs that idle actors keep for the build.
+        """
+        nodes = self._live_nodes()
+        with self._cond:
+            self._refused.setdefault(node_id, problem)
+            if self._auto_size:
+                cpus = sum(
+                    float((n.get("Resources") or {}).get("CPU", 0))
+                    for n in nodes
+                    if n["NodeID"] not in self._refused
+                )
+                self.size = max(1, int(cpus // max(self.settings.num_cpus, 1e-9)))
+
+    def _live_nodes(self) -> list[dict[str, Any]]:
+        try:
+            return [n for n in self._ray.nodes() if n.get("Alive")]
+        except Exception:
+            return []
+
+    def placement(self) -> tuple[Any, str]:
+        """Where the next actor goes: ``(scheduling strategy, node id or "")``.
+
+        Spread while no node was refused; then the accepted node with the most CPUs not
+        held by this build's actors (pinned there: Ray never picks a refused node).
+
+        Raises:
+            BuildError: Every live node was refused (one line naming them and their versions).
+        """
+        with self._cond:
+            refused = dict(self._refused)
+            held: dict[str, float] = {}
+            for worker in self._workers:
+                node = getattr(worker, "node_id", "")
+                if worker.alive and node:
+                    held[node] = held.get(node, 0.0) + self.settings.num_cpus
+        if not refused:
+            return "SPREAD", ""
+        free = {
+            n["NodeID"]: float((n.get("Resources") or {}).get("CPU", 0)) - held.get(n["NodeID"], 0)
+            for n in self._live_nodes()
+            if n["NodeID"] not in refused
+        }
+        if not free:
+            raise BuildError(
+                f"no Ray node has the coordinator's toolchain ({len(refused)} refused): "
+                + "; ".join(refused[k] for k in sorted(refused))
+            )
+        node = max(sorted(free), key=lambda n: free[n])
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        return NodeAffinitySchedulingStrategy(node_id=node, soft=False), node
 
     def _idle_worker(self) -> Any:
         """An idle actor whose groups have no job waiting, else None.
@@ -384,6 +492,7 @@ class _RayWorker:
         self._memory = 0
         self._dead = False
         self.node = ""
+        self.node_id = ""
 
     @property
     def alive(self) -> bool:
@@ -394,18 +503,21 @@ class _RayWorker:
         ray = pool._ray
         settings = pool.settings
         if self._actor is not None:
-            ray.kill(self._actor, no_restart=True)
+            self._kill()
+        self.node = self.node_id = ""
+        strategy, self.node_id = pool.placement()  # BuildError when every node was refused
         options: dict[str, Any] = {
             "num_cpus": settings.num_cpus,
             "memory": memory,
             "max_restarts": settings.retries,
             "max_task_retries": settings.retries,
-            "scheduling_strategy": "SPREAD",
+            "scheduling_strategy": strategy,
             "runtime_env": pool.actor_runtime_env(),
         }
-        self._actor = (
-            ray.remote(ConversionActor).options(**options).remote(pool.backend, settings.scratch)
-        )
+        # Jobs run one at a time in the default group (in order); the progress polls have
+        # their own thread, so they are answered while a job runs.
+        remote = ray.remote(concurrency_groups={_PROGRESS_GROUP: 1})(pool.actor_class)
+        self._actor = remote.options(**options).remote(pool.backend, settings.scratch)
         self._memory = memory
 
     def run(self, job: Job, events: Events = _ignore) -> JobResult:
@@ -421,34 +533,35 @@ class _RayWorker:
         need = pool.settings.memory or memory_estimate(model_bytes, job.variant.spec.spatial_dims)
         try:
             if self._actor is None or need > self._memory:
-                # whole GiB: the tiles of a sweep rarely need a new (larger) actor and model load
+                # whole GiB: the tiles of a sweep rarely need a new (larger) actor and load
                 reserve = -(-need // _GIB) * _GIB
                 short = _no_node_fits(ray, pool.settings.num_cpus, reserve)
                 if short:
                     events("phase", short)
                 self._start(reserve)
-                self.node = ray.get(self._actor.node_name.remote())
-            events("phase", f"on Ray node {self.node}")
-            reply = ray.get(self._actor.run.remote(job, root, files, pool.expected_toolchain()))
+                self.node, self.node_id = ray.get(self._actor.node_name.remote())
+            events("note", f"on Ray node {self.node}")
+            reply = self._call(job, root, files, need, events)
+        except BuildError as exc:  # every node refused (placement)
+            self._dead = True
+            return JobResult(ok=False, error=str(exc), error_type="ToolchainMismatch")
         except Exception as exc:  # RayActorError / ActorDiedError / RayTaskError ...
             self._dead = True
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            return JobResult(
-                ok=False,
-                error=f"the Ray worker running this job died ({pool.settings.retries} "
-                f"retries used{'; last on node ' + self.node if self.node else ''}): "
-                f"{type(exc).__name__}: {first}",
-                error_type="WorkerDied",
-            )
+            return _died(exc, self.node, need, pool.settings.retries)
+        if reply.get("refused"):
+            # A node with another toolchain: never again in this build. This worker ends
+            # (its actor holds the node's CPUs) and RayExecutor.run hands the job back to
+            # the pool, which finds it an actor on an accepted node.
+            pool.refuse_node(reply["node_id"], reply["result"].error)
+            self._dead = True
+            self._kill()
+            events("note", f"refused Ray node {reply['node']} (toolchain); moving the job")
+            return replace(reply["result"], error_type=_REFUSED)
         self.node = reply["node"]
         result: JobResult = _restated(
             reply["result"],
             [(reply["tree"], root), (reply["out"], _out_dir(job))],
         )
-        if reply.get("refused"):
-            self._dead = True
-            self._kill()
-            return result
         if not result.ok:
             return result
         data: bytes | None = reply["artifact"]
@@ -466,6 +579,33 @@ class _RayWorker:
         atomic_write(out_path, data)
         inputs = tuple((role, _map_back(path, reply["tree"], root)) for role, path in result.inputs)
         return replace(result, inputs=inputs)
+
+    def _call(
+        self,
+        job: Job,
+        root: str,
+        files: list[tuple[str, str, Any]],
+        need: int,
+        events: Events,
+    ) -> dict[str, Any]:
+        """Run the job on the actor, passing the phases it reports on to ``events``."""
+        ray = self._pool._ray
+        actor = self._actor
+        ref = actor.run.remote(job, root, files, self._pool.expected_toolchain(), need)
+        seen = 0
+        while not ray.wait([ref], timeout=PROGRESS_POLL)[0]:
+            try:
+                poll = actor.phases.options(concurrency_group=_PROGRESS_GROUP).remote(seen)
+                phases = ray.get(poll, timeout=PROGRESS_POLL * 4)
+            except Exception:  # the actor died or is restarting: ``ref`` tells
+                continue
+            for name in phases:
+                events("phase", name)
+            seen += len(phases)
+        reply: dict[str, Any] = ray.get(ref)
+        for name in reply.get("phases", [])[seen:]:  # the last ones, between two polls
+            events("phase", name)
+        return reply
 
     def _kill(self, *, clean: bool = False, timeout: float = 10.0) -> None:
         actor, self._actor = self._actor, None
@@ -487,6 +627,28 @@ class _RayWorker:
 
     def terminate(self) -> None:
         self._kill()
+
+
+def _died(exc: BaseException, node: str, need: int, retries: int) -> JobResult:
+    """The failed result of a job whose actor died (Ray's own retries used up)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    where = f"; last on node {node}" if node else ""
+    text = str(exc).lower()
+    if type(exc).__name__ == "OutOfMemoryError" or "memory pressure" in text:
+        return JobResult(
+            ok=False,
+            error=f"Ray's memory monitor killed the worker running this job ({retries} "
+            f"retries used{where}); the job's memory estimate was "
+            f"{need / _GIB:.2f} GiB -- use a smaller tile, raise the estimate "
+            f"(RaySettings.memory) or run on nodes with more memory: {first}",
+            error_type="OutOfMemory",
+        )
+    return JobResult(
+        ok=False,
+        error=f"the Ray worker running this job died ({retries} retries used{where}): "
+        f"{type(exc).__name__}: {first}",
+        error_type="WorkerDied",
+    )
 
 
 def _out_dir(job: Job) -> str:
@@ -567,13 +729,19 @@ class ConversionActor:
         self.layout: dict[str, str] = {}  # relative path -> sha256 now in the tree
         self.backend = load_backend(backend)
         self.cache: dict[Any, Any] = {}
-        self.node = _node_name()
+        self.node, self.node_id = _node_name()
+        self._phases: list[str] = []  # of the running (or last) job
 
     def toolchain(self) -> dict[str, str]:
         return coordinator_toolchain()
 
-    def node_name(self) -> str:
-        return self.node
+    def node_name(self) -> tuple[str, str]:
+        """This actor's node: ``(display name, Ray node id)``."""
+        return self.node, self.node_id
+
+    def phases(self, since: int) -> list[str]:
+        """The phases the running job reported after the first ``since`` (progress polls)."""
+        return list(self._phases[since:])
 
     def remove_scratch(self) -> None:
         """Delete this actor's scratch folder (the build is over)."""
@@ -585,37 +753,46 @@ class ConversionActor:
         root: str,
         files: list[tuple[str, str, Any]],
         expected: Mapping[str, str],
+        memory: int | None = None,
     ) -> dict[str, Any]:
-        """Check the toolchain, lay out the files, run the job, return result and bytes."""
+        """Check the toolchain, lay out the files, run the job, return result and bytes.
+
+        ``memory`` is the job's estimate: a job whose peak resident memory went over it
+        fails with both figures once it ends (:class:`_PeakMemory`); nothing of it is
+        installed, and this actor stays usable for the next job.
+        """
         from czbuild.builder.jobs import run_job
 
+        phases: list[str] = []
+        self._phases = phases
+        reply: dict[str, Any] = {
+            "node": self.node,
+            "node_id": self.node_id,
+            "tree": str(self.tree),
+            "out": str(self.out),
+            "phases": phases,
+            "artifact": None,
+        }
         problem = toolchain_problem(expected, self.toolchain(), self.node)
         if problem:
-            return {
-                "node": self.node,
-                "refused": True,
-                "tree": str(self.tree),
-                "out": str(self.out),
-                "result": JobResult(ok=False, error=problem, error_type="ToolchainMismatch"),
-            }
+            reply["refused"] = True
+            reply["result"] = JobResult(ok=False, error=problem, error_type="ToolchainMismatch")
+            return reply
         self._lay_out(files)
         local = _relocate(job, Path(root), self.tree, self.out)
-        result = run_job(self.backend, local, self.cache)
+        with _PeakMemory() as peak:
+            result = run_job(self.backend, local, self.cache, on_progress=phases.append)
+        if memory and peak.bytes > memory:
+            result = _over_estimate(result, peak.bytes, memory, self.node)
         artifact = Path(local.out_path)
-        data = None
         if result.ok:
-            data = artifact.read_bytes()
+            reply["artifact"] = artifact.read_bytes()
         try:
             artifact.unlink()
         except FileNotFoundError:
             pass
-        return {
-            "node": self.node,
-            "result": result,
-            "artifact": data,
-            "tree": str(self.tree),
-            "out": str(self.out),
-        }
+        reply["result"] = result
+        return reply
 
     def _lay_out(self, files: list[tuple[str, str, Any]]) -> None:
         import ray
@@ -650,6 +827,86 @@ class ConversionActor:
                     pass
 
 
+def _over_estimate(result: JobResult, peak: int, estimate: int, node: str) -> JobResult:
+    """``result`` failed because the job's peak memory went over its estimate (figures)."""
+    also = f"; the job also failed: {result.error}" if not result.ok else ""
+    return JobResult(
+        ok=False,
+        error=f"the job went over its memory estimate on Ray node {node}: peak "
+        f"{peak / _GIB:.2f} GiB resident, estimate {estimate / _GIB:.2f} GiB -- use a "
+        f"smaller tile, raise the estimate (RaySettings.memory) or run on nodes with more "
+        f"memory{also}",
+        error_type="MemoryOverEstimate",
+        seconds=result.seconds,
+        traceback=result.traceback,
+        verification=result.verification,
+    )
+
+
+_STATUS = "/proc/self/status"
+
+
+def _status_kib(field: str) -> int | None:
+    """A ``VmRSS`` / ``VmHWM`` figure of this process in KiB (Linux), else None."""
+    try:
+        with open(_STATUS, "rb") as f:
+            for line in f:
+                if line.startswith(field.encode() + b":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class _PeakMemory:
+    """The peak resident memory of this process while a ``with`` block runs (one job).
+
+    On Linux the kernel keeps the peak (``VmHWM``); entering resets it to the current
+    resident size (``/proc/self/clear_refs``), so the figure is exact -- no sampling, no
+    thread, nothing done to the job while it runs. Where that reset is not allowed a thread
+    samples ``VmRSS`` every :data:`MEMORY_SAMPLE` seconds; without ``/proc`` (a macOS node)
+    there is no figure and no check. The figure is the whole actor process (its
+    interpreter and the cached model included), which the estimate's base covers. The job
+    is judged after it ends: one that grows past the node's memory is killed by Ray's
+    memory monitor or the kernel first, which the coordinator reports with the estimate.
+    """
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+
+    def __enter__(self) -> _PeakMemory:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset VmHWM to VmRSS
+            if _status_kib("VmHWM") is not None:
+                return self
+        except OSError:
+            pass
+        self.bytes = _resident_now()
+        self._thread = threading.Thread(target=self._sample, daemon=True, name="czbuild-mem")
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._done.wait(MEMORY_SAMPLE):
+            self.bytes = max(self.bytes, _resident_now())
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is None:
+            self.bytes = (_status_kib("VmHWM") or 0) * 1024
+            return
+        self._done.set()
+        self._thread.join()
+        self.bytes = max(self.bytes, _resident_now())
+
+
+def _resident_now() -> int:
+    """This process's resident memory now (0 without ``/proc``: no figure, no check)."""
+    return (_status_kib("VmRSS") or 0) * 1024
+
+
 def _relocate(job: Job, root: Path, tree: Path, out: Path) -> Job:
     """The job with every coordinator path moved into this actor's tree and output folder."""
     variant = job.variant
@@ -669,17 +926,18 @@ def _relocate(job: Job, root: Path, tree: Path, out: Path) -> Job:
     return replace(job, variant=local, out_path=str(out / Path(str(variant.output))))
 
 
-def _node_name() -> str:
+def _node_name() -> tuple[str, str]:
+    """``(display name, Ray node id)`` of this process's node (no id outside Ray)."""
     try:
         import ray
 
         if not ray.is_initialized():  # outside a Ray worker: never start or join Ray here
-            return socket.gethostname()
+            return socket.gethostname(), ""
         ip = ray.util.get_node_ip_address()
         node_id = ray.get_runtime_context().get_node_id()
-        return f"{ip} ({socket.gethostname()}, node {node_id[:12]})"
+        return f"{ip} ({socket.gethostname()}, node {node_id[:12]})", node_id
     except Exception:
-        return socket.gethostname()
+        return socket.gethostname(), ""
 
 
 def executor_for(address: str, *, jobs: int, backend: str) -> RayExecutor:

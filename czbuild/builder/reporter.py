@@ -9,7 +9,9 @@ the time it waited. The worker reports its phases (``loading model``, ``converti
 ``verifying: fidelity``, ``verifying: tiling``) over the worker protocol; a phase that lasts
 longer than :attr:`BuildReporter.phase_after` seconds gets a line, repeated every
 :attr:`BuildReporter.repeat_every` seconds while it lasts, so a long build is never silent.
-Warnings of a variant's verification are listed under its ``built`` line.
+Warnings of a variant's verification are listed under its ``built`` line. A Ray build
+(:mod:`czbuild.builder.ray_executor`) also says where each variant runs and, for a variant
+that waits, the cluster's queue.
 
 Example::
 
@@ -120,13 +122,17 @@ class BuildReporter:
     # --- events from the build session (worker pool) ------------------------------------
 
     def event(self, variant: str, kind: str, text: str = "") -> None:
-        """A variant's progress: ``queued``, ``start`` or ``phase`` (with the phase's name).
+        """A variant's progress: ``queued`` (text: the queue it waits in, if the executor
+        knows), ``start``, ``phase`` (with the phase's name) or ``note`` (a line now: where
+        it runs, a node refused).
 
         Called from the build threads (:class:`czbuild.builder.session.BuildSession`).
         """
         now = time.perf_counter()
         if kind == "queued":
-            self._write(f"queued   {variant}")
+            self._write(f"queued   {variant}" + (f"  ({text})" if text else ""))
+        elif kind == "note":
+            self._write(f"         {variant}: {text}")
         elif kind == "start":
             with self._lock:
                 self._running[variant] = _Running(started=now, phase="running", since=now)
