@@ -21,6 +21,7 @@ unchanged ``.keras`` / ``.h5`` / SavedModel keeps its digest. Other files by the
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -109,15 +110,27 @@ class Fingerprint:
         }
 
 
-def display_path(path: Path, project_dir: Path) -> str:
+def display_path(path: Path | str, project_dir: Path | str) -> str:
     """``path`` relative to ``project_dir`` in POSIX form, or absolute when outside it."""
+    full, root = os.path.abspath(path), os.path.abspath(project_dir)
+    if os.sep == "/":  # string work for what pathlib would say (a no-op build asks 10,000s)
+        if full == root:
+            return "."
+        prefix = root if root.endswith("/") else root + "/"
+        return full[len(prefix) :] if full.startswith(prefix) else full
     try:
-        return Path(os.path.abspath(path)).relative_to(os.path.abspath(project_dir)).as_posix()
+        return Path(full).relative_to(root).as_posix()
     except ValueError:
-        return Path(os.path.abspath(path)).as_posix()
+        return Path(full).as_posix()
 
 
-def input_digest(path: Path, cache: HashCache) -> str | None:
+def _posix(output: PurePosixPath | str) -> str:
+    if isinstance(output, PurePosixPath):
+        return output.as_posix()
+    return PurePosixPath(output).as_posix()
+
+
+def input_digest(path: Path | str, cache: HashCache) -> str | None:
     """The digest an input is fingerprinted with (content digest), None when it is missing.
 
     An unreadable model file (not a ZIP / HDF5 file) falls back to its byte digest: the
@@ -125,7 +138,7 @@ def input_digest(path: Path, cache: HashCache) -> str | None:
     """
     try:
         try:
-            return cache.content_sha256(Path(path))
+            return cache.content_sha256(path)
         except ValueError:
             return cache.path_sha256(Path(path))
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
@@ -134,7 +147,7 @@ def input_digest(path: Path, cache: HashCache) -> str | None:
 
 def recorded_input(role: str, path: str | Path, project_dir: Path, cache: HashCache) -> InputRecord:
     """The record of a recorded input at ``path`` (absolute, or relative to ``project_dir``)."""
-    full = Path(project_dir, path) if not os.path.isabs(path) else Path(path)
+    full = os.path.join(project_dir, path)  # (an absolute path stays as it is)
     return InputRecord(
         role=role,
         path=display_path(full, project_dir),
@@ -176,8 +189,8 @@ def compute_fingerprint(
         records.append(
             InputRecord(
                 role=roles.get(abs_path, "input"),
-                path=display_path(Path(path), variant.project_dir),
-                sha256=input_digest(Path(path), cache),
+                path=display_path(path, variant.project_dir),
+                sha256=input_digest(path, cache),
             )
         )
     declared = {r.path for r in records}
@@ -190,8 +203,8 @@ def compute_fingerprint(
     return Fingerprint(
         variant=variant.name,
         recipe=variant.recipe,
-        recipe_file=display_path(Path(variant.recipe_file), variant.project_dir),
-        output=PurePosixPath(variant.output).as_posix(),
+        recipe_file=display_path(variant.recipe_file, variant.project_dir),
+        output=_posix(variant.output),
         spec_digest=variant.digest,
         spec=spec,
         inputs=tuple(records),
@@ -207,14 +220,21 @@ def _order(record: InputRecord) -> tuple[str, str]:
 def input_roles(spec: Mapping[str, Any], project_dir: Path) -> dict[str, str]:
     """Map absolute input paths to a role, from the spec key whose value names them."""
     roles: dict[str, str] = {}
+    project = os.path.abspath(project_dir)  # absolute: the cache must not see the cwd
     for key, value in _walk_strings(spec, ""):
-        factory = _FACTORY.match(value)
-        text = factory.group(1) if factory else value
-        candidate = os.path.abspath(os.path.join(project_dir, text))
-        roles.setdefault(candidate, _role_name(key))
+        roles.setdefault(_candidate(project, value), _role_name(key))
     return roles
 
 
+@functools.lru_cache(maxsize=16384)
+def _candidate(project_dir: str, value: str) -> str:
+    """The absolute path a spec string names (a factory's file for ``file.py:function``)."""
+    factory = _FACTORY.match(value)
+    text = factory.group(1) if factory else value
+    return os.path.abspath(os.path.join(project_dir, text))
+
+
+@functools.lru_cache(maxsize=4096)
 def _role_name(key: str) -> str:
     lowered = key.lower()
     if "licen" in lowered:
@@ -232,12 +252,20 @@ def _role_name(key: str) -> str:
     return key
 
 
-def _walk_strings(value: Any, prefix: str) -> Iterable[tuple[str, str]]:
-    if isinstance(value, Mapping):
+def _walk_strings(value: Any, prefix: str) -> list[tuple[str, str]]:
+    """``(dotted key, value)`` of every non-empty string in ``value``, keys in sorted order."""
+    found: list[tuple[str, str]] = []
+    _collect_strings(value, prefix, found)
+    return found
+
+
+def _collect_strings(value: Any, prefix: str, found: list[tuple[str, str]]) -> None:
+    if isinstance(value, str):
+        if value:
+            found.append((prefix, value))
+    elif isinstance(value, Mapping):
         for key in sorted(value, key=str):
-            yield from _walk_strings(value[key], f"{prefix}.{key}" if prefix else str(key))
+            _collect_strings(value[key], f"{prefix}.{key}" if prefix else str(key), found)
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            yield from _walk_strings(item, f"{prefix}[{index}]")
-    elif isinstance(value, str) and value:
-        yield prefix, value
+            _collect_strings(item, f"{prefix}[{index}]", found)

@@ -23,7 +23,7 @@ from czbuild.builder.session import BuildOptions, BuildSession, unwritable
 from czbuild.builder.stamps import iter_stamps, remove_stamp, report_path, state_dir
 from czbuild.builder.status import CheckWarning, VariantStatus
 from czbuild.builder.tasks import doit_config, task_creators
-from czbuild.files.scratch import sweep_dead_temporaries
+from czbuild.files.scratch import pid_alive, temporary_owner
 from czbuild.recipe.variant import Variant
 
 
@@ -261,20 +261,30 @@ def clean(
 def _remove_state_temporaries(out_dir: Path) -> None:
     """Temporary files killed czbuild processes left in the output folder (we hold the lock).
 
-    In the state folder every hidden ``.tmp`` file is a leftover (only the lock holder writes
-    there); elsewhere in the output folder (artifact folders, also of variants that no longer
-    exist) the PID-tagged temporaries of processes that are gone.
+    In the state folder's top level, ``stamps/`` and ``reports/`` every hidden ``.tmp`` file
+    is a leftover (only the lock holder writes there), and so in the output folder's top
+    level; elsewhere in the output folder (artifact folders, also of variants that no longer
+    exist) the PID-tagged temporaries of processes that are gone. One walk of the folder
+    finds both (it is most of what a no-op build of many variants does besides the checks).
     """
-    state = state_dir(out_dir)
-    candidates = [
-        *state.glob("stamps/**/.*.tmp"),
-        *state.glob("reports/**/.*.tmp"),
-        *state.glob(".*.tmp"),
-        *Path(out_dir).glob(".*.tmp"),
-    ]
-    for path in candidates:
-        _unlink(path)
-    sweep_dead_temporaries(Path(out_dir))
+    root = os.path.abspath(out_dir)
+    state = str(state_dir(Path(root)))
+    anyone = (
+        root,
+        state,
+        os.path.join(state, "stamps"),
+        os.path.join(state, "reports"),
+    )
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            if not (name.startswith(".") and name.endswith(".tmp") and len(name) > 4):
+                continue
+            if dirpath in anyone or dirpath.startswith((anyone[2] + os.sep, anyone[3] + os.sep)):
+                _unlink(Path(dirpath, name))
+                continue
+            pid = temporary_owner(name)
+            if pid is not None and not pid_alive(pid):
+                _unlink(Path(dirpath, name))
 
 
 def _unlink(path: Path) -> None:

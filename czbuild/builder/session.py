@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from czbuild.builder import locking
@@ -124,6 +124,11 @@ class BuildSession:
         # no stamp changed since, and the closing manifest refresh can be skipped.
         self.stamp_changes = 0
         self.manifest_current_at: int | None = None
+        # Stamps read by status() while this process held the output folder's lock, by
+        # artifact path, with the lock's tenure then: the manifest check reuses them instead
+        # of reading every stamp again (tasks.ManifestCheck, known_stamps()).
+        self._stamps: dict[str, dict[str, Any] | None] = {}
+        self._stamps_tenure: int | None = None
         # variant -> warnings of its verification (built now, or up to date)
         self.warnings: dict[str, tuple[CheckWarning, ...]] = {}
         # listener(variant, kind, text): progress of running jobs (the reporter sets it)
@@ -150,8 +155,11 @@ class BuildSession:
 
     def status(self, variant: Variant) -> VariantStatus:
         """Whether ``variant`` is up to date, with the reasons if not."""
+        tenure = locking.holding(self.out_dir)
         stamp = read_stamp(self.out_dir, str(variant.output))
         fp = self.fingerprint(variant, stamp)
+        if tenure is not None:
+            self._remember_stamp(fp.output, stamp, tenure)
         reasons = compare(fp, stamp, self.artifact_path(variant), self.cache)
         verified = stamp_verified(stamp)
         warnings = record_warnings((stamp or {}).get("verification"), _accepted(variant))
@@ -167,6 +175,29 @@ class BuildSession:
             verified=verified,
             warnings=warnings,
         )
+
+    def _remember_stamp(self, output: str, stamp: dict[str, Any] | None, tenure: int) -> None:
+        with self._lock:
+            if tenure != self._stamps_tenure:
+                self._stamps = {}
+                self._stamps_tenure = tenure
+            self._stamps[output] = stamp
+
+    def _forget_stamp(self, output: str) -> None:
+        with self._lock:
+            self._stamps.pop(output, None)
+
+    def known_stamps(self) -> dict[str, dict[str, Any] | None]:
+        """The stamps :meth:`status` read and that are still what is on disk, by output.
+
+        Empty unless this process has held the output folder's lock since they were read
+        (so nobody else can have written stamps); stamps this session wrote or removed since
+        are left out (they are read again).
+        """
+        with self._lock:
+            if self._stamps_tenure is None or self._stamps_tenure != locking.holding(self.out_dir):
+                return {}
+            return dict(self._stamps)
 
     # --- the build action ---------------------------------------------------------------
 
@@ -214,6 +245,7 @@ class BuildSession:
         if pin_error:
             return Outcome("failed", error=pin_error)
         self.stamp_changes += 1
+        self._forget_stamp(fp.output)
         remove_stamp(self.out_dir, fp.output)
         _remove_stale_temporaries(artifact)
         job = Job(
@@ -256,6 +288,7 @@ class BuildSession:
         )
         try:
             self.stamp_changes += 1
+            self._forget_stamp(fp.output)
             write_stamp(self.out_dir, make_stamp(fp, record, result.verification))
         except OSError as exc:
             return Outcome(
@@ -360,6 +393,7 @@ class BuildSession:
         locking.hold(self.out_dir, self.options.lock_timeout)
         artifact = self.artifact_path(variant)
         self.stamp_changes += 1
+        self._forget_stamp(PurePosixPath(variant.output).as_posix())
         remove_stamp(self.out_dir, str(variant.output))
         try:
             report_path(self.out_dir, str(variant.output)).unlink()

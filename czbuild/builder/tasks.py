@@ -81,7 +81,7 @@ class ManifestCheck:
             on_disk = json.loads(current)
         except ValueError:
             return False
-        if on_disk != render_manifest(session.out_dir, session.cache):
+        if on_disk != render_manifest(session.out_dir, session.cache, session.known_stamps()):
             return False
         session.manifest_current_at = changes
         return True
