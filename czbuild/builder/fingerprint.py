@@ -167,8 +167,25 @@ def recorded_inputs(stamp: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     ]
 
 
+def spec_of_stamp(variant: Variant, stamp: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The plain spec a stamp recorded, when its digest says it is the variant's spec now.
+
+    A spec digest is the sha256 of the spec's canonical JSON (:mod:`czbuild.recipe.digest`),
+    so a stamp with the variant's digest holds the same plain spec (as JSON data): a no-op
+    check takes it from there instead of converting the spec again.
+    """
+    if not stamp or not variant.digest or stamp.get("spec_digest") != variant.digest:
+        return None
+    spec = stamp.get("spec")
+    return spec if isinstance(spec, dict) else None
+
+
 def compute_fingerprint(
-    variant: Variant, cache: HashCache, recorded: Iterable[tuple[str, str]] = ()
+    variant: Variant,
+    cache: HashCache,
+    recorded: Iterable[tuple[str, str]] = (),
+    *,
+    plain_spec: Mapping[str, Any] | None = None,
 ) -> Fingerprint:
     """Fingerprint ``variant``, hashing its inputs through ``cache``.
 
@@ -180,12 +197,15 @@ def compute_fingerprint(
         cache: The stat-cached hasher.
         recorded: ``(role, path)`` of inputs the worker recorded at the last build
             (:func:`recorded_inputs` of the stamp); hashed again now.
+        plain_spec: ``variant.spec.to_plain()`` when the caller has it already: the
+            ``spec`` of a stamp whose ``spec_digest`` is the variant's digest (the digest is
+            the sha256 of that very JSON form; :func:`spec_of_stamp`).
     """
-    spec = variant.spec.to_plain()
-    roles = input_roles(spec, variant.project_dir)
+    spec = dict(plain_spec) if plain_spec is not None else variant.spec.to_plain()
+    paths = [os.path.abspath(path) for path in variant.inputs]
+    roles = input_roles(spec, variant.project_dir, paths)
     records = []
-    for path in variant.inputs:
-        abs_path = os.path.abspath(path)
+    for path, abs_path in zip(variant.inputs, paths):
         records.append(
             InputRecord(
                 role=roles.get(abs_path, "input"),
@@ -217,13 +237,49 @@ def _order(record: InputRecord) -> tuple[str, str]:
     return (record.path, record.role)
 
 
-def input_roles(spec: Mapping[str, Any], project_dir: Path) -> dict[str, str]:
-    """Map absolute input paths to a role, from the spec key whose value names them."""
+def input_roles(
+    spec: Mapping[str, Any], project_dir: Path, wanted: Iterable[str] | None = None
+) -> dict[str, str]:
+    """Map absolute input paths to a role, from the spec key whose value names them.
+
+    The first key in sorted order wins. With ``wanted`` (absolute paths) only those paths
+    are looked up, and the walk stops once each has its role.
+    """
     roles: dict[str, str] = {}
     project = os.path.abspath(project_dir)  # absolute: the cache must not see the cwd
-    for key, value in _walk_strings(spec, ""):
-        roles.setdefault(_candidate(project, value), _role_name(key))
+    if wanted is None:
+        for key, value in _walk_strings(spec, ""):
+            roles.setdefault(_candidate(project, value), _role_name(key))
+        return roles
+    _find_roles(spec, [], project, set(wanted), roles)
     return roles
+
+
+def _find_roles(
+    value: Any, keys: list[str], project: str, wanted: set[str], roles: dict[str, str]
+) -> bool:
+    """Walk like :func:`_walk_strings`, building a key only for a wanted path; True: done."""
+    if isinstance(value, str):
+        if value:
+            path = _candidate(project, value)
+            if path in wanted and path not in roles:
+                roles[path] = _role_name("".join(keys))
+                return len(roles) == len(wanted)
+    elif isinstance(value, Mapping):
+        for key in sorted(value, key=str):
+            keys.append(f".{key}" if any(keys) else str(key))
+            done = _find_roles(value[key], keys, project, wanted, roles)
+            keys.pop()
+            if done:
+                return True
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            keys.append(f"[{index}]")
+            done = _find_roles(item, keys, project, wanted, roles)
+            keys.pop()
+            if done:
+                return True
+    return False
 
 
 @functools.lru_cache(maxsize=16384)

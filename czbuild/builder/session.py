@@ -36,6 +36,7 @@ from czbuild.builder.fingerprint import (
     compute_fingerprint,
     recorded_input,
     recorded_inputs,
+    spec_of_stamp,
 )
 from czbuild.builder.hashing import HashCache
 from czbuild.builder.jobs import DEFAULT_BACKEND
@@ -157,7 +158,9 @@ class BuildSession:
         """Whether ``variant`` is up to date, with the reasons if not."""
         tenure = locking.holding(self.out_dir)
         stamp = read_stamp(self.out_dir, str(variant.output))
-        fp = self.fingerprint(variant, stamp)
+        fp = compute_fingerprint(
+            variant, self.cache, recorded_inputs(stamp), plain_spec=spec_of_stamp(variant, stamp)
+        )
         if tenure is not None:
             self._remember_stamp(fp.output, stamp, tenure)
         reasons = compare(fp, stamp, self.artifact_path(variant), self.cache)
