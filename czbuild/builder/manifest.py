@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,15 @@ def render_manifest(
     out_dir: Path,
     cache: HashCache | None = None,
     known: Mapping[str, dict[str, Any] | None] | None = None,
+    listing: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The manifest document for ``out_dir`` (see the module docstring).
 
-    ``known``: stamps the caller read already (:func:`czbuild.builder.stamps.iter_stamps`).
+    ``known``, ``listing``: stamps the caller read already and the stamp files it knows of
+    (:func:`czbuild.builder.stamps.iter_stamps`).
     """
     artifacts = []
-    for stamp in iter_stamps(out_dir, known):
+    for stamp in iter_stamps(out_dir, known, listing):
         record = stamp["artifact"]
         path = os.path.join(out_dir, stamp["output"])
         if cache is None:

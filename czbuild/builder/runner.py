@@ -20,7 +20,13 @@ from czbuild.builder.manifest import write_manifest
 from czbuild.builder.pool import Executor
 from czbuild.builder.reporter import BuildReporter, Summary
 from czbuild.builder.session import BuildOptions, BuildSession, unwritable
-from czbuild.builder.stamps import iter_stamps, remove_stamp, report_path, state_dir
+from czbuild.builder.stamps import (
+    iter_stamps,
+    remove_stamp,
+    report_path,
+    stamp_output,
+    state_dir,
+)
 from czbuild.builder.status import CheckWarning, VariantStatus
 from czbuild.builder.tasks import doit_config, task_creators
 from czbuild.files.scratch import pid_alive, temporary_owner
@@ -87,8 +93,9 @@ def build(
     stream = out or sys.stdout
     locking.hold(out_dir, options.lock_timeout)
     try:
-        _remove_state_temporaries(out_dir)
+        listing = _remove_state_temporaries(out_dir)
         session = BuildSession(variants, options, executor)
+        session.note_stamp_listing(listing)
         config = doit_config(out_dir, reporter=None, continue_=keep_going, backend=doit_state.NAME)
     except OSError as exc:
         locking.release(out_dir)
@@ -258,33 +265,44 @@ def clean(
         locking.release(out_dir)
 
 
-def _remove_state_temporaries(out_dir: Path) -> None:
+def _remove_state_temporaries(out_dir: Path) -> set[str]:
     """Temporary files killed czbuild processes left in the output folder (we hold the lock).
 
     In the state folder's top level, ``stamps/`` and ``reports/`` every hidden ``.tmp`` file
     is a leftover (only the lock holder writes there), and so in the output folder's top
     level; elsewhere in the output folder (artifact folders, also of variants that no longer
     exist) the PID-tagged temporaries of processes that are gone. One walk of the folder
-    finds both (it is most of what a no-op build of many variants does besides the checks).
+    finds both, and the stamp files on the way (it is most of what a no-op build of many
+    variants does besides the checks).
+
+    Returns:
+        The artifact paths of the stamp files found (:func:`czbuild.builder.stamps.stamp_listing`).
     """
     root = os.path.abspath(out_dir)
     state = str(state_dir(Path(root)))
-    anyone = (
-        root,
-        state,
-        os.path.join(state, "stamps"),
-        os.path.join(state, "reports"),
-    )
+    stamps_root = os.path.join(state, "stamps")
+    anyone = (root, state, stamps_root, os.path.join(state, "reports"))
+    inside = tuple(folder + os.sep for folder in anyone[2:])
+    listing: set[str] = set()
+    cut = len(stamps_root) + 1
     for dirpath, _dirnames, filenames in os.walk(root):
+        in_stamps = dirpath == stamps_root or dirpath.startswith(inside[0])
+        folder = dirpath[cut:].replace(os.sep, "/") if in_stamps else ""
         for name in filenames:
+            if in_stamps:
+                rel = stamp_output(folder, name)
+                if rel is not None:
+                    listing.add(rel)
+                    continue
             if not (name.startswith(".") and name.endswith(".tmp") and len(name) > 4):
                 continue
-            if dirpath in anyone or dirpath.startswith((anyone[2] + os.sep, anyone[3] + os.sep)):
+            if dirpath in anyone or dirpath.startswith(inside):
                 _unlink(Path(dirpath, name))
                 continue
             pid = temporary_owner(name)
             if pid is not None and not pid_alive(pid):
                 _unlink(Path(dirpath, name))
+    return listing
 
 
 def _unlink(path: Path) -> None:

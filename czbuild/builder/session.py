@@ -49,6 +49,7 @@ from czbuild.builder.stamps import (
     read_stamp,
     remove_stamp,
     report_path,
+    stamp_path,
     state_dir,
     write_stamp,
 )
@@ -125,11 +126,15 @@ class BuildSession:
         # no stamp changed since, and the closing manifest refresh can be skipped.
         self.stamp_changes = 0
         self.manifest_current_at: int | None = None
-        # Stamps read by status() while this process held the output folder's lock, by
-        # artifact path, with the lock's tenure then: the manifest check reuses them instead
-        # of reading every stamp again (tasks.ManifestCheck, known_stamps()).
+        # What this session knows of the stamp folder while this process holds the output
+        # folder's lock (one tenure of it): stamps status() read, by artifact path; the
+        # stamp files the build's first walk found (runner); the outputs whose stamp this
+        # session wrote or removed since. The manifest check then neither walks the stamp
+        # folder nor reads every stamp again (tasks.ManifestCheck, stamp_snapshot()).
+        self._tenure: int | None = None
         self._stamps: dict[str, dict[str, Any] | None] = {}
-        self._stamps_tenure: int | None = None
+        self._listing: set[str] | None = None
+        self._changed: set[str] = set()
         # variant -> warnings of its verification (built now, or up to date)
         self.warnings: dict[str, tuple[CheckWarning, ...]] = {}
         # listener(variant, kind, text): progress of running jobs (the reporter sets it)
@@ -181,26 +186,55 @@ class BuildSession:
 
     def _remember_stamp(self, output: str, stamp: dict[str, Any] | None, tenure: int) -> None:
         with self._lock:
-            if tenure != self._stamps_tenure:
-                self._stamps = {}
-                self._stamps_tenure = tenure
-            self._stamps[output] = stamp
+            self._enter_tenure(tenure)
+            if output not in self._changed:
+                self._stamps[output] = stamp
+
+    def _enter_tenure(self, tenure: int) -> None:
+        if tenure != self._tenure:  # (caller holds self._lock)
+            self._tenure = tenure
+            self._stamps = {}
+            self._listing = None
+            self._changed = set()
+
+    def note_stamp_listing(self, listing: set[str]) -> None:
+        """The stamp files (artifact paths) a walk of the stamp folder found under the lock."""
+        tenure = locking.holding(self.out_dir)
+        if tenure is None:
+            return
+        with self._lock:
+            self._enter_tenure(tenure)
+            self._listing = set(listing) - self._changed
 
     def _forget_stamp(self, output: str) -> None:
+        """This session is about to write or remove the stamp of ``output``."""
         with self._lock:
             self._stamps.pop(output, None)
+            self._changed.add(output)
 
-    def known_stamps(self) -> dict[str, dict[str, Any] | None]:
-        """The stamps :meth:`status` read and that are still what is on disk, by output.
+    def stamp_snapshot(
+        self,
+    ) -> tuple[dict[str, dict[str, Any] | None], set[str] | None]:
+        """``(stamps, listing)``: what this session knows of the stamp folder right now.
 
-        Empty unless this process has held the output folder's lock since they were read
-        (so nobody else can have written stamps); stamps this session wrote or removed since
-        are left out (they are read again).
+        ``stamps``: the stamps :meth:`status` read, by artifact path; ``listing``: every
+        stamp file's artifact path, or None when unknown. Both are empty / None unless this
+        process has held the output folder's lock since they were taken (nobody else can
+        have written stamps meanwhile); stamps this session wrote or removed since are left
+        out of ``stamps`` and looked up on disk for ``listing``.
         """
         with self._lock:
-            if self._stamps_tenure is None or self._stamps_tenure != locking.holding(self.out_dir):
-                return {}
-            return dict(self._stamps)
+            if self._tenure is None or self._tenure != locking.holding(self.out_dir):
+                return {}, None
+            listing = None
+            if self._listing is not None:
+                listing = set(self._listing)
+                for output in self._changed:
+                    if os.path.isfile(stamp_path(self.out_dir, output)):
+                        listing.add(output)
+                    else:
+                        listing.discard(output)
+            return dict(self._stamps), listing
 
     # --- the build action ---------------------------------------------------------------
 

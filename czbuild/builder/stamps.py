@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -134,32 +134,50 @@ def remove_stamp(out_dir: Path, output: PurePosixPath | str) -> bool:
 
 
 def iter_stamps(
-    out_dir: Path, known: Mapping[str, dict[str, Any] | None] | None = None
+    out_dir: Path,
+    known: Mapping[str, dict[str, Any] | None] | None = None,
+    listing: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every readable stamp under ``out_dir``, sorted by artifact path.
 
     Args:
         out_dir: The output directory.
         known: Stamps already read by the caller, by artifact path (None: no readable
-            stamp); their files are not read again. Only for a caller that holds the
-            output folder's lock and knows the files have not changed since.
+            stamp); their files are not read again.
+        listing: The artifact paths of every stamp file (:func:`stamp_listing`), when the
+            caller knows them: the stamp folder is not walked.
+
+    ``known`` and ``listing`` are only for a caller that holds the output folder's lock and
+    knows the files have not changed since.
     """
-    root = os.path.join(state_dir(out_dir), "stamps")
+    rels = stamp_listing(out_dir) if listing is None else listing
     stamps: list[dict[str, Any]] = []
-    if not os.path.isdir(root):
-        return stamps
+    for rel in rels:
+        if known is not None and rel in known:
+            stamp = known[rel]
+        else:
+            stamp = read_stamp(out_dir, rel)
+        if stamp is not None and stamp["output"] == rel:
+            stamps.append(stamp)
+    stamps.sort(key=lambda s: s["output"])
+    return stamps
+
+
+def stamp_listing(out_dir: Path) -> list[str]:
+    """The artifact path of every stamp file under ``out_dir`` (unsorted)."""
+    root = os.path.join(state_dir(out_dir), "stamps")
+    found: list[str] = []
     cut = len(root) + 1
     for dirpath, _dirnames, filenames in os.walk(root):
         folder = dirpath[cut:].replace(os.sep, "/")
-        for name in filenames:
-            if not name.endswith(".json") or name.startswith("."):
-                continue
-            rel = f"{folder}/{name[: -len('.json')]}" if folder else name[: -len(".json")]
-            if known is not None and rel in known:
-                stamp = known[rel]
-            else:
-                stamp = read_stamp(out_dir, rel)
-            if stamp is not None and stamp["output"] == rel:
-                stamps.append(stamp)
-    stamps.sort(key=lambda s: s["output"])
-    return stamps
+        found.extend(stamp_output(folder, name) or "" for name in filenames)
+    return [rel for rel in found if rel]
+
+
+def stamp_output(folder: str, name: str) -> str | None:
+    """The artifact path of the file ``name`` in the stamp folder's sub-folder ``folder``
+    (POSIX, "" for the top), or None when it is no stamp (a hidden or non-JSON file)."""
+    if not name.endswith(".json") or name.startswith("."):
+        return None
+    stem = name[: -len(".json")]
+    return f"{folder}/{stem}" if folder else stem

@@ -88,7 +88,8 @@ class ManifestCheck:
             on_disk = json.loads(current)
         except ValueError:
             return False
-        if on_disk != render_manifest(session.out_dir, session.cache, session.known_stamps()):
+        known, listing = session.stamp_snapshot()
+        if on_disk != render_manifest(session.out_dir, session.cache, known, listing):
             return False
         session.manifest_current_at = changes
         return True
