@@ -112,7 +112,11 @@ class Fingerprint:
 
 def display_path(path: Path | str, project_dir: Path | str) -> str:
     """``path`` relative to ``project_dir`` in POSIX form, or absolute when outside it."""
-    full, root = os.path.abspath(path), os.path.abspath(project_dir)
+    return _display(os.path.abspath(path), os.path.abspath(project_dir))
+
+
+def _display(full: str, root: str) -> str:
+    """:func:`display_path` of the absolute, normalised ``full`` and ``root``."""
     if os.sep == "/":  # string work for what pathlib would say (a no-op build asks 10,000s)
         if full == root:
             return "."
@@ -202,15 +206,16 @@ def compute_fingerprint(
             the sha256 of that very JSON form; :func:`spec_of_stamp`).
     """
     spec = dict(plain_spec) if plain_spec is not None else variant.spec.to_plain()
+    project = os.path.abspath(variant.project_dir)
     paths = [os.path.abspath(path) for path in variant.inputs]
     roles = input_roles(spec, variant.project_dir, paths)
     records = []
-    for path, abs_path in zip(variant.inputs, paths):
+    for abs_path in paths:
         records.append(
             InputRecord(
                 role=roles.get(abs_path, "input"),
-                path=display_path(path, variant.project_dir),
-                sha256=input_digest(path, cache),
+                path=_display(abs_path, project),
+                sha256=input_digest(abs_path, cache),
             )
         )
     declared = {r.path for r in records}
@@ -223,7 +228,7 @@ def compute_fingerprint(
     return Fingerprint(
         variant=variant.name,
         recipe=variant.recipe,
-        recipe_file=display_path(variant.recipe_file, variant.project_dir),
+        recipe_file=_display(os.path.abspath(variant.recipe_file), project),
         output=_posix(variant.output),
         spec_digest=variant.digest,
         spec=spec,

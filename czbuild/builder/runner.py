@@ -13,11 +13,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from czbuild.builder import locking
 from czbuild.builder.manifest import write_manifest
-from czbuild.builder.pool import Executor
 from czbuild.builder.reporter import BuildReporter, Summary
 from czbuild.builder.session import BuildOptions, BuildSession, unwritable
 from czbuild.builder.stamps import (
@@ -31,6 +30,9 @@ from czbuild.builder.status import CheckWarning, VariantStatus
 from czbuild.builder.tasks import doit_config, task_creators
 from czbuild.files.scratch import pid_alive, temporary_owner
 from czbuild.recipe.variant import Variant
+
+if TYPE_CHECKING:
+    from czbuild.builder.pool import Executor
 
 
 @dataclass(frozen=True)

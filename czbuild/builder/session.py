@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from czbuild.builder import locking
 from czbuild.builder.fingerprint import (
@@ -41,8 +41,6 @@ from czbuild.builder.fingerprint import (
 from czbuild.builder.hashing import HashCache
 from czbuild.builder.jobs import DEFAULT_BACKEND
 from czbuild.builder.manifest import write_manifest
-from czbuild.builder.pool import Executor, InProcessExecutor, WorkerPool
-from czbuild.builder.protocol import Job
 from czbuild.builder.stamps import (
     ArtifactRecord,
     make_stamp,
@@ -60,10 +58,13 @@ from czbuild.builder.status import (
     record_warnings,
     stamp_verified,
 )
-from czbuild.builder.verification import failure_details, stale_verifying_files
 from czbuild.errors import BuildError
 from czbuild.files.canonical import write_json
 from czbuild.recipe.variant import Variant
+
+if TYPE_CHECKING:  # the worker pool and the job protocol load when a variant is built
+    from czbuild.builder.pool import Executor
+    from czbuild.builder.protocol import Job
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +286,8 @@ class BuildSession:
         self._forget_stamp(fp.output)
         remove_stamp(self.out_dir, fp.output)
         _remove_stale_temporaries(artifact)
+        from czbuild.builder.protocol import Job
+
         job = Job(
             variant=variant,
             out_path=str(artifact),
@@ -303,6 +306,8 @@ class BuildSession:
             if result.verification is not None:
                 error += f"; full report: {_display(report_file)}"
                 if self.options.debug:
+                    from czbuild.builder.verification import failure_details
+
                     error += "\n" + "\n".join(failure_details(result.verification))
             elif self.options.debug and result.traceback:
                 error += "\n" + result.traceback
@@ -400,6 +405,8 @@ class BuildSession:
         return path
 
     def _get_executor(self) -> Executor:
+        from czbuild.builder.pool import InProcessExecutor, WorkerPool
+
         with self._executor_lock:
             if self.executor is None:
                 if self.options.ray:
@@ -448,6 +455,8 @@ class BuildSession:
         """Stop workers and persist the hash cache."""
         executor, self.executor = self.executor, None
         if executor is not None:
+            from czbuild.builder.pool import WorkerPool
+
             if interrupted and isinstance(executor, WorkerPool):
                 executor.terminate()
             else:
@@ -535,6 +544,8 @@ def _stale_temporaries(artifact: Path) -> list[Path]:
     pattern = os.path.join(
         glob.escape(str(artifact.parent)), f".{glob.escape(artifact.name)}.*.tmp"
     )
+    from czbuild.builder.verification import stale_verifying_files
+
     return sorted({Path(p) for p in glob.glob(pattern)} | set(stale_verifying_files(artifact)))
 
 

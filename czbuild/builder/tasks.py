@@ -152,13 +152,13 @@ def build_task_dicts(session: BuildSession) -> Iterator[dict[str, Any]]:
                 f"name {BUILD_BASENAME}:{name}; rename one of them"
             )
         seen[name] = variant.name
-        artifact = session.artifact_path(variant)
+        artifact = os.path.join(session.out_dir, str(variant.output))
         yield {
             "name": name,
             "meta": {"czbuild_variant": variant.name, "czbuild_session": session},
             "doc": f"{variant.recipe} -> {variant.output}",
             "actions": [(session.build_variant, [variant])],
-            "targets": [str(artifact)],
+            "targets": [artifact],
             "uptodate": [StampCheck(session, variant)],
             "clean": [(session.clean_variant, [variant])],
             "verbosity": 2,
