@@ -22,6 +22,7 @@ unchanged ``.keras`` / ``.h5`` / SavedModel keeps its digest. Other files by the
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,7 @@ from typing import Any
 
 from czbuild.builder.hashing import HashCache
 from czbuild.builder.toolchain import czbuild_code_digest, toolchain_versions
+from czbuild.files.canonical import digest_json
 from czbuild.recipe.variant import Variant
 
 # "path/to/file.py:function" names a factory; the input is the file.
@@ -172,16 +174,24 @@ def recorded_inputs(stamp: Mapping[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def spec_of_stamp(variant: Variant, stamp: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The plain spec a stamp recorded, when its digest says it is the variant's spec now.
+    """The plain spec a stamp recorded, when it is provably the variant's spec now.
 
-    A spec digest is the sha256 of the spec's canonical JSON (:mod:`czbuild.recipe.digest`),
-    so a stamp with the variant's digest holds the same plain spec (as JSON data): a no-op
-    check takes it from there instead of converting the spec again.
+    A spec digest is the sha256 of the spec's compact canonical JSON
+    (:mod:`czbuild.recipe.digest`). The recorded spec is used only when the variant's digest
+    is the digest of the recorded spec itself (not merely the stamp's ``spec_digest``
+    field): then it is the same JSON data as ``variant.spec.to_plain()``, and a no-op check
+    takes it instead of converting the spec again (hashing the compact JSON is cheaper).
     """
     if not stamp or not variant.digest or stamp.get("spec_digest") != variant.digest:
         return None
     spec = stamp.get("spec")
-    return spec if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        return None
+    try:
+        recorded = hashlib.sha256(digest_json(spec).encode("ascii")).hexdigest()
+    except (TypeError, ValueError):
+        return None
+    return spec if recorded == variant.digest else None
 
 
 def compute_fingerprint(
