@@ -52,6 +52,24 @@ def test_input_roles_from_spec_keys(tmp_path: Path) -> None:
     assert roles[str(tmp_path / "LICENSE")] == "licence"
 
 
+def test_input_roles_of_wanted_paths_match_the_full_walk(tmp_path: Path) -> None:
+    """The no-op path's targeted role lookup gives the full walk's first-key-wins roles."""
+    spec = {
+        "": {"x": "LICENSE"},
+        "model": {"path": "m/x.keras", "inputs": ["w.bin", "./m/x.keras"]},
+        "metadata": {"license": "LICENSE", "extra": [{"file": "w.bin"}]},
+        "verify": {"samples": ["s.png", "w.bin"]},
+        "z": ["other.txt", "f/unet.py:build"],
+    }
+    full = input_roles(spec, tmp_path)
+    paths = [str(tmp_path / p) for p in ("m/x.keras", "w.bin", "LICENSE", "f/unet.py", "s.png")]
+    wanted = input_roles(spec, tmp_path, paths)
+    assert wanted == {p: full[p] for p in paths}
+    assert wanted[str(tmp_path / "LICENSE")] == "x"  # key "" sorts first; its key "x"
+    assert full[str(tmp_path / "w.bin")] == "metadata.extra[0].file"
+    assert input_roles(spec, tmp_path, [str(tmp_path / "nowhere")]) == {}
+
+
 def test_factory_string_maps_to_its_file(tmp_path: Path) -> None:
     roles = input_roles({"model": {"factory": "f/unet.py:build"}}, tmp_path)
     assert roles[str(tmp_path / "f/unet.py")] == "model"

@@ -39,9 +39,29 @@ def _note(message: str) -> None:
 
 
 class StateDB(SqliteDB):
-    """doit's sqlite3 backend that survives a state file it cannot open or write."""
+    """doit's sqlite3 backend that survives a state file it cannot open or write.
+
+    It also reads the whole table with one query the first time doit asks for a task's
+    record, instead of one query per task (doit asks for every task of a no-op build).
+    """
 
     desc = "doit's sqlite3 state; a file it cannot open or write is only noted (czbuild)"
+    _rows: dict[str, Any] | None = None
+
+    def _get_task_data(self, task_id: str) -> Any:
+        if self._rows is None:
+            try:
+                cursor = self._conn.execute("select task_id, task_data from doit")
+                self._rows = {row["task_id"]: row["task_data"] for row in cursor}
+            except sqlite3.Error:
+                return super()._get_task_data(task_id)
+        # each record is handed out once: doit keeps (and changes) it in its own cache
+        return self._rows.pop(task_id, None) or {}
+
+    def in_(self, task_id: str) -> bool:
+        if self._rows is not None and task_id in self._rows:
+            return True
+        return bool(super().in_(task_id))
 
     def _sqlite3(self, name: str) -> Any:
         try:

@@ -21,6 +21,8 @@ unchanged ``.keras`` / ``.h5`` / SavedModel keeps its digest. Other files by the
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -30,6 +32,7 @@ from typing import Any
 
 from czbuild.builder.hashing import HashCache
 from czbuild.builder.toolchain import czbuild_code_digest, toolchain_versions
+from czbuild.files.canonical import digest_json
 from czbuild.recipe.variant import Variant
 
 # "path/to/file.py:function" names a factory; the input is the file.
@@ -109,15 +112,31 @@ class Fingerprint:
         }
 
 
-def display_path(path: Path, project_dir: Path) -> str:
+def display_path(path: Path | str, project_dir: Path | str) -> str:
     """``path`` relative to ``project_dir`` in POSIX form, or absolute when outside it."""
+    return _display(os.path.abspath(path), os.path.abspath(project_dir))
+
+
+def _display(full: str, root: str) -> str:
+    """:func:`display_path` of the absolute, normalised ``full`` and ``root``."""
+    if os.sep == "/":  # string work for what pathlib would say (a no-op build asks 10,000s)
+        if full == root:
+            return "."
+        prefix = root if root.endswith("/") else root + "/"
+        return full[len(prefix) :] if full.startswith(prefix) else full
     try:
-        return Path(os.path.abspath(path)).relative_to(os.path.abspath(project_dir)).as_posix()
+        return Path(full).relative_to(root).as_posix()
     except ValueError:
-        return Path(os.path.abspath(path)).as_posix()
+        return Path(full).as_posix()
 
 
-def input_digest(path: Path, cache: HashCache) -> str | None:
+def _posix(output: PurePosixPath | str) -> str:
+    if isinstance(output, PurePosixPath):
+        return output.as_posix()
+    return PurePosixPath(output).as_posix()
+
+
+def input_digest(path: Path | str, cache: HashCache) -> str | None:
     """The digest an input is fingerprinted with (content digest), None when it is missing.
 
     An unreadable model file (not a ZIP / HDF5 file) falls back to its byte digest: the
@@ -125,7 +144,7 @@ def input_digest(path: Path, cache: HashCache) -> str | None:
     """
     try:
         try:
-            return cache.content_sha256(Path(path))
+            return cache.content_sha256(path)
         except ValueError:
             return cache.path_sha256(Path(path))
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
@@ -134,7 +153,7 @@ def input_digest(path: Path, cache: HashCache) -> str | None:
 
 def recorded_input(role: str, path: str | Path, project_dir: Path, cache: HashCache) -> InputRecord:
     """The record of a recorded input at ``path`` (absolute, or relative to ``project_dir``)."""
-    full = Path(project_dir, path) if not os.path.isabs(path) else Path(path)
+    full = os.path.join(project_dir, path)  # (an absolute path stays as it is)
     return InputRecord(
         role=role,
         path=display_path(full, project_dir),
@@ -154,8 +173,33 @@ def recorded_inputs(stamp: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     ]
 
 
+def spec_of_stamp(variant: Variant, stamp: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The plain spec a stamp recorded, when it is provably the variant's spec now.
+
+    A spec digest is the sha256 of the spec's compact canonical JSON
+    (:mod:`czbuild.recipe.digest`). The recorded spec is used only when the variant's digest
+    is the digest of the recorded spec itself (not merely the stamp's ``spec_digest``
+    field): then it is the same JSON data as ``variant.spec.to_plain()``, and a no-op check
+    takes it instead of converting the spec again (hashing the compact JSON is cheaper).
+    """
+    if not stamp or not variant.digest or stamp.get("spec_digest") != variant.digest:
+        return None
+    spec = stamp.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    try:
+        recorded = hashlib.sha256(digest_json(spec).encode("ascii")).hexdigest()
+    except (TypeError, ValueError):
+        return None
+    return spec if recorded == variant.digest else None
+
+
 def compute_fingerprint(
-    variant: Variant, cache: HashCache, recorded: Iterable[tuple[str, str]] = ()
+    variant: Variant,
+    cache: HashCache,
+    recorded: Iterable[tuple[str, str]] = (),
+    *,
+    plain_spec: Mapping[str, Any] | None = None,
 ) -> Fingerprint:
     """Fingerprint ``variant``, hashing its inputs through ``cache``.
 
@@ -167,17 +211,21 @@ def compute_fingerprint(
         cache: The stat-cached hasher.
         recorded: ``(role, path)`` of inputs the worker recorded at the last build
             (:func:`recorded_inputs` of the stamp); hashed again now.
+        plain_spec: ``variant.spec.to_plain()`` when the caller has it already: the
+            ``spec`` of a stamp whose ``spec_digest`` is the variant's digest (the digest is
+            the sha256 of that very JSON form; :func:`spec_of_stamp`).
     """
-    spec = variant.spec.to_plain()
-    roles = input_roles(spec, variant.project_dir)
+    spec = dict(plain_spec) if plain_spec is not None else variant.spec.to_plain()
+    project = os.path.abspath(variant.project_dir)
+    paths = [os.path.abspath(path) for path in variant.inputs]
+    roles = input_roles(spec, variant.project_dir, paths)
     records = []
-    for path in variant.inputs:
-        abs_path = os.path.abspath(path)
+    for abs_path in paths:
         records.append(
             InputRecord(
                 role=roles.get(abs_path, "input"),
-                path=display_path(Path(path), variant.project_dir),
-                sha256=input_digest(Path(path), cache),
+                path=_display(abs_path, project),
+                sha256=input_digest(abs_path, cache),
             )
         )
     declared = {r.path for r in records}
@@ -190,8 +238,8 @@ def compute_fingerprint(
     return Fingerprint(
         variant=variant.name,
         recipe=variant.recipe,
-        recipe_file=display_path(Path(variant.recipe_file), variant.project_dir),
-        output=PurePosixPath(variant.output).as_posix(),
+        recipe_file=_display(os.path.abspath(variant.recipe_file), project),
+        output=_posix(variant.output),
         spec_digest=variant.digest,
         spec=spec,
         inputs=tuple(records),
@@ -204,17 +252,60 @@ def _order(record: InputRecord) -> tuple[str, str]:
     return (record.path, record.role)
 
 
-def input_roles(spec: Mapping[str, Any], project_dir: Path) -> dict[str, str]:
-    """Map absolute input paths to a role, from the spec key whose value names them."""
+def input_roles(
+    spec: Mapping[str, Any], project_dir: Path, wanted: Iterable[str] | None = None
+) -> dict[str, str]:
+    """Map absolute input paths to a role, from the spec key whose value names them.
+
+    The first key in sorted order wins. With ``wanted`` (absolute paths) only those paths
+    are looked up, and the walk stops once each has its role.
+    """
     roles: dict[str, str] = {}
-    for key, value in _walk_strings(spec, ""):
-        factory = _FACTORY.match(value)
-        text = factory.group(1) if factory else value
-        candidate = os.path.abspath(os.path.join(project_dir, text))
-        roles.setdefault(candidate, _role_name(key))
+    project = os.path.abspath(project_dir)  # absolute: the cache must not see the cwd
+    if wanted is None:
+        for key, value in _walk_strings(spec, ""):
+            roles.setdefault(_candidate(project, value), _role_name(key))
+        return roles
+    _find_roles(spec, [], project, set(wanted), roles)
     return roles
 
 
+def _find_roles(
+    value: Any, keys: list[str], project: str, wanted: set[str], roles: dict[str, str]
+) -> bool:
+    """Walk like :func:`_walk_strings`, building a key only for a wanted path; True: done."""
+    if isinstance(value, str):
+        if value:
+            path = _candidate(project, value)
+            if path in wanted and path not in roles:
+                roles[path] = _role_name("".join(keys))
+                return len(roles) == len(wanted)
+    elif isinstance(value, Mapping):
+        for key in sorted(value, key=str):
+            keys.append(f".{key}" if any(keys) else str(key))
+            done = _find_roles(value[key], keys, project, wanted, roles)
+            keys.pop()
+            if done:
+                return True
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            keys.append(f"[{index}]")
+            done = _find_roles(item, keys, project, wanted, roles)
+            keys.pop()
+            if done:
+                return True
+    return False
+
+
+@functools.lru_cache(maxsize=16384)
+def _candidate(project_dir: str, value: str) -> str:
+    """The absolute path a spec string names (a factory's file for ``file.py:function``)."""
+    factory = _FACTORY.match(value)
+    text = factory.group(1) if factory else value
+    return os.path.abspath(os.path.join(project_dir, text))
+
+
+@functools.lru_cache(maxsize=4096)
 def _role_name(key: str) -> str:
     lowered = key.lower()
     if "licen" in lowered:
@@ -232,12 +323,20 @@ def _role_name(key: str) -> str:
     return key
 
 
-def _walk_strings(value: Any, prefix: str) -> Iterable[tuple[str, str]]:
-    if isinstance(value, Mapping):
+def _walk_strings(value: Any, prefix: str) -> list[tuple[str, str]]:
+    """``(dotted key, value)`` of every non-empty string in ``value``, keys in sorted order."""
+    found: list[tuple[str, str]] = []
+    _collect_strings(value, prefix, found)
+    return found
+
+
+def _collect_strings(value: Any, prefix: str, found: list[tuple[str, str]]) -> None:
+    if isinstance(value, str):
+        if value:
+            found.append((prefix, value))
+    elif isinstance(value, Mapping):
         for key in sorted(value, key=str):
-            yield from _walk_strings(value[key], f"{prefix}.{key}" if prefix else str(key))
+            _collect_strings(value[key], f"{prefix}.{key}" if prefix else str(key), found)
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            yield from _walk_strings(item, f"{prefix}[{index}]")
-    elif isinstance(value, str) and value:
-        yield prefix, value
+            _collect_strings(item, f"{prefix}[{index}]", found)

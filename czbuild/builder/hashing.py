@@ -18,12 +18,13 @@ each file's hash answered from the cache. :meth:`HashCache.content_sha256` gives
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 from pathlib import Path
 
 from czbuild.files.canonical import read_json, write_json
-from czbuild.files.content import content_kind
+from czbuild.files.content import CONTENT_KINDS, content_kind
 from czbuild.files.content import content_sha256 as _content_sha256
 from czbuild.files.digest import file_sha256, tree_sha256
 
@@ -75,7 +76,7 @@ class HashCache:
                 instance = _shared[key] = cls(Path(key))
             return instance
 
-    def file_sha256(self, path: Path) -> str:
+    def file_sha256(self, path: Path | str) -> str:
         """sha256 of one file, re-reading it only if its stat signature changed.
 
         Raises:
@@ -83,8 +84,11 @@ class HashCache:
             IsADirectoryError: ``path`` is a directory.
         """
         key = os.path.abspath(path)
-        st = os.stat(key)
-        if not os.path.isfile(key):
+        return self._file_sha256(key, os.stat(key))
+
+    def _file_sha256(self, key: str, st: os.stat_result) -> str:
+        """:meth:`file_sha256` of the absolute path ``key`` whose ``os.stat`` is ``st``."""
+        if not stat.S_ISREG(st.st_mode):
             raise IsADirectoryError(key)
         sig = _signature(st)
         with self._lock:
@@ -113,7 +117,7 @@ class HashCache:
             return self.tree_sha256(Path(path))
         return self.file_sha256(Path(path))
 
-    def content_sha256(self, path: Path) -> str:
+    def content_sha256(self, path: Path | str) -> str:
         """The content digest of a model file or folder (:func:`czbuild.files.content_sha256`).
 
         A ``.keras`` / ``.h5`` file is re-read only when its stat signature changed; a
@@ -124,9 +128,12 @@ class HashCache:
             ValueError: A ``.keras`` / ``.h5`` file is not a valid archive / HDF5 file.
         """
         key = os.path.abspath(path)
-        if content_kind(key) not in ("keras", "h5"):
-            return _content_sha256(key, file_hash=self.file_sha256)
         st = os.stat(key)
+        if stat.S_ISREG(st.st_mode):  # the common case, answered from one stat
+            if CONTENT_KINDS.get(os.path.splitext(key)[1].lower()) is None:
+                return self._file_sha256(key, st)
+        elif content_kind(key) not in ("keras", "h5"):
+            return _content_sha256(key, file_hash=self.file_sha256)
         sig = _signature(st)
         with self._lock:
             entry = self._content.get(key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from czbuild.errors import BuildError
 DEFAULT_TIMEOUT = 60.0
 _held: dict[str, BuildLock] = {}
 _registry_lock = threading.Lock()
+_acquisitions = itertools.count(1)
 
 
 class BuildLock:
@@ -40,6 +42,7 @@ class BuildLock:
         self.path = state_dir(self.out_dir) / "lock"
         self._owner_path = state_dir(self.out_dir) / "lock.owner"
         self._lock = FileLock(str(self.path), thread_local=False)
+        self.tenure = 0  # which acquisition this process holds (see holding())
 
     @property
     def is_locked(self) -> bool:
@@ -67,6 +70,7 @@ class BuildLock:
                 f"{exc.strerror or exc}; make the output folder writable (or free space) "
                 "and build again"
             ) from exc
+        self.tenure = next(_acquisitions)
         try:
             self._owner_path.write_text(
                 f"pid {os.getpid()}: {' '.join(sys.argv)[:200]}\n", encoding="utf-8"
@@ -101,6 +105,18 @@ def hold(out_dir: Path, timeout: float = DEFAULT_TIMEOUT) -> BuildLock:
             lock.acquire(timeout)
         _held[key] = lock
         return lock
+
+
+def holding(out_dir: Path) -> int | None:
+    """Which tenure of the lock of ``out_dir`` this process holds now, None when not held.
+
+    Equal numbers at two moments mean the lock was held all along in between: nobody else
+    can have written the output folder's state (stamps, manifest) meanwhile.
+    """
+    lock = _held.get(os.path.abspath(out_dir))
+    if lock is None or not lock.is_locked:
+        return None
+    return lock.tenure
 
 
 def release(out_dir: Path) -> None:

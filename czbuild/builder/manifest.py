@@ -13,7 +13,9 @@ a killed build.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +34,30 @@ def manifest_path(out_dir: Path) -> Path:
     return Path(out_dir) / MANIFEST_NAME
 
 
-def render_manifest(out_dir: Path, cache: HashCache | None = None) -> dict[str, Any]:
-    """The manifest document for ``out_dir`` (see the module docstring)."""
+def render_manifest(
+    out_dir: Path,
+    cache: HashCache | None = None,
+    known: Mapping[str, dict[str, Any] | None] | None = None,
+    listing: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """The manifest document for ``out_dir`` (see the module docstring).
+
+    ``known``, ``listing``: stamps the caller read already and the stamp files it knows of
+    (:func:`czbuild.builder.stamps.iter_stamps`).
+    """
     artifacts = []
-    for stamp in iter_stamps(out_dir):
+    for stamp in iter_stamps(out_dir, known, listing):
         record = stamp["artifact"]
-        path = Path(out_dir) / stamp["output"]
-        if not path.is_file():
-            continue
-        if cache is not None and cache.file_sha256(path) != record.get("sha256"):
-            continue
+        path = os.path.join(out_dir, stamp["output"])
+        if cache is None:
+            if not os.path.isfile(path):
+                continue
+        else:
+            try:
+                if cache.file_sha256(path) != record.get("sha256"):
+                    continue
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                continue
         artifacts.append(
             {
                 "path": stamp["output"],

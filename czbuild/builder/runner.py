@@ -8,23 +8,32 @@ threads only wait on pipes and the build process never imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from czbuild.builder import locking
 from czbuild.builder.manifest import write_manifest
-from czbuild.builder.pool import Executor
 from czbuild.builder.reporter import BuildReporter, Summary
 from czbuild.builder.session import BuildOptions, BuildSession, unwritable
-from czbuild.builder.stamps import iter_stamps, remove_stamp, report_path, state_dir
+from czbuild.builder.stamps import (
+    iter_stamps,
+    remove_stamp,
+    report_path,
+    stamp_output,
+    state_dir,
+)
 from czbuild.builder.status import CheckWarning, VariantStatus
 from czbuild.builder.tasks import doit_config, task_creators
-from czbuild.files.scratch import sweep_dead_temporaries
+from czbuild.files.scratch import pid_alive, temporary_owner
 from czbuild.recipe.variant import Variant
+
+if TYPE_CHECKING:
+    from czbuild.builder.pool import Executor
 
 
 @dataclass(frozen=True)
@@ -87,8 +96,9 @@ def build(
     stream = out or sys.stdout
     locking.hold(out_dir, options.lock_timeout)
     try:
-        _remove_state_temporaries(out_dir)
+        listing = _remove_state_temporaries(out_dir)
         session = BuildSession(variants, options, executor)
+        session.note_stamp_listing(listing)
         config = doit_config(out_dir, reporter=None, continue_=keep_going, backend=doit_state.NAME)
     except OSError as exc:
         locking.release(out_dir)
@@ -114,11 +124,12 @@ def build(
     manifest_error: OSError | None = None
     doit_state.take_problems()
     try:
-        code = DoitMain(
-            ModuleTaskLoader(namespace),
-            config_filenames=(),
-            extra_config={"BACKEND": {doit_state.NAME: doit_state.LOCATION}},
-        ).run(argv)
+        with _one_plugin_scan():
+            code = DoitMain(
+                ModuleTaskLoader(namespace),
+                config_filenames=(),
+                extra_config={"BACKEND": {doit_state.NAME: doit_state.LOCATION}},
+            ).run(argv)
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -156,6 +167,34 @@ def build(
         unverified=unverified,
         warnings=warnings,
     )
+
+
+@contextlib.contextmanager
+def _one_plugin_scan() -> Iterator[None]:
+    """doit looks up its plugins (commands, backends, reporters) with one scan of the installed
+    distributions' entry points instead of one scan per kind while this block runs.
+
+    doit calls ``entry_points(group=...)`` through ``doit.plugin.entry_points_impl`` for each
+    kind; every call reads every distribution's metadata (a few ms each, a no-op build's
+    whole budget is ~0.1 s). The plugins found are the same.
+    """
+    from importlib.metadata import entry_points
+
+    from doit import plugin
+
+    found: list[Any] = []  # EntryPoints (3.12+) or SelectableGroups: both select()
+
+    def select(**params: Any) -> Any:
+        if not found:
+            found.append(entry_points())
+        return found[0].select(**params)
+
+    real = plugin.entry_points_impl
+    plugin.entry_points_impl = lambda: select
+    try:
+        yield
+    finally:
+        plugin.entry_points_impl = real
 
 
 def warning_lines(warnings: Mapping[str, Sequence[CheckWarning]]) -> list[str]:
@@ -258,23 +297,44 @@ def clean(
         locking.release(out_dir)
 
 
-def _remove_state_temporaries(out_dir: Path) -> None:
+def _remove_state_temporaries(out_dir: Path) -> set[str]:
     """Temporary files killed czbuild processes left in the output folder (we hold the lock).
 
-    In the state folder every hidden ``.tmp`` file is a leftover (only the lock holder writes
-    there); elsewhere in the output folder (artifact folders, also of variants that no longer
-    exist) the PID-tagged temporaries of processes that are gone.
+    In the state folder's top level, ``stamps/`` and ``reports/`` every hidden ``.tmp`` file
+    is a leftover (only the lock holder writes there), and so in the output folder's top
+    level; elsewhere in the output folder (artifact folders, also of variants that no longer
+    exist) the PID-tagged temporaries of processes that are gone. One walk of the folder
+    finds both, and the stamp files on the way (it is most of what a no-op build of many
+    variants does besides the checks).
+
+    Returns:
+        The artifact paths of the stamp files found (:func:`czbuild.builder.stamps.stamp_listing`).
     """
-    state = state_dir(out_dir)
-    candidates = [
-        *state.glob("stamps/**/.*.tmp"),
-        *state.glob("reports/**/.*.tmp"),
-        *state.glob(".*.tmp"),
-        *Path(out_dir).glob(".*.tmp"),
-    ]
-    for path in candidates:
-        _unlink(path)
-    sweep_dead_temporaries(Path(out_dir))
+    root = os.path.abspath(out_dir)
+    state = str(state_dir(Path(root)))
+    stamps_root = os.path.join(state, "stamps")
+    anyone = (root, state, stamps_root, os.path.join(state, "reports"))
+    inside = tuple(folder + os.sep for folder in anyone[2:])
+    listing: set[str] = set()
+    cut = len(stamps_root) + 1
+    for dirpath, _dirnames, filenames in os.walk(root):
+        in_stamps = dirpath == stamps_root or dirpath.startswith(inside[0])
+        folder = dirpath[cut:].replace(os.sep, "/") if in_stamps else ""
+        for name in filenames:
+            if in_stamps:
+                rel = stamp_output(folder, name)
+                if rel is not None:
+                    listing.add(rel)
+                    continue
+            if not (name.startswith(".") and name.endswith(".tmp") and len(name) > 4):
+                continue
+            if dirpath in anyone or dirpath.startswith(inside):
+                _unlink(Path(dirpath, name))
+                continue
+            pid = temporary_owner(name)
+            if pid is not None and not pid_alive(pid):
+                _unlink(Path(dirpath, name))
+    return listing
 
 
 def _unlink(path: Path) -> None:

@@ -27,8 +27,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from czbuild.builder import locking
 from czbuild.builder.fingerprint import (
@@ -36,12 +36,11 @@ from czbuild.builder.fingerprint import (
     compute_fingerprint,
     recorded_input,
     recorded_inputs,
+    spec_of_stamp,
 )
 from czbuild.builder.hashing import HashCache
 from czbuild.builder.jobs import DEFAULT_BACKEND
 from czbuild.builder.manifest import write_manifest
-from czbuild.builder.pool import Executor, InProcessExecutor, WorkerPool
-from czbuild.builder.protocol import Job
 from czbuild.builder.stamps import (
     ArtifactRecord,
     make_stamp,
@@ -49,6 +48,7 @@ from czbuild.builder.stamps import (
     remove_stamp,
     report_path,
     reports_dir,
+    stamp_path,
     state_dir,
     write_stamp,
 )
@@ -59,10 +59,13 @@ from czbuild.builder.status import (
     record_warnings,
     stamp_verified,
 )
-from czbuild.builder.verification import failure_details, stale_verifying_files
 from czbuild.errors import BuildError
 from czbuild.files.canonical import write_json
 from czbuild.recipe.variant import Variant
+
+if TYPE_CHECKING:  # the worker pool and the job protocol load when a variant is built
+    from czbuild.builder.pool import Executor
+    from czbuild.builder.protocol import Job
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,15 @@ class BuildSession:
         # no stamp changed since, and the closing manifest refresh can be skipped.
         self.stamp_changes = 0
         self.manifest_current_at: int | None = None
+        # What this session knows of the stamp folder while this process holds the output
+        # folder's lock (one tenure of it): stamps status() read, by artifact path; the
+        # stamp files the build's first walk found (runner); the outputs whose stamp this
+        # session wrote or removed since. The manifest check then neither walks the stamp
+        # folder nor reads every stamp again (tasks.ManifestCheck, stamp_snapshot()).
+        self._tenure: int | None = None
+        self._stamps: dict[str, dict[str, Any] | None] = {}
+        self._listing: set[str] | None = None
+        self._changed: set[str] = set()
         # variant -> warnings of its verification (built now, or up to date)
         self.warnings: dict[str, tuple[CheckWarning, ...]] = {}
         # listener(variant, kind, text): progress of running jobs (the reporter sets it)
@@ -155,8 +167,13 @@ class BuildSession:
 
     def status(self, variant: Variant) -> VariantStatus:
         """Whether ``variant`` is up to date, with the reasons if not."""
+        tenure = locking.holding(self.out_dir)
         stamp = read_stamp(self.out_dir, str(variant.output))
-        fp = self.fingerprint(variant, stamp)
+        fp = compute_fingerprint(
+            variant, self.cache, recorded_inputs(stamp), plain_spec=spec_of_stamp(variant, stamp)
+        )
+        if tenure is not None:
+            self._remember_stamp(fp.output, stamp, tenure)
         reasons = compare(fp, stamp, self.artifact_path(variant), self.cache)
         verified = stamp_verified(stamp)
         warnings = record_warnings((stamp or {}).get("verification"), _accepted(variant))
@@ -172,6 +189,58 @@ class BuildSession:
             verified=verified,
             warnings=warnings,
         )
+
+    def _remember_stamp(self, output: str, stamp: dict[str, Any] | None, tenure: int) -> None:
+        with self._lock:
+            self._enter_tenure(tenure)
+            if output not in self._changed:
+                self._stamps[output] = stamp
+
+    def _enter_tenure(self, tenure: int) -> None:
+        if tenure != self._tenure:  # (caller holds self._lock)
+            self._tenure = tenure
+            self._stamps = {}
+            self._listing = None
+            self._changed = set()
+
+    def note_stamp_listing(self, listing: set[str]) -> None:
+        """The stamp files (artifact paths) a walk of the stamp folder found under the lock."""
+        tenure = locking.holding(self.out_dir)
+        if tenure is None:
+            return
+        with self._lock:
+            self._enter_tenure(tenure)
+            self._listing = set(listing) - self._changed
+
+    def _forget_stamp(self, output: str) -> None:
+        """This session is about to write or remove the stamp of ``output``."""
+        with self._lock:
+            self._stamps.pop(output, None)
+            self._changed.add(output)
+
+    def stamp_snapshot(
+        self,
+    ) -> tuple[dict[str, dict[str, Any] | None], set[str] | None]:
+        """``(stamps, listing)``: what this session knows of the stamp folder right now.
+
+        ``stamps``: the stamps :meth:`status` read, by artifact path; ``listing``: every
+        stamp file's artifact path, or None when unknown. Both are empty / None unless this
+        process has held the output folder's lock since they were taken (nobody else can
+        have written stamps meanwhile); stamps this session wrote or removed since are left
+        out of ``stamps`` and looked up on disk for ``listing``.
+        """
+        with self._lock:
+            if self._tenure is None or self._tenure != locking.holding(self.out_dir):
+                return {}, None
+            listing = None
+            if self._listing is not None:
+                listing = set(self._listing)
+                for output in self._changed:
+                    if os.path.isfile(stamp_path(self.out_dir, output)):
+                        listing.add(output)
+                    else:
+                        listing.discard(output)
+            return dict(self._stamps), listing
 
     # --- the build action ---------------------------------------------------------------
 
@@ -219,8 +288,11 @@ class BuildSession:
         if pin_error:
             return Outcome("failed", error=pin_error)
         self.stamp_changes += 1
+        self._forget_stamp(fp.output)
         remove_stamp(self.out_dir, fp.output)
         _remove_stale_temporaries(artifact)
+        from czbuild.builder.protocol import Job
+
         job = Job(
             variant=variant,
             out_path=str(artifact),
@@ -239,6 +311,8 @@ class BuildSession:
             if result.verification is not None:
                 error += f"; full report: {_display(report_file)}"
                 if self.options.debug:
+                    from czbuild.builder.verification import failure_details
+
                     error += "\n" + "\n".join(failure_details(result.verification))
             elif self.options.debug and result.traceback:
                 error += "\n" + result.traceback
@@ -261,6 +335,7 @@ class BuildSession:
         )
         try:
             self.stamp_changes += 1
+            self._forget_stamp(fp.output)
             write_stamp(self.out_dir, make_stamp(fp, record, result.verification))
         except OSError as exc:
             return Outcome(
@@ -340,6 +415,8 @@ class BuildSession:
         return path
 
     def _get_executor(self) -> Executor:
+        from czbuild.builder.pool import InProcessExecutor, WorkerPool
+
         with self._executor_lock:
             if self.executor is None:
                 if self.options.ray:
@@ -370,6 +447,7 @@ class BuildSession:
         locking.hold(self.out_dir, self.options.lock_timeout)
         artifact = self.artifact_path(variant)
         self.stamp_changes += 1
+        self._forget_stamp(PurePosixPath(variant.output).as_posix())
         remove_stamp(self.out_dir, str(variant.output))
         try:
             report_path(self.out_dir, str(variant.output)).unlink()
@@ -387,6 +465,8 @@ class BuildSession:
         """Stop workers and persist the hash cache."""
         executor, self.executor = self.executor, None
         if executor is not None:
+            from czbuild.builder.pool import WorkerPool
+
             if interrupted and isinstance(executor, WorkerPool):
                 executor.terminate()
             else:
@@ -474,6 +554,8 @@ def _stale_temporaries(artifact: Path) -> list[Path]:
     pattern = os.path.join(
         glob.escape(str(artifact.parent)), f".{glob.escape(artifact.name)}.*.tmp"
     )
+    from czbuild.builder.verification import stale_verifying_files
+
     return sorted({Path(p) for p in glob.glob(pattern)} | set(stale_verifying_files(artifact)))
 
 

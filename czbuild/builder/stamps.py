@@ -10,7 +10,9 @@ the stamps.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -54,10 +56,23 @@ def state_dir(out_dir: Path) -> Path:
 
 def stamp_path(out_dir: Path, output: PurePosixPath | str) -> Path:
     """Where the stamp of the artifact at ``output`` (relative to ``out_dir``) lives."""
+    return Path(_stamp_file(out_dir, output))
+
+
+@functools.lru_cache(maxsize=65536)
+def _relative_output(output: PurePosixPath | str) -> str:
+    """``output`` in POSIX form; raises ValueError when it is absolute or climbs out."""
+    if isinstance(output, str) and all(p not in ("", ".", "..") for p in output.split("/")):
+        return output  # already what PurePosixPath would make of it
     rel = PurePosixPath(output)
     if rel.is_absolute() or ".." in rel.parts:
         raise ValueError(f"artifact path must be relative and inside the output dir: {rel}")
-    return state_dir(out_dir) / "stamps" / (rel.as_posix() + ".json")
+    return rel.as_posix()
+
+
+def _stamp_file(out_dir: Path | str, output: PurePosixPath | str) -> str:
+    """:func:`stamp_path` as a string (no pathlib: a no-op build asks once per variant)."""
+    return os.path.join(out_dir, STATE_DIR, "stamps", _relative_output(output) + ".json")
 
 
 def make_stamp(
@@ -101,7 +116,7 @@ def write_stamp(out_dir: Path, stamp: dict[str, Any]) -> Path:
 
 def read_stamp(out_dir: Path, output: PurePosixPath | str) -> dict[str, Any] | None:
     """The stamp of ``output``, or None if missing, unreadable or of another format."""
-    data = read_json(stamp_path(out_dir, output))
+    data = read_json(_stamp_file(out_dir, output))
     if not isinstance(data, dict) or data.get("format") != STAMP_FORMAT:
         return None
     if not isinstance(data.get("artifact"), dict) or "output" not in data:
@@ -112,25 +127,57 @@ def read_stamp(out_dir: Path, output: PurePosixPath | str) -> dict[str, Any] | N
 def remove_stamp(out_dir: Path, output: PurePosixPath | str) -> bool:
     """Delete the stamp of ``output``; returns whether one existed."""
     try:
-        os.unlink(stamp_path(out_dir, output))
+        os.unlink(_stamp_file(out_dir, output))
     except FileNotFoundError:
         return False
     return True
 
 
-def iter_stamps(out_dir: Path) -> list[dict[str, Any]]:
-    """Every readable stamp under ``out_dir``, sorted by artifact path."""
-    root = state_dir(out_dir) / "stamps"
+def iter_stamps(
+    out_dir: Path,
+    known: Mapping[str, dict[str, Any] | None] | None = None,
+    listing: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Every readable stamp under ``out_dir``, sorted by artifact path.
+
+    Args:
+        out_dir: The output directory.
+        known: Stamps already read by the caller, by artifact path (None: no readable
+            stamp); their files are not read again.
+        listing: The artifact paths of every stamp file (:func:`stamp_listing`), when the
+            caller knows them: the stamp folder is not walked.
+
+    ``known`` and ``listing`` are only for a caller that holds the output folder's lock and
+    knows the files have not changed since.
+    """
+    rels = stamp_listing(out_dir) if listing is None else listing
     stamps: list[dict[str, Any]] = []
-    if not root.is_dir():
-        return stamps
-    for dirpath, _dirnames, filenames in os.walk(root):
-        for name in filenames:
-            if not name.endswith(".json") or name.startswith("."):
-                continue
-            rel = Path(dirpath, name).relative_to(root).as_posix()[: -len(".json")]
+    for rel in rels:
+        if known is not None and rel in known:
+            stamp = known[rel]
+        else:
             stamp = read_stamp(out_dir, rel)
-            if stamp is not None and stamp["output"] == rel:
-                stamps.append(stamp)
+        if stamp is not None and stamp["output"] == rel:
+            stamps.append(stamp)
     stamps.sort(key=lambda s: s["output"])
     return stamps
+
+
+def stamp_listing(out_dir: Path) -> list[str]:
+    """The artifact path of every stamp file under ``out_dir`` (unsorted)."""
+    root = os.path.join(state_dir(out_dir), "stamps")
+    found: list[str] = []
+    cut = len(root) + 1
+    for dirpath, _dirnames, filenames in os.walk(root):
+        folder = dirpath[cut:].replace(os.sep, "/")
+        found.extend(stamp_output(folder, name) or "" for name in filenames)
+    return [rel for rel in found if rel]
+
+
+def stamp_output(folder: str, name: str) -> str | None:
+    """The artifact path of the file ``name`` in the stamp folder's sub-folder ``folder``
+    (POSIX, "" for the top), or None when it is no stamp (a hidden or non-JSON file)."""
+    if not name.endswith(".json") or name.startswith("."):
+        return None
+    stem = name[: -len(".json")]
+    return f"{folder}/{stem}" if folder else stem

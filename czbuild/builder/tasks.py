@@ -13,6 +13,7 @@ graph. Each build task has:
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections import OrderedDict
@@ -35,6 +36,10 @@ class StampCheck:
 
     ``doit info build:NAME`` prints the reasons through ``str()``.
     """
+
+    # doit asks every uptodate callable for its signature (for its optional ``task`` and
+    # ``values`` arguments); saying it here spares inspect's work once per task.
+    __signature__ = inspect.Signature()
 
     def __init__(self, session: BuildSession, variant: Variant) -> None:
         self.session = session
@@ -63,6 +68,8 @@ class StampCheck:
 class ManifestCheck:
     """doit ``uptodate`` callable of the manifest task: the file equals what stamps say."""
 
+    __signature__ = inspect.Signature()
+
     def __init__(self, session: BuildSession) -> None:
         self.session = session
 
@@ -81,7 +88,8 @@ class ManifestCheck:
             on_disk = json.loads(current)
         except ValueError:
             return False
-        if on_disk != render_manifest(session.out_dir, session.cache):
+        known, listing = session.stamp_snapshot()
+        if on_disk != render_manifest(session.out_dir, session.cache, known, listing):
             return False
         session.manifest_current_at = changes
         return True
@@ -144,13 +152,13 @@ def build_task_dicts(session: BuildSession) -> Iterator[dict[str, Any]]:
                 f"name {BUILD_BASENAME}:{name}; rename one of them"
             )
         seen[name] = variant.name
-        artifact = session.artifact_path(variant)
+        artifact = os.path.join(session.out_dir, str(variant.output))
         yield {
             "name": name,
             "meta": {"czbuild_variant": variant.name, "czbuild_session": session},
             "doc": f"{variant.recipe} -> {variant.output}",
             "actions": [(session.build_variant, [variant])],
-            "targets": [str(artifact)],
+            "targets": [artifact],
             "uptodate": [StampCheck(session, variant)],
             "clean": [(session.clean_variant, [variant])],
             "verbosity": 2,

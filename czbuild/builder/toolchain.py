@@ -62,10 +62,16 @@ def toolchain_versions(source_kind: str | None = None) -> dict[str, str]:
     """
     versions = {"czbuild": czbuild_version(), **dict(_toolchain())}
     versions.update(_toolchain(SOURCE_PACKAGES.get(source_kind or "", ())))
-    stamp = zip_date_time_override()
+    stamp = _zip_time(os.environ.get("SOURCE_DATE_EPOCH"))
     if stamp is not None:
         versions[ZIP_TIME_KEY] = stamp
     return versions
+
+
+@functools.lru_cache(maxsize=8)
+def _zip_time(_source_date_epoch: str | None) -> str | None:
+    """:func:`zip_date_time_override` for this value of ``SOURCE_DATE_EPOCH`` (the key)."""
+    return zip_date_time_override()
 
 
 # Key under which a non-default zip entry time (SOURCE_DATE_EPOCH) is recorded.

@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from czbuild.files.digest import file_sha256
-from czbuild.formats.container import open_container
 from czbuild.formats.layout import MODEL, roles_of
-from czbuild.formats.reader import payload_kind
 from czbuild.release.lockfile import LockedMember, LockEntry, LockFile
 from czbuild.release.policy import member_policy
 
@@ -75,6 +73,10 @@ def entry_from_artifact(
     Raises:
         ArchiveError: The artifact is not a readable, safe ZIP.
     """
+    # the artifact readers load only when an entry is made (a no-op build reuses them all)
+    from czbuild.formats.container import open_container
+    from czbuild.formats.reader import payload_kind
+
     container = open_container(Path(path))
     roles = roles_of(container.names())
     model = next((n for n, role in roles.items() if role == MODEL), None)
