@@ -87,9 +87,10 @@ class BuildOptions:
         ray: Run the jobs on this Ray cluster (``--ray``: ``local``, ``auto`` or an address;
             :mod:`czbuild.builder.ray_executor`); None runs them in local worker processes.
             ``jobs`` is then the number of Ray actors at once (0 or 1: the cluster's CPUs).
-        reports_dir: Where the verification reports go (``<output>.verify.json``); None:
-            ``<out>/.czbuild/reports``. ``czbuild check`` builds in a scratch folder it deletes
-            and keeps the reports beside the build folder instead.
+        failed_reports_dir: Where the reports of failed verifications go
+            (``<output>.verify.json``); None: with the others in ``<out>/.czbuild/reports``.
+            ``czbuild check`` builds in a scratch folder it deletes and keeps those reports
+            beside the build folder instead.
     """
 
     out_dir: Path = Path("build")
@@ -101,7 +102,7 @@ class BuildOptions:
     debug: bool = False
     verify: bool = True
     ray: str | None = None
-    reports_dir: Path | None = None
+    failed_reports_dir: Path | None = None
 
 
 @dataclass
@@ -396,16 +397,19 @@ class BuildSession:
     def _keep_report(self, output: str, record: dict[str, Any] | None) -> Path | None:
         """Write the verification record to ``<out>/.czbuild/reports/<output>.verify.json``.
 
-        (Under ``options.reports_dir`` when set.)
+        A failed record goes under ``options.failed_reports_dir`` instead when that is set (and
+        a passing one removes the failed one left there by an earlier run).
         """
         path = report_path(self.out_dir, output)
-        if self.options.reports_dir is not None:
-            path = Path(self.options.reports_dir) / path.relative_to(reports_dir(self.out_dir))
+        kept = self.options.failed_reports_dir
+        if kept is not None:
+            failed_path = Path(kept) / path.relative_to(reports_dir(self.out_dir))
+            if record is not None and record.get("ok") is False:
+                path = failed_path
+            else:
+                failed_path.unlink(missing_ok=True)
         if record is None:
-            try:
-                path.unlink()  # an older report would describe another build of the artifact
-            except FileNotFoundError:
-                pass
+            path.unlink(missing_ok=True)  # an older report would describe another build
             return None
         try:
             write_json(path, record)

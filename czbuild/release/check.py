@@ -207,7 +207,7 @@ def check_lock(
             template = options if options is not None else BuildOptions()
             build_options = replace(template, out_dir=scratch, force=True)
             if own_scratch and refs:  # the failure lines name reports that outlive the scratch
-                build_options = replace(build_options, reports_dir=refs[0] / CHECK_REPORTS)
+                build_options = replace(build_options, failed_reports_dir=refs[0] / CHECK_REPORTS)
             report = build(todo, build_options, out=stream or io.StringIO())
             failed = dict(report.summary.failed)
             if not report.ok and not failed:
@@ -239,8 +239,8 @@ def check_lock(
     )
 
 
-#: Where ``check`` keeps the verification reports of its rebuilds (its scratch build folder
-#: is deleted): ``<build folder>/.czbuild/check-reports/<output>.verify.json``.
+#: Where ``check`` keeps the verification reports of its rebuilds that fail (its scratch
+#: build folder is deleted): ``<build folder>/.czbuild/check-reports/<output>.verify.json``.
 CHECK_REPORTS = PurePosixPath(".czbuild") / "check-reports"
 
 
