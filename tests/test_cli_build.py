@@ -73,6 +73,7 @@ def test_status_of_a_fresh_project(project: Path) -> None:
     assert czbuild("status", "--check", cwd=project).returncode == 1
 
 
+@pytest.mark.slow
 def test_noop_build_does_not_import_tensorflow(project: Path) -> None:
     fake_build(project)
     code = (

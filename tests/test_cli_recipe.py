@@ -154,6 +154,7 @@ def test_schema_prints_the_committed_schema() -> None:
     assert result.output == (ROOT / "czbuild/schemas/recipe.schema.json").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv",
     [

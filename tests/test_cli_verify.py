@@ -191,6 +191,7 @@ def test_strict_turns_hygiene_deviations_into_failures(tmp_path, artifact):
     assert run(str(foreign), "--strict").exit_code == 1
 
 
+@pytest.mark.slow
 def test_verifying_an_onnx_artifact_without_a_source_does_not_import_tensorflow(artifact):
     import subprocess
     import sys

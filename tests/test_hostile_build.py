@@ -120,6 +120,7 @@ def test_status_and_status_json_carry_the_warnings(warned, monkeypatch) -> None:
 # --- the console during long work ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_queued_start_phase_lines_and_run_times(tmp_path: Path, monkeypatch) -> None:
     """Two variants of one model share one worker: the second is queued, then starts.
 

@@ -413,6 +413,7 @@ def test_a_wrong_undefined_size_rank_takes_the_fixed_route_once(monkeypatch):
     assert calls[2:] == [(None, 32, 32, 2)]  # the undefined-size graph is not tried again
 
 
+@pytest.mark.slow
 def test_stable_node_order_returns_nodes_in_list_order():
     """The root-cause fix: tf2onnx's ``extract_sub_graph_nodes`` (used by
     ``delete_unused_nodes`` after every optimizer pass) returns ``list(set_of_nodes)``, an

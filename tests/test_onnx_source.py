@@ -287,6 +287,7 @@ def onnx_project(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_recipe_build_and_verify(onnx_project) -> None:
     root = onnx_project
     run_cli("build", "--in-process", cwd=root, check=True)
@@ -322,6 +323,7 @@ def test_recipe_build_and_verify(onnx_project) -> None:
     assert "3 up to date" in again.stdout or "up to date" in again.stdout
 
 
+@pytest.mark.slow
 def test_building_an_onnx_source_never_imports_tensorflow(tmp_path) -> None:
     """The worker imports only the framework its source needs (``dispatch.import_framework``):
     converting, verifying and recording an ONNX source runs without TensorFlow."""

@@ -107,6 +107,7 @@ def torch_project(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_build_and_verify_2d_czann_legacy_and_3d(torch_project) -> None:
     root = torch_project
     run_cli("build", "--in-process", cwd=root, check=True)
@@ -158,6 +159,7 @@ def test_one_export_per_model_for_a_tile_sweep(torch_project) -> None:
     assert converter.exports == 1 and converter.compositions == 1
 
 
+@pytest.mark.slow
 def test_export_bytes_are_the_same_in_a_fresh_process(torch_project) -> None:
     code = (
         "import hashlib, sys\n"

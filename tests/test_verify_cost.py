@@ -140,11 +140,14 @@ def test_tiled_runs_stream_and_refuse_layouts_beyond_the_cap() -> None:
     assert MAX_TILES < 66049
 
 
-keras = pytest.importorskip("keras")
+def _keras():
+    """Keras, imported by the slow tests that use it (not at collection: TensorFlow is ~3 s)."""
+    return pytest.importorskip("keras")
 
 
 def _global_context_model(seed: int = 0):
     """Conv + a global-average-pooling branch added back everywhere (ASPP's image pooling)."""
+    keras = _keras()
     keras.utils.set_random_seed(seed)
     inp = keras.Input((None, None, 1))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
@@ -154,6 +157,7 @@ def _global_context_model(seed: int = 0):
 
 
 def _local_model(seed: int = 0):
+    keras = _keras()
     keras.utils.set_random_seed(seed)
     inp = keras.Input((None, None, 1))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)

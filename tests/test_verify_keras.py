@@ -15,7 +15,6 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-keras = pytest.importorskip("keras")
 
 from czbuild.formats.czann import CzannMetadata  # noqa: E402
 from czbuild.formats.legacy import LegacyMetadata  # noqa: E402
@@ -33,6 +32,7 @@ def conv_stack(
     seed: int = 0,
 ):
     """Fully convolutional stack of (kernel, dilation) convs; receptive radius sum(d*(k-1)/2)."""
+    keras = pytest.importorskip("keras")  # in the test, not at collection (TensorFlow: ~3 s)
     keras.utils.set_random_seed(seed)
     x = inp = keras.Input((None, None, channels))
     for k, d in kernels:
@@ -42,6 +42,7 @@ def conv_stack(
 
 
 def unet(depth: int = 2, seed: int = 0):
+    keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(seed)
     x = inp = keras.Input((None, None, 1))
     skips = []
