@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import io
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -124,7 +125,6 @@ def bench_build(recipes: int) -> None:
     finally:
         cluster.shutdown()
     a = digests(root / "out-local")
-    print(f"project: {root}")
     print("| build | artifacts | wall | byte-identical to local |")
     print(f"| local `-j 2` | {len(a)} | {local:.1f} s | |")
     for label, wall, out in (
@@ -134,6 +134,7 @@ def bench_build(recipes: int) -> None:
         b = digests(root / out)
         same = a == b and len(a) == recipes * len(TILES)
         print(f"| {label} | {len(b)} | {wall:.1f} s ({(wall / local - 1) * 100:+.0f}%) | {same} |")
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def bench_noop(n: int, repeat: int) -> None:
@@ -182,6 +183,7 @@ def bench_noop(n: int, repeat: int) -> None:
         f"  first {times[0]:.2f} s; then median {statistics.median(times[1:] or times):.2f} s "
         f"(min {min(times[1:] or times):.2f}); Ray started: {ray.is_initialized()}"
     )
+    shutil.rmtree(root, ignore_errors=True)
 
 
 # --- the coordinator's per-artifact cost, and a simulation of large builds -------------------
@@ -224,6 +226,7 @@ def bench_coordinator(sizes: list[int]) -> tuple[float, float]:
         write_manifest(out, cache)
         manifest = time.perf_counter() - start
         rows.append((n, per_stamp, manifest))
+        shutil.rmtree(root, ignore_errors=True)
         print(f"  {n} stamps: write_stamp {per_stamp * 1e3:.2f} ms each; manifest {manifest:.3f} s")
     (n0, _, m0), (n1, _, m1) = rows[0], rows[-1]
     b = (m1 - m0) / (n1 - n0) if n1 != n0 else m1 / n1
