@@ -8,6 +8,7 @@ serves the cluster tests (marked slow); they skip when Ray is not installed (CI 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -297,6 +298,33 @@ def test_refused_node_is_avoided_for_the_rest_of_the_build(cluster_address, tmp_
     assert list(executor._refused) == [bad]  # refused once, never placed there again
     assert executor.size == 1  # the actors shrank to what the accepted node holds
     assert "0.0.0-other-node" in executor._refused[bad]
+
+
+@pytest.mark.slow
+def test_more_actors_than_the_cluster_holds_do_not_wait_forever(cluster_address, tmp_path) -> None:
+    """``-j 3`` on two 1-CPU nodes: the third actor gets the CPU of one that went idle."""
+    from czbuild.builder import BuildOptions, build
+    from czbuild.builder.ray_executor import RayExecutor, RaySettings
+    from support.ray_fakes import BACKEND
+
+    variants = make_project(tmp_path / "p", {"a": [32], "b": [32], "c": [32]})
+    settings = RaySettings(address=cluster_address, scratch=str(tmp_path / "s"))
+    executor = RayExecutor(settings, size=3, backend=BACKEND)
+    stream = io.StringIO()
+    done: dict[str, Any] = {}
+    options = BuildOptions(out_dir=tmp_path / "ray", ray=cluster_address, backend=BACKEND, jobs=3)
+    builder = threading.Thread(
+        target=lambda: done.update(report=build(variants, options, executor=executor, out=stream))
+    )
+    builder.start()
+    builder.join(timeout=180)
+    if builder.is_alive():
+        executor.terminate()
+        builder.join(timeout=30)
+        pytest.fail(f"the build waited for a Ray node forever:\n{stream.getvalue()}")
+    report = done["report"]
+    assert report.ok and len(report.summary.built) == 3, report.summary.failed
+    assert "retired an idle Ray actor to make room for this one" in stream.getvalue()
 
 
 @pytest.mark.slow

@@ -279,6 +279,40 @@ class RayExecutor(WorkerPool):
                 )
                 self.size = max(1, int(cpus // max(self.settings.num_cpus, 1e-9)))
 
+    def retire_idle_over_capacity(self, keep: Any) -> bool:
+        """Kill one idle actor when this build's actors need more than the cluster has.
+
+        Actors keep their CPUs and memory while idle; with ``-j`` above what a fixed cluster
+        holds, a new actor would wait for them forever. An actor is idle when no job is in
+        flight for the models pinned to it (as in :meth:`_idle_worker`). Returns whether one
+        was retired (never ``keep``, the actor waiting to be placed).
+        """
+        nodes = [n for n in self._live_nodes() if n["NodeID"] not in self._refused]
+        cpus = sum(float((n.get("Resources") or {}).get("CPU", 0)) for n in nodes)
+        memory = sum(float((n.get("Resources") or {}).get("memory", 0)) for n in nodes)
+        with self._cond:
+            live = [w for w in self._workers if w.alive]
+            held_cpus = len(live) * self.settings.num_cpus
+            held_memory = sum(getattr(w, "_memory", 0) for w in live)
+            if held_cpus <= cpus + 1e-9 and held_memory <= memory:
+                return False
+            victim: Any = next(  # a _RayWorker (the pool's list is typed for local workers)
+                (
+                    w
+                    for w in sorted(live, key=lambda w: w.index)
+                    if w is not keep
+                    and not w.busy
+                    and not any(self._in_flight.get(g) for g, x in self._affinity.items() if x is w)
+                ),
+                None,
+            )
+            if victim is None:
+                return False
+            victim._dead = True
+            self._forget(victim)
+        victim._kill(clean=True)
+        return True
+
     def _live_nodes(self) -> list[dict[str, Any]]:
         try:
             return [n for n in self._ray.nodes() if n.get("Alive")]
@@ -539,7 +573,11 @@ class _RayWorker:
                 if short:
                     events("phase", short)
                 self._start(reserve)
-                self.node, self.node_id = ray.get(self._actor.node_name.remote())
+                placed = self._actor.node_name.remote()
+                while not ray.wait([placed], timeout=PROGRESS_POLL)[0]:
+                    if pool.retire_idle_over_capacity(self):
+                        events("note", "retired an idle Ray actor to make room for this one")
+                self.node, self.node_id = ray.get(placed)
             events("note", f"on Ray node {self.node}")
             reply = self._call(job, root, files, need, events)
         except BuildError as exc:  # every node refused (placement)
