@@ -268,15 +268,11 @@ class RayExecutor(WorkerPool):
         Without a fixed size, the actor count shrinks to what the accepted nodes hold: a new
         actor placed on a full node would wait for CPUs that idle actors keep for the build.
         """
-        nodes = self._live_nodes()
         with self._cond:
             self._refused.setdefault(node_id, problem)
-            if self._auto_size:
-                cpus = sum(
-                    float((n.get("Resources") or {}).get("CPU", 0))
-                    for n in nodes
-                    if n["NodeID"] not in self._refused
-                )
+        if self._auto_size:
+            cpus = sum(_offer(n, "CPU") for n in self._accepted_nodes())
+            with self._cond:
                 self.size = max(1, int(cpus // max(self.settings.num_cpus, 1e-9)))
 
     def retire_idle_over_capacity(self, keep: Any) -> bool:
@@ -287,9 +283,9 @@ class RayExecutor(WorkerPool):
         flight for the models pinned to it (as in :meth:`_idle_worker`). Returns whether one
         was retired (never ``keep``, the actor waiting to be placed).
         """
-        nodes = [n for n in self._live_nodes() if n["NodeID"] not in self._refused]
-        cpus = sum(float((n.get("Resources") or {}).get("CPU", 0)) for n in nodes)
-        memory = sum(float((n.get("Resources") or {}).get("memory", 0)) for n in nodes)
+        nodes = self._accepted_nodes()
+        cpus = sum(_offer(n, "CPU") for n in nodes)
+        memory = sum(_offer(n, "memory") for n in nodes)
         with self._cond:
             live = [w for w in self._workers if w.alive]
             held_cpus = len(live) * self.settings.num_cpus
@@ -297,13 +293,7 @@ class RayExecutor(WorkerPool):
             if held_cpus <= cpus + 1e-9 and held_memory <= memory:
                 return False
             victim: Any = next(  # a _RayWorker (the pool's list is typed for local workers)
-                (
-                    w
-                    for w in sorted(live, key=lambda w: w.index)
-                    if w is not keep
-                    and not w.busy
-                    and not any(self._in_flight.get(g) for g, x in self._affinity.items() if x is w)
-                ),
+                (w for w in sorted(live, key=lambda w: w.index) if w is not keep and self._free(w)),
                 None,
             )
             if victim is None:
@@ -313,11 +303,15 @@ class RayExecutor(WorkerPool):
         victim._kill(clean=True)
         return True
 
-    def _live_nodes(self) -> list[dict[str, Any]]:
+    def _accepted_nodes(self) -> list[dict[str, Any]]:
+        """The live nodes this build has not refused."""
+        with self._cond:
+            refused = set(self._refused)
         try:
-            return [n for n in self._ray.nodes() if n.get("Alive")]
+            nodes = self._ray.nodes()
         except Exception:
             return []
+        return [n for n in nodes if n.get("Alive") and n["NodeID"] not in refused]
 
     def placement(self) -> tuple[Any, str]:
         """Where the next actor goes: ``(scheduling strategy, node id or "")``.
@@ -338,9 +332,7 @@ class RayExecutor(WorkerPool):
         if not refused:
             return "SPREAD", ""
         free = {
-            n["NodeID"]: float((n.get("Resources") or {}).get("CPU", 0)) - held.get(n["NodeID"], 0)
-            for n in self._live_nodes()
-            if n["NodeID"] not in refused
+            n["NodeID"]: _offer(n, "CPU") - held.get(n["NodeID"], 0) for n in self._accepted_nodes()
         }
         if not free:
             raise BuildError(
@@ -360,13 +352,17 @@ class RayExecutor(WorkerPool):
         make the actors alternate between models, loading each again and again; an actor
         changes model only when its model has nothing left.
         """
-        for worker in sorted(self._workers, key=lambda w: w.index):
-            if worker.busy or not worker.alive:
-                continue
-            groups = [g for g, w in self._affinity.items() if w is worker]
-            if not any(self._in_flight.get(g) for g in groups):
-                return worker
-        return None
+        return next(
+            (w for w in sorted(self._workers, key=lambda w: w.index) if self._free(w)), None
+        )
+
+    def _free(self, worker: Any) -> bool:
+        """Alive, not busy, and no job in flight for the models pinned to it (under the lock)."""
+        return (
+            worker.alive
+            and not worker.busy
+            and not any(self._in_flight.get(g) for g, w in self._affinity.items() if w is worker)
+        )
 
     # WorkerPool calls _spawn under its lock when a group needs a new worker.
     def _spawn(self) -> Any:
@@ -716,14 +712,18 @@ def _no_node_fits(ray: Any, cpus: float, memory: int) -> str:
     except Exception:
         return ""
     for node in nodes:
-        offer = node.get("Resources") or {}
-        if offer.get("CPU", 0) >= cpus and offer.get("memory", 0) >= memory:
+        if _offer(node, "CPU") >= cpus and _offer(node, "memory") >= memory:
             return ""
-    largest = max((float((n.get("Resources") or {}).get("memory", 0)) for n in nodes), default=0)
+    largest = max((_offer(n, "memory") for n in nodes), default=0)
     return (
         f"waiting for a Ray node with {cpus:g} CPU and {memory / _GIB:.0f} GiB memory (the "
         f"largest now offers {largest / _GIB:.1f} GiB)"
     )
+
+
+def _offer(node: Mapping[str, Any], resource: str) -> float:
+    """A node's total of ``resource`` (``CPU``, ``memory`` in bytes) from ``ray.nodes()``."""
+    return float((node.get("Resources") or {}).get(resource, 0))
 
 
 def _map_back(path: str, tree: str, root: str) -> str:
